@@ -1,0 +1,57 @@
+"""``liveforge check``: ruff + mypy over liveforge itself in its own repository; in a
+workspace, each component's ``check`` target and the manifest lint."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from .events import Reporter
+from .graph import make_steps
+from .kinds.base import MAIN, ProcessGroup
+from .scheduler import context_for
+from .workspace import PLATFORM_FILE, Workspace
+
+
+def _tool(name: str) -> list[str]:
+    beside = Path(sys.executable).parent / name
+    if beside.exists():
+        return [str(beside)]
+    found = shutil.which(name)
+    return [found] if found else [sys.executable, "-m", name]
+
+
+def check_self(root: Path, reporter: Reporter) -> int:
+    status = 0
+    for argv in (_tool("ruff") + ["check", "src", "tests", "bench"], _tool("mypy")):
+        reporter.step(" ".join(Path(argv[0]).name if i == 0 else a for i, a in enumerate(argv)))
+        status |= subprocess.call(argv, cwd=root)
+    return 1 if status else 0
+
+
+def check_workspace(ws: Workspace, reporter: Reporter) -> int:
+    failures = 0
+    ws.log_dir.mkdir(parents=True, exist_ok=True)
+    for name, step in make_steps(ws).items():
+        if step.phase != MAIN:
+            continue
+        log_path = ws.log_dir / f"{step.log_name}.check.log"
+        with open(log_path, "wb") as log:
+            ctx = context_for(ws, step, reporter, log, log_path, ProcessGroup())
+            try:
+                step.kind.check(ctx)
+            except Exception as exc:
+                failures += 1
+                reporter.warn(f"check of {name} failed: {exc} (log: {log_path})")
+    return 1 if failures else 0
+
+
+def check(root: Path, reporter: Reporter) -> int:
+    if (root / "pyproject.toml").is_file() and (root / "src" / "liveforge").is_dir():
+        return check_self(root, reporter)
+    if not (root / PLATFORM_FILE).is_file():
+        reporter.warn(f"{root} is neither liveforge's repository nor a workspace")
+        return 2
+    return check_workspace(Workspace(root), reporter)

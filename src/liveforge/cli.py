@@ -1,0 +1,222 @@
+"""Command-line parsing only: one small function per verb, errors turned into exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import __version__
+from .errors import InputErrors, LiveforgeError, UsageError
+from .events import Reporter, make_reporter
+from .workspace import Workspace, buildstamp_now
+
+
+@dataclass
+class Ctx:
+    args: argparse.Namespace
+    reporter: Reporter
+
+    @property
+    def root(self) -> Path:
+        return Path(self.args.C or ".")
+
+    def workspace(self) -> Workspace:
+        ws = Workspace(self.root)
+        if self.args.jobs:
+            ws.jobs_override = self.args.jobs
+        return ws
+
+    @contextmanager
+    def locked(self) -> Iterator[Workspace]:
+        ws = self.workspace()
+        with ws.lock(wait=self.args.wait):
+            yield ws
+
+    def buildstamp(self) -> str:
+        return buildstamp_now()
+
+
+# -- verbs ----------------------------------------------------------------------------------
+
+def cmd_configure(ctx: Ctx) -> int:
+    from .configure import ConfigureOptions, configure
+
+    a = ctx.args
+    opts = ConfigureOptions(debug=a.debug, force_strap=a.force_strap, clobber=a.clobber,
+                            jobs=a.jobs, refresh_lock=a.refresh_lock, offline=a.offline)
+    with ctx.locked() as ws:
+        configure(ws, opts, ctx.reporter)
+    return 0
+
+
+def cmd_world(ctx: Ctx) -> int:
+    from .world import world
+
+    with ctx.locked() as ws:
+        world(ws, ctx.reporter, ctx.buildstamp())
+    return 0
+
+
+def cmd_build(ctx: Ctx) -> int:
+    from .world import build_one
+
+    a = ctx.args
+    options: dict[str, str] = {}
+    target = a.component
+    if ":" in target:
+        component, package = target.split(":", 1)
+        if package not in ("strap",):
+            options["package"] = package
+            target = component
+    if a.variant:
+        options["variant"] = a.variant
+    if a.strap:
+        options["strap"] = "1"
+        target = f"{target}:strap"
+    with ctx.locked() as ws:
+        build_one(ws, ctx.reporter, ctx.buildstamp(), target, a.no_deps, options)
+    return 0
+
+
+def cmd_shell(ctx: Ctx) -> int:
+    from .shell import shell
+
+    return shell(ctx.workspace(), ctx.args.component, ctx.reporter, ctx.args.command)
+
+
+def cmd_status(ctx: Ctx) -> int:
+    from .status import print_status, status
+
+    rows = status(ctx.workspace())
+    if ctx.args.json:
+        print(json.dumps(rows, indent=1))
+    else:
+        print_status(rows)
+    return 0
+
+
+def cmd_update(ctx: Ctx) -> int:
+    from .update import update
+
+    with ctx.locked() as ws:
+        changed = update(ws, ctx.reporter, ctx.buildstamp())
+    if ctx.args.json:
+        print(json.dumps({"event": "updated", "changed": changed}))
+    return 0
+
+
+def cmd_clean(ctx: Ctx) -> int:
+    from .cleaning import clean
+
+    with ctx.locked() as ws:
+        return 1 if clean(ws, ctx.reporter) else 0
+
+
+def cmd_clobber(ctx: Ctx) -> int:
+    from .cleaning import clobber
+
+    with ctx.locked() as ws:
+        return 1 if clobber(ws, ctx.reporter) else 0
+
+
+def cmd_check(ctx: Ctx) -> int:
+    from .check import check
+
+    return check(ctx.root, ctx.reporter)
+
+
+VERBS: dict[str, tuple[Callable[[Ctx], int], str]] = {
+    "configure": (cmd_configure, "clone projects, check out branches, write build.env"),
+    "world": (cmd_world, "build every stale component"),
+    "build": (cmd_build, "build one component (dependents are not rebuilt)"),
+    "shell": (cmd_shell, "a shell with a component's build environment"),
+    "status": (cmd_status, "each component: up to date, stale and why, never built"),
+    "update": (cmd_update, "git pull --rebase every project, run update targets"),
+    "clean": (cmd_clean, "components' clean targets; remove proto areas and stamps"),
+    "clobber": (cmd_clobber, "clean, and remove every output"),
+    "check": (cmd_check, "lint liveforge itself, or a workspace's components and manifests"),
+}
+
+
+def add_verb_arguments(name: str, p: argparse.ArgumentParser) -> None:
+    if name == "configure":
+        p.add_argument("-d", dest="debug", action="store_true", help="debug build (DEBUG=yes)")
+        p.add_argument("-r", dest="force_strap", action="store_true",
+                       help="build proto.strap locally instead of using the strap cache")
+        p.add_argument("-c", dest="clobber", action="store_true",
+                       help="clobber build state first (a build from scratch)")
+        p.add_argument("--refresh-lock", action="store_true",
+                       help="resolve Debian packages again and rewrite platform.lock")
+        p.add_argument("--offline", action="store_true", help="never touch the network")
+    elif name == "build":
+        p.add_argument("component", help="COMPONENT, or COMPONENT:PACKAGE for an extra package")
+        p.add_argument("--no-deps", action="store_true", help="do not build stale dependencies")
+        p.add_argument("--variant", choices=["32", "64"], help="one variant of an extra package")
+        p.add_argument("--strap", action="store_true", help="the bootstrap phase")
+    elif name == "shell":
+        p.add_argument("component")
+        p.add_argument("command", nargs=argparse.REMAINDER,
+                       help="run this command instead of an interactive shell")
+
+
+def global_options(p: argparse.ArgumentParser, suppress: bool) -> None:
+    d = {"default": argparse.SUPPRESS} if suppress else {}
+    p.add_argument("-C", metavar="WS", help="the workspace (default: .)", **d)
+    p.add_argument("-j", "--jobs", type=int, metavar="N", help="parallel jobs (MAX_JOBS)", **d)
+    p.add_argument("--json", action="store_true", help="JSON-lines events on stdout", **d)
+    p.add_argument("-v", "--verbose", action="count", help="more output", **d)
+    p.add_argument("-q", "--quiet", action="store_true", help="less output", **d)
+    p.add_argument("--wait", action="store_true", help="wait for the workspace lock", **d)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="liveforge", description="Build live Linux platforms.")
+    top.add_argument("--version", action="version", version=f"liveforge {__version__}")
+    global_options(top, suppress=False)
+    sub = top.add_subparsers(dest="verb", metavar="VERB", required=True)
+    for name, (_, help_text) in VERBS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        global_options(p, suppress=True)
+        add_verb_arguments(name, p)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = parser()
+    try:
+        args = p.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    if args.jobs is not None and args.jobs < 1:
+        print("liveforge: error: -j must be at least 1", file=sys.stderr)
+        return 2
+    verbose = -1 if args.quiet else (args.verbose or 0)
+    reporter = make_reporter(json_mode=args.json, verbose=verbose)
+    func = VERBS[args.verb][0]
+    try:
+        return func(Ctx(args=args, reporter=reporter))
+    except InputErrors as exc:
+        for error in exc.errors:
+            print(f"liveforge: {error}", file=sys.stderr)
+        return exc.exit_code
+    except UsageError as exc:
+        print(f"liveforge {args.verb}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except LiveforgeError as exc:
+        print(f"liveforge: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("liveforge: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        os._exit(1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""``liveforge configure``: clone and check out the projects, write build.env."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import gitrepo
+from .errors import InputError
+from .events import Reporter
+from .keyvalue import format_keyvalue, write_atomic
+from .kinds import get_kind
+from .workspace import BUILD_ENV_FILE, PROJECTS_FILE, Project, Workspace, default_max_jobs
+
+
+@dataclass(frozen=True)
+class ConfigureOptions:
+    debug: bool = False
+    force_strap: bool = False
+    clobber: bool = False
+    jobs: int | None = None
+    refresh_lock: bool = False
+    offline: bool = False
+
+
+def configure(ws: Workspace, opts: ConfigureOptions, reporter: Reporter) -> None:
+    """The configure recipe: projects, build.env, then each kind's configure step."""
+    for project in ws.projects:
+        setup_project(ws, project, reporter)
+    write_build_env(ws, opts)
+    if opts.clobber:
+        from .cleaning import clobber
+
+        clobber(ws, reporter, outputs=False)
+    for spec in ws.components.values():
+        hook = getattr(get_kind(spec.kind), "configure", None)
+        if hook is not None:
+            hook(ws, spec, reporter, refresh=opts.refresh_lock, offline=opts.offline)
+    reporter.info(f"configured {ws.root} (DEBUG={ws.build_env['DEBUG']}, "
+                  f"MAX_JOBS={ws.build_env['MAX_JOBS']})")
+
+
+def setup_project(ws: Workspace, project: Project, reporter: Reporter) -> None:
+    dest = ws.root / "projects" / project.path
+    where = f"{ws.root / PROJECTS_FILE}:{project.line}"
+    url = project.url
+    if url in ("", "origin"):
+        if not dest.is_dir():
+            raise InputError(f"project {project.path!r} is not in projects/ and has no URL to "
+                             "clone from", ws.root / PROJECTS_FILE, project.line)
+        if not gitrepo.is_repo(dest):
+            if url == "origin":
+                raise InputError(f"project {project.path!r} is not a git clone, so it has no "
+                                 "origin", ws.root / PROJECTS_FILE, project.line)
+            return  # an in-place tree: nothing to clone or check out
+    elif not dest.exists():
+        if "://" not in url and not url.startswith("git@") and not url.startswith("/"):
+            url = str((ws.root / url).resolve())
+        reporter.info(f"cloning {url} into projects/{project.path}")
+        gitrepo.clone(url, dest, project.branch)
+    if gitrepo.is_dirty(dest):
+        reporter.warn(f"projects/{project.path} has uncommitted changes")
+    gitrepo.checkout(dest, project.branch, f"{where}: project {project.path}")
+
+
+def write_build_env(ws: Workspace, opts: ConfigureOptions) -> None:
+    values = dict(ws.build_config)
+    jobs = opts.jobs or int(values.get("MAX_JOBS", 0) or 0) or default_max_jobs()
+    values.update({
+        "DEBUG": "yes" if opts.debug else "no",
+        "FORCE_STRAP_REBUILD": "yes" if opts.force_strap else "no",
+        "CLOBBER": "yes" if opts.clobber else "no",
+        "MAX_JOBS": str(jobs),
+    })
+    write_atomic(ws.root / BUILD_ENV_FILE, format_keyvalue(values))
+    ws.build_env = values

@@ -1,0 +1,160 @@
+"""Progress reporting: rich live display on a TTY, plain lines otherwise, JSON lines with --json.
+
+Every long-running step reports through one :class:`Reporter`; the three front ends share the
+same event vocabulary (``start``, ``finish``, ``fail``, ``skip``, ``step``, ``message``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+
+class Reporter:
+    """Plain-text reporter; the base of the others. Thread safe."""
+
+    def __init__(self, out: TextIO | None = None, err: TextIO | None = None, verbose: int = 0):
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+        self.verbose = verbose
+        self.lock = threading.Lock()
+        self.total = 0
+        self.done = 0
+        self.started = 0
+
+    # -- life cycle -------------------------------------------------------------------------
+    def begin(self, total: int) -> None:
+        self.total = total
+        self.done = 0
+        self.started = 0
+
+    def end(self) -> None:
+        pass
+
+    # -- events -----------------------------------------------------------------------------
+    def emit(self, event: str, **fields: Any) -> None:
+        with self.lock:
+            self._emit(event, fields)
+
+    def _emit(self, event: str, fields: dict[str, Any]) -> None:
+        name = fields.get("component", "")
+        if event == "start":
+            self.started += 1
+            print(f"==> [{self.started}/{self.total}] building {name}", file=self.out, flush=True)
+        elif event == "finish":
+            self.done += 1
+            print(f"==> {name} done ({fields.get('duration', 0):.1f}s)", file=self.out, flush=True)
+        elif event == "fail":
+            self.done += 1
+            print(f"==> {name} FAILED: {fields.get('error', '')}", file=self.err, flush=True)
+            tail = fields.get("tail")
+            if tail:
+                print(f"--- last lines of {fields.get('log')} ---", file=self.err)
+                print(tail.rstrip("\n"), file=self.err)
+                print("---", file=self.err, flush=True)
+        elif event == "stale":
+            if self.verbose >= 0:
+                why = "; ".join(fields.get("why", []))
+                print(f"    {name}: {why}", file=self.out, flush=True)
+        elif event == "skip":
+            if self.verbose > 0:
+                print(f"    {name} is up to date", file=self.out, flush=True)
+        elif event == "step":
+            print(f"==> {fields.get('text', '')}", file=self.out, flush=True)
+        elif event == "message":
+            level = fields.get("level", "info")
+            text = fields.get("text", "")
+            if level == "info" and self.verbose < 0:
+                return
+            stream = self.err if level in ("warning", "error") else self.out
+            prefix = "" if level == "info" else f"{level}: "
+            print(f"{prefix}{text}", file=stream, flush=True)
+
+    # -- conveniences -----------------------------------------------------------------------
+    def info(self, text: str) -> None:
+        self.emit("message", level="info", text=text)
+
+    def warn(self, text: str) -> None:
+        self.emit("message", level="warning", text=text)
+
+    def step(self, text: str) -> None:
+        self.emit("step", text=text)
+
+
+class JsonReporter(Reporter):
+    """One JSON object per line on stdout; warnings also go there (machines read one stream)."""
+
+    def _emit(self, event: str, fields: dict[str, Any]) -> None:
+        record: dict[str, Any] = {"event": event, "time": round(time.time(), 3)}
+        for key, value in fields.items():
+            record[key] = str(value) if isinstance(value, Path) else value
+        if event == "finish" and "duration" in record:
+            record["duration"] = round(float(record["duration"]), 3)
+        print(json.dumps(record, sort_keys=True), file=self.out, flush=True)
+
+
+class RichReporter(Reporter):
+    """A live display of running components and an ``n of m`` counter (TTY only)."""
+
+    def __init__(self, out: TextIO | None = None, err: TextIO | None = None, verbose: int = 0):
+        super().__init__(out, err, verbose)
+        from rich.console import Console
+
+        self.console = Console(file=self.out)
+        self.running: dict[str, float] = {}
+        self.live: Any = None
+
+    def begin(self, total: int) -> None:
+        from rich.live import Live
+
+        super().begin(total)
+        self.live = Live(self._render(), console=self.console, refresh_per_second=4,
+                         transient=True, get_renderable=self._render)
+        self.live.start()
+
+    def end(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
+
+    def _render(self) -> Any:
+        from rich.table import Table
+
+        table = Table.grid(padding=(0, 1))
+        table.add_row(f"[bold]{self.done} of {self.total}[/bold] components")
+        now = time.monotonic()
+        for name, started in sorted(self.running.items()):
+            table.add_row(f"  [cyan]building[/cyan] {name} ({now - started:.0f}s)")
+        return table
+
+    def _emit(self, event: str, fields: dict[str, Any]) -> None:
+        name = fields.get("component", "")
+        if event == "start":
+            self.running[name] = time.monotonic()
+            return
+        self.running.pop(name, None)
+        if event == "finish":
+            self.done += 1
+            self.console.print(f"[green]✓[/green] {name} ({fields.get('duration', 0):.1f}s)")
+            return
+        if event == "fail":
+            self.done += 1
+            self.console.print(f"[red]✗ {name} FAILED[/red]: {fields.get('error', '')}")
+            if fields.get("tail"):
+                self.console.print(f"--- last lines of {fields.get('log')} ---", markup=False)
+                self.console.print(fields["tail"].rstrip("\n"), markup=False, highlight=False)
+            return
+        super()._emit(event, fields)
+
+
+def make_reporter(json_mode: bool = False, verbose: int = 0) -> Reporter:
+    """The reporter for this run: JSON lines, rich on a TTY, or plain lines."""
+    if json_mode:
+        return JsonReporter(verbose=verbose)
+    if sys.stdout.isatty():
+        return RichReporter(verbose=verbose)
+    return Reporter(verbose=verbose)

@@ -1,0 +1,109 @@
+"""The component graph: build steps, their order (graphlib), their inputs and staleness."""
+
+from __future__ import annotations
+
+import graphlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .errors import InputError
+from .kinds import get_kind
+from .kinds.base import MAIN, Kind
+from .stamps import Inputs, read_stamp, settings_hash, why_stale
+from .workspace import ComponentSpec, Workspace
+
+
+@dataclass(frozen=True)
+class Step:
+    """One stamped unit of building: a phase of a component."""
+
+    name: str
+    spec: ComponentSpec
+    kind: Kind
+    phase: str
+    deps: tuple[str, ...]
+
+    @property
+    def stamp_name(self) -> str:
+        return self.spec.name if self.phase == MAIN else f"{self.spec.name}-{self.phase}"
+
+    @property
+    def log_name(self) -> str:
+        return self.stamp_name
+
+
+def step_name(component: str, phase: str) -> str:
+    return component if phase == MAIN else f"{component}:{phase}"
+
+
+def make_steps(ws: Workspace) -> dict[str, Step]:
+    """Every step of every component. Non-main phases (the strap phase) of all components come
+    before every main step, as the bootstrap phase comes before the rest of the world."""
+    phases = {name: list(get_kind(spec.kind).phases(spec)) for name, spec in ws.components.items()}
+    early = [step_name(c, p) for c, ps in phases.items() for p in ps if p != MAIN]
+    steps: dict[str, Step] = {}
+    for cname, spec in ws.components.items():
+        kind = get_kind(spec.kind)
+        for phase in phases[cname]:
+            if phase == MAIN:
+                deps = [d for d in spec.depends] + early
+            else:
+                deps = [step_name(d, phase) for d in spec.depends if phase in phases[d]]
+            steps[step_name(cname, phase)] = Step(
+                name=step_name(cname, phase), spec=spec, kind=kind, phase=phase,
+                deps=tuple(dict.fromkeys(deps)))
+    return steps
+
+
+def topological(ws: Workspace, steps: dict[str, Step]) -> list[str]:
+    """Steps in dependency order; a cycle is an error naming it."""
+    sorter = graphlib.TopologicalSorter({name: step.deps for name, step in steps.items()})
+    try:
+        return list(sorter.static_order())
+    except graphlib.CycleError as exc:
+        cycle = [c.split(":")[0] for c in exc.args[1]]
+        first = ws.components[cycle[0]]
+        raise InputError("dependency cycle: " + " -> ".join(cycle), ws.toml_path,
+                         first.line) from None
+
+
+def closure(steps: dict[str, Step], roots: Iterable[str]) -> set[str]:
+    """The roots and everything they depend on."""
+    seen: set[str] = set()
+    todo = list(roots)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        todo.extend(steps[name].deps)
+    return seen
+
+
+@dataclass
+class Plan:
+    steps: dict[str, Step]
+    order: list[str]
+    inputs: dict[str, Inputs]
+    reasons: dict[str, list[str]]       # empty list: up to date
+
+    def stale(self) -> list[str]:
+        return [n for n in self.order if self.reasons[n]]
+
+
+def plan(ws: Workspace) -> Plan:
+    """Compute every step's inputs and whether (and why) it is stale."""
+    steps = make_steps(ws)
+    order = topological(ws, steps)
+    inputs: dict[str, Inputs] = {}
+    reasons: dict[str, list[str]] = {}
+    for name in order:
+        step = steps[name]
+        own = step.kind.inputs(ws, step.spec, step.phase)
+        inp = Inputs(own=own, env=ws.component_env(step.spec),
+                     settings=settings_hash(step.spec.settings_json()),
+                     deps={d: inputs[d].digest for d in step.deps})
+        inputs[name] = inp
+        reasons[name] = why_stale(read_stamp(ws.stamp_path(step.stamp_name)), inp)
+    ws.hasher.save()
+    return Plan(steps=steps, order=order, inputs=inputs, reasons=reasons)

@@ -1,0 +1,64 @@
+"""``KEY=value`` files (build.env, configure-build): parse with file:line errors, write atomically."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from .errors import InputError, InputErrors
+
+KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def parse_keyvalue(path: Path) -> dict[str, str]:
+    """Read ``KEY=value`` lines; ``#`` starts a comment line; blank lines are skipped.
+
+    A value may be quoted with single or double quotes (the quotes are removed). Every bad line
+    is reported, then :class:`InputErrors` is raised.
+    """
+    values: dict[str, str] = {}
+    errors: list[InputError] = []
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise InputError("not a text file", path) from None
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export "):].strip()
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if not sep:
+            errors.append(InputError(f"expected KEY=value, got {raw.strip()!r}", path, number))
+            continue
+        if not KEY_RE.match(key):
+            errors.append(InputError(f"invalid variable name {key!r}", path, number))
+            continue
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key] = value
+    if errors:
+        raise InputErrors(errors)
+    return values
+
+
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path``, fsync, and rename it into place."""
+    tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
+    mode = "wb" if isinstance(data, bytes) else "w"
+    with open(tmp, mode) as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def format_keyvalue(values: dict[str, str]) -> str:
+    lines = ["# written by liveforge configure; edit configure-build instead"]
+    for key in sorted(values):
+        lines.append(f"{key}={values[key]}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,66 @@
+"""GRUB configuration for the media: the menu (grub.cfg) and the config embedded in the loaders.
+
+The menu has two entries, ``normal`` and ``test`` (the same kernel with ``liveforge.test=1``,
+which makes the platform power off after its self-test). A person booting the medium gets
+``normal`` after a short timeout. A boot test must get ``test`` without a person at the menu and
+without a different medium, so the menu asks the machine: when the firmware's SMBIOS OEM strings
+(type 11) hold exactly ``liveforge.test=1`` -- QEMU sets them with
+``-smbios type=11,value=liveforge.test=1`` -- the default becomes ``test`` and the timeout 0.
+Real hardware never carries that string, so the shipped medium behaves normally everywhere else.
+"""
+
+from __future__ import annotations
+
+from .console import Console
+from .layout import BOOT_ARCHIVE, GRUB_DIR, GRUB_CFG, KERNEL, marker_name
+
+TEST_ARG = "liveforge.test=1"
+#: What QEMU passes to select the test entry (see the module docstring).
+SMBIOS_TEST_OPTION = f"type=11,value={TEST_ARG}"
+MENU_TIMEOUT = 5
+
+# Modules built into every loader: nothing is read from a module directory at boot time.
+COMMON_MODULES = (
+    "normal", "linux", "serial", "terminal", "configfile", "search", "search_fs_file",
+    "echo", "test", "smbios", "halt", "reboot", "part_msdos", "part_gpt", "fat", "iso9660",
+)
+BIOS_MODULES = (*COMMON_MODULES, "biosdisk")
+EFI_MODULES = (*COMMON_MODULES, "efi_gop", "efi_uga", "all_video")
+
+
+def embedded_cfg(stamp: str) -> str:
+    """The config built into each loader: find this medium by its marker, then read the menu."""
+    return (
+        f"search --no-floppy --file --set=root /{marker_name(stamp)}\n"
+        f"set prefix=($root)/{GRUB_DIR}\n"
+        f"configfile ($root)/{GRUB_CFG}\n"
+    )
+
+
+def grub_cfg(stamp: str, console: Console) -> str:
+    """The menu for a platform ``stamp`` shown on, and booting the kernel onto, ``console``."""
+    kernel_args = console.kernel_arg()
+    lines = [
+        f"# liveforge platform {stamp}, console {console.name} ({console.device})",
+        *console.grub_lines(),
+        f"set timeout={MENU_TIMEOUT}",
+        "set default=normal",
+        "# A boot test sets SMBIOS OEM string 1 to the test argument: boot the test entry now.",
+        "if smbios --type 11 --get-string 4 --set liveforge_oem; then",
+        f'  if [ "$liveforge_oem" = "{TEST_ARG}" ]; then',
+        "    set default=test",
+        "    set timeout=0",
+        "  fi",
+        "fi",
+        "",
+        f'menuentry "liveforge {stamp}" --id normal {{',
+        f"  linux /{KERNEL} {kernel_args}",
+        f"  initrd /{BOOT_ARCHIVE}",
+        "}",
+        "",
+        f'menuentry "liveforge {stamp} self-test (powers off)" --id test {{',
+        f"  linux /{KERNEL} {kernel_args} panic=-1 {TEST_ARG}",
+        f"  initrd /{BOOT_ARCHIVE}",
+        "}",
+    ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,130 @@
+"""Run build steps in dependency order, in parallel up to MAX_JOBS.
+
+On a failure the running steps finish and nothing new starts; on an interrupt every child is
+stopped. Only a step that finished successfully gets its stamp.
+"""
+
+from __future__ import annotations
+
+import graphlib
+import queue
+import threading
+import time
+import traceback
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import BuildError
+from .events import Reporter
+from .graph import Plan, Step
+from .kinds.base import BuildContext, Cancelled, ProcessGroup
+from .stamps import write_stamp
+from .workspace import Workspace
+
+TAIL_LINES = 30
+
+
+def log_tail(path: Path, lines: int = TAIL_LINES) -> str:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, 2)
+            size = handle.tell()
+            handle.seek(max(0, size - 64 * 1024))
+            data = handle.read().decode(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(data.splitlines()[-lines:])
+
+
+@dataclass
+class RunResult:
+    built: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    logs: dict[str, Path] = field(default_factory=dict)
+
+
+def context_for(ws: Workspace, step: Step, reporter: Reporter, log, log_path: Path,
+                procs: ProcessGroup, options: dict[str, str] | None = None) -> BuildContext:
+    return BuildContext(ws=ws, spec=step.spec, phase=step.phase, log=log, log_path=log_path,
+                        jobs=ws.max_jobs, reporter=reporter, procs=procs,
+                        options=options or {})
+
+
+def run_steps(ws: Workspace, plan: Plan, targets: Collection[str], reporter: Reporter,
+              buildstamp: str, options: dict[str, str] | None = None) -> RunResult:
+    """Build ``targets`` (step names), respecting dependencies among them."""
+    wanted = set(targets)
+    graph = {n: tuple(d for d in plan.steps[n].deps if d in wanted) for n in wanted}
+    sorter = graphlib.TopologicalSorter(graph)
+    sorter.prepare()
+    ws.log_dir.mkdir(parents=True, exist_ok=True)
+    ws.proto.mkdir(parents=True, exist_ok=True)
+    ws.manifest_d.mkdir(parents=True, exist_ok=True)
+    procs = ProcessGroup()
+    done: queue.Queue[tuple[str, BaseException | None, float]] = queue.Queue()
+    result = RunResult()
+    running: dict[str, threading.Thread] = {}
+    failed = False
+    ready: list[str] = []
+    jobs = ws.max_jobs
+
+    def work(name: str) -> None:
+        step = plan.steps[name]
+        log_path = ws.log_dir / f"{step.log_name}.{buildstamp}.log"
+        result.logs[name] = log_path
+        started = time.monotonic()
+        error: BaseException | None = None
+        try:
+            with open(log_path, "wb") as log:
+                ctx = context_for(ws, step, reporter, log, log_path, procs, options)
+                step.kind.build(ctx)
+                if procs.cancelled.is_set():
+                    raise Cancelled("interrupted")
+            write_stamp(ws.stamp_path(step.stamp_name), plan.inputs[name], buildstamp)
+        except BaseException as exc:  # reported to the main thread
+            error = exc
+            if not isinstance(exc, BuildError):
+                with open(log_path, "ab") as log:
+                    log.write(traceback.format_exc().encode())
+        done.put((name, error, time.monotonic() - started))
+
+    reporter.begin(len(wanted))
+    try:
+        while sorter.is_active():
+            if not failed:
+                ready.extend(sorter.get_ready())
+                while ready and len(running) < jobs:
+                    name = ready.pop(0)
+                    # a stale stamp must not survive a failed rebuild
+                    ws.stamp_path(plan.steps[name].stamp_name).unlink(missing_ok=True)
+                    reporter.emit("start", component=name)
+                    thread = threading.Thread(target=work, args=(name,), daemon=True)
+                    running[name] = thread
+                    thread.start()
+            if not running:
+                break
+            try:
+                name, error, duration = done.get(timeout=0.25)
+            except queue.Empty:
+                continue
+            running.pop(name)
+            if error is None:
+                result.built.append(name)
+                sorter.done(name)
+                reporter.emit("finish", component=name, duration=duration)
+            else:
+                failed = True
+                msg = str(error) if isinstance(error, BuildError) else \
+                    f"internal error: {error!r} (traceback in the log)"
+                result.failed[name] = msg
+                reporter.emit("fail", component=name, error=msg, log=str(result.logs[name]),
+                              tail=log_tail(result.logs[name]), duration=duration)
+    except KeyboardInterrupt:
+        procs.cancel()
+        for thread in running.values():
+            thread.join(timeout=10)
+        raise
+    finally:
+        reporter.end()
+    return result

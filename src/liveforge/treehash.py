@@ -1,0 +1,174 @@
+"""Content hashes of source trees, with a stat cache so a no-op run reads no file twice.
+
+A tree's hash covers every file that would be built from: its relative path, whether it is
+executable or a symlink, and its content (a symlink's target text). In a git work tree the file
+list is git's (tracked plus untracked, minus ignored), so ignored build products never make a
+tree stale; committing or rebasing to the same content is not a change. Outside git every file
+counts except those matched by the tree's ``.liveforgeignore`` patterns.
+
+The cache maps a tree to the *stat signature* of everything under it (paths, sizes, mtimes,
+inodes) and the hash computed then; when the signature is unchanged the hash is reused, and when
+it changed only files whose stat changed are read again.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import os
+import stat
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from .keyvalue import write_atomic
+
+
+def _walk_stats(root: str) -> list[tuple[str, int, int, int, int]]:
+    """(relative path, mode, size, mtime_ns, inode) of every entry under root, .git excluded."""
+    out: list[tuple[str, int, int, int, int]] = []
+    stack = [""]
+    while stack:
+        rel = stack.pop()
+        try:
+            entries = os.scandir(os.path.join(root, rel) if rel else root)
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
+            continue
+        with entries:
+            for entry in entries:
+                if entry.name == ".git":
+                    continue
+                path = f"{rel}/{entry.name}" if rel else entry.name
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                out.append((path, st.st_mode, st.st_size, st.st_mtime_ns, st.st_ino))
+                if stat.S_ISDIR(st.st_mode):
+                    stack.append(path)
+    out.sort()
+    return out
+
+
+def git_toplevel(path: Path) -> Path | None:
+    """The git work tree holding ``path``, found by looking for ``.git`` upwards."""
+    for candidate in (path, *path.parents):
+        if (candidate / ".git").exists():
+            return candidate
+    return None
+
+
+def _git_extra_stats(top: Path) -> list[tuple[str, int, int, int, int]]:
+    """Files outside the tree that change git's idea of what is ignored."""
+    out = []
+    for name in (".gitignore", ".git/info/exclude"):
+        try:
+            st = os.stat(top / name)
+        except OSError:
+            continue
+        out.append((f"@{name}", st.st_mode, st.st_size, st.st_mtime_ns, st.st_ino))
+    return out
+
+
+def _git_files(tree: Path) -> list[str]:
+    proc = subprocess.run(
+        ["git", "-C", str(tree), "ls-files", "-z", "--cached", "--others", "--exclude-standard",
+         "--", "."],
+        capture_output=True, check=False)
+    if proc.returncode != 0:
+        raise OSError(f"git ls-files failed in {tree}: {proc.stderr.decode(errors='replace')}")
+    return sorted(set(p for p in proc.stdout.decode().split("\0") if p))
+
+
+def _ignore_patterns(tree: Path) -> list[str]:
+    try:
+        text = (tree / ".liveforgeignore").read_text()
+    except OSError:
+        return []
+    return [line.strip() for line in text.splitlines() if line.strip()
+            and not line.startswith("#")]
+
+
+def _ignored(path: str, patterns: list[str]) -> bool:
+    parts = path.split("/")
+    for pattern in patterns:
+        pattern = pattern.rstrip("/")
+        if fnmatch.fnmatch(path, pattern) or any(fnmatch.fnmatch(p, pattern) for p in parts):
+            return True
+    return False
+
+
+def _file_digest(full: str, mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return "l:" + hashlib.sha256(os.readlink(full).encode()).hexdigest()
+    h = hashlib.sha256()
+    with open(full, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            h.update(chunk)
+    kind = "x" if mode & 0o111 else "f"
+    return f"{kind}:{h.hexdigest()}"
+
+
+class TreeHasher:
+    """Hash source trees, caching results in a JSON file (``.liveforge/treecache.json``)."""
+
+    def __init__(self, cache_file: Path | None):
+        self.cache_file = cache_file
+        self.cache: dict[str, Any] = {}
+        self.dirty = False
+        if cache_file is not None:
+            try:
+                self.cache = json.loads(cache_file.read_text())
+            except (OSError, ValueError):
+                self.cache = {}
+
+    def save(self) -> None:
+        if self.cache_file is None or not self.dirty:
+            return
+        self.cache_file.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(self.cache_file, json.dumps(self.cache, separators=(",", ":")))
+        self.dirty = False
+
+    def hash(self, tree: Path) -> str:
+        """The content hash of ``tree`` (a missing tree hashes as ``missing``)."""
+        if not tree.is_dir():
+            return "missing"
+        key = str(tree)
+        stats = _walk_stats(key)
+        top = git_toplevel(tree)
+        if top is not None:
+            stats += _git_extra_stats(top)
+        signature = hashlib.sha256(repr(stats).encode()).hexdigest()
+        entry = self.cache.get(key)
+        if entry and entry.get("sig") == signature:
+            return str(entry["hash"])
+        old_files: dict[str, list[Any]] = entry.get("files", {}) if entry else {}
+        by_path = {s[0]: s for s in stats}
+        if top is not None:
+            names = _git_files(tree)
+        else:
+            patterns = _ignore_patterns(tree)
+            names = [s[0] for s in stats if not stat.S_ISDIR(s[1]) and not s[0].startswith("@")
+                     and not _ignored(s[0], patterns)]
+        files: dict[str, list[Any]] = {}
+        total = hashlib.sha256()
+        for name in names:
+            st = by_path.get(name)
+            if st is None or stat.S_ISDIR(st[1]):
+                continue  # deleted tracked file, or a submodule directory
+            sig = [st[1], st[2], st[3], st[4]]
+            old = old_files.get(name)
+            if old is not None and old[:4] == sig:
+                digest = old[4]
+            else:
+                try:
+                    digest = _file_digest(os.path.join(key, name), st[1])
+                except OSError:
+                    continue
+            files[name] = [*sig, digest]
+            total.update(f"{name}\0{digest}\n".encode())
+        result = total.hexdigest()
+        self.cache[key] = {"sig": signature, "hash": result, "files": files}
+        self.dirty = True
+        return result

@@ -1,0 +1,395 @@
+"""The workspace: its paths, platform.toml, configure-projects, build.env and the lock."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import fcntl
+import json
+import os
+import re
+import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import tomlpos
+from .errors import InputError, InputErrors, LockError
+from .keyvalue import parse_keyvalue
+from .treehash import TreeHasher
+
+PLATFORM_FILE = "platform.toml"
+PROJECTS_FILE = "configure-projects"
+BUILD_CONFIG_FILE = "configure-build"
+BUILD_ENV_FILE = "build.env"
+LOCK_FILE = ".liveforge.lock"
+STAMP_RE = re.compile(r"\d{8}T\d{6}Z\Z")
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*\Z")
+
+PLATFORM_KEYS = {"name", "overlays", "kernel", "arch", "compression"}
+COMMON_COMPONENT_KEYS = {"kind", "path", "depends", "env"}
+# build.env keys that never change what a component produces, so are never hashed.
+UNHASHED_KEYS = {"MAX_JOBS", "FORCE_STRAP_REBUILD", "CLOBBER"}
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    """One ``[components.NAME]`` table of platform.toml."""
+
+    name: str
+    kind: str
+    path: Path | None
+    depends: tuple[str, ...]
+    env: tuple[str, ...]
+    settings: dict[str, Any] = field(compare=False, hash=False)
+    line: int | None = None
+
+    def settings_json(self) -> str:
+        return json.dumps(self.settings, sort_keys=True, default=str)
+
+
+@dataclass(frozen=True)
+class PlatformSpec:
+    name: str
+    overlays: tuple[str, ...]
+    kernel: str
+    arch: str
+    compression: str
+
+
+@dataclass(frozen=True)
+class Project:
+    """One line of configure-projects: ``<path under projects/>:<branch>:<url|origin|empty>``."""
+
+    path: str
+    branch: str
+    url: str
+    line: int
+
+
+def default_max_jobs() -> int:
+    """Parallel jobs when neither -j nor MAX_JOBS says: one per CPU, at most one per 2 GiB."""
+    cpus = os.cpu_count() or 1
+    try:
+        mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError):
+        mem_gib = 2.0 * cpus
+    return max(1, min(cpus, int(mem_gib // 2)))
+
+
+def buildstamp_now(env: dict[str, str] | None = None) -> str:
+    """``BUILDSTAMP``, else ``SOURCE_DATE_EPOCH``, else the current UTC time, as YYYYMMDDTHHMMSSZ."""
+    env = os.environ if env is None else env
+    stamp = env.get("BUILDSTAMP")
+    if stamp:
+        if not STAMP_RE.match(stamp):
+            raise InputError(f"BUILDSTAMP {stamp!r} is not of the form YYYYMMDDTHHMMSSZ")
+        return stamp
+    epoch = env.get("SOURCE_DATE_EPOCH")
+    if epoch:
+        try:
+            when = _dt.datetime.fromtimestamp(int(epoch), _dt.UTC)
+        except (ValueError, OverflowError):
+            raise InputError(f"SOURCE_DATE_EPOCH {epoch!r} is not a number of seconds") from None
+    else:
+        when = _dt.datetime.now(_dt.UTC)
+    return when.strftime("%Y%m%dT%H%M%SZ")
+
+
+def stamp_epoch(stamp: str) -> int:
+    """Seconds since the epoch of a buildstamp."""
+    when = _dt.datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=_dt.UTC)
+    return int(when.timestamp())
+
+
+class Workspace:
+    """A platform's definition and build state, rooted at ``root``."""
+
+    def __init__(self, root: Path):
+        self.root = root.resolve()
+        self.toml_path = self.root / PLATFORM_FILE
+        if not self.toml_path.is_file():
+            raise InputError(f"no {PLATFORM_FILE} here: not a liveforge workspace", self.root)
+        self.platform, self.components = load_platform(self.toml_path)
+        self.projects = load_projects(self.root / PROJECTS_FILE)
+        config = self.root / BUILD_CONFIG_FILE
+        self.build_config = parse_keyvalue(config) if config.is_file() else {}
+        env_file = self.root / BUILD_ENV_FILE
+        self.build_env = parse_keyvalue(env_file) if env_file.is_file() else {}
+        self.jobs_override: int | None = None
+        self._hasher: TreeHasher | None = None
+
+    @property
+    def hasher(self) -> TreeHasher:
+        """The shared source-tree hasher (stat-cached in .liveforge/treecache.json)."""
+        if self._hasher is None:
+            self._hasher = TreeHasher(self.state_dir / "treecache.json")
+        return self._hasher
+
+    # -- paths ------------------------------------------------------------------------------
+    @property
+    def proto(self) -> Path:
+        return self.root / "proto"
+
+    @property
+    def proto_strap(self) -> Path:
+        return self.root / "proto.strap"
+
+    @property
+    def manifest_d(self) -> Path:
+        return self.root / "manifest.d"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.root / "log"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / ".liveforge"
+
+    @property
+    def cache_dir(self) -> Path:
+        explicit = self.env_value("LIVEFORGE_CACHE")
+        if explicit:
+            return Path(explicit)
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        if xdg:
+            return Path(xdg) / "liveforge"
+        return self.root / "cache"
+
+    @property
+    def output_dir(self) -> Path:
+        return self.root / "output"
+
+    @property
+    def iso_dir(self) -> Path:
+        return self.root / "output-iso"
+
+    @property
+    def usb_dir(self) -> Path:
+        return self.root / "output-usb"
+
+    def stamp_path(self, name: str) -> Path:
+        return self.root / f"0-{name}-stamp"
+
+    def overlay_dirs(self) -> list[Path]:
+        return [self.root / o for o in self.platform.overlays]
+
+    def component_path(self, spec: ComponentSpec) -> Path:
+        """The component's tree; an error naming platform.toml's line when it is missing."""
+        if spec.path is None:
+            raise InputError(f"component {spec.name!r} has no path", self.toml_path, spec.line)
+        if not spec.path.is_dir():
+            line = tomlpos.key_line(self.toml_path.read_text(), f"components.{spec.name}",
+                                    "path")
+            hint = " (run 'liveforge configure' to clone it)" if any(
+                self.root / "projects" / p.path == spec.path for p in self.projects) else ""
+            raise InputError(f"component {spec.name!r}: path {spec.settings.get('path')!r} "
+                             f"is not a directory{hint}", self.toml_path, line)
+        return spec.path
+
+    # -- build settings ---------------------------------------------------------------------
+    def env_value(self, key: str, default: str = "") -> str:
+        return self.build_env.get(key, self.build_config.get(key, default))
+
+    @property
+    def debug(self) -> bool:
+        return self.env_value("DEBUG", "no").lower() in ("yes", "1", "true")
+
+    @property
+    def max_jobs(self) -> int:
+        if self.jobs_override:
+            return self.jobs_override
+        for source in (os.environ.get("MAX_JOBS"), self.build_env.get("MAX_JOBS")):
+            if source:
+                try:
+                    return max(1, int(source))
+                except ValueError:
+                    raise InputError(f"MAX_JOBS={source!r} is not a number") from None
+        return default_max_jobs()
+
+    def platform_dirname(self, stamp: str) -> str:
+        return f"platform-debug-{stamp}" if self.debug else f"platform-{stamp}"
+
+    def component_env(self, spec: ComponentSpec) -> dict[str, str]:
+        """The build.env keys this component sees: DEBUG plus those in its ``env`` list."""
+        keys = {"DEBUG"}
+        if "*" in spec.env:
+            keys |= set(self.build_env) | set(self.build_config)
+        else:
+            keys |= set(spec.env)
+        keys -= UNHASHED_KEYS
+        return {k: self.env_value(k, "no" if k == "DEBUG" else "") for k in sorted(keys)}
+
+    # -- the lock ---------------------------------------------------------------------------
+    @contextmanager
+    def lock(self, wait: bool = False) -> Iterator[None]:
+        """Hold the workspace lock; fail at once naming the holder's PID unless ``wait``."""
+        path = self.root / LOCK_FILE
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+                if not wait:
+                    raise LockError(
+                        f"workspace {self.root} is in use by liveforge PID {holder} "
+                        "(use --wait to wait for it)") from None
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            yield
+        finally:
+            os.close(fd)
+
+
+def _toml_error(path: Path, exc: tomllib.TOMLDecodeError) -> InputError:
+    message = str(exc)
+    m = re.search(r"\(at line (\d+), column \d+\)", message)
+    line = int(m.group(1)) if m else None
+    message = re.sub(r"\s*\(at line \d+, column \d+\)", "", message)
+    m2 = re.search(r"\(at end of document\)", message)
+    if m2:
+        message = message.replace(" (at end of document)", " at end of file")
+    return InputError(message, path, line)
+
+
+def load_platform(path: Path) -> tuple[PlatformSpec, dict[str, ComponentSpec]]:
+    """Parse and check platform.toml; every problem is reported as file:line."""
+    text = path.read_text()
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise _toml_error(path, exc) from None
+    errors: list[InputError] = []
+    root = path.parent
+
+    def err(msg: str, line: int | None) -> None:
+        errors.append(InputError(msg, path, line))
+
+    for key in data:
+        if key not in ("platform", "components"):
+            err(f"unknown table [{key}] (expected [platform] and [components.NAME])",
+                tomlpos.table_line(text, key) or tomlpos.key_line(text, "", key))
+    plat = data.get("platform", {})
+    if not isinstance(plat, dict):
+        err("[platform] must be a table", None)
+        plat = {}
+    for key in plat:
+        if key not in PLATFORM_KEYS:
+            err(f"unknown key {key!r} in [platform] (known: {', '.join(sorted(PLATFORM_KEYS))})",
+                tomlpos.key_line(text, "platform", key))
+    name = plat.get("name", root.name)
+    overlays = plat.get("overlays", [])
+    if not isinstance(overlays, list) or not all(isinstance(o, str) for o in overlays):
+        err("[platform] overlays must be a list of paths", tomlpos.key_line(text, "platform",
+                                                                             "overlays"))
+        overlays = []
+    for overlay in overlays:
+        if not (root / overlay).is_dir():
+            err(f"overlay {overlay!r} is not a directory",
+                tomlpos.value_line(text, "platform", "overlays", overlay))
+    compression = plat.get("compression", "gzip")
+    if compression not in ("gzip", "zstd"):
+        err(f"compression must be \"gzip\" or \"zstd\", not {compression!r}",
+            tomlpos.key_line(text, "platform", "compression"))
+    platform = PlatformSpec(
+        name=str(name), overlays=tuple(overlays), kernel=str(plat.get("kernel", "boot/vmlinuz")),
+        arch=str(plat.get("arch", "x86_64")), compression=str(compression))
+
+    from .kinds import known_kinds
+
+    kinds = known_kinds()
+    components: dict[str, ComponentSpec] = {}
+    tables = data.get("components", {})
+    if not isinstance(tables, dict):
+        err("[components] must hold tables [components.NAME]", tomlpos.table_line(text,
+                                                                                  "components"))
+        tables = {}
+    for cname, table in tables.items():
+        line = tomlpos.table_line(text, f"components.{cname}")
+        if not NAME_RE.match(cname):
+            err(f"invalid component name {cname!r}", line)
+            continue
+        if not isinstance(table, dict):
+            err(f"components.{cname} must be a table", line)
+            continue
+        kind = table.get("kind")
+        if kind is None:
+            err(f"component {cname!r} has no kind (one of: {', '.join(sorted(kinds))})", line)
+            continue
+        if kind not in kinds:
+            err(f"component {cname!r}: unknown kind {kind!r} (known: {', '.join(sorted(kinds))})",
+                tomlpos.key_line(text, f"components.{cname}", "kind"))
+            continue
+        depends = table.get("depends", [])
+        if not isinstance(depends, list) or not all(isinstance(d, str) for d in depends):
+            err(f"component {cname!r}: depends must be a list of component names",
+                tomlpos.key_line(text, f"components.{cname}", "depends"))
+            depends = []
+        env = table.get("env", [])
+        if not isinstance(env, list) or not all(isinstance(d, str) for d in env):
+            err(f"component {cname!r}: env must be a list of build.env keys",
+                tomlpos.key_line(text, f"components.{cname}", "env"))
+            env = []
+        cpath: Path | None = None
+        if "path" in table:
+            if not isinstance(table["path"], str):
+                err(f"component {cname!r}: path must be a string",
+                    tomlpos.key_line(text, f"components.{cname}", "path"))
+            else:
+                cpath = (root / table["path"]).resolve()
+        settings = {k: v for k, v in table.items() if k not in ("depends",)}
+        components[cname] = ComponentSpec(
+            name=cname, kind=kind, path=cpath, depends=tuple(depends), env=tuple(env),
+            settings=settings, line=line)
+        for problem in kinds[kind].validate(components[cname]):
+            key = problem[0]
+            err(f"component {cname!r}: {problem[1]}",
+                tomlpos.key_line(text, f"components.{cname}", key) if key else line)
+    for cname, spec in components.items():
+        for dep in spec.depends:
+            if dep not in components:
+                err(f"component {cname!r} depends on unknown component {dep!r}",
+                    tomlpos.value_line(text, f"components.{cname}", "depends", dep))
+    if errors:
+        raise InputErrors(errors)
+    return platform, components
+
+
+def load_projects(path: Path) -> list[Project]:
+    """Parse configure-projects (absent file: no projects)."""
+    if not path.is_file():
+        return []
+    projects: list[Project] = []
+    errors: list[InputError] = []
+    seen: dict[str, int] = {}
+    for number, raw in enumerate(path.read_text().splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        line = "".join(line.split())
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            errors.append(InputError(
+                f"expected <path>:<branch>:<url|origin|empty>, got {raw.strip()!r}", path, number))
+            continue
+        ppath, branch, url = parts
+        if not ppath or ppath.startswith("/") or ".." in Path(ppath).parts:
+            errors.append(InputError(f"project path {ppath!r} must be relative to projects/ "
+                                     "and stay inside it", path, number))
+            continue
+        if not branch:
+            errors.append(InputError(f"project {ppath!r} has no branch", path, number))
+            continue
+        if ppath in seen:
+            errors.append(InputError(f"project {ppath!r} is already listed on line "
+                                     f"{seen[ppath]}", path, number))
+            continue
+        seen[ppath] = number
+        projects.append(Project(path=ppath, branch=branch, url=url, line=number))
+    if errors:
+        raise InputErrors(errors)
+    return projects

@@ -1,0 +1,54 @@
+"""``world`` and ``build``: bring components up to date in dependency order."""
+
+from __future__ import annotations
+
+from .errors import BuildError, UsageError
+from .events import Reporter
+from .graph import Plan, closure, plan
+from .scheduler import RunResult, run_steps
+from .workspace import Workspace
+
+
+def world(ws: Workspace, reporter: Reporter, buildstamp: str) -> RunResult:
+    """Build every stale step; a failure raises BuildError after running steps finish."""
+    p = plan(ws)
+    stale = p.stale()
+    if not stale:
+        reporter.info(f"all {len(p.order)} components are up to date")
+        return RunResult()
+    for name in stale:
+        reporter.emit("stale", component=name, why=p.reasons[name])
+    result = run_steps(ws, p, stale, reporter, buildstamp)
+    finish(result)
+    return result
+
+
+def build_one(ws: Workspace, reporter: Reporter, buildstamp: str, target: str,
+              no_deps: bool, options: dict[str, str]) -> RunResult:
+    """Build one step (always), its stale dependencies first unless ``no_deps``; dependents
+    are not rebuilt."""
+    p = plan(ws)
+    name = resolve_target(p, target)
+    wanted = {name}
+    if not no_deps:
+        wanted |= {n for n in closure(p.steps, [name]) if p.reasons[n]}
+    result = run_steps(ws, p, wanted, reporter, buildstamp, options)
+    finish(result)
+    return result
+
+
+def resolve_target(p: Plan, target: str) -> str:
+    if target in p.steps:
+        return target
+    component = target.split(":", 1)[0]
+    if ":" in target and component in p.steps:
+        return component  # COMPONENT:PACKAGE; the package goes to the kind as an option
+    raise UsageError(f"no component {target!r} (components: {', '.join(sorted(p.steps))})")
+
+
+def finish(result: RunResult) -> None:
+    if result.failed:
+        names = ", ".join(sorted(result.failed))
+        first = sorted(result.failed)[0]
+        raise BuildError(f"build failed: {names} (log: {result.logs[first]})",
+                         result.logs[first])

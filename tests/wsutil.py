@@ -1,0 +1,96 @@
+"""Helpers that make real workspaces: git repositories of make-contract components."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+
+from liveforge.cli import main
+
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
+    "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid",
+    "GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z",
+}
+
+MAKEFILE = textwrap.dedent("""\
+    NAME := {name}
+    world:
+    \t@test "$(FAIL)" != yes || {{ echo "deliberate failure of $(NAME)"; exit 1; }}
+    \tmkdir -p build
+    \tcat src/*.txt > build/$(NAME).txt
+    \techo "debug=$(DEBUG) color=$(COLOR)" >> build/$(NAME).txt
+    install:
+    \tmkdir -p $(DESTDIR)/usr/share/$(NAME)
+    \tcp build/$(NAME).txt $(DESTDIR)/usr/share/$(NAME)/
+    manifest:
+    \tprintf 'd usr 0755 root root\\nd usr/share 0755 root root\\nd usr/share/$(NAME) 0755 root root\\nf usr/share/$(NAME)/$(NAME).txt 0644 root root\\n' > $(DESTDIR)/$(DESTNAME)
+    update:
+    \t@true
+    clean:
+    \trm -rf build
+    check:
+    \ttest -f src/a.txt
+    """)
+
+
+def git(repo: Path, *args: str) -> str:
+    env = {**os.environ, **GIT_ENV}
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
+                          text=True, env=env).stdout
+
+
+def make_repo(path: Path, name: str, makefile: str | None = None) -> Path:
+    path.mkdir(parents=True)
+    (path / "src").mkdir()
+    (path / "src" / "a.txt").write_text(f"{name} source\n")
+    (path / "Makefile").write_text(makefile or MAKEFILE.format(name=name))
+    (path / ".gitignore").write_text("build/\n")
+    git(path, "init", "-q", "-b", "main")
+    git(path, "add", ".")
+    git(path, "commit", "-q", "-m", f"initial {name}")
+    return path
+
+
+def commit_all(repo: Path, message: str = "change") -> None:
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", message)
+
+
+def make_workspace(root: Path, deps: dict[str, Sequence[str]], env: dict[str, Sequence[str]]
+                   | None = None, upstream: Path | None = None) -> Path:
+    """A workspace whose components are cloned (by configure) from repos under ``upstream``."""
+    upstream = upstream or root.parent / f"{root.name}-upstream"
+    root.mkdir(parents=True)
+    lines = ["[platform]", 'name = "test"', ""]
+    projects = []
+    for name, needs in deps.items():
+        if not (upstream / name).exists():
+            make_repo(upstream / name, name)
+        lines += [f"[components.{name}]", 'kind = "make"', f'path = "projects/{name}"',
+                  f"depends = {json.dumps(list(needs))}"]
+        if env and name in env:
+            lines.append(f"env = {json.dumps(list(env[name]))}")
+        lines.append("")
+        projects.append(f"{name}:main:{upstream / name}")
+    (root / "platform.toml").write_text("\n".join(lines))
+    (root / "configure-projects").write_text("# test projects\n" + "\n".join(projects) + "\n")
+    return root
+
+
+def run(root: Path, *args: str, capsys=None) -> tuple[int, list[dict]]:  # type: ignore[no-untyped-def]
+    """Run the CLI with --json; return the exit code and the JSON events."""
+    code = main(["-C", str(root), "--json", *args])
+    events: list[dict] = []
+    if capsys is not None:
+        out = capsys.readouterr().out
+        events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    return code, events
+
+
+def built(events: list[dict]) -> set[str]:
+    return {e["component"] for e in events if e["event"] == "finish"}
