@@ -104,6 +104,11 @@ def plan(ws: Workspace) -> Plan:
                      settings=settings_hash(step.spec.settings_json()),
                      deps={d: inputs[d].digest for d in step.deps})
         inputs[name] = inp
-        reasons[name] = why_stale(read_stamp(ws.stamp_path(step.stamp_name)), inp)
+        why = why_stale(read_stamp(ws.stamp_path(step.stamp_name)), inp)
+        if why != ["never built"]:
+            # a dependency rebuilt for another reason (a deleted stamp) is rebuilt first
+            why += [f"dependency {d} is rebuilt" for d in step.deps if reasons[d]
+                    and f"dependency {d} changed" not in why]
+        reasons[name] = why
     ws.hasher.save()
     return Plan(steps=steps, order=order, inputs=inputs, reasons=reasons)

@@ -1,0 +1,6 @@
+"""Boot media written from a built platform: the ISO (iso.py) and the USB stick image (usb.py)."""
+
+from .console import CONSOLE_NAMES, CONSOLES, DEFAULT_CONSOLE, Console, get_console
+from .iso import build_iso
+
+__all__ = ["CONSOLES", "CONSOLE_NAMES", "DEFAULT_CONSOLE", "Console", "build_iso", "get_console"]
