@@ -15,7 +15,7 @@ SERIAL_SPEED = 115200
 
 @dataclass(frozen=True)
 class Console:
-    """A console choice: ``name`` as given on the command line, ``device`` as the kernel knows it."""
+    """A console: ``name`` as given on the command line, ``device`` as the kernel knows it."""
 
     name: str
     device: str
@@ -37,7 +37,8 @@ class Console:
         if self.serial_unit is None:
             return ["terminal_input console", "terminal_output console"]
         return [
-            f"serial --unit={self.serial_unit} --speed={SERIAL_SPEED} --word=8 --parity=no --stop=1",
+            f"serial --unit={self.serial_unit} --speed={SERIAL_SPEED}"
+            " --word=8 --parity=no --stop=1",
             "terminal_input serial",
             "terminal_output serial",
         ]

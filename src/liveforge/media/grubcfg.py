@@ -12,7 +12,7 @@ Real hardware never carries that string, so the shipped medium behaves normally 
 from __future__ import annotations
 
 from .console import Console
-from .layout import BOOT_ARCHIVE, GRUB_DIR, GRUB_CFG, KERNEL, marker_name
+from .layout import BOOT_ARCHIVE, GRUB_CFG, GRUB_DIR, KERNEL, marker_name
 
 TEST_ARG = "liveforge.test=1"
 #: What QEMU passes to select the test entry (see the module docstring).
