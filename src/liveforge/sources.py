@@ -307,8 +307,9 @@ class AptArchive:
         return version, fields
 
     def resolve(self, name: str) -> tuple[DebPin, str | None]:
-        """Resolve a package name to an exact pin; a metapackage (``role::metapackage`` tag or
-        section ``metapackages``) depending on exactly one package resolves to that package.
+        """Resolve a package name to an exact pin; a metapackage (``role::metapackage`` tag,
+        section ``metapackages`` or "meta-package" in its description) depending on exactly one
+        package resolves to that package.
         Returns the pin and the metapackage's name when one was followed."""
         self.ensure_lists()
         found = self.candidate(name)
@@ -322,7 +323,8 @@ class AptArchive:
         via: str | None = None
         depends = [d.strip() for d in fields.get("Depends", "").split(",") if d.strip()]
         meta = "role::metapackage" in fields.get("Tag", "") or \
-            fields.get("Section", "").endswith("metapackages")
+            fields.get("Section", "").endswith("metapackages") or \
+            re.search(r"\bmeta-?package\b", fields.get("Description", ""), re.I) is not None
         if meta and len(depends) == 1 and "|" not in depends[0]:
             target = depends[0].split()[0].split(":")[0]
             m = re.search(r"\(\s*=\s*([^)\s]+)\s*\)", depends[0])
@@ -356,10 +358,11 @@ class AptArchive:
             self.update()
             proc = self.run("apt-get", "download", pin.describe(), cwd=workdir, check=False)
         if proc.returncode != 0:
+            last = (proc.stderr.strip().splitlines() or ["apt-get download failed"])[-1]
             raise FetchError(
                 f"locked version {pin.describe()} is no longer available from the Debian "
-                f"archive ({proc.stderr.strip().splitlines()[-1:] or ['apt-get failed']}[0]); "
-                "run `liveforge configure --refresh-lock` to lock the current version")
+                f"archive ({last}); run `liveforge configure --refresh-lock` to lock the "
+                "current version")
         debs = list(workdir.glob("*.deb"))
         if len(debs) != 1:
             raise FetchError(f"apt-get download {pin.describe()} left {len(debs)} files")
