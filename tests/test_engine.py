@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from wsutil import built, commit_all, git, make_workspace, run
 
 DIAMOND = {"a": [], "b": ["a"], "c": ["a"], "d": ["b", "c"], "e": ["d"], "f": []}

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from wsutil import make_repo
 
 GOOD = """\

@@ -28,7 +28,9 @@ MAKEFILE = textwrap.dedent("""\
     \tmkdir -p $(DESTDIR)/usr/share/$(NAME)
     \tcp build/$(NAME).txt $(DESTDIR)/usr/share/$(NAME)/
     manifest:
-    \tprintf 'd usr 0755 root root\\nd usr/share 0755 root root\\nd usr/share/$(NAME) 0755 root root\\nf usr/share/$(NAME)/$(NAME).txt 0644 root root\\n' > $(DESTDIR)/$(DESTNAME)
+    \t( echo 'd usr 0755 root root'; echo 'd usr/share 0755 root root'; \\
+    \t  echo 'd usr/share/$(NAME) 0755 root root'; \\
+    \t  echo 'f usr/share/$(NAME)/$(NAME).txt 0644 root root' ) > $(DESTDIR)/$(DESTNAME)
     update:
     \t@true
     clean:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from . import __version__
 from .errors import InputErrors, LiveforgeError, UsageError
@@ -166,7 +167,7 @@ def add_verb_arguments(name: str, p: argparse.ArgumentParser) -> None:
 
 
 def global_options(p: argparse.ArgumentParser, suppress: bool) -> None:
-    d = {"default": argparse.SUPPRESS} if suppress else {}
+    d: dict[str, Any] = {"default": argparse.SUPPRESS} if suppress else {}
     p.add_argument("-C", metavar="WS", help="the workspace (default: .)", **d)
     p.add_argument("-j", "--jobs", type=int, metavar="N", help="parallel jobs (MAX_JOBS)", **d)
     p.add_argument("--json", action="store_true", help="JSON-lines events on stdout", **d)

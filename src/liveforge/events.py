@@ -42,6 +42,9 @@ class Reporter:
 
     def _emit(self, event: str, fields: dict[str, Any]) -> None:
         name = fields.get("component", "")
+        if event in ("start", "finish") and self.verbose < 0:
+            self.done += event == "finish"
+            return
         if event == "start":
             self.started += 1
             print(f"==> [{self.started}/{self.total}] building {name}", file=self.out, flush=True)

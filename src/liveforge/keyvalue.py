@@ -1,4 +1,4 @@
-"""``KEY=value`` files (build.env, configure-build): parse with file:line errors, write atomically."""
+"""``KEY=value`` files (build.env, configure-build): parse with file:line errors."""
 
 from __future__ import annotations
 

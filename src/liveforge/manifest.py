@@ -25,7 +25,7 @@ from __future__ import annotations
 import posixpath
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InputError, InputErrors
@@ -36,8 +36,6 @@ MAX_MODE = 0o7777
 _MODE_RE = re.compile(r"[0-7]+\Z")
 _VAR_RE = re.compile(r"\$(?:\{([^}]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-# Parsed mode strings, shared by every parse (there are only a few distinct ones).
-_MODE_CACHE: dict[str, int] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,26 +76,52 @@ class Override:
     winner: Entry
 
 
-@dataclass(frozen=True)
 class Manifest:
-    """Combined manifest: one entry per path, plus the repeated deliveries that were overridden."""
+    """Combined manifest: one entry per path (the last delivery wins), plus the overridden ones.
 
-    by_path: dict[str, Entry] = field(hash=False)
-    overrides: tuple[Override, ...] = ()
-    files: tuple[str, ...] = ()
+    Entries are stored compactly and handed out as :class:`Entry` objects.
+    """
+
+    def __init__(self, records: dict[str, Record], overrides: tuple[Override, ...] = (),
+                 files: tuple[str, ...] = ()):
+        self._records = records
+        self.overrides = overrides
+        self.files = files
+
+    @classmethod
+    def from_entries(cls, entries: Iterable[Entry]) -> Manifest:
+        """A manifest of ``entries`` (the later of two with one path wins, silently)."""
+        return cls({e.path: _record(e) for e in entries})
 
     def entries(self) -> list[Entry]:
         """Every entry, sorted by path (so parents come before their children)."""
-        return [self.by_path[path] for path in sorted(self.by_path)]
+        records = self._records
+        return [_entry(records[path]) for path in sorted(records)]
 
-    def __len__(self) -> int:
-        return len(self.by_path)
-
-    def __contains__(self, path: object) -> bool:
-        return path in self.by_path
+    def paths(self) -> list[str]:
+        return sorted(self._records)
 
     def get(self, path: str) -> Entry | None:
-        return self.by_path.get(path)
+        record = self._records.get(path)
+        return None if record is None else _entry(record)
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __contains__(self, path: object) -> bool:
+        return path in self._records
+
+    def lines(self) -> list[str]:
+        """The entries as manifest lines, sorted by path."""
+        out = []
+        records = self._records
+        for path in sorted(records):
+            kind, _, (mode, owner, group), target, _, _ = records[path]
+            if kind == "f" or kind == "d":
+                out.append(f"{kind} {path} {mode:04o} {owner} {group}")
+            else:
+                out.append(f"{kind} {path}={target}")
+        return out
 
 
 # -- paths ------------------------------------------------------------------------------------
@@ -162,90 +186,185 @@ def substitute(text: str, env: dict[str, str]) -> str:
 
 
 # -- parsing ----------------------------------------------------------------------------------
+#
+# Parsing is on the critical path of every build (a platform's manifests run to hundreds of
+# thousands of lines), so a fast path handles the common well-formed line and everything else
+# (comments, variables, odd whitespace, every error) goes through :func:`_parse_line`, which is
+# the authority on the format. Entries are kept as compact records and turned into :class:`Entry`
+# objects when asked for.
+
+# A record: (kind, path, (mode, owner, group), target, file, line).
+Meta = tuple[int, str, str]
+Record = tuple[str, str, Meta, str, str, int]
+_NO_META: Meta = (0, "", "")
+_META_CACHE: dict[str, Meta] = {}
+_META_CACHE_MAX = 4096
+
+
+def _record(entry: Entry) -> Record:
+    return (entry.kind, entry.path, (entry.mode, entry.owner, entry.group), entry.target,
+            entry.file, entry.line)
+
+
+def _entry(record: Record) -> Entry:
+    kind, path, (mode, owner, group), target, file, line = record
+    return Entry(kind, path, mode, owner, group, target, file, line)
+
 
 def _mode(text: str) -> int | None:
-    mode = _MODE_CACHE.get(text)
-    if mode is None:
-        if not _MODE_RE.match(text):
+    if not _MODE_RE.match(text):
+        return None
+    mode = int(text, 8)
+    return mode if mode <= MAX_MODE else None
+
+
+def _parse_line(raw: str, name: str, number: int,
+                env: dict[str, str] | None) -> Entry | InputError | None:
+    """Parse one line exactly by the rules: an entry, the error in it, or None for no entry."""
+    hash_at = raw.find("#")
+    if hash_at >= 0:
+        raw = raw[:hash_at]
+    fields = raw.split()
+    if not fields:
+        return None
+    if env is not None and "$" in raw:
+        try:
+            fields = [substitute(f, env) if "$" in f else f for f in fields]
+        except _Undefined as undefined:
+            return InputError(f"undefined variable {undefined.name!r}", name, number)
+    kind = fields[0]
+    if kind == "f" or kind == "d":
+        if len(fields) != 5:
+            return InputError(f"'{kind}' entry needs exactly 5 fields (type path mode owner "
+                              f"group), got {len(fields)}", name, number)
+        path = fields[1]
+        mode = _mode(fields[2])
+        if mode is None:
+            return InputError(f"invalid mode {fields[2]!r}: expected an octal number <= 07777",
+                              name, number)
+        problem = path_problem(path)
+        if problem is not None:
+            return InputError(problem, name, number)
+        return Entry(kind, path, mode, fields[3], fields[4], "", name, number)
+    if kind == "s" or kind == "h":
+        if len(fields) != 2:
+            return InputError(f"'{kind}' entry needs exactly 2 fields ({kind} name=target), "
+                              f"got {len(fields)}", name, number)
+        path, eq, target = fields[1].partition("=")
+        if not eq:
+            return InputError(f"'{kind}' entry needs name=target, got {fields[1]!r}", name, number)
+        if not path or not target:
+            which = "name" if not path else "target"
+            return InputError(f"'{kind}' entry has an empty {which} in {fields[1]!r}", name, number)
+        problem = path_problem(path)
+        if problem is None and kind == "h":
+            norm, problem = hardlink_target(path, target)
+            target = norm or target
+        elif problem is None and ("\0" in target or "\n" in target):
+            problem = f"symlink target {target!r} contains a NUL or newline"
+        if problem is not None:
+            return InputError(problem, name, number)
+        return Entry(kind, path, 0, "", "", target, name, number)
+    return InputError(f"unknown entry type {kind!r}: expected one of d, f, s, h", name, number)
+
+
+def _meta(rest: str) -> Meta | None:
+    """The (mode, owner, group) of the text after an f/d path, when it is plainly valid."""
+    meta = _META_CACHE.get(rest)
+    if meta is None:
+        fields = rest.split()
+        if len(fields) != 3 or "#" in rest or "$" in rest:
             return None
-        mode = int(text, 8)
-        if mode > MAX_MODE:
+        mode = _mode(fields[0])
+        if mode is None:
             return None
-        _MODE_CACHE[text] = mode
-    return mode
+        meta = (mode, fields[1], fields[2])
+        if len(_META_CACHE) < _META_CACHE_MAX:
+            _META_CACHE[rest] = meta
+    return meta
+
+
+def _parse_into(text: str, name: str, env: dict[str, str] | None, by_path: dict[str, Record],
+                repeats: list[tuple[Record, Record]], errors: list[InputError]) -> None:
+    """Parse ``text`` into ``by_path`` (a later line replaces an earlier one with the same path;
+    both are appended to ``repeats``); append every error to ``errors``."""
+    slow_all = "\0" in text or "\r" in text
+    slow_hash = "#" in text
+    slow_dollar = env is not None and "$" in text
+    fast_paths: list[Record] = []
+    keep = fast_paths.append
+    get = by_path.get
+    for number, raw in enumerate(text.split("\n"), 1):
+        if not (slow_all or (slow_hash and "#" in raw) or (slow_dollar and "$" in raw)):
+            parts = raw.split(None, 2)
+            count = len(parts)
+            if count == 3:
+                kind, path, rest = parts
+                if kind == "f" or kind == "d":
+                    meta = _meta(rest)
+                    if meta is not None:
+                        record = (kind, path, meta, "", name, number)
+                        previous = get(path)
+                        by_path[path] = record
+                        if previous is not None:
+                            repeats.append((previous, record))
+                        keep(record)
+                        continue
+            elif count == 2:
+                kind, spec = parts
+                if kind == "s":
+                    path, eq, target = spec.partition("=")
+                    if path and target:
+                        record = (kind, path, _NO_META, target, name, number)
+                        previous = get(path)
+                        by_path[path] = record
+                        if previous is not None:
+                            repeats.append((previous, record))
+                        keep(record)
+                        continue
+            elif count == 0:
+                continue
+        result = _parse_line(raw, name, number, env)
+        if isinstance(result, Entry):
+            record = _record(result)
+            previous = get(result.path)
+            by_path[result.path] = record
+            if previous is not None:
+                repeats.append((previous, record))
+        elif result is not None:
+            errors.append(result)
+    # The fast path did not look at the paths: check them all at once, then one by one only
+    # when something looks wrong.
+    if fast_paths and _paths_suspect("\n".join([r[1] for r in fast_paths])):
+        for record in fast_paths:
+            problem = path_problem(record[1])
+            if problem is not None:
+                errors.append(InputError(problem, name, record[5]))
+
+
+_SUSPECT = ("\n/", "//", "/\n", "/./", "/../", "\n./", "\n../", "/.\n", "/..\n", "\n.\n",
+            "\n..\n")
+
+
+def _paths_suspect(joined: str) -> bool:
+    wrapped = f"\n{joined}\n"
+    return any(s in wrapped for s in _SUSPECT)
 
 
 def parse_text(text: str, file: str | Path,
                env: dict[str, str] | None = None) -> tuple[list[Entry], list[InputError]]:
-    """Parse manifest text; return its entries and every error found (the caller raises).
+    """Parse manifest text; return its entries in line order and every error found.
 
     With ``env``, ``$VAR`` references are substituted in each field; without it, ``$`` is literal.
     """
-    name = str(file)
-    entries: list[Entry] = []
+    by_path: dict[str, Record] = {}
+    repeats: list[tuple[Record, Record]] = []
     errors: list[InputError] = []
-    append = entries.append
-    check = path_problem
-    for number, raw in enumerate(text.split("\n"), 1):
-        hash_at = raw.find("#")
-        if hash_at >= 0:
-            raw = raw[:hash_at]
-        fields = raw.split()
-        if not fields:
-            continue
-        if env is not None and "$" in raw:
-            try:
-                fields = [substitute(f, env) if "$" in f else f for f in fields]
-            except _Undefined as undefined:
-                errors.append(InputError(f"undefined variable {undefined.name!r}", name, number))
-                continue
-        kind = fields[0]
-        if kind == "f" or kind == "d":
-            if len(fields) != 5:
-                errors.append(InputError(
-                    f"'{kind}' entry needs exactly 5 fields (type path mode owner group), "
-                    f"got {len(fields)}", name, number))
-                continue
-            path = fields[1]
-            mode = _mode(fields[2])
-            if mode is None:
-                errors.append(InputError(
-                    f"invalid mode {fields[2]!r}: expected an octal number <= 07777", name, number))
-                continue
-            problem = check(path)
-            if problem is not None:
-                errors.append(InputError(problem, name, number))
-                continue
-            append(Entry(kind, path, mode, fields[3], fields[4], "", name, number))
-        elif kind == "s" or kind == "h":
-            if len(fields) != 2:
-                errors.append(InputError(
-                    f"'{kind}' entry needs exactly 2 fields ({kind} name=target), "
-                    f"got {len(fields)}", name, number))
-                continue
-            path, eq, target = fields[1].partition("=")
-            if not eq:
-                errors.append(InputError(
-                    f"'{kind}' entry needs name=target, got {fields[1]!r}", name, number))
-                continue
-            if not path or not target:
-                which = "name" if not path else "target"
-                errors.append(InputError(
-                    f"'{kind}' entry has an empty {which} in {fields[1]!r}", name, number))
-                continue
-            problem = check(path)
-            if problem is None and kind == "h":
-                norm, problem = hardlink_target(path, target)
-                target = norm or target
-            elif problem is None and ("\0" in target or "\n" in target):
-                problem = f"symlink target {target!r} contains a NUL or newline"
-            if problem is not None:
-                errors.append(InputError(problem, name, number))
-                continue
-            append(Entry(kind, path, 0, "", "", target, name, number))
-        else:
-            errors.append(InputError(
-                f"unknown entry type {kind!r}: expected one of d, f, s, h", name, number))
+    _parse_into(text, str(file), env, by_path, repeats, errors)
+    bad = {e.line for e in errors}
+    records = list(by_path.values()) + [previous for previous, _ in repeats]
+    entries = sorted((_entry(r) for r in records if r[5] not in bad), key=lambda e: e.line)
+    errors.sort(key=lambda e: e.line or 0)
     return entries, errors
 
 
@@ -274,33 +393,32 @@ def combine(files: list[Path], env: dict[str, str], strict: bool,
 
     A repeated path calls ``warn`` with a message naming both file:line pairs (nothing for two
     identical ``d`` lines); with ``strict`` it is an error instead. Errors of every file are
-    collected and raised together as :class:`InputErrors`.
+    collected and raised together as :class:`InputErrors`, in file and line order.
     """
-    by_path: dict[str, Entry] = {}
-    overrides: list[Override] = []
+    by_path: dict[str, Record] = {}
+    repeats: list[tuple[Record, Record]] = []
     errors: list[InputError] = []
+
     for file in files:
         try:
             text = _read(file)
         except InputError as exc:
             errors.append(exc)
             continue
-        entries, file_errors = parse_text(text, file, env)
-        errors.extend(file_errors)
-        for entry in entries:
-            previous = by_path.get(entry.path)
-            if previous is not None:
-                if entry.kind == "d" and previous.kind == "d" and entry.same_delivery(previous):
-                    by_path[entry.path] = entry
-                    continue
-                overrides.append(Override(previous, entry))
-                message = (f"{entry.path!r} is delivered twice: {previous.where} and "
-                           f"{entry.where}")
-                if strict:
-                    errors.append(InputError(message, entry.file, entry.line))
-                else:
-                    warn(f"{message} (the later one wins)")
-            by_path[entry.path] = entry
+        file_errors: list[InputError] = []
+        _parse_into(text, str(file), env, by_path, repeats, file_errors)
+        errors.extend(sorted(file_errors, key=lambda e: e.line or 0))
+    overrides: list[Override] = []
+    for previous, record in repeats:
+        if record[0] == "d" and previous[0] == "d" and previous[2] == record[2]:
+            continue
+        loser, winner = _entry(previous), _entry(record)
+        overrides.append(Override(loser, winner))
+        message = f"{winner.path!r} is delivered twice: {loser.where} and {winner.where}"
+        if strict:
+            errors.append(InputError(message, winner.file, winner.line))
+        else:
+            warn(f"{message} (the later one wins)")
     if errors:
         raise InputErrors(errors)
     return Manifest(by_path, tuple(overrides), tuple(str(f) for f in files))
@@ -323,7 +441,7 @@ def manifest_files(manifest_dir: Path, overlays: Iterable[Path] = ()) -> list[Pa
 
 def format_manifest(manifest: Manifest) -> str:
     """The combined manifest as text, sorted by path (the content of ``manifest.gen``)."""
-    lines = [entry.format() for entry in manifest.entries()]
+    lines = manifest.lines()
     return "\n".join(lines) + "\n" if lines else ""
 
 

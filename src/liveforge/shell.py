@@ -10,8 +10,8 @@ from .events import Reporter
 from .graph import make_steps
 from .kinds.base import ProcessGroup
 from .scheduler import context_for
-from .world import resolve_target
 from .workspace import Workspace
+from .world import resolve_target
 
 
 def shell(ws: Workspace, target: str, reporter: Reporter, command: list[str]) -> int:

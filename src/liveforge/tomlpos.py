@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import functools
 import re
+
+HEADER_RE = re.compile(r"\s*\[([^\[\]]+)\]\s*(#.*)?$")
+
+
+@functools.lru_cache(maxsize=8)
+def _headers(text: str) -> dict[tuple[str, ...], int]:
+    found: dict[tuple[str, ...], int] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if "[" not in line:
+            continue
+        m = HEADER_RE.match(line)
+        if m:
+            found.setdefault(tuple(p.strip().strip('"') for p in m.group(1).split(".")), number)
+    return found
 
 
 def table_line(text: str, table: str) -> int | None:
     """Line (1-based) of the header ``[table]`` (dotted names compared loosely)."""
-    want = [p.strip().strip('"') for p in table.split(".")]
-    for number, line in enumerate(text.splitlines(), 1):
-        m = re.match(r"\s*\[([^\[\]]+)\]\s*(#.*)?$", line)
-        if m and [p.strip().strip('"') for p in m.group(1).split(".")] == want:
-            return number
-    return None
+    return _headers(text).get(tuple(p.strip().strip('"') for p in table.split(".")))
 
 
 def key_line(text: str, table: str, key: str) -> int | None:

@@ -8,7 +8,7 @@ import json
 import os
 import re
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,9 +78,9 @@ def default_max_jobs() -> int:
     return max(1, min(cpus, int(mem_gib // 2)))
 
 
-def buildstamp_now(env: dict[str, str] | None = None) -> str:
-    """``BUILDSTAMP``, else ``SOURCE_DATE_EPOCH``, else the current UTC time, as YYYYMMDDTHHMMSSZ."""
-    env = os.environ if env is None else env
+def buildstamp_now(environ: Mapping[str, str] | None = None) -> str:
+    """BUILDSTAMP, else SOURCE_DATE_EPOCH, else the UTC time now, as YYYYMMDDTHHMMSSZ."""
+    env: Mapping[str, str] = os.environ if environ is None else environ
     stamp = env.get("BUILDSTAMP")
     if stamp:
         if not STAMP_RE.match(stamp):
@@ -281,7 +281,7 @@ def load_platform(path: Path) -> tuple[PlatformSpec, dict[str, ComponentSpec]]:
         if key not in PLATFORM_KEYS:
             err(f"unknown key {key!r} in [platform] (known: {', '.join(sorted(PLATFORM_KEYS))})",
                 tomlpos.key_line(text, "platform", key))
-    name = plat.get("name", root.name)
+    name = str(plat.get("name", root.name))
     overlays = plat.get("overlays", [])
     if not isinstance(overlays, list) or not all(isinstance(o, str) for o in overlays):
         err("[platform] overlays must be a list of paths", tomlpos.key_line(text, "platform",
@@ -340,15 +340,15 @@ def load_platform(path: Path) -> tuple[PlatformSpec, dict[str, ComponentSpec]]:
                 err(f"component {cname!r}: path must be a string",
                     tomlpos.key_line(text, f"components.{cname}", "path"))
             else:
-                cpath = (root / table["path"]).resolve()
+                cpath = Path(os.path.normpath(root / table["path"]))
         settings = {k: v for k, v in table.items() if k not in ("depends",)}
         components[cname] = ComponentSpec(
             name=cname, kind=kind, path=cpath, depends=tuple(depends), env=tuple(env),
             settings=settings, line=line)
         for problem in kinds[kind].validate(components[cname]):
-            key = problem[0]
+            where = problem[0]
             err(f"component {cname!r}: {problem[1]}",
-                tomlpos.key_line(text, f"components.{cname}", key) if key else line)
+                tomlpos.key_line(text, f"components.{cname}", where) if where else line)
     for cname, spec in components.items():
         for dep in spec.depends:
             if dep not in components:

@@ -1,0 +1,109 @@
+"""No-op build time: liveforge against GNU make over an equivalent Makefile of stamp targets.
+
+Generates a workspace of N make components in layers (each depends on two components of the
+layer below), builds it once, then times a no-op ``liveforge world`` and a no-op ``make`` whose
+stamp targets depend on the same source files and on the stamps of the same dependencies.
+Prints both medians and the ratio (goal: <= 1.5).
+
+    python bench/noop.py [--components 200] [--layers 10] [--runs 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+MAKEFILE = (
+    "world:\n\t@true\n"
+    "install:\n\t@mkdir -p $(DESTDIR)/usr/share/c\n\t@cp src/main.c $(DESTDIR)/usr/share/c/$(N).c\n"
+    "manifest:\n\t@echo 'f usr/share/c/$(N).c 0644 root root' > $(DESTDIR)/$(DESTNAME)\n"
+)
+
+
+def generate(root: Path, count: int, layers: int) -> tuple[dict[str, list[str]], list[Path]]:
+    per_layer = max(1, count // layers)
+    names = [f"c{i:03d}" for i in range(count)]
+    deps: dict[str, list[str]] = {}
+    toml = ['[platform]', 'name = "bench"', ""]
+    for i, name in enumerate(names):
+        layer = i // per_layer
+        below = names[(layer - 1) * per_layer: layer * per_layer] if layer else []
+        deps[name] = sorted({below[i % len(below)], below[(i * 7 + 3) % len(below)]}) \
+            if below else []
+        comp = root / "projects" / name
+        (comp / "src").mkdir(parents=True)
+        (comp / "Makefile").write_text(f"N := {name}\n" + MAKEFILE)
+        for f in ("main.c", "util.c", "util.h"):
+            (comp / "src" / f).write_text(f"/* {name} {f} */\n")
+        toml += [f"[components.{name}]", 'kind = "make"', f'path = "projects/{name}"',
+                 f"depends = {deps[name]!r}".replace("'", '"'), ""]
+    (root / "platform.toml").write_text("\n".join(toml))
+    subprocess.run(["git", "init", "-q", str(root / "projects")], check=True)
+    subprocess.run(["git", "-C", str(root / "projects"), "add", "."], check=True)
+    subprocess.run(["git", "-C", str(root / "projects"), "-c", "user.name=b", "-c",
+                    "user.email=b@invalid", "commit", "-qm", "bench"], check=True)
+    return deps, [root / "projects" / n for n in names]
+
+
+def make_baseline(root: Path, deps: dict[str, list[str]]) -> Path:
+    """The same graph as GNU make stamp targets over the same source files."""
+    mk = root / "baseline" / "Makefile"
+    mk.parent.mkdir()
+    lines = ["all: " + " ".join(f"0-{n}-stamp" for n in deps), ""]
+    for name, needs in deps.items():
+        srcs = " ".join(f"../projects/{name}/{f}" for f in
+                        ("Makefile", "src/main.c", "src/util.c", "src/util.h"))
+        lines += [f"0-{name}-stamp: {srcs} " + " ".join(f"0-{d}-stamp" for d in needs),
+                  "\t@touch $@", ""]
+    mk.write_text("\n".join(lines))
+    return mk
+
+
+def timed(argv: list[str], cwd: Path, runs: int) -> float:
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True)
+        samples.append(time.perf_counter() - start)
+        if proc.returncode != 0:
+            sys.exit(f"{argv} failed: {proc.stderr}")
+    return statistics.median(samples)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--components", type=int, default=200)
+    ap.add_argument("--layers", type=int, default=10)
+    ap.add_argument("--runs", type=int, default=15)
+    args = ap.parse_args()
+    lf = [str(Path(sys.executable).parent / "liveforge")]
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "ws"
+        root.mkdir()
+        deps, _ = generate(root, args.components, args.layers)
+        start = time.perf_counter()
+        subprocess.run(lf + ["-C", str(root), "-q", "world"], check=True, capture_output=True)
+        first = time.perf_counter() - start
+        mk = make_baseline(root, deps)
+        subprocess.run(["make", "-s", "-C", str(mk.parent)], check=True)
+        ours = timed(lf + ["-C", str(root), "-q", "world"], root, args.runs)
+        make = timed(["make", "-s", "-C", str(mk.parent)], root, args.runs)
+        # content-correctness: a touched source makes exactly that component and dependents stale
+        (root / "projects" / "c000" / "src" / "util.c").write_text("/* changed */\n")
+        out = subprocess.run(lf + ["-C", str(root), "--json", "status"], check=True,
+                             capture_output=True, text=True).stdout
+        stale = out.count('"stale"')
+    print(f"components: {args.components} in {args.layers} layers; first build {first:.2f} s")
+    print(f"no-op liveforge world: {ours * 1000:.1f} ms (median of {args.runs})")
+    print(f"no-op GNU make:        {make * 1000:.1f} ms (median of {args.runs})")
+    print(f"ratio liveforge/make:  {ours / make:.2f} (goal <= 1.5)")
+    print(f"after touching c000/src/util.c: {stale} components stale")
+
+
+if __name__ == "__main__":
+    main()
