@@ -381,7 +381,7 @@ def load_projects(path: Path) -> list[Project]:
             errors.append(InputError(f"project path {ppath!r} must be relative to projects/ "
                                      "and stay inside it", path, number))
             continue
-        if not branch:
+        if not branch and url:
             errors.append(InputError(f"project {ppath!r} has no branch", path, number))
             continue
         if ppath in seen:
