@@ -1,0 +1,90 @@
+"""shell, clean, clobber, check, status text, JSON events, the rich display on a TTY."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from wsutil import built, make_workspace, run
+
+
+@pytest.fixture
+def ws(tmp_path: Path, capsys) -> Path:  # type: ignore[no-untyped-def]
+    root = make_workspace(tmp_path / "ws", {"a": [], "b": ["a"]})
+    assert run(root, "configure", "-j", "3", capsys=capsys)[0] == 0
+    return root
+
+
+def lf(root: Path, *args: str, **kw) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
+    return subprocess.run([sys.executable, "-m", "liveforge.cli", "-C", str(root), *args],
+                          capture_output=True, text=True, timeout=120, **kw)
+
+
+def test_shell_has_the_build_environment(ws: Path) -> None:
+    (ws / "proto.strap/usr/bin").mkdir(parents=True)
+    proc = lf(ws, "shell", "b", "sh", "-c", 'echo "$DESTDIR|$MAX_JOBS|$PWD|$PATH|$DEBUG"')
+    assert proc.returncode == 0, proc.stderr
+    destdir, jobs, cwd, path, debug = proc.stdout.strip().split("|")
+    assert destdir == str(ws / "proto")
+    assert jobs == "3"
+    assert cwd == str(ws / "projects/b")
+    assert path.split(":")[0] == str(ws / "proto.strap/usr/bin")
+    assert debug == "no"
+    assert lf(ws, "shell", "zz", "true").returncode == 2
+
+
+def test_shell_exit_status_is_the_commands(ws: Path) -> None:
+    assert lf(ws, "shell", "a", "sh", "-c", "exit 7").returncode == 7
+
+
+def test_clean_and_clobber(ws: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    assert run(ws, "world", capsys=capsys)[0] == 0
+    assert (ws / "projects/a/build/a.txt").exists()
+    (ws / "output").mkdir()
+    assert run(ws, "clean", capsys=capsys)[0] == 0
+    assert not (ws / "projects/a/build").exists()       # the component's clean target ran
+    assert not (ws / "proto").exists() and not list(ws.glob("0-*-stamp"))
+    assert (ws / "output").exists()
+    code, events = run(ws, "world", capsys=capsys)
+    assert built(events) == {"a", "b"}
+    assert run(ws, "clobber", capsys=capsys)[0] == 0
+    assert not (ws / "output").exists() and not (ws / "proto").exists()
+
+
+def test_configure_clobber_flag_starts_from_scratch(ws: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    assert run(ws, "world", capsys=capsys)[0] == 0
+    assert run(ws, "configure", "-c", capsys=capsys)[0] == 0
+    assert not list(ws.glob("0-*-stamp"))
+    assert "CLOBBER=yes" in (ws / "build.env").read_text()
+
+
+def test_check_runs_component_check_targets(ws: Path) -> None:
+    assert lf(ws, "check").returncode == 0
+    (ws / "projects/a/src/a.txt").unlink()
+    proc = lf(ws, "check")
+    assert proc.returncode == 1 and "check of a failed" in proc.stderr
+
+
+def test_status_text_and_json_events(ws: Path) -> None:
+    proc = lf(ws, "status")
+    assert proc.stdout.splitlines()[1].split() == ["a", "make", "never", "built"]
+    proc = lf(ws, "--json", "world")
+    import json
+
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    kinds = [e["event"] for e in events]
+    assert kinds.count("start") == 2 and kinds.count("finish") == 2
+    finish = [e for e in events if e["event"] == "finish"][0]
+    assert isinstance(finish["duration"], float) and finish["component"] in ("a", "b")
+
+
+def test_rich_display_on_a_tty(ws: Path) -> None:
+    proc = subprocess.run(["script", "-qec", f"{sys.executable} -m liveforge.cli -C {ws} world",
+                           "/dev/null"], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "COLUMNS": "100", "TERM": "xterm"})
+    assert proc.returncode == 0, proc.stdout
+    assert "of 2" in proc.stdout and "✓" in proc.stdout
