@@ -22,9 +22,11 @@ raised.
 
 from __future__ import annotations
 
+import gc
 import posixpath
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -387,6 +389,19 @@ def _read(path: Path) -> str:
 
 # -- combination ------------------------------------------------------------------------------
 
+@contextmanager
+def _no_gc() -> Iterator[None]:
+    """Pause the cycle collector: records hold no cycles, and a million new tuples would make it
+    walk the growing heap again and again."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def combine(files: list[Path], env: dict[str, str], strict: bool,
             warn: Callable[[str], None]) -> Manifest:
     """Combine manifests in the order given (the later delivery of a path wins).
@@ -406,7 +421,8 @@ def combine(files: list[Path], env: dict[str, str], strict: bool,
             errors.append(exc)
             continue
         file_errors: list[InputError] = []
-        _parse_into(text, str(file), env, by_path, repeats, file_errors)
+        with _no_gc():
+            _parse_into(text, str(file), env, by_path, repeats, file_errors)
         errors.extend(sorted(file_errors, key=lambda e: e.line or 0))
     overrides: list[Override] = []
     for previous, record in repeats:
