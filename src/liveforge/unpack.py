@@ -109,6 +109,7 @@ def extract_tar(tar: tarfile.TarFile, dest: Path, label: str, *,
             raise UnsafeArchiveError(f"{label}: member {member.name!r} names the tree root")
         full = os.path.join(root, rel)
         _check_parent(label, root, full, rel)
+        os.makedirs(os.path.dirname(full), 0o755, exist_ok=True)
         mode = member.mode & 0o7777
         owner, group = member.uname or "root", member.gname or "root"
         if member.isdir():

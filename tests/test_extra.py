@@ -1,0 +1,198 @@
+"""The extra kind end to end: fetch over loopback HTTP, patch, 32/64 build, strap, cache."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from extrautil import (
+    APP_PATCH,
+    LIB_PATCH,
+    app_tarball,
+    elf_class,
+    http_server,
+    libdemo_tarball,
+    package_toml,
+)
+from liveforge.cli import main
+
+pytestmark = pytest.mark.skipif(shutil.which("patch") is None, reason="patch is not installed")
+
+MANIFEST = """\
+d usr 0755 root sys
+f usr/lib/libdemo.so.1 0755 root bin   # $LIBDEMO_VERSION
+f usr/share/demo-${LIBDEMO_VERSION}.txt 0644 root bin
+f usr/bin/$UNKNOWN 0555 root bin
+"""
+
+
+@pytest.fixture
+def www(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, str]]:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("LIVEFORGE_OFFLINE", raising=False)
+    root = tmp_path / "www"
+    root.mkdir()
+    libdemo_tarball(root / "libdemo-1.0.tar.gz")
+    app_tarball(root / "app-2.0.tar.gz")
+    with http_server(root) as url:
+        yield root, url
+
+
+def sha(path: Path) -> str:
+    import hashlib
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def make_ws(root: Path, www: tuple[Path, str], lib_extra: str = "", app: bool = True,
+            lib_sha: str | None = None) -> Path:
+    files, url = www
+    root.mkdir(parents=True)
+    (root / "platform.toml").write_text(
+        '[platform]\nname = "t"\n\n[components.extra]\nkind = "extra"\n'
+        'path = "projects/extra"\n')
+    comp = root / "projects" / "extra"
+    lib = comp / "libdemo"
+    (lib / "Patches").mkdir(parents=True)
+    (lib / "package.toml").write_text(package_toml(
+        "libdemo", "1.0", f"{url}/libdemo-1.0.tar.gz",
+        lib_sha or sha(files / "libdemo-1.0.tar.gz"),
+        'variants = ["32", "64"]\nstrap = true\nstrap_variants = ["64"]\n' + lib_extra))
+    (lib / "Patches" / "0001-version-suffix.patch").write_text(LIB_PATCH)
+    if app:
+        ap = comp / "app"
+        (ap / "Patches").mkdir(parents=True)
+        (ap / "package.toml").write_text(package_toml(
+            "app", "2.0", f"{url}/app-2.0.tar.gz", sha(files / "app-2.0.tar.gz"),
+            'build = "make"\ndepends = ["libdemo"]\nvariants = ["64"]\n'))
+        (ap / "Patches" / "0001-greeting.patch").write_text(APP_PATCH)
+    (comp / "manifest").write_text(MANIFEST)
+    return root
+
+
+def world(root: Path, *args: str) -> int:
+    return main(["-C", str(root), *args, "world"])
+
+
+def state(root: Path) -> Path:
+    return root / ".liveforge" / "extra" / "extra"
+
+
+def logs(root: Path) -> str:
+    return "\n".join(p.read_text(errors="replace") for p in sorted((root / "log").glob("*.log")))
+
+
+def run_with_lib(root: Path, program: Path, bits: str = "") -> str:
+    libdir = root / "proto" / "usr" / "lib" / bits
+    env = {**os.environ, "LD_LIBRARY_PATH": str(libdir)}
+    return subprocess.run([str(program)], env=env, capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def test_build_variants_patch_strap_manifest(tmp_path: Path, www: tuple[Path, str]) -> None:
+    root = make_ws(tmp_path / "ws", www)
+    assert world(root) == 0
+    proto = root / "proto"
+    assert elf_class(proto / "usr/lib/libdemo.so.1") == 64
+    assert elf_class(proto / "usr/lib/32/libdemo.so.1") == 32
+    assert os.readlink(proto / "usr/lib/32/libdemo.so") == "libdemo.so.1"
+    assert elf_class(proto / "usr/bin/app") == 64
+    assert '"1.0-liveforge"' in (proto / "usr/include/demo.h").read_text()
+    # the patch took effect, and app was built against proto's libdemo
+    assert run_with_lib(root, proto / "usr/bin/app") == "patched app 1.0-liveforge"
+    build = state(root) / "build"
+    assert sorted(p.name for p in (build / "libdemo").iterdir()) == [
+        "libdemo-1.0-32", "libdemo-1.0-64", "libdemo-1.0-64strap"]
+    assert elf_class(state(root) / "stage/libdemo/libdemo-1.0-32/usr/bin/demo") == 32
+    # strap phase: built against the host into proto.strap
+    assert elf_class(root / "proto.strap/usr/lib/libdemo.so.1") == 64
+    assert not (root / "proto.strap/usr/bin/app").exists()
+    assert (root / "0-extra-strap-stamp").is_file() and (root / "0-extra-stamp").is_file()
+    manifest = (root / "manifest.d/extra.manifest").read_text()
+    assert "# 1.0" in manifest and "usr/share/demo-1.0.txt" in manifest
+    assert "usr/bin/$UNKNOWN" in manifest
+    # a second run builds nothing
+    before = {p: p.stat().st_ino for p in (state(root) / "stage").glob("*/*")}
+    assert world(root) == 0
+    assert {p: p.stat().st_ino for p in (state(root) / "stage").glob("*/*")} == before
+
+
+def test_patch_change_rebuilds_that_package_only(tmp_path: Path,
+                                                 www: tuple[Path, str]) -> None:
+    root = make_ws(tmp_path / "ws", www)
+    assert world(root) == 0
+    stage = state(root) / "stage"
+    lib_ino = (stage / "libdemo/libdemo-1.0-64").stat().st_ino
+    app_ino = (stage / "app/app-2.0-64").stat().st_ino
+    patch = root / "projects/extra/app/Patches/0001-greeting.patch"
+    patch.write_text(APP_PATCH.replace("patched app", "repatched app"))
+    (root / "proto/usr/lib/libdemo.so.1").unlink()  # redelivered from staging, not rebuilt
+    assert world(root) == 0
+    assert (stage / "libdemo/libdemo-1.0-64").stat().st_ino == lib_ino
+    assert (stage / "app/app-2.0-64").stat().st_ino != app_ino
+    assert run_with_lib(root, root / "proto/usr/bin/app") == "repatched app 1.0-liveforge"
+    # a change to libdemo's patches rebuilds libdemo and its dependent app
+    lib_patch = root / "projects/extra/libdemo/Patches/0001-version-suffix.patch"
+    lib_patch.write_text(LIB_PATCH.replace("1.0-liveforge", "1.0-lf2"))
+    assert world(root) == 0
+    assert (stage / "libdemo/libdemo-1.0-64").stat().st_ino != lib_ino
+    assert run_with_lib(root, root / "proto/usr/bin/app") == "repatched app 1.0-lf2"
+
+
+def test_strap_cache_reused_corrupt_and_forced(tmp_path: Path, www: tuple[Path, str]) -> None:
+    first = make_ws(tmp_path / "ws1", www)
+    assert world(first) == 0
+    entries = list((tmp_path / "xdg/liveforge/strap").glob("*.tar.gz"))
+    assert len(entries) == 1
+    second = make_ws(tmp_path / "ws2", www)
+    assert world(second) == 0
+    assert "restored from the strap cache" in logs(second)
+    assert not (state(second) / "build/libdemo/libdemo-1.0-64strap").exists()
+    assert elf_class(second / "proto.strap/usr/lib/libdemo.so.1") == 64
+    # a corrupt entry is detected by its checksum and rebuilt
+    entries[0].write_bytes(b"garbage")
+    third = make_ws(tmp_path / "ws3", www)
+    assert world(third) == 0
+    assert "is corrupt" in logs(third)
+    assert (state(third) / "build/libdemo/libdemo-1.0-64strap").is_dir()
+    assert entries[0].stat().st_size > 100
+    # FORCE_STRAP_REBUILD=yes builds locally although the cache has the entry
+    fourth = make_ws(tmp_path / "ws4", www)
+    (fourth / "build.env").write_text("FORCE_STRAP_REBUILD=yes\n")
+    assert world(fourth) == 0
+    assert "FORCE_STRAP_REBUILD=yes" in logs(fourth)
+    assert (state(fourth) / "build/libdemo/libdemo-1.0-64strap").is_dir()
+
+
+def test_build_one_package_by_hand(tmp_path: Path, www: tuple[Path, str]) -> None:
+    root = make_ws(tmp_path / "ws", www)
+    assert world(root) == 0
+    stage = state(root) / "stage/libdemo"
+    inos = {p.name: p.stat().st_ino for p in stage.iterdir()}
+    assert main(["-C", str(root), "build", "extra:libdemo", "--variant", "32"]) == 0
+    assert (stage / "libdemo-1.0-32").stat().st_ino != inos["libdemo-1.0-32"]
+    assert (stage / "libdemo-1.0-64").stat().st_ino == inos["libdemo-1.0-64"]
+    assert main(["-C", str(root), "build", "extra:libdemo", "--strap"]) == 0
+    assert (stage / "libdemo-1.0-64strap").stat().st_ino != inos["libdemo-1.0-64strap"]
+    stamp = json.loads((state(root) / "stamps/strap/libdemo.json").read_text())
+    assert stamp["variants"] == ["libdemo-1.0-64strap"]
+
+
+def test_warm_cache_needs_no_network(tmp_path: Path, www: tuple[Path, str],
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    root = make_ws(tmp_path / "ws", www, app=False)
+    assert world(root) == 0
+    files, _url = www
+    lib_sha = sha(files / "libdemo-1.0.tar.gz")
+    for p in files.iterdir():
+        p.unlink()
+    monkeypatch.setenv("LIVEFORGE_OFFLINE", "1")
+    second = make_ws(tmp_path / "ws2", www, app=False, lib_sha=lib_sha)
+    (second / "build.env").write_text("FORCE_STRAP_REBUILD=yes\n")
+    assert world(second) == 0
+    assert elf_class(second / "proto/usr/lib/32/libdemo.so.1") == 32
