@@ -1,0 +1,179 @@
+"""The manifest format (DESIGN.md §4): parser rules, path safety, combination."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from liveforge.errors import InputErrors
+from liveforge.manifest import (
+    Entry,
+    combine,
+    format_manifest,
+    parse_file,
+    parse_text,
+    write_manifest,
+)
+from manifestgen import generate
+
+
+def errors_of(text: str, env: dict[str, str] | None = None) -> list[str]:
+    return [str(e) for e in parse_text(text, "m", env)[1]]
+
+
+def test_parses_every_kind_with_source_line() -> None:
+    entries, errors = parse_text(
+        "# header\n\n  d usr 0755 root sys  # trailing\nf usr/bin/grep\t0555 root bin\n"
+        "s usr/bin/coolgrep=grep\nh usr/bin/egrep=usr/bin/grep#c\n", "m")
+    assert errors == []
+    assert entries == [
+        Entry("d", "usr", 0o755, "root", "sys", "", "m", 3),
+        Entry("f", "usr/bin/grep", 0o555, "root", "bin", "", "m", 4),
+        Entry("s", "usr/bin/coolgrep", 0, "", "", "grep", "m", 5),
+        Entry("h", "usr/bin/egrep", 0, "", "", "usr/bin/grep", "m", 6),
+    ]
+    with pytest.raises(AttributeError):
+        entries[0].path = "x"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("line, message", [
+    ("f a 0755 root", "'f' entry needs exactly 5 fields (type path mode owner group), got 4"),
+    ("d a 0755 root sys extra", "'d' entry needs exactly 5 fields (type path mode owner group), "
+                                "got 6"),
+    ("f a 0758 root bin", "invalid mode '0758': expected an octal number <= 07777"),
+    ("f a 17777 root bin", "invalid mode '17777': expected an octal number <= 07777"),
+    ("f a rwx root bin", "invalid mode 'rwx': expected an octal number <= 07777"),
+    ("file a 0755 root bin", "unknown entry type 'file': expected one of d, f, s, h"),
+    ("x a", "unknown entry type 'x': expected one of d, f, s, h"),
+    ("s a", "'s' entry needs name=target, got 'a'"),
+    ("s a=b c", "'s' entry needs exactly 2 fields (s name=target), got 3"),
+    ("s =b", "'s' entry has an empty name in '=b'"),
+    ("h a=", "'h' entry has an empty target in 'a='"),
+    ("f /usr 0755 root bin", "absolute path '/usr' (paths are relative to the image root)"),
+    ("d a/../b 0755 root bin", "'..' component in path 'a/../b'"),
+    ("d .. 0755 root bin", "'..' component in path '..'"),
+    ("f a//b 0755 root bin", "empty component in path 'a//b'"),
+    ("d a/ 0755 root bin", "empty component in path 'a/'"),
+    ("f a/./b 0755 root bin", "'.' component in path 'a/./b'"),
+    ("f a\0b 0755 root bin", "NUL character in path 'a\\x00b'"),
+    ("s /abs=x", "absolute path '/abs' (paths are relative to the image root)"),
+    ("s a/../b=x", "'..' component in path 'a/../b'"),
+    ("h a=/etc/passwd", "hard link target '/etc/passwd' is outside the image (absolute)"),
+    ("h a=../x", "hard link target '../x' is outside the image (escapes with '..')"),
+    ("h a/b=a/../../x", "hard link target 'a/../../x' is outside the image (escapes with '..')"),
+    ("h a=a", "hard link 'a' points to itself"),
+])
+def test_each_rule_has_its_error(line: str, message: str) -> None:
+    assert errors_of(f"# first\n{line}\n") == [f"m:2: {message}"]
+
+
+def test_symlink_target_text_is_literal() -> None:
+    entries, errors = parse_text("s a=/usr/lib/x\ns b=../../etc\ns c=a//b/./\n", "m")
+    assert errors == []
+    assert [e.target for e in entries] == ["/usr/lib/x", "../../etc", "a//b/./"]
+
+
+def test_hard_link_target_is_normalised_inside_the_image() -> None:
+    entries, _ = parse_text("h usr/bin/egrep=usr/lib/../bin/grep\n", "m")
+    assert entries[0].target == "usr/bin/grep"
+
+
+def test_all_errors_of_a_file_are_reported(tmp_path: Path) -> None:
+    path = tmp_path / "m"
+    path.write_text("f a 0755\nd ok 0755 root sys\nq x\ns y\nf /z 0644 root bin\n")
+    with pytest.raises(InputErrors) as info:
+        parse_file(path)
+    assert [e.line for e in info.value.errors] == [1, 3, 4, 5]
+    assert str(info.value).splitlines()[0].startswith(f"{path}:1: 'f' entry needs exactly 5")
+
+
+def test_variables_are_substituted() -> None:
+    env = {"ARCH": "x86_64", "OWNER": "root"}
+    entries, errors = parse_text("f lib/$ARCH/libc.so 0755 $OWNER ${OWNER}\n"
+                                 "s lib64=lib/${ARCH}\n", "m", env)
+    assert errors == []
+    assert entries[0].path == "lib/x86_64/libc.so" and entries[0].group == "root"
+    assert entries[1].target == "lib/x86_64"
+
+
+def test_undefined_variable_is_named() -> None:
+    assert errors_of("d a 0755 root sys\nf $NOPE/x 0644 root bin\n", {}) == [
+        "m:2: undefined variable 'NOPE'"]
+    assert errors_of("f ${BAD-NAME} 0644 root bin\n", {}) == ["m:1: undefined variable 'BAD-NAME'"]
+
+
+def test_variable_cannot_smuggle_an_unsafe_path() -> None:
+    assert errors_of("f $P/x 0644 root bin\n", {"P": "/etc"}) == [
+        "m:1: absolute path '/etc/x' (paths are relative to the image root)"]
+    assert errors_of("f a$P 0644 root bin\n", {"P": "/../b"}) == [
+        "m:1: '..' component in path 'a/../b'"]
+    assert errors_of("f a$P 0644 root bin\n", {"P": "\nb"}) == ["m:1: newline in path 'a\\nb'"]
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_combine_duplicates_warn_naming_both_lines(tmp_path: Path) -> None:
+    a = write(tmp_path / "a.manifest", "d usr 0755 root sys\nf usr/x 0644 root bin\n")
+    b = write(tmp_path / "b.manifest", "d usr 0755 root sys\n\nf usr/x 0600 root sys\n")
+    warnings: list[str] = []
+    manifest = combine([a, b], {}, False, warnings.append)
+    assert warnings == [f"'usr/x' is delivered twice: {a}:2 and {b}:3 (the later one wins)"]
+    winner = manifest.get("usr/x")
+    assert winner is not None and winner.mode == 0o600 and winner.file == str(b)
+    assert len(manifest.overrides) == 1
+
+
+def test_combine_differing_d_lines_warn(tmp_path: Path) -> None:
+    a = write(tmp_path / "a", "d usr 0755 root sys\n")
+    b = write(tmp_path / "b", "d usr 0750 root sys\n")
+    warnings: list[str] = []
+    combine([a, b], {}, False, warnings.append)
+    assert len(warnings) == 1
+
+
+def test_combine_strict_makes_duplicates_errors(tmp_path: Path) -> None:
+    a = write(tmp_path / "a", "f x 0644 root bin\n")
+    b = write(tmp_path / "b", "s x=y\n")
+    with pytest.raises(InputErrors) as info:
+        combine([a, b], {}, True, lambda _: None)
+    assert str(info.value) == f"{b}:1: 'x' is delivered twice: {a}:1 and {b}:1"
+
+
+def test_combine_reports_errors_of_every_file(tmp_path: Path) -> None:
+    a = write(tmp_path / "a", "f x 0644\n")
+    b = write(tmp_path / "b", "d ok 0755 root sys\nd /bad 0755 root sys\n")
+    with pytest.raises(InputErrors) as info:
+        combine([a, b], {}, False, lambda _: None)
+    assert [(e.file, e.line) for e in info.value.errors] == [(str(a), 1), (str(b), 2)]
+
+
+def test_manifest_gen_is_sorted_and_reparses(tmp_path: Path) -> None:
+    a = write(tmp_path / "a", "f usr/b 644 root bin\nd usr 0755 root sys\ns a=b\n")
+    manifest = combine([a], {}, False, lambda _: None)
+    assert format_manifest(manifest) == "s a=b\nd usr 0755 root sys\nf usr/b 0644 root bin\n"
+    gen = tmp_path / "manifest.gen"
+    write_manifest(manifest, gen)
+    again = parse_file(gen)
+    assert [e.path for e in again] == ["a", "usr", "usr/b"]
+
+
+def test_realistic_generated_manifests(tmp_path: Path) -> None:
+    one, two = generate(1200, seed=3), generate(1100, seed=4, prefix="a")
+    assert len(one.lines) >= 1000 and len(two.lines) >= 1000
+    a = write(tmp_path / "one", "\n".join(one.lines) + "\n")
+    b = write(tmp_path / "two", "\n".join(two.lines) + "\n")
+    warnings: list[str] = []
+    manifest = combine([a, b], {}, True, warnings.append)
+    kinds = [e.kind for e in manifest.entries()]
+    assert len(manifest) == len(one.lines) + len(two.lines) - 2 and warnings == []
+    assert kinds.count("s") > 50 and kinds.count("h") > 5 and kinds.count("d") > 50
+    targets = [e.target for e in manifest.entries() if e.kind == "s"]
+    assert any(t.startswith("/") for t in targets) and any(t.startswith("..") for t in targets)
+    # The fast path and the exact per-line rules agree.
+    slow = parse_text("\n".join(f"{line} #" for line in one.lines), "x")[0]
+    assert sorted((e.path, e.kind, e.mode, e.target) for e in slow) == sorted(
+        (e.path, e.kind, e.mode, e.target) for e in manifest.entries() if e.file == str(a))
