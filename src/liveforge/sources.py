@@ -15,7 +15,8 @@ apt never reads or writes the host's sources, lists or dpkg status: it runs with
 ``Dir::Etc::SourceList`` pointing at a private deb822 file, ``Dir::Etc::SourceParts=/dev/null``,
 and private ``Dir::State::Lists``, ``Dir::State::status`` and ``Dir::Cache``. The archive is the
 ``DEBIAN_MIRROR`` configure-build key (with ``DEBIAN_SUITES``, ``DEBIAN_COMPONENTS``,
-``DEBIAN_KEYRING``) or, by default, the Debian entries of the host's own apt sources.
+``DEBIAN_KEYRING``; ``DEBIAN_TRUSTED=yes`` for an unsigned local repository, ``DEBIAN_SUITES=./``
+for a flat one) or, by default, the Debian entries of the host's own apt sources.
 """
 
 from __future__ import annotations
@@ -172,6 +173,9 @@ def private_sources(config: Mapping[str, str], etc: Path = Path("/etc/apt")) -> 
                     "Suites": config.get("DEBIAN_SUITES", f"{codename} {codename}-updates"),
                     "Components": config.get("DEBIAN_COMPONENTS", "main"),
                     "Signed-By": config.get("DEBIAN_KEYRING", DEFAULT_KEYRING)}]
+        if config.get("DEBIAN_TRUSTED", "").lower() == "yes":  # a local unsigned repository
+            entries[0]["Trusted"] = "yes"
+            del entries[0]["Signed-By"]
     else:
         entries = host_debian_entries(etc)
         if not entries:
@@ -179,10 +183,12 @@ def private_sources(config: Mapping[str, str], etc: Path = Path("/etc/apt")) -> 
                              "(and DEBIAN_SUITES) in configure-build")
     stanzas = []
     for entry in entries:
-        lines = ["Types: deb deb-src", f"URIs: {entry['URIs']}", f"Suites: {entry['Suites']}",
-                 f"Components: {entry.get('Components', 'main')}"]
-        if entry.get("Signed-By"):
-            lines.append(f"Signed-By: {entry['Signed-By']}")
+        lines = ["Types: deb deb-src", f"URIs: {entry['URIs']}", f"Suites: {entry['Suites']}"]
+        if not entry["Suites"].endswith("/"):  # a flat repository ("./") has no components
+            lines.append(f"Components: {entry.get('Components', 'main')}")
+        for key in ("Signed-By", "Trusted"):
+            if entry.get(key):
+                lines.append(f"{key}: {entry[key]}")
         stanzas.append("\n".join(lines))
     return "\n\n".join(stanzas) + "\n"
 
