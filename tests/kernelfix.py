@@ -152,3 +152,58 @@ def make_platform(root: Path, stamp: str, fail: str = "", truncate: bool = False
     (arch / "boot_archive").write_bytes(archive)
     (root / "etc" / "version" / "platform").write_text(f"{stamp}\n")
     return root
+
+
+# -- shared fixtures ---------------------------------------------------------------------------
+# Built once per test session and shared by every test module (a pytest fixture imported into
+# several modules would be built once per module).
+
+STAMP = "20231114T221320Z"
+_shared: dict[str, Path] = {}
+_shared_root: Path | None = None
+
+
+def shared_dir() -> Path:
+    global _shared_root
+    if _shared_root is None:
+        import atexit
+
+        _shared_root = Path(tempfile.mkdtemp(prefix="liveforge-tests."))
+        atexit.register(shutil.rmtree, _shared_root, True)
+    return _shared_root
+
+
+def shared_platform(variant: str = "good") -> Path:
+    """A platform for STAMP: ``good``, ``broken`` (a failing self-test) or ``truncated``."""
+    if variant not in _shared:
+        root = shared_dir() / f"platform-{variant}"
+        make_platform(root, STAMP, fail="selftest-broken" if variant == "broken" else "",
+                      truncate=variant == "truncated")
+        _shared[variant] = root
+    return _shared[variant]
+
+
+def shared_media(kind: str) -> Path:
+    """The ISO (``iso``) or USB image (``usb``) of the good platform, built once."""
+    key = f"media-{kind}"
+    if key not in _shared:
+        from liveforge.media import build_iso, build_usb
+
+        build = build_iso if kind == "iso" else build_usb
+        _shared[key] = build(shared_platform(), STAMP, shared_dir() / f"output-{kind}")
+    return _shared[key]
+
+
+def qemu_processes_mentioning(text: str) -> list[int]:
+    """Process ids whose command line contains ``text`` (to prove QEMU did not outlive a boot)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmdline:
+            found.append(int(proc.name))
+    return found

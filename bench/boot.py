@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""Time to PLATFORM-READY for each medium, against a bare kernel + minimal initramfs boot.
+
+    .venv/bin/python bench/boot.py [--platform DIR --stamp STAMP] [--repeat N] [--only a,b]
+
+The baseline, measured in the same run, is QEMU started by hand (no liveforge runner) with the
+same kernel and a minimal initramfs whose init prints the marker and powers off: the cost of
+booting at all under TCG here. Each medium is then booted through liveforge.boot (direct,
+ISO BIOS/UEFI, USB BIOS/UEFI) from the given platform (default: the test fixture platform,
+Debian's kernel + busybox) and its time is reported as a ratio to the baseline (goal <= 1.5).
+Times are medians over --repeat runs; media are built once, before timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+sys.path.insert(0, str(HERE.parent / "src"))
+
+import kernelfix  # noqa: E402
+from liveforge.boot import boot  # noqa: E402
+from liveforge.media import build_iso, build_usb  # noqa: E402
+
+MARKER = b"BARE-READY"
+BARE_INIT = "#!/bin/busybox sh\n/bin/busybox echo BARE-READY\n/bin/busybox poweroff -f\n"
+
+CASES = {  # name -> (media, uefi)
+    "direct": ("direct", False),
+    "iso-bios": ("iso", False),
+    "iso-uefi": ("iso", True),
+    "usb-bios": ("usb", False),
+    "usb-uefi": ("usb", True),
+}
+
+
+def bare_initramfs() -> bytes:
+    body = b"".join([
+        kernelfix._newc("bin", 0o40755, ino=1),
+        kernelfix._newc("bin/busybox", 0o100755, kernelfix.BUSYBOX.read_bytes(), ino=2),
+        kernelfix._newc("dev", 0o40755, ino=3),
+        kernelfix._newc("dev/console", 0o20600, ino=4, rdev=(5, 1)),
+        kernelfix._newc("init", 0o100755, BARE_INIT.encode(), ino=5),
+        kernelfix._newc("TRAILER!!!", 0),
+    ])
+    return gzip.compress(body, mtime=0)
+
+
+def time_bare(kernel: Path, initrd: Path, timeout: float = 120.0) -> float:
+    """Seconds from starting QEMU to the bare init's marker on the serial console."""
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        ["qemu-system-x86_64", "-accel", "tcg", "-m", "512", "-smp", "1", "-no-reboot",
+         "-nic", "none", "-display", "none", "-monitor", "none", "-serial", "stdio",
+         "-kernel", str(kernel), "-initrd", str(initrd), "-append", "console=ttyS0 panic=-1"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    seen = b""
+    try:
+        while MARKER not in seen:
+            chunk = proc.stdout.read1(65536)
+            if not chunk or time.monotonic() - started > timeout:
+                raise SystemExit("bare boot never printed its marker")
+            seen = seen[-64:] + chunk
+        return time.monotonic() - started
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--platform", type=Path, help="a built platform directory")
+    parser.add_argument("--stamp", help="its buildstamp (default: etc/version/platform)")
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--only", default=",".join(CASES), help="comma-separated cases")
+    args = parser.parse_args()
+    cases = [c for c in args.only.split(",") if c]
+    with tempfile.TemporaryDirectory(prefix="liveforge-bench.") as tmp:
+        work = Path(tmp)
+        if args.platform:
+            platform = args.platform.resolve()
+            stamp = args.stamp or (platform / "etc/version/platform").read_text().strip()
+        else:
+            stamp = kernelfix.STAMP
+            platform = kernelfix.make_platform(work / "platform", stamp)
+        kernel = platform / "x86_64" / "vmlinuz"
+        initrd = work / "bare.initrd"
+        initrd.write_bytes(bare_initramfs())
+        images = {"direct": platform}
+        if any(c.startswith("iso") for c in cases):
+            images["iso"] = build_iso(platform, stamp, work / "iso")
+        if any(c.startswith("usb") for c in cases):
+            images["usb"] = build_usb(platform, stamp, work / "usb")
+
+        baseline = statistics.median(time_bare(kernel, initrd) for _ in range(args.repeat))
+        print(f"{'case':<10} {'seconds':>8} {'ratio':>6}")
+        print(f"{'bare':<10} {baseline:8.2f} {1.0:6.2f}")
+        for case in cases:
+            media, uefi = CASES[case]
+            times = []
+            for i in range(args.repeat):
+                result = boot(images[media], stamp, media=media, uefi=uefi, timeout=300,
+                              log_path=work / f"{case}.{i}.log")
+                if not result.ok:
+                    print(f"{case}: {result.message}\n{result.tail}", file=sys.stderr)
+                    return 1
+                times.append(result.elapsed)
+            seconds = statistics.median(times)
+            print(f"{case:<10} {seconds:8.2f} {seconds / baseline:6.2f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

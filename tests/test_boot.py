@@ -1,0 +1,87 @@
+"""The QEMU runner: verdicts, failures with the console's tail, timeouts leave no process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kernelfix import STAMP, qemu_processes_mentioning, shared_platform
+from liveforge.boot import TAIL_LINES, Verdict, boot
+from liveforge.errors import LiveforgeError, UsageError
+
+
+def test_verdict_lines() -> None:
+    verdict = Verdict(STAMP)
+    verdict.feed("\x1b[0m some noise")
+    assert verdict.status is None
+    verdict.feed(f"PLATFORM-READY {STAMP}")
+    assert (verdict.status, verdict.message) == ("ready", f"PLATFORM-READY {STAMP}")
+    other = Verdict(STAMP)
+    other.feed("PLATFORM-READY 20000101T000000Z")
+    assert other.status == "failed" and "expected" in other.message
+    failed = Verdict(STAMP)
+    failed.feed("PLATFORM-FAILED platinfo")
+    failed.feed(f"PLATFORM-READY {STAMP}")  # the first verdict stands
+    assert (failed.status, failed.message) == ("failed", "PLATFORM-FAILED platinfo")
+    panic = Verdict(STAMP)
+    panic.feed("[    1.0] Initramfs unpacking failed: read error")
+    panic.feed("[    1.1] Kernel panic - not syncing: No working init found.")
+    assert panic.status == "panic" and panic.message.startswith("Kernel panic - not syncing")
+    assert panic.hints[0] == "Initramfs unpacking failed: read error"
+
+
+def test_bad_arguments(tmp_path: Path) -> None:
+    log = tmp_path / "boot.log"
+    with pytest.raises(UsageError, match="direct, iso, usb"):
+        boot(tmp_path, STAMP, media="floppy", log_path=log)
+    with pytest.raises(UsageError, match="ttya"):
+        boot(tmp_path, STAMP, console="com1", log_path=log)
+    with pytest.raises(UsageError, match="serial"):
+        boot(tmp_path, STAMP, console="text", log_path=log)
+    with pytest.raises(LiveforgeError, match="liveforge iso"):
+        boot(tmp_path, STAMP, media="iso", log_path=log)
+    with pytest.raises(LiveforgeError, match="liveforge usb"):
+        boot(tmp_path / "x.usb.gz", STAMP, media="usb", log_path=log)
+    with pytest.raises(LiveforgeError, match="liveforge live"):
+        boot(tmp_path, STAMP, log_path=log)
+
+
+@pytest.mark.slow
+def test_direct_boot_ready(tmp_path: Path) -> None:
+    log = tmp_path / "log" / f"boot.{STAMP}.direct.log"
+    result = boot(shared_platform(), STAMP, timeout=120, log_path=log)
+    assert result.ok and result.status == "ready" and result.exit_code == 0, result.tail
+    assert f"PLATFORM-READY {STAMP}" in log.read_text(errors="replace")
+    assert "liveforge.test=1" in log.read_text(errors="replace")
+    assert not qemu_processes_mentioning(str(tmp_path))
+
+
+@pytest.mark.slow
+def test_broken_selftest_fails(tmp_path: Path) -> None:
+    result = boot(shared_platform("broken"), STAMP, timeout=120, log_path=tmp_path / "b.log")
+    assert not result.ok and result.exit_code == 1
+    assert result.status == "failed"
+    assert result.message == "PLATFORM-FAILED selftest-broken"
+    assert "PLATFORM-FAILED selftest-broken" in result.tail
+    assert 0 < len(result.tail.splitlines()) <= TAIL_LINES
+
+
+@pytest.mark.slow
+def test_truncated_archive_fails_with_kernel_message(tmp_path: Path) -> None:
+    result = boot(shared_platform("truncated"), STAMP, timeout=120, log_path=tmp_path / "t.log")
+    assert not result.ok
+    assert result.status == "panic", result.message
+    assert "Kernel panic" in result.message
+    assert "Initramfs unpacking failed" in result.message
+    assert result.elapsed < 120
+    assert not qemu_processes_mentioning(str(tmp_path))
+
+
+@pytest.mark.slow
+def test_timeout_kills_qemu(tmp_path: Path) -> None:
+    result = boot(shared_platform(), STAMP, timeout=2, log_path=tmp_path / "slow.log")
+    assert not result.ok and result.status == "timeout"
+    assert "2s" in result.message
+    assert not Path(f"/proc/{result.pid}").exists()
+    assert not qemu_processes_mentioning(str(tmp_path))

@@ -1,0 +1,61 @@
+"""The ISO writer: content, reproducibility, and boots under BIOS and UEFI (CD and raw disk)."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from kernelfix import STAMP, shared_media, shared_platform
+from liveforge.boot import boot
+from liveforge.media import build_iso
+
+
+def iso_listing(iso: Path, path: str) -> str:
+    return subprocess.run(["xorriso", "-indev", str(iso), "-ls", path], capture_output=True,
+                          text=True, check=True).stdout
+
+
+def test_iso_name_and_content() -> None:
+    iso = shared_media("iso")
+    assert iso.name == f"platform-{STAMP}.iso"
+    assert sorted(p.name for p in iso.parent.iterdir()) == [iso.name]  # no temp leftovers
+    assert "'vmlinuz'" in iso_listing(iso, "/platform/x86_64")
+    assert "'boot_archive'" in iso_listing(iso, "/platform/x86_64")
+    assert f"'platform-{STAMP}'" in iso_listing(iso, "/")
+    report = subprocess.run(["xorriso", "-indev", str(iso), "-report_el_torito", "plain"],
+                            capture_output=True, text=True, check=True).stdout
+    assert "BIOS" in report and "UEFI" in report
+
+
+def test_iso_reproducible(tmp_path: Path) -> None:
+    first = build_iso(shared_platform(), STAMP, tmp_path / "a")
+    time.sleep(1.1)  # a clock leaking into the image would now differ
+    second = build_iso(shared_platform(), STAMP, tmp_path / "b", console="ttya")
+    assert first.read_bytes() == second.read_bytes()
+
+
+def test_iso_console_changes_image(tmp_path: Path) -> None:
+    text = build_iso(shared_platform(), STAMP, tmp_path / "text", console="text")
+    assert text.read_bytes() != shared_media("iso").read_bytes()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("uefi", [False, True], ids=["bios", "uefi"])
+def test_iso_boots(uefi: bool, tmp_path: Path) -> None:
+    result = boot(shared_media("iso"), STAMP, media="iso", uefi=uefi, timeout=150,
+                  log_path=tmp_path / "boot.log")
+    assert result.ok, f"{result.message}\n{result.tail}"
+    assert f"PLATFORM-READY {STAMP}" in (tmp_path / "boot.log").read_text(errors="replace")
+    assert "liveforge.test=1" in result.tail or "liveforge.test=1" in (
+        tmp_path / "boot.log").read_text(errors="replace")
+
+
+@pytest.mark.slow
+def test_iso_boots_as_raw_disk_bios(tmp_path: Path) -> None:
+    """The hybrid ISO written to a USB stick: the stick attached raw, BIOS via the hybrid MBR."""
+    result = boot(shared_media("iso"), STAMP, media="usb", timeout=150,
+                  log_path=tmp_path / "boot.log")
+    assert result.ok, f"{result.message}\n{result.tail}"
