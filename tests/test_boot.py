@@ -85,3 +85,28 @@ def test_timeout_kills_qemu(tmp_path: Path) -> None:
     assert "2s" in result.message
     assert not Path(f"/proc/{result.pid}").exists()
     assert not qemu_processes_mentioning(str(tmp_path))
+
+
+def test_qemu_command_uses_tcg_and_private_vars(tmp_path: Path) -> None:
+    from liveforge.boot import qemu_command
+    from liveforge.media import get_console
+    from liveforge.media.hosttools import OVMF_VARS
+
+    work = tmp_path / "work"
+    work.mkdir()
+    argv = qemu_command("qemu-system-x86_64", shared_platform(), STAMP, media="direct",
+                        uefi=True, term=get_console("ttyb"), interactive=False,
+                        log_path=tmp_path / "log", work=work)
+    assert argv[argv.index("-accel") + 1] == "tcg"
+    assert not any("kvm" in arg for arg in argv)
+    assert f"if=pflash,format=raw,file={work / 'OVMF_VARS.fd'}" in argv
+    assert (work / "OVMF_VARS.fd").read_bytes() == OVMF_VARS.read_bytes()
+    append = argv[argv.index("-append") + 1]
+    assert append == "console=ttyS1,115200n8 panic=-1 liveforge.test=1"
+    # ttyb is the second serial port: the first is a null device, the second the console
+    assert argv[-4:] == ["-serial", "null", "-serial", "stdio"]
+    interactive = qemu_command("qemu-system-x86_64", shared_platform(), STAMP, media="direct",
+                               uefi=False, term=get_console("ttya"), interactive=True,
+                               log_path=tmp_path / "log", work=work)
+    assert "liveforge.test=1" not in interactive[interactive.index("-append") + 1]
+    assert "chardev:con" in interactive

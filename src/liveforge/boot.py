@@ -104,18 +104,9 @@ def boot(target: Path, stamp: str, *, media: str = "direct", uefi: bool = False,
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="liveforge-boot.") as tmp:
         work = Path(tmp)
-        argv = [tools["qemu-system-x86_64"], "-name", f"liveforge-{stamp}", "-accel", accel,
-                "-m", str(memory_mb), "-smp", "1", "-no-reboot", "-nic", "none",
-                "-display", "none", "-monitor", "none"]
-        if uefi:
-            vars_copy = work / "OVMF_VARS.fd"
-            shutil.copyfile(OVMF_VARS, vars_copy)
-            argv += ["-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
-                     "-drive", f"if=pflash,format=raw,file={vars_copy}"]
-        argv += MEDIA_ARGS[media](Path(target), stamp, term, interactive, work)
-        if media != "direct" and not interactive:
-            argv += ["-smbios", SMBIOS_TEST_OPTION]
-        argv += serial_args(term, interactive, log_path)
+        argv = qemu_command(tools["qemu-system-x86_64"], Path(target), stamp, media=media,
+                            uefi=uefi, term=term, interactive=interactive, log_path=log_path,
+                            work=work, accel=accel, memory_mb=memory_mb)
         what = f"{media}{' (UEFI)' if uefi else ''}"
         if reporter is not None:
             reporter.step(f"booting {what} under QEMU ({accel}); console log {log_path}")
@@ -130,6 +121,23 @@ def boot(target: Path, stamp: str, *, media: str = "direct", uefi: bool = False,
             reporter.emit("fail", component=f"boot {what}", error=result.message,
                           tail=result.tail, log=str(log_path))
     return result
+
+
+def qemu_command(qemu: str, target: Path, stamp: str, *, media: str, uefi: bool, term: Console,
+                 interactive: bool, log_path: Path, work: Path, accel: str = "tcg",
+                 memory_mb: int = MEMORY_MB) -> list[str]:
+    """QEMU's command line; ``work`` is a private directory (OVMF variables, unpacked USB)."""
+    argv = [qemu, "-name", f"liveforge-{stamp}", "-accel", accel, "-m", str(memory_mb),
+            "-smp", "1", "-no-reboot", "-nic", "none", "-display", "none", "-monitor", "none"]
+    if uefi:
+        vars_copy = work / "OVMF_VARS.fd"
+        shutil.copyfile(OVMF_VARS, vars_copy)
+        argv += ["-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
+                 "-drive", f"if=pflash,format=raw,file={vars_copy}"]
+    argv += MEDIA_ARGS[media](target, stamp, term, interactive, work)
+    if media != "direct" and not interactive:
+        argv += ["-smbios", SMBIOS_TEST_OPTION]
+    return argv + serial_args(term, interactive, log_path)
 
 
 # -- media -----------------------------------------------------------------------------------
