@@ -89,7 +89,7 @@ def generate(entries: int, seed: int = 1, big_every: int = 0, big_size: int = 0,
 def write_proto(generated: Generated, proto: Path) -> int:
     """Create the files of ``generated`` under ``proto``; return the total bytes written."""
     total = 0
-    block = os.urandom(1 << 20)
+    block = random.Random(0).randbytes(1 << 20)
     for path, content in generated.files.items():
         target = proto / path
         target.parent.mkdir(parents=True, exist_ok=True)
