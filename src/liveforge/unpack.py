@@ -121,6 +121,10 @@ def extract_tar(tar: tarfile.TarFile, dest: Path, label: str, *,
             entries.append(Entry(rel, "d", mode, owner=owner, group=group))
         elif member.issym():
             _check_symlink(label, rel, member.linkname, allow_absolute_symlinks)
+            if not member.linkname.startswith("/") and not _inside(root, os.path.realpath(
+                    os.path.join(os.path.realpath(os.path.dirname(full)), member.linkname))):
+                raise UnsafeArchiveError(f"{label}: symlink {rel!r} -> {member.linkname!r} "
+                                         "points outside the tree (through earlier links)")
             _clear(full)
             os.symlink(member.linkname, full)
             entries.append(Entry(rel, "s", 0o777, member.linkname, owner, group))

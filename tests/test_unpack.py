@@ -1,0 +1,129 @@
+"""Safe extraction: tar slip, escaping links, devices; temp-then-rename; .deb members."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from debutil import build_deb
+from extrautil import add_file
+from liveforge.unpack import (
+    UnsafeArchiveError,
+    install_deb,
+    merge_tree,
+    unpack_source,
+    unpack_tarball,
+)
+
+
+def make_tar(path: Path, members: list[tarfile.TarInfo | tuple[str, str]]) -> Path:
+    with tarfile.open(path, "w:gz") as tar:
+        for m in members:
+            if isinstance(m, tuple):
+                add_file(tar, m[0], m[1])
+            else:
+                tar.addfile(m, io.BytesIO(b"") if m.isfile() else None)
+    return path
+
+
+def link(name: str, target: str, kind: bytes = tarfile.SYMTYPE) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = target
+    return info
+
+
+@pytest.mark.parametrize("members,fragment", [
+    ([("pkg/ok", "x"), ("../x", "evil")], "'../x' has a '..' component"),
+    ([("pkg/../../x", "evil")], "has a '..' component"),
+    ([("/etc/x", "evil")], "'/etc/x' has an absolute path"),
+    ([link("pkg/esc", "../../etc")], "symlink 'pkg/esc' -> '../../etc' points outside"),
+    ([link("pkg/abs", "/etc/passwd")], "symlink 'pkg/abs' -> '/etc/passwd' points outside"),
+    ([link("pkg/hl", "/etc/passwd", tarfile.LNKTYPE)], "absolute path"),
+    ([("pkg/a", "x"), link("pkg/hl", "pkg/missing", tarfile.LNKTYPE)], "points outside"),
+    ([link("pkg/dev", "", tarfile.CHRTYPE)], "'pkg/dev' is a device"),
+    ([link("pkg/fifo", "", tarfile.FIFOTYPE)], "'pkg/fifo' is a device"),
+])
+def test_unsafe_members_are_refused(tmp_path: Path, members: list, fragment: str) -> None:
+    archive = make_tar(tmp_path / "bad.tar.gz", members)
+    dest = tmp_path / "out" / "pkg-1.0-64"
+    with pytest.raises(UnsafeArchiveError, match=fragment.replace("(", r"\(")):
+        unpack_source(archive, dest)
+    assert not dest.exists()
+    assert list((tmp_path / "out").iterdir()) == []  # the temporary folder is gone too
+    assert not (tmp_path / "x").exists() and not (tmp_path.parent / "x").exists()
+
+
+def test_link_chain_cannot_redirect_a_later_member(tmp_path: Path) -> None:
+    # each link stays inside lexically, but on disk t/a/b/c/d is out/d -> .. (outside)
+    archive = make_tar(tmp_path / "chain.tar.gz", [
+        link("t/a/b", ".."), link("t/a/b/c", ".."), link("t/a/b/c/d", ".."),
+        ("t/a/b/c/d/escaped", "evil")])
+    (tmp_path / "out").mkdir()
+    with pytest.raises(UnsafeArchiveError, match="'t/a/b/c/d'"):
+        unpack_tarball(archive, tmp_path / "out")
+    assert not (tmp_path / "escaped").exists()
+
+
+def test_good_tarball_keeps_modes_links_and_renames(tmp_path: Path) -> None:
+    exe = tarfile.TarInfo("pkg-1/bin/tool")
+    exe.mode = 0o755
+    data = b"#!/bin/sh\n"
+    exe.size = len(data)
+    ro = tarfile.TarInfo("pkg-1/ro")
+    ro.type = tarfile.DIRTYPE
+    ro.mode = 0o555
+    with tarfile.open(tmp_path / "good.tar.gz", "w:gz") as tar:
+        tar.addfile(exe, io.BytesIO(data))
+        tar.addfile(ro)
+        tar.addfile(link("pkg-1/bin/alias", "tool"))
+        tar.addfile(link("pkg-1/bin/hard", "pkg-1/bin/tool", tarfile.LNKTYPE))
+    seen: list[Path] = []
+    dest = unpack_source(tmp_path / "good.tar.gz", tmp_path / "src" / "pkg-1.0-64", seen.append)
+    assert seen and seen[0].name == "pkg-1"  # prepare() ran on the temporary tree
+    assert (dest / "bin/tool").stat().st_mode & 0o777 == 0o755
+    assert os.readlink(dest / "bin/alias") == "tool"
+    assert (dest / "bin/hard").stat().st_ino == (dest / "bin/tool").stat().st_ino
+    assert (dest / "ro").stat().st_mode & 0o777 == 0o555
+    # a failing prepare() (a patch) leaves nothing behind, not even the old tree
+    def fail(_tree: Path) -> None:
+        raise RuntimeError("patch failed")
+    with pytest.raises(RuntimeError):
+        unpack_source(tmp_path / "good.tar.gz", tmp_path / "src" / "other", fail)
+    assert sorted(p.name for p in (tmp_path / "src").iterdir()) == ["pkg-1.0-64"]
+
+
+def test_merge_tree_never_writes_through_an_escaping_link(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    proto = tmp_path / "proto"
+    proto.mkdir()
+    (proto / "etc").symlink_to(outside)
+    src = tmp_path / "src"
+    (src / "etc").mkdir(parents=True)
+    (src / "etc" / "passwd").write_text("evil\n")
+    with pytest.raises(UnsafeArchiveError):
+        merge_tree(src, proto)
+    assert not (outside / "passwd").exists()
+
+
+@pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="dpkg-deb is not installed")
+def test_install_deb_keeps_modes_and_absolute_links(tmp_path: Path) -> None:
+    deb = build_deb(tmp_path / "t.deb", "t", "1", files={"usr/bin/x": "x", "etc/y": "y"},
+                    links={"usr/bin/z": "/usr/bin/x"}, modes={"usr/bin/x": 0o4755})
+    proto = tmp_path / "proto"
+    (proto / "usr").mkdir(parents=True)
+    entries = install_deb(deb, proto, tmp_path / "work")
+    assert (proto / "usr/bin/x").stat().st_mode & 0o7777 == 0o4755
+    assert os.readlink(proto / "usr/bin/z") == "/usr/bin/x"
+    assert {e.path for e in entries} >= {"usr/bin/x", "etc/y", "usr/bin/z", "usr"}
+    assert list((tmp_path / "work").iterdir()) == []
+    bad = tmp_path / "bad.deb"
+    bad.write_bytes(b"not a deb")
+    with pytest.raises(Exception, match="bad.deb"):
+        install_deb(bad, proto, tmp_path / "work")
