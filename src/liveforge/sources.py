@@ -451,6 +451,8 @@ class Fetcher:
         except (urllib.error.URLError, OSError, ValueError) as exc:
             partial.unlink(missing_ok=True)
             reason = getattr(exc, "reason", None) or exc
+            if isinstance(exc, urllib.error.HTTPError):
+                reason = f"HTTP {exc.code} {exc.reason}"
             raise FetchError(f"cannot fetch {url}: {reason}") from None
         verify(partial, sha256, f"{final.name} from {url}")
         os.replace(partial, final)
