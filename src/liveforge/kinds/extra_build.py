@@ -91,10 +91,13 @@ def apply_patches(ctx: BuildContext, pkg: Package, tree: Path) -> None:
             ctx.log.flush()
             if proc.returncode != 0:
                 rejected = rej_path.read_text(errors="replace") if rej_path.is_file() else ""
-                raise BuildError(
-                    f"extra package {pkg.name}: patch {patch} does not apply",
-                    ctx.log_path, tail=output.rstrip() + ("\n--- rejected hunks ---\n" +
-                                                          rejected if rejected else ""))
+                report = f"patch {patch} does not apply to {pkg.name}\n"
+                if rejected:
+                    report += f"--- rejected hunks of {patch.name} ---\n{rejected}"
+                ctx.log.write(report.encode())
+                ctx.log.flush()
+                raise BuildError(f"extra package {pkg.name}: patch {patch} does not apply",
+                                 ctx.log_path, tail=output.rstrip() + "\n" + report)
         except OSError as exc:
             raise BuildError(f"cannot run patch: {exc.strerror} (apt-get install patch)",
                              ctx.log_path) from None

@@ -209,8 +209,9 @@ def load_package(directory: Path) -> Package:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        m = re.search(r"line (\d+)", str(exc))
-        raise InputError(str(exc), path, int(m.group(1)) if m else None) from None
+        m = re.search(r"\s*\(at line (\d+), column \d+\)", str(exc))
+        message = str(exc).replace(m.group(0), "") if m else str(exc)
+        raise InputError(message, path, int(m.group(1)) if m else None) from None
     errors: list[InputError] = []
 
     def err(message: str, table: str = "", key: str = "") -> None:
