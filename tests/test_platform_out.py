@@ -1,0 +1,210 @@
+"""Platform outputs: layout of DESIGN.md §6, atomic replacement, crash safety, gitstatus."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from liveforge.archive import read_cpio, read_tar
+from liveforge.assemble import resolve
+from liveforge.manifest import combine
+from liveforge.manifest_lint import diff, format_diff
+from liveforge.platform_out import gitstatus, write_platform
+from manifestgen import generate, write_proto
+
+STAMP = "20240102T030405Z"
+
+BUILD = """
+import sys
+from pathlib import Path
+from liveforge.assemble import resolve
+from liveforge.manifest import combine
+from liveforge.platform_out import write_platform
+root, stamp = Path(sys.argv[1]), sys.argv[2]
+manifest = combine([root / "manifest"], {}, False, lambda _: None)
+image = resolve(manifest, [root / "proto"])
+print("ready", flush=True)
+write_platform(root / "output", "platform-" + stamp, image, stamp=stamp,
+               kernel_path="boot/vmlinuz", gitstatus=[], compression="gzip")
+"""
+
+
+def workspace(root: Path, entries: int = 600, big: int = 0) -> Path:
+    generated = generate(entries, seed=9, big_every=big, big_size=2 << 20)
+    write_proto(generated, root / "proto")
+    (root / "manifest").write_text("\n".join(generated.lines) + "\n")
+    return root
+
+
+def platform(root: Path, stamp: str = STAMP, compression: str = "gzip") -> Path:
+    manifest = combine([root / "manifest"], {}, False, lambda _: None)
+    image = resolve(manifest, [root / "proto"])
+    status = [{"repo": "r", "branch": "main", "rev": "abc", "commit_date": "d", "url": "u"}]
+    return write_platform(root / "output", f"platform-{stamp}", image, stamp=stamp,
+                          kernel_path="boot/vmlinuz", gitstatus=status, compression=compression)
+
+
+def test_layout(tmp_path: Path) -> None:
+    root = workspace(tmp_path)
+    final = platform(root)
+    out = root / "output"
+    assert final == out / f"platform-{STAMP}"
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == sorted([
+        f"platform-{STAMP}", f"platform-{STAMP}.tgz", "platform-latest", "platform-latest.tgz",
+        f"platform-{STAMP}/etc", f"platform-{STAMP}/etc/version",
+        f"platform-{STAMP}/etc/version/platform", f"platform-{STAMP}/x86_64",
+        *(f"platform-{STAMP}/x86_64/{n}" for n in (
+            "vmlinuz", "boot_archive", "boot_archive.hash", "boot_archive.manifest",
+            "boot_archive.gitstatus"))])
+    arch = final / "x86_64"
+    assert os.readlink(out / "platform-latest") == f"platform-{STAMP}"
+    assert os.readlink(out / "platform-latest.tgz") == f"platform-{STAMP}.tgz"
+    assert (final / "etc/version/platform").read_text() == STAMP + "\n"
+    assert (arch / "vmlinuz").read_bytes() == (root / "proto/boot/vmlinuz").read_bytes()
+    assert (arch / "boot_archive.hash").read_text().strip() == \
+        hashlib.sha1((arch / "boot_archive").read_bytes()).hexdigest()
+    lines = (arch / "boot_archive.manifest").read_text().splitlines()
+    assert lines == sorted(lines, key=lambda line: line.split("  ", 1)[1])
+    md5, path = lines[0].split("  ", 1)
+    assert md5 == hashlib.md5((root / "proto" / path).read_bytes()).hexdigest()
+    assert json.loads((arch / "boot_archive.gitstatus").read_text())[0]["rev"] == "abc"
+    assert read_cpio(arch / "boot_archive") == read_tar(out / f"platform-{STAMP}.tgz")
+
+
+def test_rebuild_same_stamp_replaces_and_new_stamp_moves_links(tmp_path: Path) -> None:
+    root = workspace(tmp_path)
+    platform(root)
+    first = (root / "output" / f"platform-{STAMP}.tgz").read_bytes()
+    platform(root)
+    assert (root / "output" / f"platform-{STAMP}.tgz").read_bytes() == first
+    platform(root, "20250101T000000Z")
+    assert os.readlink(root / "output/platform-latest") == "platform-20250101T000000Z"
+    assert diff(root / f"output/platform-{STAMP}", root / "output/platform-latest.tgz").same
+    assert [p.name for p in (root / "output").iterdir() if p.name.startswith(".")] == []
+
+
+def test_diff_reports_changes(tmp_path: Path) -> None:
+    root = workspace(tmp_path)
+    platform(root)
+    manifest = (root / "manifest").read_text().splitlines()
+    changed = [line for line in manifest if line.startswith("f ") and "boot/" not in line][0]
+    path = changed.split()[1]
+    (root / "proto" / path).write_bytes(b"new content")
+    (root / "manifest").write_text("\n".join(manifest + ["d extra 0700 root root"]) + "\n")
+    platform(root, "20250101T000000Z")
+    report = diff(root / f"output/platform-{STAMP}.tgz", root / "output/platform-latest")
+    assert [m.path for m in report.added] == ["extra"] and not report.removed
+    assert [(c.path, c.what) for c in report.changed] == [(path, ("content",))]
+    assert f"~ {path}: content" in format_diff(report)
+
+
+def snapshot(out: Path) -> dict[str, bytes | str]:
+    state: dict[str, bytes | str] = {}
+    for path in sorted(out.rglob("*")):
+        rel = str(path.relative_to(out))
+        if path.is_symlink():
+            state[rel] = "-> " + os.readlink(path)
+        elif path.is_file():
+            state[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return state
+
+
+def test_killed_runs_leave_previous_outputs_intact(tmp_path: Path) -> None:
+    root = workspace(tmp_path, 400, big=100)
+    platform(root, "20200101T000000Z")
+    before = snapshot(root / "output")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    rng = random.Random(1)
+    # How long a whole run takes, so kills land anywhere in it.
+    start = time.monotonic()
+    subprocess.run([sys.executable, "-c", BUILD, str(root), "20990101T000000Z"], env=env,
+                   check=True, capture_output=True)
+    full = time.monotonic() - start
+    subprocess.run(["rm", "-rf", str(root / "output/platform-20990101T000000Z"),
+                    str(root / "output/platform-20990101T000000Z.tgz")], check=True)
+    platform(root, "20200101T000000Z")
+    before = snapshot(root / "output")
+    outcomes = set()
+    for trial in range(20):
+        stamp = f"2030{trial + 1:02d}01T000000Z"
+        proc = subprocess.Popen([sys.executable, "-c", BUILD, str(root), stamp], env=env,
+                                stdout=subprocess.PIPE)
+        assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+        time.sleep(rng.uniform(0, full * 0.6))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        out = root / "output"
+        visible = {p.name for p in out.iterdir() if not p.name.startswith(".")}
+        name = f"platform-{stamp}"
+        latest = os.readlink(out / "platform-latest")
+        if latest == name:                    # the run got to the links: all must be complete
+            outcomes.add("finished")
+            assert (out / name / "x86_64/boot_archive.gitstatus").is_file()
+            assert os.readlink(out / "platform-latest.tgz") in (f"{name}.tgz",
+                                                                 "platform-20200101T000000Z.tgz")
+        else:
+            outcomes.add("killed")
+            assert latest == "platform-20200101T000000Z"
+            assert os.readlink(out / "platform-latest.tgz") == "platform-20200101T000000Z.tgz"
+            if name in visible:               # renamed into place: must be complete
+                assert (out / name / "etc/version/platform").read_text() == stamp + "\n"
+                read_cpio(out / name / "x86_64/boot_archive")
+            if f"{name}.tgz" in visible:
+                read_tar(out / f"{name}.tgz")
+        now = snapshot(out)
+        for key, value in before.items():       # the previous platform is untouched
+            if not key.startswith("platform-latest"):
+                assert now[key] == value, key
+        for leftover in [p for p in out.iterdir() if p.name.startswith(".")]:
+            assert ".lf-tmp-" in leftover.name
+        for extra in visible - {p.split("/")[0] for p in before}:
+            subprocess.run(["rm", "-rf", str(out / extra)], check=True)
+        for link in ("platform-latest", "platform-latest.tgz"):
+            target = "platform-20200101T000000Z" + (".tgz" if link.endswith("tgz") else "")
+            if os.readlink(out / link) != target:
+                os.unlink(out / link)
+                os.symlink(target, out / link)
+    assert "killed" in outcomes
+    platform(root, "20400101T000000Z")        # the next run clears the leftovers
+    assert [p.name for p in (root / "output").iterdir() if p.name.startswith(".")] == []
+
+
+def test_zstd_boot_archive(tmp_path: Path) -> None:
+    root = workspace(tmp_path, 300)
+    final = platform(root, compression="zstd")
+    assert (final / "x86_64/boot_archive").read_bytes()[:4] == b"\x28\xb5\x2f\xfd"
+
+
+def test_kernel_must_be_shipped(tmp_path: Path) -> None:
+    from liveforge.errors import BuildError
+    root = workspace(tmp_path, 300)
+    manifest = combine([root / "manifest"], {}, False, lambda _: None)
+    image = resolve(manifest, [root / "proto"])
+    with pytest.raises(BuildError, match="kernel 'boot/nope'"):
+        write_platform(root / "output", "p", image, stamp=STAMP, kernel_path="boot/nope",
+                       gitstatus=[], compression="gzip")
+
+
+def test_gitstatus(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@x", GIT_COMMITTER_NAME="t",
+               GIT_COMMITTER_EMAIL="t@x", GIT_COMMITTER_DATE="2026-01-01T00:00:00Z")
+    for args in (["init", "-q", "-b", "trunk"], ["remote", "add", "origin", "https://x/r.git"],
+                 ["commit", "-q", "--allow-empty", "-m", "x"]):
+        subprocess.run(["git", "-C", str(repo), *args], check=True, env=env)
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    records = gitstatus([repo, plain])
+    assert records[0]["branch"] == "trunk" and records[0]["url"] == "https://x/r.git"
+    assert len(records[0]["rev"]) == 40 and records[0]["commit_date"].startswith("2026-01-01")
+    assert records[1] == {"repo": "plain", "warning": f"{plain} is not a git checkout"}
