@@ -423,6 +423,10 @@ class Fetcher:
         if not SHA256_RE.match(source.sha256.lower()):
             raise FetchError(f"{source.describe()}: sha256 {source.sha256!r} is not 64 hex digits")
         final = self.cache_dir / "sources" / source.sha256.lower() / source.name
+        if isinstance(source, DebianSource) and not source.filename and final.parent.is_dir():
+            # the file name is known only after a download: take what the folder holds
+            found = [p for p in final.parent.iterdir() if not p.name.startswith(".")]
+            final = found[0] if len(found) == 1 else final
         if self.cached(final, source.sha256, source.describe()):
             return final
         if self.offline:
