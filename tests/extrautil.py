@@ -34,7 +34,7 @@ CC=${CC:-cc}
 CFLAGS=$CFLAGS $CPPFLAGS
 LDFLAGS=$LDFLAGS
 EOF
-echo "configured for $prefix ($libdir) with $CC"
+echo "configured for $prefix ($libdir) with $CC $CFLAGS"
 """
 
 LIB_MAKEFILE = """\

@@ -94,7 +94,8 @@ def run_with_lib(root: Path, program: Path, bits: str = "") -> str:
                           check=True).stdout.strip()
 
 
-def test_build_variants_patch_strap_manifest(tmp_path: Path, www: tuple[Path, str]) -> None:
+def test_build_variants_patch_strap_manifest(tmp_path: Path, www: tuple[Path, str],
+                                            capsys: pytest.CaptureFixture[str]) -> None:
     root = make_ws(tmp_path / "ws", www)
     assert world(root) == 0
     proto = root / "proto"
@@ -118,7 +119,9 @@ def test_build_variants_patch_strap_manifest(tmp_path: Path, www: tuple[Path, st
     assert "usr/bin/$UNKNOWN" in manifest
     # a second run builds nothing
     before = {p: p.stat().st_ino for p in (state(root) / "stage").glob("*/*")}
+    capsys.readouterr()
     assert world(root) == 0
+    assert "all 2 components are up to date" in capsys.readouterr().out
     assert {p: p.stat().st_ino for p in (state(root) / "stage").glob("*/*")} == before
 
 
@@ -196,3 +199,28 @@ def test_warm_cache_needs_no_network(tmp_path: Path, www: tuple[Path, str],
     (second / "build.env").write_text("FORCE_STRAP_REBUILD=yes\n")
     assert world(second) == 0
     assert elf_class(second / "proto/usr/lib/32/libdemo.so.1") == 32
+
+
+def test_toolchain_env_flags(tmp_path: Path) -> None:
+    from liveforge.kinds.extra_build import toolchain_env
+
+    proto = tmp_path / "proto"
+    env = toolchain_env({}, cc="gcc", debug=True, bits="32", against=proto,
+                        libdir="/usr/lib/32", prefix="/usr", jobs=3)
+    assert env["CC"] == "gcc -m32"
+    assert env["CFLAGS"].split()[:2] == ["-O0", "-g"]
+    assert f"-isystem {proto}/usr/include" in env["CPPFLAGS"]
+    assert env["LDFLAGS"].startswith(f"-L{proto}/usr/lib/32 ")
+    release = toolchain_env({}, cc="gcc", debug=False, bits="64", against=proto,
+                            libdir="/usr/lib", prefix="/usr", jobs=3)
+    assert release["CC"] == "gcc -m64" and "-g" not in release["CFLAGS"].split()
+
+
+def test_debug_rebuilds_packages(tmp_path: Path, www: tuple[Path, str]) -> None:
+    root = make_ws(tmp_path / "ws", www, app=False)
+    assert world(root) == 0
+    ino = (state(root) / "stage/libdemo/libdemo-1.0-64").stat().st_ino
+    (root / "build.env").write_text("DEBUG=yes\n")
+    assert world(root) == 0
+    assert (state(root) / "stage/libdemo/libdemo-1.0-64").stat().st_ino != ino
+    assert "-O0 -g" in logs(root)
