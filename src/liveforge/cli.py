@@ -154,7 +154,6 @@ def add_verb_arguments(name: str, p: argparse.ArgumentParser) -> None:
                        help="clobber build state first (a build from scratch)")
         p.add_argument("--refresh-lock", action="store_true",
                        help="resolve Debian packages again and rewrite platform.lock")
-        p.add_argument("--offline", action="store_true", help="never touch the network")
     elif name == "build":
         p.add_argument("component", help="COMPONENT, or COMPONENT:PACKAGE for an extra package")
         p.add_argument("--no-deps", action="store_true", help="do not build stale dependencies")
@@ -174,6 +173,8 @@ def global_options(p: argparse.ArgumentParser, suppress: bool) -> None:
     p.add_argument("-v", "--verbose", action="count", help="more output", **d)
     p.add_argument("-q", "--quiet", action="store_true", help="less output", **d)
     p.add_argument("--wait", action="store_true", help="wait for the workspace lock", **d)
+    p.add_argument("--offline", action="store_true",
+                   help="never touch the network: any download is an error", **d)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -197,6 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.jobs is not None and args.jobs < 1:
         print("liveforge: error: -j must be at least 1", file=sys.stderr)
         return 2
+    if args.offline:
+        os.environ["LIVEFORGE_OFFLINE"] = "1"
     verbose = -1 if args.quiet else (args.verbose or 0)
     reporter = make_reporter(json_mode=args.json, verbose=verbose)
     func = VERBS[args.verb][0]

@@ -9,6 +9,7 @@ from .errors import InputError
 from .events import Reporter
 from .keyvalue import format_keyvalue, write_atomic
 from .kinds import get_kind
+from .kinds.base import STRAP
 from .workspace import BUILD_ENV_FILE, PROJECTS_FILE, Project, Workspace, default_max_jobs
 
 
@@ -27,6 +28,11 @@ def configure(ws: Workspace, opts: ConfigureOptions, reporter: Reporter) -> None
     for project in ws.projects:
         setup_project(ws, project, reporter)
     write_build_env(ws, opts)
+    if opts.force_strap:
+        # FORCE_STRAP_REBUILD is not an input (it changes no output): drop the strap stamps
+        for spec in ws.components.values():
+            if STRAP in get_kind(spec.kind).phases(spec):
+                ws.stamp_path(f"{spec.name}-{STRAP}").unlink(missing_ok=True)
     if opts.clobber:
         from .cleaning import clobber
 

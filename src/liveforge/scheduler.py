@@ -118,8 +118,9 @@ def run_steps(ws: Workspace, plan: Plan, targets: Collection[str], reporter: Rep
                 msg = str(error) if isinstance(error, BuildError) else \
                     f"internal error: {error!r} (traceback in the log)"
                 result.failed[name] = msg
+                tail = getattr(error, "tail", "") or log_tail(result.logs[name])
                 reporter.emit("fail", component=name, error=msg, log=str(result.logs[name]),
-                              tail=log_tail(result.logs[name]), duration=duration)
+                              tail=tail, duration=duration)
     except KeyboardInterrupt:
         procs.cancel()
         for thread in running.values():
