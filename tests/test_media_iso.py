@@ -59,3 +59,23 @@ def test_iso_boots_as_raw_disk_bios(tmp_path: Path) -> None:
     result = boot(shared_media("iso"), STAMP, media="usb", timeout=150,
                   log_path=tmp_path / "boot.log")
     assert result.ok, f"{result.message}\n{result.tail}"
+
+
+@pytest.mark.slow
+def test_iso_menu_defaults_to_normal_entry(tmp_path: Path) -> None:
+    """Without the boot test's SMBIOS string GRUB boots the normal entry (no self-test argument,
+    no power-off): what a person booting the medium gets."""
+    from liveforge.boot import qemu_command, watch
+    from liveforge.media import get_console
+
+    argv = qemu_command("qemu-system-x86_64", shared_media("iso"), STAMP, media="iso",
+                        uefi=False, term=get_console("ttya"), interactive=False,
+                        log_path=tmp_path / "log", work=tmp_path)
+    at = argv.index("-smbios")
+    del argv[at:at + 2]
+    result = watch(argv, STAMP, 150, tmp_path / "boot.log", tmp_path / "stderr", grace=0)
+    assert result.ok, f"{result.message}\n{result.tail}"  # the fixture prints READY, then a shell
+    log = (tmp_path / "boot.log").read_text(errors="replace")
+    command_line = next(line for line in log.splitlines() if "Command line:" in line)
+    assert "console=ttyS0,115200n8" in command_line
+    assert "liveforge.test=1" not in command_line

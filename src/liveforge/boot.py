@@ -234,9 +234,10 @@ class Verdict:
             self.status, self.message = "panic", panic.group(0).strip()
 
 
-def watch(argv: list[str], stamp: str, timeout: float, log_path: Path,
-          stderr_path: Path) -> BootResult:
-    """Run QEMU with the console on a pipe until a verdict, its exit or the timeout."""
+def watch(argv: list[str], stamp: str, timeout: float, log_path: Path, stderr_path: Path,
+          grace: float = EXIT_GRACE) -> BootResult:
+    """Run QEMU with the console on a pipe until a verdict, its exit or the timeout; after a
+    verdict the guest gets ``grace`` seconds to power off before it is killed."""
     verdict = Verdict(stamp)
     lines: deque[str] = deque(maxlen=TAIL_LINES)
     started = time.monotonic()
@@ -252,7 +253,7 @@ def watch(argv: list[str], stamp: str, timeout: float, log_path: Path,
             selector.register(fd, selectors.EVENT_READ)
             while True:
                 now = time.monotonic()
-                limit = started + timeout if decided_at is None else decided_at + EXIT_GRACE
+                limit = started + timeout if decided_at is None else decided_at + grace
                 if now >= limit:
                     break
                 if not selector.select(min(limit - now, 0.5)):
