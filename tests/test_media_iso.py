@@ -54,9 +54,11 @@ def test_iso_boots(uefi: bool, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_iso_boots_as_raw_disk_bios(tmp_path: Path) -> None:
-    """The hybrid ISO written to a USB stick: the stick attached raw, BIOS via the hybrid MBR."""
-    result = boot(shared_media("iso"), STAMP, media="usb", timeout=150,
+@pytest.mark.parametrize("uefi", [False, True], ids=["bios", "uefi"])
+def test_iso_boots_as_raw_disk(uefi: bool, tmp_path: Path) -> None:
+    """The hybrid ISO written to a USB stick and attached raw: BIOS through the hybrid MBR,
+    UEFI through the appended EFI system partition."""
+    result = boot(shared_media("iso"), STAMP, media="usb", uefi=uefi, timeout=150,
                   log_path=tmp_path / "boot.log")
     assert result.ok, f"{result.message}\n{result.tail}"
 
