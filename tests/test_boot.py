@@ -110,3 +110,10 @@ def test_qemu_command_uses_tcg_and_private_vars(tmp_path: Path) -> None:
                                log_path=tmp_path / "log", work=work)
     assert "liveforge.test=1" not in interactive[interactive.index("-append") + 1]
     assert "chardev:con" in interactive
+
+
+def test_log_name() -> None:
+    from liveforge.boot import log_name
+
+    assert log_name(STAMP, "iso") == f"boot.{STAMP}.iso.log"
+    assert log_name(STAMP, "usb", uefi=True) == f"boot.{STAMP}.usb-uefi.log"

@@ -84,6 +84,11 @@ class BootResult:
         return 0 if self.ok else 1
 
 
+def log_name(stamp: str, media: str, uefi: bool = False) -> str:
+    """The console log's conventional name under the workspace's ``log/``."""
+    return f"boot.{stamp}.{media}{'-uefi' if uefi else ''}.log"
+
+
 def boot(target: Path, stamp: str, *, media: str = "direct", uefi: bool = False,
          console: str = "ttya", timeout: float = DEFAULT_TIMEOUT, interactive: bool = False,
          log_path: Path, reporter: Reporter | None = None, accel: str = "tcg",
