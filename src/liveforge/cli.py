@@ -126,6 +126,56 @@ def cmd_clobber(ctx: Ctx) -> int:
         return 1 if clobber(ws, ctx.reporter) else 0
 
 
+def cmd_live(ctx: Ctx) -> int:
+    from .live import live
+
+    with ctx.locked() as ws:
+        live(ws, ctx.reporter, ctx.buildstamp(), strict=ctx.args.strict)
+    return 0
+
+
+def cmd_manifest(ctx: Ctx) -> int:
+    from . import manifest_lint as ml
+    from .live import combine_manifests
+
+    a = ctx.args
+    if a.action == "diff":
+        if len(a.platforms) != 2:
+            raise UsageError("manifest diff needs two platforms (directories or .tgz files)")
+        report = ml.diff(Path(a.platforms[0]), Path(a.platforms[1]))
+        print(ml.format_diff(report), end="")
+        return 0
+    if a.platforms:
+        raise UsageError(f"manifest {a.action} takes no platform arguments")
+    ws = ctx.workspace()
+    manifest = combine_manifests(ws, Reporter(verbose=-1) if not a.json else ctx.reporter,
+                                 strict=a.strict)
+    search = [*ws.overlay_dirs(), ws.proto]
+    if a.action == "show":
+        print(ml.format_show(ml.show(manifest, search)), end="")
+        return 0
+    report = ml.lint(manifest, search, ws.proto)
+    text = ml.format_lint(report)
+    print(text, end="" if text.endswith("\n") or not text else "\n")
+    return 0 if report.ok else 1
+
+
+def cmd_overlay(ctx: Ctx) -> int:
+    from .overlay import add_driver
+
+    a = ctx.args
+    ws_root = ctx.root
+    overlay = Path(a.overlay) if a.overlay else None
+    if overlay is None:
+        overlays = Workspace(ws_root).overlay_dirs()
+        if not overlays:
+            raise UsageError("the workspace has no overlay; name one with --overlay DIR")
+        overlay = overlays[0]
+    major = add_driver(overlay, a.name, a.aliases)
+    ctx.reporter.info(f"driver {a.name} has major {major} in {overlay}")
+    return 0
+
+
 def cmd_check(ctx: Ctx) -> int:
     from .check import check
 
@@ -141,6 +191,9 @@ VERBS: dict[str, tuple[Callable[[Ctx], int], str]] = {
     "update": (cmd_update, "git pull --rebase every project, run update targets"),
     "clean": (cmd_clean, "components' clean targets; remove proto areas and stamps"),
     "clobber": (cmd_clobber, "clean, and remove every output"),
+    "live": (cmd_live, "world, then assemble the platform: boot archive, kernel, tarball"),
+    "manifest": (cmd_manifest, "lint, show or diff manifests and platforms"),
+    "overlay": (cmd_overlay, "overlay helpers: add-driver"),
     "check": (cmd_check, "lint liveforge itself, or a workspace's components and manifests"),
 }
 
@@ -159,6 +212,18 @@ def add_verb_arguments(name: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("--no-deps", action="store_true", help="do not build stale dependencies")
         p.add_argument("--variant", choices=["32", "64"], help="one variant of an extra package")
         p.add_argument("--strap", action="store_true", help="the bootstrap phase")
+    elif name in ("live", "manifest"):
+        p.add_argument("--strict", action="store_true",
+                       help="a path delivered twice is an error, not a warning")
+        if name == "manifest":
+            p.add_argument("action", choices=["lint", "show", "diff"])
+            p.add_argument("platforms", nargs="*", metavar="PLATFORM",
+                           help="for diff: two platform directories or tarballs")
+    elif name == "overlay":
+        p.add_argument("action", choices=["add-driver"])
+        p.add_argument("name", help="the driver's name")
+        p.add_argument("aliases", nargs="*", metavar="ALIAS")
+        p.add_argument("--overlay", metavar="DIR", help="the overlay (default: the first)")
     elif name == "shell":
         p.add_argument("component")
         p.add_argument("command", nargs=argparse.REMAINDER,

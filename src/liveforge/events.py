@@ -63,6 +63,11 @@ class Reporter:
             if self.verbose >= 0:
                 why = "; ".join(fields.get("why", []))
                 print(f"    {name}: {why}", file=self.out, flush=True)
+        elif event == "platform":
+            print(f"platform: {fields.get('path')}", file=self.out)
+            print(f"tarball:  {fields.get('tarball')}", file=self.out)
+            print(f"latest:   {fields.get('latest')} -> {Path(str(fields.get('path'))).name}",
+                  file=self.out, flush=True)
         elif event == "skip":
             if self.verbose > 0:
                 print(f"    {name} is up to date", file=self.out, flush=True)

@@ -27,7 +27,7 @@ LOCK_FILE = ".liveforge.lock"
 STAMP_RE = re.compile(r"\d{8}T\d{6}Z\Z")
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*\Z")
 
-PLATFORM_KEYS = {"name", "overlays", "kernel", "arch", "compression"}
+PLATFORM_KEYS = {"name", "overlays", "kernel", "arch", "compression", "templates"}
 COMMON_COMPONENT_KEYS = {"kind", "path", "depends", "env"}
 # build.env keys that never change what a component produces, so are never hashed.
 UNHASHED_KEYS = {"MAX_JOBS", "FORCE_STRAP_REBUILD", "CLOBBER"}
@@ -56,6 +56,7 @@ class PlatformSpec:
     kernel: str
     arch: str
     compression: str
+    templates: tuple[str, ...] = ("etc/release",)
 
 
 @dataclass(frozen=True)
@@ -297,7 +298,8 @@ def load_platform(path: Path) -> tuple[PlatformSpec, dict[str, ComponentSpec]]:
             tomlpos.key_line(text, "platform", "compression"))
     platform = PlatformSpec(
         name=str(name), overlays=tuple(overlays), kernel=str(plat.get("kernel", "boot/vmlinuz")),
-        arch=str(plat.get("arch", "x86_64")), compression=str(compression))
+        arch=str(plat.get("arch", "x86_64")), compression=str(compression),
+        templates=tuple(str(t) for t in plat.get("templates", ["etc/release"])))
 
     from .kinds import known_kinds
 

@@ -1,0 +1,104 @@
+"""``liveforge live``: world, then the platform assembled from manifests, overlays and proto.
+
+The recipe reads as its steps::
+
+    world -> combine manifests -> version files -> resolve -> write platform
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+from pathlib import Path
+
+from .assemble import Image, resolve
+from .errors import InputError
+from .events import Reporter
+from .keyvalue import write_atomic
+from .manifest import Manifest, combine, manifest_files, write_manifest
+from .platform_out import gitstatus, write_platform
+from .workspace import Workspace
+from .world import world
+
+TEMPLATE_MARKS = ("@NAME@", "@STAMP@", "@PLATFORM@")
+
+
+@dataclass(frozen=True)
+class LiveResult:
+    platform: Path
+    tarball: Path
+    latest: Path
+
+
+def live(ws: Workspace, reporter: Reporter, stamp: str, strict: bool = False) -> LiveResult:
+    world(ws, reporter, stamp)
+    manifest = combine_manifests(ws, reporter, strict)
+    generated = write_version_files(ws, stamp)
+    image = resolve(manifest, search=[generated, *ws.overlay_dirs(), ws.proto])
+    return write_outputs(ws, image, stamp, reporter)
+
+
+def combine_manifests(ws: Workspace, reporter: Reporter, strict: bool = False) -> Manifest:
+    """manifest.d/* in name order, then each overlay's manifest; written to manifest.gen."""
+    reporter.step("combining manifests")
+    env = {**ws.build_config, **ws.build_env}
+    manifest = combine(manifest_files(ws.manifest_d, ws.overlay_dirs()), env, strict,
+                       reporter.warn)
+    write_manifest(manifest, ws.root / "manifest.gen")
+    return manifest
+
+
+def write_version_files(ws: Workspace, stamp: str) -> Path:
+    """A search directory searched first, holding what only the build knows: the buildstamp
+    (``etc/version/platform``) and templates (``etc/release``) with ``@NAME@``, ``@STAMP@``
+    and ``@PLATFORM@`` filled in. Also records the stamp in ``proto/buildstamp``."""
+    generated = ws.state_dir / "generated"
+    (generated / "etc" / "version").mkdir(parents=True, exist_ok=True)
+    write_atomic(generated / "etc" / "version" / "platform", stamp + "\n")
+    ws.proto.mkdir(parents=True, exist_ok=True)
+    write_atomic(ws.proto / "buildstamp", stamp + "\n")
+    values = {"@NAME@": ws.platform.name, "@STAMP@": stamp,
+              "@PLATFORM@": ws.platform_dirname(stamp)}
+    for template in ws.platform.templates:
+        out = generated / template
+        out.unlink(missing_ok=True)
+        source = next((d / template for d in [*ws.overlay_dirs(), ws.proto]
+                       if (d / template).is_file()), None)
+        if source is None:
+            continue
+        text = source.read_text()
+        for mark, value in values.items():
+            text = text.replace(mark, value)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(out, text)
+    return generated
+
+
+def kernel_file(image: Image, path: str) -> str:
+    """The image path of the kernel file, following symlinks within the image."""
+    entries = image.by_path()
+    seen: set[str] = set()
+    while path in entries and entries[path].kind == "s" and path not in seen:
+        seen.add(path)
+        target = entries[path].target
+        path = posixpath.normpath(target.lstrip("/") if target.startswith("/")
+                                  else posixpath.join(posixpath.dirname(path), target))
+    if path not in entries:
+        raise InputError(f"the kernel {path!r} ([platform] kernel) is not in the image")
+    return path
+
+
+def write_outputs(ws: Workspace, image: Image, stamp: str, reporter: Reporter) -> LiveResult:
+    """Boot archive, kernel, tarball, hash, manifest, gitstatus and the latest links."""
+    dirname = ws.platform_dirname(stamp)
+    reporter.step(f"writing {dirname} ({len(image.entries)} entries)")
+    trees = [spec.path for spec in ws.components.values() if spec.path is not None]
+    platform = write_platform(ws.output_dir, dirname, image, stamp=stamp,
+                              kernel_path=kernel_file(image, ws.platform.kernel),
+                              gitstatus=gitstatus(trees), compression=ws.platform.compression,
+                              arch=ws.platform.arch)
+    result = LiveResult(platform=platform, tarball=ws.output_dir / f"{dirname}.tgz",
+                        latest=ws.output_dir / "platform-latest")
+    reporter.emit("platform", path=str(result.platform), tarball=str(result.tarball),
+                  latest=str(result.latest), stamp=stamp)
+    return result
