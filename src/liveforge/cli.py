@@ -136,21 +136,20 @@ def cmd_live(ctx: Ctx) -> int:
 
 def cmd_manifest(ctx: Ctx) -> int:
     from . import manifest_lint as ml
-    from .live import combine_manifests
+    from .live import combine_manifests, last_stamp, search_path
 
     a = ctx.args
     if a.action == "diff":
         if len(a.platforms) != 2:
             raise UsageError("manifest diff needs two platforms (directories or .tgz files)")
-        report = ml.diff(Path(a.platforms[0]), Path(a.platforms[1]))
-        print(ml.format_diff(report), end="")
+        print(ml.format_diff(ml.diff(Path(a.platforms[0]), Path(a.platforms[1]))), end="")
         return 0
     if a.platforms:
         raise UsageError(f"manifest {a.action} takes no platform arguments")
     ws = ctx.workspace()
     manifest = combine_manifests(ws, Reporter(verbose=-1) if not a.json else ctx.reporter,
                                  strict=a.strict)
-    search = [*ws.overlay_dirs(), ws.proto]
+    search = search_path(ws, last_stamp(ws))
     if a.action == "show":
         print(ml.format_show(ml.show(manifest, search)), end="")
         return 0
@@ -176,6 +175,44 @@ def cmd_overlay(ctx: Ctx) -> int:
     return 0
 
 
+def cmd_iso(ctx: Ctx) -> int:
+    from .live import latest_platform
+    from .media.iso import build_iso
+
+    with ctx.locked() as ws:
+        platform, stamp = latest_platform(ws)
+        ctx.reporter.step(f"writing the ISO image of {platform.name}")
+        out = build_iso(platform, stamp, ws.iso_dir, console=ctx.args.console)
+    ctx.reporter.emit("media", kind="iso", path=str(out))
+    return 0
+
+
+def cmd_usb(ctx: Ctx) -> int:
+    from .live import latest_platform
+    from .media.usb import build_usb
+
+    with ctx.locked() as ws:
+        platform, stamp = latest_platform(ws)
+        ctx.reporter.step(f"writing the USB image of {platform.name}")
+        out = build_usb(platform, stamp, ws.usb_dir, console=ctx.args.console)
+    ctx.reporter.emit("media", kind="usb", path=str(out))
+    return 0
+
+
+def cmd_boot(ctx: Ctx) -> int:
+    from .boot import boot, log_name
+    from .live import latest_platform
+
+    a = ctx.args
+    ws = ctx.workspace()
+    platform, stamp = latest_platform(ws)
+    target = {"direct": platform, "iso": ws.iso_dir, "usb": ws.usb_dir}[a.media]
+    result = boot(target, stamp, media=a.media, uefi=a.uefi, console=a.console,
+                  timeout=a.timeout, interactive=a.interactive,
+                  log_path=ws.log_dir / log_name(stamp, a.media, a.uefi), reporter=ctx.reporter)
+    return result.exit_code
+
+
 def cmd_check(ctx: Ctx) -> int:
     from .check import check
 
@@ -194,6 +231,9 @@ VERBS: dict[str, tuple[Callable[[Ctx], int], str]] = {
     "live": (cmd_live, "world, then assemble the platform: boot archive, kernel, tarball"),
     "manifest": (cmd_manifest, "lint, show or diff manifests and platforms"),
     "overlay": (cmd_overlay, "overlay helpers: add-driver"),
+    "iso": (cmd_iso, "a bootable ISO image (BIOS and UEFI) of the latest platform"),
+    "usb": (cmd_usb, "a bootable USB stick image (BIOS and UEFI) of the latest platform"),
+    "boot": (cmd_boot, "boot the latest platform in QEMU and wait for PLATFORM-READY"),
     "check": (cmd_check, "lint liveforge itself, or a workspace's components and manifests"),
 }
 
@@ -224,6 +264,19 @@ def add_verb_arguments(name: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("name", help="the driver's name")
         p.add_argument("aliases", nargs="*", metavar="ALIAS")
         p.add_argument("--overlay", metavar="DIR", help="the overlay (default: the first)")
+    elif name in ("iso", "usb", "boot"):
+        from .media.console import CONSOLE_NAMES
+
+        p.add_argument("-c", "--console", choices=CONSOLE_NAMES, default="ttya",
+                       help="the console: text (tty0) or a serial port ttya..ttyd (ttyS0..3)")
+        if name == "boot":
+            p.add_argument("--media", choices=["direct", "iso", "usb"], default="direct",
+                           help="kernel+boot archive directly, or the ISO or USB image")
+            p.add_argument("--uefi", action="store_true", help="boot with OVMF (UEFI)")
+            p.add_argument("--timeout", type=float, default=180.0, metavar="S",
+                           help="seconds to wait for PLATFORM-READY")
+            p.add_argument("--interactive", action="store_true",
+                           help="attach the console to this terminal")
     elif name == "shell":
         p.add_argument("component")
         p.add_argument("command", nargs=argparse.REMAINDER,

@@ -68,10 +68,14 @@ class Reporter:
             print(f"tarball:  {fields.get('tarball')}", file=self.out)
             print(f"latest:   {fields.get('latest')} -> {Path(str(fields.get('path'))).name}",
                   file=self.out, flush=True)
+        elif event == "media":
+            print(f"{fields.get('kind')}: {fields.get('path')}", file=self.out, flush=True)
         elif event == "skip":
             if self.verbose > 0:
                 print(f"    {name} is up to date", file=self.out, flush=True)
         elif event == "step":
+            if self.verbose < 0:
+                return
             print(f"==> {fields.get('text', '')}", file=self.out, flush=True)
         elif event == "message":
             level = fields.get("level", "info")

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .assemble import Image, resolve
-from .errors import InputError
+from .errors import InputError, LiveforgeError
 from .events import Reporter
 from .keyvalue import write_atomic
 from .manifest import Manifest, combine, manifest_files, write_manifest
 from .platform_out import gitstatus, write_platform
-from .workspace import Workspace
+from .workspace import Workspace, buildstamp_now
 from .world import world
 
 TEMPLATE_MARKS = ("@NAME@", "@STAMP@", "@PLATFORM@")
@@ -33,9 +33,21 @@ class LiveResult:
 def live(ws: Workspace, reporter: Reporter, stamp: str, strict: bool = False) -> LiveResult:
     world(ws, reporter, stamp)
     manifest = combine_manifests(ws, reporter, strict)
-    generated = write_version_files(ws, stamp)
-    image = resolve(manifest, search=[generated, *ws.overlay_dirs(), ws.proto])
+    image = resolve(manifest, search=search_path(ws, stamp))
     return write_outputs(ws, image, stamp, reporter)
+
+
+def search_path(ws: Workspace, stamp: str) -> list[Path]:
+    """Where shipped files are found: the build's version files, the overlays in order, proto."""
+    return [write_version_files(ws, stamp), *ws.overlay_dirs(), ws.proto]
+
+
+def last_stamp(ws: Workspace) -> str:
+    """The buildstamp of the last assembly (proto/buildstamp), else a new one."""
+    try:
+        return (ws.proto / "buildstamp").read_text().strip()
+    except OSError:
+        return buildstamp_now()
 
 
 def combine_manifests(ws: Workspace, reporter: Reporter, strict: bool = False) -> Manifest:
@@ -102,3 +114,13 @@ def write_outputs(ws: Workspace, image: Image, stamp: str, reporter: Reporter) -
     reporter.emit("platform", path=str(result.platform), tarball=str(result.tarball),
                   latest=str(result.latest), stamp=stamp)
     return result
+
+
+def latest_platform(ws: Workspace) -> tuple[Path, str]:
+    """The platform ``platform-latest`` points at, and its buildstamp."""
+    latest = ws.output_dir / "platform-latest"
+    version = latest / "etc" / "version" / "platform"
+    if not version.is_file():
+        raise LiveforgeError(f"no platform built yet in {ws.root}: run 'liveforge live' "
+                             "(or 'make live') first")
+    return latest.resolve(), version.read_text().strip()
