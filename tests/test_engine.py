@@ -186,27 +186,29 @@ def test_interrupt_stops_children_and_writes_no_stamp(tmp_path: Path, capsys) ->
     root = make_workspace(tmp_path / "ws", {"slow": [], "after": ["slow"]})
     assert run(root, "configure", capsys=capsys)[0] == 0
     mk = root / "projects/slow/Makefile"
-    mk.write_text(mk.read_text().replace("\tmkdir -p build\n", "\tmkdir -p build\n\tsleep 60\n",
+    nap = f"60.{os.getpid()}"  # a sleep no other test runs
+    mk.write_text(mk.read_text().replace("\tmkdir -p build\n", f"\tmkdir -p build\n\tsleep {nap}\n",
                                          1))
     proc = subprocess.Popen([sys.executable, "-m", "liveforge.cli", "-C", str(root), "world"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 20
-    while time.time() < deadline and not _has_child_sleep():
+    while time.time() < deadline and not _has_child_sleep(nap):
         time.sleep(0.1)
-    assert _has_child_sleep()
+    assert _has_child_sleep(nap)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     assert not (root / "0-slow-stamp").exists()
-    assert not _has_child_sleep()
-    mk.write_text(mk.read_text().replace("\tsleep 60\n", ""))
+    assert not _has_child_sleep(nap)
+    mk.write_text(mk.read_text().replace(f"\tsleep {nap}\n", ""))
     code, events = run(root, "world", capsys=capsys)
     assert code == 0 and built(events) == {"slow", "after"}
 
 
-def _has_child_sleep() -> bool:
-    out = subprocess.run(["pgrep", "-f", "^sleep 60$"], capture_output=True, text=True).stdout
+def _has_child_sleep(nap: str) -> bool:
+    out = subprocess.run(["pgrep", "-f", f"^sleep {nap}$"], capture_output=True,
+                         text=True).stdout
     return bool(out.strip())
 
 
@@ -236,3 +238,15 @@ def _status(root: Path, capsys) -> list[dict]:  # type: ignore[no-untyped-def]
     capsys.readouterr()
     assert main(["-C", str(root), "--json", "status"]) == 0
     return json.loads(capsys.readouterr().out)
+
+
+def test_removed_proto_area_makes_everything_stale(ws: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    world(ws, capsys)
+    shutil.rmtree(ws / "proto")
+    rows = {r["component"]: r for r in _status(ws, capsys)}
+    assert rows["a"]["why"] == ["the staging area was removed or recreated"]
+    assert world(ws, capsys)[1] == set(DIAMOND)
+    assert (ws / "proto/usr/share/e/e.txt").is_file()
+    assert world(ws, capsys)[1] == set()

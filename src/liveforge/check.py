@@ -45,7 +45,21 @@ def check_workspace(ws: Workspace, reporter: Reporter) -> int:
             except Exception as exc:
                 failures += 1
                 reporter.warn(f"check of {name} failed: {exc} (log: {log_path})")
+    if ws.manifest_d.is_dir():
+        failures += not lint_workspace(ws, reporter)
     return 1 if failures else 0
+
+
+def lint_workspace(ws: Workspace, reporter: Reporter) -> bool:
+    """The manifest lint of the built workspace; True when it found no error."""
+    from .live import combine_manifests, last_stamp, search_path
+    from .manifest_lint import format_lint, lint
+
+    report = lint(combine_manifests(ws, reporter), search_path(ws, last_stamp(ws)), ws.proto)
+    text = format_lint(report).rstrip("\n")
+    if text:
+        print(text)
+    return report.ok
 
 
 def check(root: Path, reporter: Reporter) -> int:

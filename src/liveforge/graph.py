@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import graphlib
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from .errors import InputError
+from .keyvalue import write_atomic
 from .kinds import get_kind
 from .kinds.base import MAIN, Kind
 from .stamps import Inputs, read_stamp, settings_hash, why_stale
@@ -80,6 +83,35 @@ def closure(steps: dict[str, Step], roots: Iterable[str]) -> set[str]:
     return seen
 
 
+PROTO_ID = ".liveforge-proto"
+
+
+def proto_identity(area: Path) -> str:
+    """A staging area's identity: a random id kept inside it, so stamps of what was installed
+    into a removed (or recreated) area are stale."""
+    try:
+        return (area / PROTO_ID).read_text().strip()
+    except OSError:
+        return "absent"
+
+
+def ensure_proto(area: Path) -> str:
+    identity = proto_identity(area)
+    if identity == "absent":
+        area.mkdir(parents=True, exist_ok=True)
+        identity = uuid.uuid4().hex
+        write_atomic(area / PROTO_ID, identity + "\n")
+    return identity
+
+
+def prepare_areas(ws: Workspace) -> None:
+    """Create the staging areas a build installs into (before planning it)."""
+    ensure_proto(ws.proto)
+    if any(p != MAIN for spec in ws.components.values()
+           for p in get_kind(spec.kind).phases(spec)):
+        ensure_proto(ws.proto_strap)
+
+
 @dataclass
 class Plan:
     steps: dict[str, Step]
@@ -97,9 +129,11 @@ def plan(ws: Workspace) -> Plan:
     order = topological(ws, steps)
     inputs: dict[str, Inputs] = {}
     reasons: dict[str, list[str]] = {}
+    areas = (proto_identity(ws.proto_strap), proto_identity(ws.proto))
     for name in order:
         step = steps[name]
-        own = step.kind.inputs(ws, step.spec, step.phase)
+        own = {**step.kind.inputs(ws, step.spec, step.phase),
+               "proto": areas[step.phase == MAIN]}
         inp = Inputs(own=own, env=ws.component_env(step.spec),
                      settings=settings_hash(step.spec.settings_json()),
                      deps={d: inputs[d].digest for d in step.deps})

@@ -63,6 +63,10 @@ def lint(manifest: Manifest, search: list[Path], proto: Path) -> LintReport:
                       tuple(undeclared), tuple(dangling), tuple(setid), manifest.overrides)
 
 
+# files liveforge itself keeps in the proto area (its identity and the last buildstamp)
+BUILD_FILES = {".liveforge-proto", "buildstamp"}
+
+
 def _unshipped(proto: Path, declared: dict[str, Entry]) -> list[str]:
     """Paths under ``proto`` that the manifest does not ship. A directory is listed only when
     nothing under it is shipped (then its contents are not listed one by one)."""
@@ -88,7 +92,8 @@ def _unshipped(proto: Path, declared: dict[str, Entry]) -> list[str]:
             else:
                 out.append(path + "/")
         dirs[:] = keep
-        out.extend(rel_root + name for name in files if rel_root + name not in declared)
+        out.extend(rel_root + name for name in files if rel_root + name not in declared
+                   and (rel_root + name) not in BUILD_FILES)
     return sorted(out)
 
 

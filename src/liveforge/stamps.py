@@ -65,7 +65,10 @@ def why_stale(stamp: dict[str, Any] | None, inputs: Inputs) -> list[str]:
     old_own = old.get("own", {})
     for key in sorted(set(old_own) | set(inputs.own)):
         if old_own.get(key) != inputs.own.get(key):
-            reasons.append(f"{key} changed" if key in old_own else f"new input {key}")
+            if key == "proto":
+                reasons.append("the staging area was removed or recreated")
+            else:
+                reasons.append(f"{key} changed" if key in old_own else f"new input {key}")
     old_env = old.get("env", {})
     for key in sorted(set(old_env) | set(inputs.env)):
         if old_env.get(key) != inputs.env.get(key):

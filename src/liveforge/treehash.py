@@ -4,7 +4,8 @@ A tree's hash covers every file that would be built from: its relative path, whe
 executable or a symlink, and its content (a symlink's target text). In a git work tree the file
 list is git's (tracked plus untracked, minus ignored), so ignored build products never make a
 tree stale; committing or rebasing to the same content is not a change. Outside git every file
-counts except those matched by the tree's ``.liveforgeignore`` patterns.
+counts except those matched by the patterns of the tree's own ``.gitignore`` and
+``.liveforgeignore`` files.
 
 The cache maps a tree to the *stat signature* of everything under it (paths, sizes, mtimes,
 inodes) and the hash computed then; when the signature is unchanged the hash is reused, and when
@@ -82,12 +83,16 @@ def _git_files(tree: Path) -> list[str]:
 
 
 def _ignore_patterns(tree: Path) -> list[str]:
-    try:
-        text = (tree / ".liveforgeignore").read_text()
-    except OSError:
-        return []
-    return [line.strip() for line in text.splitlines() if line.strip()
-            and not line.startswith("#")]
+    """Patterns of the tree's own ``.gitignore`` and ``.liveforgeignore`` (outside git)."""
+    patterns: list[str] = []
+    for name in (".gitignore", ".liveforgeignore"):
+        try:
+            text = (tree / name).read_text()
+        except OSError:
+            continue
+        patterns += [line.strip().lstrip("/") for line in text.splitlines()
+                     if line.strip() and not line.startswith(("#", "!"))]
+    return patterns
 
 
 def _ignored(path: str, patterns: list[str]) -> bool:

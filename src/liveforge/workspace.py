@@ -151,7 +151,7 @@ class Workspace:
 
     @property
     def cache_dir(self) -> Path:
-        explicit = self.env_value("LIVEFORGE_CACHE")
+        explicit = self.env_value("LIVEFORGE_CACHE") or os.environ.get("LIVEFORGE_CACHE")
         if explicit:
             return Path(explicit)
         xdg = os.environ.get("XDG_CACHE_HOME")

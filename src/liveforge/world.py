@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from .errors import BuildError, UsageError
 from .events import Reporter
-from .graph import Plan, closure, plan
+from .graph import Plan, closure, plan, prepare_areas
 from .scheduler import RunResult, run_steps
 from .workspace import Workspace
 
 
 def world(ws: Workspace, reporter: Reporter, buildstamp: str) -> RunResult:
     """Build every stale step; a failure raises BuildError after running steps finish."""
+    prepare_areas(ws)
     p = plan(ws)
     stale = p.stale()
     if not stale:
@@ -27,6 +28,7 @@ def build_one(ws: Workspace, reporter: Reporter, buildstamp: str, target: str,
               no_deps: bool, options: dict[str, str]) -> RunResult:
     """Build one step (always), its stale dependencies first unless ``no_deps``; dependents
     are not rebuilt."""
+    prepare_areas(ws)
     p = plan(ws)
     name = resolve_target(p, target)
     wanted = {name}
