@@ -115,15 +115,11 @@ class Manifest:
 
     def lines(self) -> list[str]:
         """The entries as manifest lines, sorted by path."""
-        out = []
         records = self._records
-        for path in sorted(records):
-            kind, _, (mode, owner, group), target, _, _ = records[path]
-            if kind == "f" or kind == "d":
-                out.append(f"{kind} {path} {mode:04o} {owner} {group}")
-            else:
-                out.append(f"{kind} {path}={target}")
-        return out
+        # Sorting the str keys alone is the fast case of list.sort; each meta carries its own
+        # text (" 0755 root sys"), so a line is one concatenation.
+        return [f"{r[0]} {r[1]}{r[2][3]}" if r[0] == "f" or r[0] == "d" else
+                f"{r[0]} {r[1]}={r[3]}" for r in map(records.__getitem__, sorted(records))]
 
 
 # -- paths ------------------------------------------------------------------------------------
@@ -195,21 +191,27 @@ def substitute(text: str, env: dict[str, str]) -> str:
 # the authority on the format. Entries are kept as compact records and turned into :class:`Entry`
 # objects when asked for.
 
-# A record: (kind, path, (mode, owner, group), target, file, line).
-Meta = tuple[int, str, str]
+# A record: (kind, path, (mode, owner, group, text), target, file, line), where ``text`` is the
+# meta as written in manifest.gen (" 0755 root sys"; empty for s and h). Metas are shared.
+Meta = tuple[int, str, str, str]
 Record = tuple[str, str, Meta, str, str, int]
-_NO_META: Meta = (0, "", "")
+_NO_META: Meta = (0, "", "", "")
 _META_CACHE: dict[str, Meta] = {}
 _META_CACHE_MAX = 4096
 
 
+def _make_meta(mode: int, owner: str, group: str) -> Meta:
+    return (mode, owner, group, f" {mode:04o} {owner} {group}")
+
+
 def _record(entry: Entry) -> Record:
-    return (entry.kind, entry.path, (entry.mode, entry.owner, entry.group), entry.target,
-            entry.file, entry.line)
+    meta = _make_meta(entry.mode, entry.owner, entry.group) if entry.kind in ("f", "d") \
+        else (entry.mode, entry.owner, entry.group, "")
+    return (entry.kind, entry.path, meta, entry.target, entry.file, entry.line)
 
 
 def _entry(record: Record) -> Entry:
-    kind, path, (mode, owner, group), target, file, line = record
+    kind, path, (mode, owner, group, _), target, file, line = record
     return Entry(kind, path, mode, owner, group, target, file, line)
 
 
@@ -280,77 +282,122 @@ def _meta(rest: str) -> Meta | None:
         mode = _mode(fields[0])
         if mode is None:
             return None
-        meta = (mode, fields[1], fields[2])
+        meta = _make_meta(mode, fields[1], fields[2])
         if len(_META_CACHE) < _META_CACHE_MAX:
             _META_CACHE[rest] = meta
     return meta
 
 
-def _parse_into(text: str, name: str, env: dict[str, str] | None, by_path: dict[str, Record],
-                repeats: list[tuple[Record, Record]], errors: list[InputError]) -> None:
-    """Parse ``text`` into ``by_path`` (a later line replaces an earlier one with the same path;
-    both are appended to ``repeats``); append every error to ``errors``."""
-    slow_all = "\0" in text or "\r" in text
-    slow_hash = "#" in text
-    slow_dollar = env is not None and "$" in text
-    fast_paths: list[Record] = []
-    keep = fast_paths.append
-    get = by_path.get
-    for number, raw in enumerate(text.split("\n"), 1):
-        if not (slow_all or (slow_hash and "#" in raw) or (slow_dollar and "$" in raw)):
+def _special_lines(text: str, chars: str) -> list[int]:
+    """The 0-based numbers of the lines of ``text`` holding any of ``chars``, in order."""
+    found: set[int] = set()
+    for char in chars:
+        pos = text.find(char)
+        line = 0
+        counted = 0
+        while pos >= 0:
+            line += text.count("\n", counted, pos)
+            counted = pos
+            found.add(line)
+            end = text.find("\n", pos)
+            if end < 0:
+                break
+            pos = text.find(char, end)
+    return sorted(found)
+
+
+def _parse_records(text: str, name: str, env: dict[str, str] | None, records: list[Record],
+                   errors: list[InputError]) -> None:
+    """Append the entries of ``text`` to ``records`` in line order, and every error to
+    ``errors`` (not sorted)."""
+    lines = text.split("\n")
+    first = len(records)
+    if "\0" in text or "\r" in text:
+        special = list(range(len(lines)))
+    else:
+        special = _special_lines(text, "#$" if env is not None else "#")
+    special.append(len(lines))
+    keep = records.append
+    metas = _META_CACHE
+    start = 0
+    for stop in special:
+        # lines[start:stop] hold no comment and no variable: the fast path takes the common
+        # well-formed lines and leaves the rest to _parse_line
+        for number, raw in enumerate(lines[start:stop], start + 1):
             parts = raw.split(None, 2)
             count = len(parts)
             if count == 3:
                 kind, path, rest = parts
                 if kind == "f" or kind == "d":
-                    meta = _meta(rest)
+                    meta = metas.get(rest) or _meta(rest)
                     if meta is not None:
-                        record = (kind, path, meta, "", name, number)
-                        previous = get(path)
-                        by_path[path] = record
-                        if previous is not None:
-                            repeats.append((previous, record))
-                        keep(record)
+                        keep((kind, path, meta, "", name, number))
                         continue
             elif count == 2:
                 kind, spec = parts
-                if kind == "s":
-                    path, eq, target = spec.partition("=")
-                    if path and target:
-                        record = (kind, path, _NO_META, target, name, number)
-                        previous = get(path)
-                        by_path[path] = record
-                        if previous is not None:
-                            repeats.append((previous, record))
-                        keep(record)
+                if kind == "s" or kind == "h":
+                    path, _, target = spec.partition("=")
+                    if path and target and (kind == "s" or (
+                            target[0] != "/" and target[0] != "." and target[-1] != "/"
+                            and "/." not in target and "//" not in target and target != path)):
+                        # an h target that normpath leaves alone and that is not the link
+                        keep((kind, path, _NO_META, target, name, number))
                         continue
             elif count == 0:
                 continue
-        result = _parse_line(raw, name, number, env)
-        if isinstance(result, Entry):
-            record = _record(result)
-            previous = get(result.path)
-            by_path[result.path] = record
-            if previous is not None:
-                repeats.append((previous, record))
-        elif result is not None:
-            errors.append(result)
+            _parse_slow(raw, name, number, env, keep, errors)
+        if stop < len(lines):
+            _parse_slow(lines[stop], name, stop + 1, env, keep, errors)
+        start = stop + 1
     # The fast path did not look at the paths: check them all at once, then one by one only
-    # when something looks wrong.
-    if fast_paths and _paths_suspect("\n".join([r[1] for r in fast_paths])):
-        for record in fast_paths:
+    # when something looks wrong (paths the slow path took are fine and stay silent).
+    paths = [r[1] for r in records[first:]]
+    if paths and _paths_suspect(paths):
+        unsafe_links: set[int] = set()
+        for record in records[first:]:
             problem = path_problem(record[1])
             if problem is not None:
                 errors.append(InputError(problem, name, record[5]))
+                if record[0] == "h":
+                    unsafe_links.add(id(record))
+        if unsafe_links:
+            # _parse_line makes no entry of such a hard link: neither does the fast path
+            records[first:] = [r for r in records[first:] if id(r) not in unsafe_links]
 
 
-_SUSPECT = ("\n/", "//", "/\n", "/./", "/../", "\n./", "\n../", "/.\n", "/..\n", "\n.\n",
-            "\n..\n")
+def _parse_slow(raw: str, name: str, number: int, env: dict[str, str] | None,
+                keep: Callable[[Record], None], errors: list[InputError]) -> None:
+    result = _parse_line(raw, name, number, env)
+    if isinstance(result, Entry):
+        keep(_record(result))
+    elif result is not None:
+        errors.append(result)
 
 
-def _paths_suspect(joined: str) -> bool:
-    wrapped = f"\n{joined}\n"
-    return any(s in wrapped for s in _SUSPECT)
+def _paths_suspect(paths: list[str]) -> bool:
+    """False when no path can be unsafe; True when one may be."""
+    # Joined with '/' and wrapped in '/': an absolute path, a trailing '/', an empty path or an
+    # empty component shows as '//'; a '.' or '..' component as '/.' (so do hidden files).
+    joined = f"/{'/'.join(paths)}/"
+    return "//" in joined or "/." in joined
+
+
+def _by_path(records: list[Record]) -> tuple[dict[str, Record], list[tuple[Record, Record]]]:
+    """Records keyed by path (the later wins) and every (earlier, later) pair of one path, in
+    the order of the later one."""
+    by_path = dict(zip([r[1] for r in records], records, strict=True))
+    repeats: list[tuple[Record, Record]] = []
+    if len(by_path) != len(records):
+        repeated = {r[1] for r in records if by_path[r[1]] is not r}
+        last: dict[str, Record] = {}
+        for record in records:
+            path = record[1]
+            if path in repeated:
+                previous = last.get(path)
+                if previous is not None:
+                    repeats.append((previous, record))
+                last[path] = record
+    return by_path, repeats
 
 
 def parse_text(text: str, file: str | Path,
@@ -359,13 +406,11 @@ def parse_text(text: str, file: str | Path,
 
     With ``env``, ``$VAR`` references are substituted in each field; without it, ``$`` is literal.
     """
-    by_path: dict[str, Record] = {}
-    repeats: list[tuple[Record, Record]] = []
+    records: list[Record] = []
     errors: list[InputError] = []
-    _parse_into(text, str(file), env, by_path, repeats, errors)
+    _parse_records(text, str(file), env, records, errors)
     bad = {e.line for e in errors}
-    records = list(by_path.values()) + [previous for previous, _ in repeats]
-    entries = sorted((_entry(r) for r in records if r[5] not in bad), key=lambda e: e.line)
+    entries = [_entry(r) for r in records if r[5] not in bad]
     errors.sort(key=lambda e: e.line or 0)
     return entries, errors
 
@@ -410,20 +455,22 @@ def combine(files: list[Path], env: dict[str, str], strict: bool,
     identical ``d`` lines); with ``strict`` it is an error instead. Errors of every file are
     collected and raised together as :class:`InputErrors`, in file and line order.
     """
-    by_path: dict[str, Record] = {}
-    repeats: list[tuple[Record, Record]] = []
+    records: list[Record] = []
     errors: list[InputError] = []
 
-    for file in files:
-        try:
-            text = _read(file)
-        except InputError as exc:
-            errors.append(exc)
-            continue
-        file_errors: list[InputError] = []
-        with _no_gc():
-            _parse_into(text, str(file), env, by_path, repeats, file_errors)
-        errors.extend(sorted(file_errors, key=lambda e: e.line or 0))
+    with _no_gc():
+        for file in files:
+            try:
+                text = _read(file)
+            except InputError as exc:
+                errors.append(exc)
+                continue
+            file_errors: list[InputError] = []
+            _parse_records(text, str(file), env, records, file_errors)
+            del text
+            errors.extend(sorted(file_errors, key=lambda e: e.line or 0))
+        by_path, repeats = _by_path(records)
+        del records
     overrides: list[Override] = []
     for previous, record in repeats:
         if record[0] == "d" and previous[0] == "d" and previous[2] == record[2]:
