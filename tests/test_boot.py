@@ -117,3 +117,32 @@ def test_log_name() -> None:
 
     assert log_name(STAMP, "iso") == f"boot.{STAMP}.iso.log"
     assert log_name(STAMP, "usb", uefi=True) == f"boot.{STAMP}.usb-uefi.log"
+
+
+@pytest.mark.slow
+def test_qemu_dies_with_a_killed_runner(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import sys; sys.path.insert(0, 'tests')\n"
+        "from pathlib import Path\n"
+        "import kernelfix\n"
+        "from liveforge.boot import boot\n"
+        f"boot(kernelfix.make_platform(Path({str(tmp_path / 'p')!r}), kernelfix.STAMP),\n"
+        f"     kernelfix.STAMP, timeout=120, log_path=Path({str(tmp_path / 'k.log')!r}))\n"
+    )
+    runner = subprocess.Popen([sys.executable, "-c", script],
+                              cwd=Path(__file__).resolve().parent.parent)
+    deadline = time.monotonic() + 30
+    while not qemu_processes_mentioning(str(tmp_path / "p")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert qemu_processes_mentioning(str(tmp_path / "p")), "QEMU never started"
+    runner.send_signal(signal.SIGKILL)
+    runner.wait()
+    deadline = time.monotonic() + 10
+    while qemu_processes_mentioning(str(tmp_path / "p")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not qemu_processes_mentioning(str(tmp_path / "p"))

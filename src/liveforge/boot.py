@@ -10,7 +10,8 @@ to the log as it arrives and decides from it:
 * no verdict within ``timeout`` seconds, or QEMU exiting without one -> failure.
 
 Failures carry the console's last 30 lines. QEMU runs in its own process group, which is killed
-and reaped on every path, so no process outlives ``boot()``.
+and reaped on every path, so no process outlives ``boot()``; should the runner itself be killed,
+the kernel kills QEMU too (parent-death signal).
 
 How each medium is attached:
 
@@ -203,7 +204,7 @@ def serial_args(term: Console, interactive: bool, log_path: Path) -> list[str]:
 
 def run_interactive(argv: list[str], log_path: Path) -> BootResult:
     started = time.monotonic()
-    proc = subprocess.Popen(argv)
+    proc = subprocess.Popen(argv, preexec_fn=die_with_parent)
     try:
         code = proc.wait()
     finally:
@@ -250,7 +251,8 @@ def watch(argv: list[str], stamp: str, timeout: float, log_path: Path, stderr_pa
     partial = b""
     with open(log_path, "wb") as log, open(stderr_path, "wb") as err:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=err, start_new_session=True)
+                                stderr=err, start_new_session=True,
+                                preexec_fn=die_with_parent)
         try:
             assert proc.stdout is not None
             fd = proc.stdout.fileno()
@@ -297,6 +299,17 @@ def watch(argv: list[str], stamp: str, timeout: float, log_path: Path, stderr_pa
     if status != "ready" and verdict.hints:
         message += " (" + "; ".join(verdict.hints) + ")"
     return BootResult(status == "ready", status, message, elapsed, log_path, tail, proc.pid)
+
+
+def die_with_parent() -> None:
+    """In the child before exec: the kernel kills QEMU if liveforge itself dies (even by
+    SIGKILL), so not even a killed runner leaves a guest behind (Linux PR_SET_PDEATHSIG)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
 
 
 def clean(raw: bytes) -> str:
