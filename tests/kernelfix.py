@@ -201,9 +201,9 @@ def qemu_processes_mentioning(text: str) -> list[int]:
         if not proc.name.isdigit():
             continue
         try:
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            argv = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
         except OSError:
             continue
-        if text in cmdline:
+        if "qemu-system" in Path(argv[0]).name and text in " ".join(argv):
             found.append(int(proc.name))
     return found
