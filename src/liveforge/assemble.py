@@ -69,6 +69,30 @@ class Image:
         return [e for e in self.entries if e.kind == "f"]
 
 
+_new_object = object.__new__
+_IMAGE_ENTRY_SLOTS = tuple(ImageEntry.__dataclass_fields__)
+(_set_kind, _set_path, _set_mode, _set_uid, _set_gid, _set_target, _set_source, _set_search_dir,
+ _set_entry) = (getattr(ImageEntry, name).__set__ for name in _IMAGE_ENTRY_SLOTS)
+
+
+def _image_entry(kind: str, path: str, mode: int, uid: int, gid: int, target: str,
+                 source: Path | None, search_dir: Path | None,
+                 entry: Entry | None) -> ImageEntry:
+    """``ImageEntry(...)`` without the generated __init__ of a frozen dataclass, which sets each
+    field through object.__setattr__ (several times slower; resolve makes one per entry)."""
+    made = _new_object(ImageEntry)
+    _set_kind(made, kind)
+    _set_path(made, path)
+    _set_mode(made, mode)
+    _set_uid(made, uid)
+    _set_gid(made, gid)
+    _set_target(made, target)
+    _set_source(made, source)
+    _set_search_dir(made, search_dir)
+    _set_entry(made, entry)
+    return made
+
+
 class ResolveErrors(InputErrors):
     """Resolution failed; ``missing`` lists every ``f`` path found in no search directory."""
 
@@ -85,7 +109,13 @@ class SearchPath:
     def __init__(self, dirs: Iterable[Path]):
         self.dirs = [Path(d) for d in dirs]
         self._real = [os.path.realpath(d) for d in self.dirs]
-        self._parents: dict[tuple[int, str], str | None] = {}
+        # "<dir>/" for joining by concatenation (what os.path.join does for a relative path)
+        self._prefix = [os.path.join(d, "") for d in self.dirs]
+        # per search directory: parent path -> its real path (None: it leads outside)
+        self._parents: list[dict[str, str | None]] = [{} for _ in self.dirs]
+        self._reals: list[dict[str, str]] = [{} for _ in self.dirs]
+        # real directory -> its Path, so a source Path is made by joining one name
+        self._real_dirs: dict[str, Path] = {}
 
     def _inside(self, index: int, real: str) -> bool:
         root = self._real[index]
@@ -93,26 +123,48 @@ class SearchPath:
 
     def _parent(self, index: int, parent: str) -> str | None:
         """The real path of ``parent`` under search directory ``index``; None when it escapes."""
-        key = (index, parent)
-        if key not in self._parents:
-            real = os.path.realpath(os.path.join(self.dirs[index], parent))
-            self._parents[key] = real if self._inside(index, real) else None
-        return self._parents[key]
+        cache = self._parents[index]
+        if parent in cache:
+            return cache[parent]
+        real = self._realpath(index, parent)
+        result = real if self._inside(index, real) else None
+        cache[parent] = result
+        return result
+
+    def _realpath(self, index: int, relative: str) -> str:
+        """``os.path.realpath`` of ``relative`` under search directory ``index``, built from its
+        parent's (cached): one lstat per directory rather than one per component of each."""
+        cache = self._reals[index]
+        real = cache.get(relative)
+        if real is None:
+            up, _, name = relative.rpartition("/")
+            if not relative or name in ("", ".", "..") or relative[0] == "/":
+                real = os.path.realpath(os.path.join(self.dirs[index], relative))
+            else:
+                joined = os.path.join(self._realpath(index, up), name)
+                try:
+                    plain = not stat.S_ISLNK(os.lstat(joined).st_mode)
+                except OSError:
+                    plain = False
+                real = joined if plain else os.path.realpath(joined)
+            cache[relative] = real
+        return real
 
     def find(self, path: str) -> tuple[Path, Path] | str | None:
         """``(real source file, search dir)`` of the first directory holding ``path``; an error
         message when that candidate is unusable; None when no directory holds it."""
         parent, _, name = path.rpartition("/")
+        relative = path[:1] != "/"
         for index, directory in enumerate(self.dirs):
-            candidate = os.path.join(directory, path)
+            candidate = self._prefix[index] + path if relative else os.path.join(directory, path)
             try:
                 st = os.lstat(candidate)
             except (FileNotFoundError, NotADirectoryError):
                 continue
-            real_parent = self._parent(index, parent)
+            cache = self._parents[index]
+            real_parent = cache[parent] if parent in cache else self._parent(index, parent)
             if real_parent is None:
                 return f"{path!r} in {directory} is reached through a symlink leading outside it"
-            source = os.path.join(real_parent, name)
             if stat.S_ISLNK(st.st_mode):
                 source = os.path.realpath(candidate)
                 if not self._inside(index, source):
@@ -122,9 +174,15 @@ class SearchPath:
                     st = os.stat(source)
                 except OSError:
                     return f"{path!r} in {directory} is a dangling symlink"
+                if not stat.S_ISREG(st.st_mode):
+                    return f"{path!r} in {directory} is not a regular file"
+                return Path(source), directory
             if not stat.S_ISREG(st.st_mode):
                 return f"{path!r} in {directory} is not a regular file"
-            return Path(source), directory
+            base = self._real_dirs.get(real_parent)
+            if base is None:
+                base = self._real_dirs[real_parent] = Path(real_parent)
+            return base / name, directory
         return None
 
 
@@ -179,23 +237,35 @@ def resolve(manifest: Manifest, search: list[Path]) -> Image:
     errors: list[InputError] = []
     missing: list[str] = []
     out: dict[str, ImageEntry] = {}
+    # owner and group names are few: look each up once
+    uids: dict[str, int | str] = {}
+    gids: dict[str, int | str] = {}
+    find = finder.find
+    new = _image_entry
     for entry in entries:
-        if entry.kind == "s":
-            out[entry.path] = ImageEntry("s", entry.path, 0o777, 0, 0, target=entry.target,
-                                         entry=entry)
+        kind = entry.kind
+        if kind == "s":
+            out[entry.path] = new("s", entry.path, 0o777, 0, 0, entry.target, None, None, entry)
             continue
-        if entry.kind == "h":
+        if kind == "h":
             continue
-        uid, gid = ids.uid(entry.owner), ids.gid(entry.group)
-        problems = [p for p in (uid, gid) if isinstance(p, str)]
-        for problem in problems:
-            errors.append(InputError(f"{entry.path}: {problem}", entry.file, entry.line))
-        if entry.kind == "d":
+        uid = uids.get(entry.owner)
+        if uid is None:
+            uid = uids[entry.owner] = ids.uid(entry.owner)
+        gid = gids.get(entry.group)
+        if gid is None:
+            gid = gids[entry.group] = ids.gid(entry.group)
+        problems = isinstance(uid, str) or isinstance(gid, str)
+        if problems:
+            for problem in (uid, gid):
+                if isinstance(problem, str):
+                    errors.append(InputError(f"{entry.path}: {problem}", entry.file, entry.line))
+        if kind == "d":
             if not problems:
-                out[entry.path] = ImageEntry("d", entry.path, entry.mode, int(uid), int(gid),
-                                             entry=entry)
+                out[entry.path] = new("d", entry.path, entry.mode, uid, gid, "", None, None,
+                                      entry)
             continue
-        found = finder.find(entry.path)
+        found = find(entry.path)
         if found is None:
             missing.append(entry.path)
             where = ", ".join(str(d) for d in finder.dirs) or "an empty search path"
@@ -204,8 +274,8 @@ def resolve(manifest: Manifest, search: list[Path]) -> Image:
         elif isinstance(found, str):
             errors.append(InputError(found, entry.file, entry.line))
         elif not problems:
-            out[entry.path] = ImageEntry("f", entry.path, entry.mode, int(uid), int(gid),
-                                         source=found[0], search_dir=found[1], entry=entry)
+            out[entry.path] = new("f", entry.path, entry.mode, uid, gid, "", found[0], found[1],
+                                  entry)
     for entry in entries:
         if entry.kind == "h":
             target = _link_target(entry, declared)
@@ -213,8 +283,8 @@ def resolve(manifest: Manifest, search: list[Path]) -> Image:
                 errors.append(InputError(target, entry.file, entry.line))
             elif target.path in out:
                 file = out[target.path]
-                out[entry.path] = ImageEntry("h", entry.path, file.mode, file.uid, file.gid,
-                                             target=target.path, entry=entry)
+                out[entry.path] = new("h", entry.path, file.mode, file.uid, file.gid,
+                                      target.path, None, None, entry)
     _check_parents(out, declared, errors)
     if errors:
         errors.sort(key=lambda e: (e.file or "", e.line or 0))

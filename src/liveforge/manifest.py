@@ -210,9 +210,25 @@ def _record(entry: Entry) -> Record:
     return (entry.kind, entry.path, meta, entry.target, entry.file, entry.line)
 
 
+_new_object = object.__new__
+(_set_kind, _set_path, _set_mode, _set_owner, _set_group, _set_target, _set_file,
+ _set_line) = (getattr(Entry, name).__set__ for name in Entry.__dataclass_fields__)
+
+
 def _entry(record: Record) -> Entry:
+    """``Entry(...)`` of a record, without the generated __init__ of a frozen dataclass (which
+    sets each field through object.__setattr__, several times slower)."""
     kind, path, (mode, owner, group, _), target, file, line = record
-    return Entry(kind, path, mode, owner, group, target, file, line)
+    made = _new_object(Entry)
+    _set_kind(made, kind)
+    _set_path(made, path)
+    _set_mode(made, mode)
+    _set_owner(made, owner)
+    _set_group(made, group)
+    _set_target(made, target)
+    _set_file(made, file)
+    _set_line(made, line)
+    return made
 
 
 def _mode(text: str) -> int | None:
