@@ -262,8 +262,8 @@ def resolve(manifest: Manifest, search: list[Path]) -> Image:
                     errors.append(InputError(f"{entry.path}: {problem}", entry.file, entry.line))
         if kind == "d":
             if not problems:
-                out[entry.path] = new("d", entry.path, entry.mode, uid, gid, "", None, None,
-                                      entry)
+                out[entry.path] = new("d", entry.path, entry.mode, int(uid), int(gid), "", None,
+                                      None, entry)
             continue
         found = find(entry.path)
         if found is None:
@@ -274,8 +274,8 @@ def resolve(manifest: Manifest, search: list[Path]) -> Image:
         elif isinstance(found, str):
             errors.append(InputError(found, entry.file, entry.line))
         elif not problems:
-            out[entry.path] = new("f", entry.path, entry.mode, uid, gid, "", found[0], found[1],
-                                  entry)
+            out[entry.path] = new("f", entry.path, entry.mode, int(uid), int(gid), "", found[0],
+                                  found[1], entry)
     for entry in entries:
         if entry.kind == "h":
             target = _link_target(entry, declared)
