@@ -3,7 +3,12 @@
 Generates a workspace of N make components in layers (each depends on two components of the
 layer below), builds it once, then times a no-op ``liveforge world`` and a no-op ``make`` whose
 stamp targets depend on the same source files and on the stamps of the same dependencies.
-Prints both medians and the ratio (goal: <= 1.5).
+Prints both medians and the ratio (goal: <= 1.5), against ``make -s`` (what the goal was set
+against) and against ``make -r -s`` (built-in implicit rules off, which is most of make's time on
+this Makefile). The runs alternate, so both see the same machine load.
+
+liveforge's modules are byte-compiled first, as an install does; without that, a run under
+PYTHONDONTWRITEBYTECODE (set in some CI shells) compiles every module it imports, every time.
 
     python bench/noop.py [--components 200] [--layers 10] [--runs 15]
 """
@@ -64,15 +69,17 @@ def make_baseline(root: Path, deps: dict[str, list[str]]) -> Path:
     return mk
 
 
-def timed(argv: list[str], cwd: Path, runs: int) -> float:
-    samples = []
+def timed(commands: list[list[str]], cwd: Path, runs: int) -> list[float]:
+    """The median time of each command, the commands taking turns run after run."""
+    samples: list[list[float]] = [[] for _ in commands]
     for _ in range(runs):
-        start = time.perf_counter()
-        proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True)
-        samples.append(time.perf_counter() - start)
-        if proc.returncode != 0:
-            sys.exit(f"{argv} failed: {proc.stderr}")
-    return statistics.median(samples)
+        for argv, times in zip(commands, samples, strict=True):
+            start = time.perf_counter()
+            proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True)
+            times.append(time.perf_counter() - start)
+            if proc.returncode != 0:
+                sys.exit(f"{argv} failed: {proc.stderr}")
+    return [statistics.median(times) for times in samples]
 
 
 def main() -> None:
@@ -82,6 +89,10 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=15)
     args = ap.parse_args()
     lf = [str(Path(sys.executable).parent / "liveforge")]
+    import liveforge
+
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(Path(liveforge.__file__).parent)],
+                   check=True)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "ws"
         root.mkdir()
@@ -91,8 +102,10 @@ def main() -> None:
         first = time.perf_counter() - start
         mk = make_baseline(root, deps)
         subprocess.run(["make", "-s", "-C", str(mk.parent)], check=True)
-        ours = timed(lf + ["-C", str(root), "-q", "world"], root, args.runs)
-        make = timed(["make", "-s", "-C", str(mk.parent)], root, args.runs)
+        ours, make, make_r, python = timed(
+            [lf + ["-C", str(root), "-q", "world"], ["make", "-s", "-C", str(mk.parent)],
+             ["make", "-r", "-s", "-C", str(mk.parent)], [sys.executable, "-c", "pass"]],
+            root, args.runs)
         # content-correctness: a touched source makes exactly that component and dependents stale
         (root / "projects" / "c000" / "src" / "util.c").write_text("/* changed */\n")
         out = subprocess.run(lf + ["-C", str(root), "--json", "status"], check=True,
@@ -100,8 +113,12 @@ def main() -> None:
         stale = out.count('"stale"')
     print(f"components: {args.components} in {args.layers} layers; first build {first:.2f} s")
     print(f"no-op liveforge world: {ours * 1000:.1f} ms (median of {args.runs})")
-    print(f"no-op GNU make:        {make * 1000:.1f} ms (median of {args.runs})")
-    print(f"ratio liveforge/make:  {ours / make:.2f} (goal <= 1.5)")
+    print(f"no-op GNU make -s:     {make * 1000:.1f} ms (median of {args.runs})")
+    print(f"no-op GNU make -r -s:  {make_r * 1000:.1f} ms (median of {args.runs}; no built-in "
+          "rules)")
+    print(f"python -c pass:        {python * 1000:.1f} ms (the interpreter's start alone)")
+    print(f"ratio liveforge/make -s:    {ours / make:.2f} (goal <= 1.5)")
+    print(f"ratio liveforge/make -r -s: {ours / make_r:.2f}")
     print(f"after touching c000/src/util.c: {stale} components stale")
 
 

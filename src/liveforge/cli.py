@@ -6,7 +6,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -295,20 +295,27 @@ def global_options(p: argparse.ArgumentParser, suppress: bool) -> None:
                    help="never touch the network: any download is an error", **d)
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(only: Collection[str] | None = None) -> argparse.ArgumentParser:
+    """The command line parser. With ``only``, the arguments of the verbs not in it are left
+    out (the verb itself stays, so usage and help are unchanged): a verb is parsed only when
+    it is on the command line, and its arguments are all that parsing it needs."""
     top = argparse.ArgumentParser(prog="liveforge", description="Build live Linux platforms.")
     top.add_argument("--version", action="version", version=f"liveforge {__version__}")
     global_options(top, suppress=False)
     sub = top.add_subparsers(dest="verb", metavar="VERB", required=True)
     for name, (_, help_text) in VERBS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
-        global_options(p, suppress=True)
-        add_verb_arguments(name, p)
+        if only is None or name in only:
+            global_options(p, suppress=True)
+            add_verb_arguments(name, p)
     return top
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = parser()
+    words = sys.argv[1:] if argv is None else argv
+    # every word that names a verb (one of them is the verb); argparse's prefix matching of
+    # verbs is off for subparsers, so the verb is spelled out in full
+    p = parser(only={w for w in words if w in VERBS})
     try:
         args = p.parse_args(argv)
     except SystemExit as exc:

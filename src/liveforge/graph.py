@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import graphlib
-import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import InputError
@@ -99,6 +98,8 @@ def ensure_proto(area: Path) -> str:
     identity = proto_identity(area)
     if identity == "absent":
         area.mkdir(parents=True, exist_ok=True)
+        import uuid
+
         identity = uuid.uuid4().hex
         write_atomic(area / PROTO_ID, identity + "\n")
     return identity
@@ -110,6 +111,13 @@ def prepare_areas(ws: Workspace) -> None:
     if any(p != MAIN for spec in ws.components.values()
            for p in get_kind(spec.kind).phases(spec)):
         ensure_proto(ws.proto_strap)
+
+
+@dataclass
+class RunResult:
+    built: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    logs: dict[str, Path] = field(default_factory=dict)
 
 
 @dataclass

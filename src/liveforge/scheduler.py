@@ -12,12 +12,11 @@ import threading
 import time
 import traceback
 from collections.abc import Collection
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import BuildError
 from .events import Reporter
-from .graph import Plan, Step
+from .graph import Plan, RunResult, Step
 from .kinds.base import BuildContext, Cancelled, ProcessGroup
 from .stamps import write_stamp
 from .workspace import Workspace
@@ -36,12 +35,6 @@ def log_tail(path: Path, lines: int = TAIL_LINES) -> str:
         return ""
     return "\n".join(data.splitlines()[-lines:])
 
-
-@dataclass
-class RunResult:
-    built: list[str] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)
-    logs: dict[str, Path] = field(default_factory=dict)
 
 
 def context_for(ws: Workspace, step: Step, reporter: Reporter, log, log_path: Path,

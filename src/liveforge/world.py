@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from .errors import BuildError, UsageError
 from .events import Reporter
-from .graph import Plan, closure, plan, prepare_areas
-from .scheduler import RunResult, run_steps
+from .graph import Plan, RunResult, closure, plan, prepare_areas
 from .workspace import Workspace
 
 
@@ -19,6 +18,8 @@ def world(ws: Workspace, reporter: Reporter, buildstamp: str) -> RunResult:
         return RunResult()
     for name in stale:
         reporter.emit("stale", component=name, why=p.reasons[name])
+    from .scheduler import run_steps  # only now: a no-op run needs no threads
+
     result = run_steps(ws, p, stale, reporter, buildstamp)
     finish(result)
     return result
@@ -34,6 +35,8 @@ def build_one(ws: Workspace, reporter: Reporter, buildstamp: str, target: str,
     wanted = {name}
     if not no_deps:
         wanted |= {n for n in closure(p.steps, [name]) if p.reasons[n]}
+    from .scheduler import run_steps
+
     result = run_steps(ws, p, wanted, reporter, buildstamp, options)
     finish(result)
     return result

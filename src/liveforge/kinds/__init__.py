@@ -1,30 +1,56 @@
 """Component kinds: plug-ins behind the :class:`~liveforge.kinds.base.Kind` interface.
 
-The core never branches on a kind's name; it looks the kind up here.
+The core never branches on a kind's name; it looks the kind up here. A kind's module is imported
+when the kind is first used, so a platform of ``make`` components never loads the ``extra`` and
+``deb`` machinery (downloads, archives) just to check its stamps.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from importlib import import_module
+from importlib.util import find_spec
 
 from .base import Kind
 
 # kind name -> module under liveforge.kinds holding a ``KIND`` object
 _MODULES = {"make": "make", "extra": "extra", "deb": "deb"}
-_loaded: dict[str, Kind] = {}
 
 
-def known_kinds() -> dict[str, Kind]:
-    if not _loaded:
-        for name, module in _MODULES.items():
-            try:
-                mod = import_module(f".{module}", __name__)
-            except ModuleNotFoundError as exc:
-                if exc.name == f"{__name__}.{module}":
-                    continue
-                raise
-            _loaded[name] = mod.KIND
-    return _loaded
+class _Kinds(Mapping[str, Kind]):
+    """The known kinds (those whose module is present), each imported on first access."""
+
+    def __init__(self) -> None:
+        self._names = [name for name, module in _MODULES.items()
+                       if find_spec(f"{__name__}.{module}") is not None]
+        self._loaded: dict[str, Kind] = {}
+
+    def __getitem__(self, name: str) -> Kind:
+        kind = self._loaded.get(name)
+        if kind is None:
+            if name not in self._names:
+                raise KeyError(name)
+            kind = self._loaded[name] = import_module(f".{_MODULES[name]}", __name__).KIND
+        return kind
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+_kinds: _Kinds | None = None
+
+
+def known_kinds() -> Mapping[str, Kind]:
+    global _kinds
+    if _kinds is None:
+        _kinds = _Kinds()
+    return _kinds
 
 
 def get_kind(name: str) -> Kind:
