@@ -278,8 +278,12 @@ def _read_file(entry: ImageEntry) -> Iterator[bytes]:
 def write_archives(image: Image, mtime: int, *, tar: Path | None = None,
                    cpio: Path | None = None, tar_compression: str = "gzip",
                    cpio_compression: str = "gzip", level: int | None = None,
-                   digests: bool = False) -> dict[str, str]:
+                   digests: bool = False, cpio_skip: frozenset[str] = frozenset()
+                   ) -> dict[str, str]:
     """Write the tar and/or cpio archive of ``image`` to the given paths in one pass.
+
+    Paths in ``cpio_skip`` (files that are not hard-linked, and symlinks) go to the tar only:
+    the kernel, which boots beside the boot archive rather than from it.
 
     ``mtime`` is the time given to every entry (the buildstamp's epoch). With ``digests``, the
     MD5 of every regular file (and hard link) is returned, keyed by path. The files are created
@@ -298,7 +302,7 @@ def write_archives(image: Image, mtime: int, *, tar: Path | None = None,
             cpio_sink = _sink(fd, cpio_compression, level)
             outputs.append((fd, cpio_sink))
         md5s = _write_entries(image, mtime, tar_sink, cpio_sink, primary, group_size, sources,
-                              digests)
+                              digests, cpio_skip)
         if tar_sink is not None:
             tar_sink.write(b"\0" * (2 * BLOCK))
             tar_sink.write(b"\0" * (-tar_sink.length % RECORD))
@@ -316,13 +320,16 @@ def write_archives(image: Image, mtime: int, *, tar: Path | None = None,
 
 def _write_entries(image: Image, mtime: int, tar_sink: _Sink | None, cpio_sink: _Sink | None,
                    primary: dict[str, str], group_size: dict[str, int],
-                   sources: dict[str, ImageEntry], digests: bool) -> dict[str, str]:
+                   sources: dict[str, ImageEntry], digests: bool,
+                   cpio_skip: frozenset[str] = frozenset()) -> dict[str, str]:
     md5s: dict[str, str] = {}
     inodes: dict[str, int] = {}
     tar_write = tar_sink.write if tar_sink is not None else None
-    cpio_write = cpio_sink.write if cpio_sink is not None else None
+    cpio_all = cpio_sink.write if cpio_sink is not None else None
     for ino, entry in enumerate(image.entries, 1):
         kind, path = entry.kind, entry.path
+        skip = path in cpio_skip and (kind == "s" or kind == "f" and group_size[path] == 1)
+        cpio_write = None if skip else cpio_all
         cpio_mode = _CPIO_TYPES[kind] | entry.mode
         if kind == "d" or kind == "s":
             link = entry.target

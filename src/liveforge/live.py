@@ -105,10 +105,11 @@ def write_outputs(ws: Workspace, image: Image, stamp: str, reporter: Reporter) -
     dirname = ws.platform_dirname(stamp)
     reporter.step(f"writing {dirname} ({len(image.entries)} entries)")
     trees = [spec.path for spec in ws.components.values() if spec.path is not None]
-    platform = write_platform(ws.output_dir, dirname, image, stamp=stamp,
-                              kernel_path=kernel_file(image, ws.platform.kernel),
+    kernel = kernel_file(image, ws.platform.kernel)
+    platform = write_platform(ws.output_dir, dirname, image, stamp=stamp, kernel_path=kernel,
                               gitstatus=gitstatus(trees), compression=ws.platform.compression,
-                              arch=ws.platform.arch)
+                              arch=ws.platform.arch,
+                              boot_archive_skip=frozenset({kernel, ws.platform.kernel}))
     result = LiveResult(platform=platform, tarball=ws.output_dir / f"{dirname}.tgz",
                         latest=ws.output_dir / "platform-latest")
     reporter.emit("platform", path=str(result.platform), tarball=str(result.tarball),

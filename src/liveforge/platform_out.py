@@ -45,8 +45,12 @@ AT_FDCWD = -100
 
 def write_platform(output_dir: Path, dirname: str, image: Image, *, stamp: str, kernel_path: str,
                    gitstatus: list[dict[str, Any]], compression: str,
-                   arch: str = "x86_64") -> Path:
-    """Assemble the platform ``output_dir/dirname`` from ``image``; return its path."""
+                   arch: str = "x86_64", boot_archive_skip: frozenset[str] = frozenset()
+                   ) -> Path:
+    """Assemble the platform ``output_dir/dirname`` from ``image``; return its path.
+
+    ``boot_archive_skip``: image paths kept out of the boot archive (but in the tarball): the
+    kernel boots beside the boot archive, so a copy inside it would only slow the boot."""
     output_dir.mkdir(parents=True, exist_ok=True)
     _remove_leftovers(output_dir)
     kernel = next((e for e in image.entries if e.path == kernel_path), None)
@@ -62,7 +66,8 @@ def write_platform(output_dir: Path, dirname: str, image: Image, *, stamp: str, 
     boot_archive = archdir / "boot_archive"
 
     digests = write_archives(image, epoch, tar=tarball_tmp, cpio=boot_archive,
-                             tar_compression="gzip", cpio_compression=compression, digests=True)
+                             tar_compression="gzip", cpio_compression=compression, digests=True,
+                             cpio_skip=boot_archive_skip)
     _write(archdir / "boot_archive.hash", _sha1(boot_archive) + "\n")
     _write(archdir / "boot_archive.manifest",
            "".join(f"{digests[path]}  {path}\n" for path in sorted(digests)))
