@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ class Inputs:
     def as_dict(self) -> dict[str, Any]:
         return {"own": self.own, "env": self.env, "settings": self.settings, "deps": self.deps}
 
-    @property
+    @cached_property
     def digest(self) -> str:
         blob = json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()

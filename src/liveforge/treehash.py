@@ -52,20 +52,31 @@ def _walk_stats(root: str) -> list[tuple[str, int, int, int, int]]:
     return out
 
 
-def git_toplevel(path: Path) -> Path | None:
-    """The git work tree holding ``path``, found by looking for ``.git`` upwards."""
-    for candidate in (path, *path.parents):
-        if (candidate / ".git").exists():
-            return candidate
-    return None
+def git_toplevel(path: Path, known: dict[str, bool] | None = None) -> Path | None:
+    """The git work tree holding ``path``, found by looking for ``.git`` upwards. ``known``
+    remembers, per directory, whether it holds a ``.git``."""
+    where = str(path)
+    while True:  # path, then each of path.parents (on strings: no Path made for each)
+        found = known.get(where) if known is not None else None
+        if found is None:
+            found = os.path.exists(os.path.join(where, ".git"))
+            if known is not None:
+                known[where] = found
+        if found:
+            return Path(where)
+        parent = os.path.dirname(where) or "."
+        if parent == where or where == ".":
+            return None
+        where = parent
 
 
 def _git_extra_stats(top: Path) -> list[tuple[str, int, int, int, int]]:
     """Files outside the tree that change git's idea of what is ignored."""
     out = []
+    where = str(top)
     for name in (".gitignore", ".git/info/exclude"):
         try:
-            st = os.stat(top / name)
+            st = os.stat(os.path.join(where, name))
         except OSError:
             continue
         out.append((f"@{name}", st.st_mode, st.st_size, st.st_mtime_ns, st.st_ino))
@@ -122,6 +133,8 @@ class TreeHasher:
         self.cache_file = cache_file
         self.cache: dict[str, Any] = {}
         self.dirty = False
+        # directory -> holds a .git; kept until save(), the end of one plan
+        self._git_dirs: dict[str, bool] = {}
         if cache_file is not None:
             try:
                 self.cache = json.loads(cache_file.read_text())
@@ -129,6 +142,7 @@ class TreeHasher:
                 self.cache = {}
 
     def save(self) -> None:
+        self._git_dirs.clear()
         if self.cache_file is None or not self.dirty:
             return
         self.cache_file.parent.mkdir(parents=True, exist_ok=True)
@@ -137,11 +151,11 @@ class TreeHasher:
 
     def hash(self, tree: Path) -> str:
         """The content hash of ``tree`` (a missing tree hashes as ``missing``)."""
-        if not tree.is_dir():
-            return "missing"
         key = str(tree)
+        if not os.path.isdir(key):
+            return "missing"
         stats = _walk_stats(key)
-        top = git_toplevel(tree)
+        top = git_toplevel(tree, self._git_dirs)
         if top is not None:
             stats += _git_extra_stats(top)
         signature = hashlib.sha256(repr(stats).encode()).hexdigest()
