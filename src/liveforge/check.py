@@ -9,9 +9,7 @@ import sys
 from pathlib import Path
 
 from .events import Reporter
-from .graph import make_steps
-from .kinds.base import MAIN, ProcessGroup
-from .scheduler import context_for
+from .scheduler import each_component
 from .workspace import PLATFORM_FILE, Workspace
 
 
@@ -32,19 +30,9 @@ def check_self(root: Path, reporter: Reporter) -> int:
 
 
 def check_workspace(ws: Workspace, reporter: Reporter) -> int:
-    failures = 0
-    ws.log_dir.mkdir(parents=True, exist_ok=True)
-    for name, step in make_steps(ws).items():
-        if step.phase != MAIN:
-            continue
-        log_path = ws.log_dir / f"{step.log_name}.check.log"
-        with open(log_path, "wb") as log:
-            ctx = context_for(ws, step, reporter, log, log_path, ProcessGroup())
-            try:
-                step.kind.check(ctx)
-            except Exception as exc:
-                failures += 1
-                reporter.warn(f"check of {name} failed: {exc} (log: {log_path})")
+    _, failed = each_component(ws, reporter, "check", "check",
+                               lambda kind, ctx: kind.check(ctx))
+    failures = len(failed)
     if ws.manifest_d.is_dir():
         failures += not lint_workspace(ws, reporter)
     return 1 if failures else 0

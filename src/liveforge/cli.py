@@ -175,27 +175,19 @@ def cmd_overlay(ctx: Ctx) -> int:
     return 0
 
 
-def cmd_iso(ctx: Ctx) -> int:
+def cmd_media(ctx: Ctx) -> int:
+    """``iso`` and ``usb``: bootable media of the latest platform."""
     from .live import latest_platform
-    from .media.iso import build_iso
+    from .media import build_iso, build_usb
 
+    kind = ctx.args.verb
+    writer, what = {"iso": (build_iso, "ISO"), "usb": (build_usb, "USB")}[kind]
     with ctx.locked() as ws:
         platform, stamp = latest_platform(ws)
-        ctx.reporter.step(f"writing the ISO image of {platform.name}")
-        out = build_iso(platform, stamp, ws.iso_dir, console=ctx.args.console)
-    ctx.reporter.emit("media", kind="iso", path=str(out))
-    return 0
-
-
-def cmd_usb(ctx: Ctx) -> int:
-    from .live import latest_platform
-    from .media.usb import build_usb
-
-    with ctx.locked() as ws:
-        platform, stamp = latest_platform(ws)
-        ctx.reporter.step(f"writing the USB image of {platform.name}")
-        out = build_usb(platform, stamp, ws.usb_dir, console=ctx.args.console)
-    ctx.reporter.emit("media", kind="usb", path=str(out))
+        ctx.reporter.step(f"writing the {what} image of {platform.name}")
+        out = writer(platform, stamp, ws.iso_dir if kind == "iso" else ws.usb_dir,
+                     console=ctx.args.console)
+    ctx.reporter.emit("media", kind=kind, path=str(out))
     return 0
 
 
@@ -231,8 +223,8 @@ VERBS: dict[str, tuple[Callable[[Ctx], int], str]] = {
     "live": (cmd_live, "world, then assemble the platform: boot archive, kernel, tarball"),
     "manifest": (cmd_manifest, "lint, show or diff manifests and platforms"),
     "overlay": (cmd_overlay, "overlay helpers: add-driver"),
-    "iso": (cmd_iso, "a bootable ISO image (BIOS and UEFI) of the latest platform"),
-    "usb": (cmd_usb, "a bootable USB stick image (BIOS and UEFI) of the latest platform"),
+    "iso": (cmd_media, "a bootable ISO image (BIOS and UEFI) of the latest platform"),
+    "usb": (cmd_media, "a bootable USB stick image (BIOS and UEFI) of the latest platform"),
     "boot": (cmd_boot, "boot the latest platform in QEMU and wait for PLATFORM-READY"),
     "check": (cmd_check, "lint liveforge itself, or a workspace's components and manifests"),
 }

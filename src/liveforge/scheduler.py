@@ -11,17 +11,19 @@ import queue
 import threading
 import time
 import traceback
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
+from typing import TypeVar
 
 from .errors import BuildError
 from .events import Reporter
 from .graph import Plan, RunResult, Step
-from .kinds.base import BuildContext, Cancelled, ProcessGroup
+from .kinds.base import BuildContext, Cancelled, Kind, ProcessGroup
 from .stamps import write_stamp
 from .workspace import Workspace
 
 TAIL_LINES = 30
+T = TypeVar("T")
 
 
 def log_tail(path: Path, lines: int = TAIL_LINES) -> str:
@@ -122,3 +124,29 @@ def run_steps(ws: Workspace, plan: Plan, targets: Collection[str], reporter: Rep
     finally:
         reporter.end()
     return result
+
+
+def each_component(ws: Workspace, reporter: Reporter, action: str, log_suffix: str,
+                   fn: Callable[[Kind, BuildContext], T]
+                   ) -> tuple[dict[str, T], dict[str, str]]:
+    """Run ``fn`` (a kind's clean, check or update) for every component, one after the other,
+    each with its log ``log/<name>.<log_suffix>.log``. A failure is reported and the others
+    still run. Returns each component's result and each failure's message."""
+    from .graph import make_steps
+    from .kinds.base import MAIN
+
+    results: dict[str, T] = {}
+    failures: dict[str, str] = {}
+    ws.log_dir.mkdir(parents=True, exist_ok=True)
+    for name, step in make_steps(ws).items():
+        if step.phase != MAIN:
+            continue
+        log_path = ws.log_dir / f"{step.log_name}.{log_suffix}.log"
+        with open(log_path, "wb") as log:
+            ctx = context_for(ws, step, reporter, log, log_path, ProcessGroup())
+            try:
+                results[name] = fn(step.kind, ctx)
+            except Exception as exc:  # keep going with the others
+                failures[name] = str(exc)
+                reporter.warn(f"{action} of {name} failed: {exc} (log: {log_path})")
+    return results, failures

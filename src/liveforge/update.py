@@ -5,9 +5,7 @@ from __future__ import annotations
 from . import gitrepo
 from .errors import LiveforgeError
 from .events import Reporter
-from .graph import make_steps
-from .kinds.base import MAIN, ProcessGroup
-from .scheduler import context_for
+from .scheduler import each_component
 from .workspace import Workspace
 
 
@@ -28,16 +26,14 @@ def update(ws: Workspace, reporter: Reporter, buildstamp: str) -> list[str]:
         if after != before:
             changed.append(f"projects/{project.path}")
             reporter.info(f"projects/{project.path}: {before[:12]} -> {after[:12]}")
-    ws.log_dir.mkdir(parents=True, exist_ok=True)
-    for name, step in make_steps(ws).items():
-        if step.phase != MAIN:
-            continue
-        log_path = ws.log_dir / f"{step.log_name}.update.{buildstamp}.log"
-        with open(log_path, "wb") as log:
-            ctx = context_for(ws, step, reporter, log, log_path, ProcessGroup())
-            if step.kind.update(ctx):
-                changed.append(name)
-                reporter.info(f"component {name} updated its sources")
+    updated, failed = each_component(ws, reporter, "update", f"update.{buildstamp}",
+                                     lambda kind, ctx: kind.update(ctx))
+    for name, did in updated.items():
+        if did:
+            changed.append(name)
+            reporter.info(f"component {name} updated its sources")
+    if failed:
+        raise LiveforgeError(f"update failed in {', '.join(sorted(failed))}")
     ws.hasher.save()
     if not changed:
         reporter.info("everything is up to date")
