@@ -3,25 +3,50 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-from collections.abc import Callable, Collection, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from . import __version__
 from .errors import InputErrors, LiveforgeError, UsageError
 from .events import Reporter, make_reporter
 from .workspace import Workspace, buildstamp_now
 
+TYPE_CHECKING = False  # typing's, without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Callable, Collection, Sequence
+    from typing import Any
 
-@dataclass
+    from .workspace import WorkspaceLock
+
+
+class _Locked:
+    """``with ctx.locked() as ws``: the workspace, its lock held (no contextlib: a no-op run
+    imports nothing it does not use)."""
+
+    __slots__ = ("ws", "hold")
+
+    def __init__(self, ws: Workspace, wait: bool):
+        self.ws = ws
+        self.hold: WorkspaceLock = ws.lock(wait=wait)
+
+    def __enter__(self) -> Workspace:
+        self.hold.__enter__()
+        return self.ws
+
+    def __exit__(self, *exc: object) -> None:
+        self.hold.__exit__(*exc)
+
+
 class Ctx:
-    args: argparse.Namespace
-    reporter: Reporter
+    __slots__ = ("args", "reporter")
+
+    def __init__(self, args: argparse.Namespace, reporter: Reporter):
+        self.args = args
+        self.reporter = reporter
+
+    def __repr__(self) -> str:
+        return f"Ctx(args={self.args!r}, reporter={self.reporter!r})"
 
     @property
     def root(self) -> Path:
@@ -33,11 +58,8 @@ class Ctx:
             ws.jobs_override = self.args.jobs
         return ws
 
-    @contextmanager
-    def locked(self) -> Iterator[Workspace]:
-        ws = self.workspace()
-        with ws.lock(wait=self.args.wait):
-            yield ws
+    def locked(self) -> _Locked:
+        return _Locked(self.workspace(), self.args.wait)
 
     def buildstamp(self) -> str:
         return buildstamp_now()
@@ -96,6 +118,8 @@ def cmd_status(ctx: Ctx) -> int:
 
     rows = status(ctx.workspace())
     if ctx.args.json:
+        import json
+
         print(json.dumps(rows, indent=1))
     else:
         print_status(rows)
@@ -108,6 +132,8 @@ def cmd_update(ctx: Ctx) -> int:
     with ctx.locked() as ws:
         changed = update(ws, ctx.reporter, ctx.buildstamp())
     if ctx.args.json:
+        import json
+
         print(json.dumps({"event": "updated", "changed": changed}))
     return 0
 

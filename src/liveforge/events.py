@@ -6,12 +6,14 @@ same event vocabulary (``start``, ``finish``, ``fail``, ``skip``, ``step``, ``me
 
 from __future__ import annotations
 
-import json
 import sys
-import threading
 import time
+from _thread import allocate_lock  # threading.Lock, without importing threading
 from pathlib import Path
-from typing import Any, TextIO
+
+TYPE_CHECKING = False  # typing's, without importing typing
+if TYPE_CHECKING:
+    from typing import Any, TextIO
 
 
 class Reporter:
@@ -21,7 +23,7 @@ class Reporter:
         self.out = out or sys.stdout
         self.err = err or sys.stderr
         self.verbose = verbose
-        self.lock = threading.Lock()
+        self.lock = allocate_lock()
         self.total = 0
         self.done = 0
         self.started = 0
@@ -101,6 +103,8 @@ class JsonReporter(Reporter):
     """One JSON object per line on stdout; warnings also go there (machines read one stream)."""
 
     def _emit(self, event: str, fields: dict[str, Any]) -> None:
+        import json
+
         record: dict[str, Any] = {"event": event, "time": round(time.time(), 3)}
         for key, value in fields.items():
             record[key] = str(value) if isinstance(value, Path) else value

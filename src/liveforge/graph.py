@@ -3,27 +3,42 @@
 from __future__ import annotations
 
 import graphlib
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from pathlib import Path
 
 from .errors import InputError
 from .keyvalue import write_atomic
 from .kinds import get_kind
-from .kinds.base import MAIN, Kind
+from .kinds.base import MAIN
+from .records import Frozen, Record
 from .stamps import Inputs, read_stamp, settings_hash, why_stale
-from .workspace import ComponentSpec, Workspace
+
+TYPE_CHECKING = False  # typing's, without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from pathlib import Path
+
+    from .kinds.base import Kind
+    from .workspace import ComponentSpec, Workspace
 
 
-@dataclass(frozen=True)
-class Step:
+class Step(Frozen):
     """One stamped unit of building: a phase of a component."""
+
+    __slots__ = ("name", "spec", "kind", "phase", "deps")
 
     name: str
     spec: ComponentSpec
     kind: Kind
     phase: str
     deps: tuple[str, ...]
+
+    def __init__(self, name: str, spec: ComponentSpec, kind: Kind, phase: str,
+                 deps: tuple[str, ...]):
+        init = object.__setattr__
+        init(self, "name", name)
+        init(self, "spec", spec)
+        init(self, "kind", kind)
+        init(self, "phase", phase)
+        init(self, "deps", deps)
 
     @property
     def stamp_name(self) -> str:
@@ -113,19 +128,34 @@ def prepare_areas(ws: Workspace) -> None:
         ensure_proto(ws.proto_strap)
 
 
-@dataclass
-class RunResult:
-    built: list[str] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)
-    logs: dict[str, Path] = field(default_factory=dict)
+class RunResult(Record):
+    __slots__ = ("built", "failed", "logs")
+
+    built: list[str]
+    failed: dict[str, str]
+    logs: dict[str, Path]
+
+    def __init__(self, built: list[str] | None = None, failed: dict[str, str] | None = None,
+                 logs: dict[str, Path] | None = None):
+        self.built = [] if built is None else built
+        self.failed = {} if failed is None else failed
+        self.logs = {} if logs is None else logs
 
 
-@dataclass
-class Plan:
+class Plan(Record):
+    __slots__ = ("steps", "order", "inputs", "reasons")
+
     steps: dict[str, Step]
     order: list[str]
     inputs: dict[str, Inputs]
     reasons: dict[str, list[str]]       # empty list: up to date
+
+    def __init__(self, steps: dict[str, Step], order: list[str], inputs: dict[str, Inputs],
+                 reasons: dict[str, list[str]]):
+        self.steps = steps
+        self.order = order
+        self.inputs = inputs
+        self.reasons = reasons
 
     def stale(self) -> list[str]:
         return [n for n in self.order if self.reasons[n]]

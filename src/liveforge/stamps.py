@@ -7,42 +7,66 @@ stamp records each part, so a stale step can say which one changed.
 
 from __future__ import annotations
 
-import hashlib
 import json
-from dataclasses import dataclass
-from functools import cached_property
-from pathlib import Path
-from typing import Any
+from hashlib import sha256
 
 from .keyvalue import write_atomic
+from .records import Frozen
+
+TYPE_CHECKING = False  # typing's, without importing typing
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any
 
 
-@dataclass(frozen=True)
-class Inputs:
+class Inputs(Frozen):
     """Everything a step's output depends on."""
+
+    __slots__ = ("own", "env", "settings", "deps", "_digest")
+    _compare = ("own", "env", "settings", "deps")
 
     own: dict[str, str]          # kind-provided hashes, e.g. {"source": ...}
     env: dict[str, str]          # build.env keys the step sees -> values
     settings: str                # hash of the component's platform.toml table
     deps: dict[str, str]         # dependency step -> its input hash
+    _digest: str | None
+
+    def __init__(self, own: dict[str, str], env: dict[str, str], settings: str,
+                 deps: dict[str, str]):
+        init = object.__setattr__
+        init(self, "own", own)
+        init(self, "env", env)
+        init(self, "settings", settings)
+        init(self, "deps", deps)
+        init(self, "_digest", None)
+
+    def __repr__(self) -> str:
+        return (f"Inputs(own={self.own!r}, env={self.env!r}, settings={self.settings!r}, "
+                f"deps={self.deps!r})")
 
     def as_dict(self) -> dict[str, Any]:
         return {"own": self.own, "env": self.env, "settings": self.settings, "deps": self.deps}
 
-    @cached_property
+    @property
     def digest(self) -> str:
-        blob = json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(blob.encode()).hexdigest()
+        """sha256 of the inputs as canonical JSON (computed once)."""
+        digest = self._digest
+        if digest is None:
+            blob = json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"))
+            digest = sha256(blob.encode()).hexdigest()
+            object.__setattr__(self, "_digest", digest)
+        return digest
 
 
 def settings_hash(settings_json: str) -> str:
-    return hashlib.sha256(settings_json.encode()).hexdigest()[:16]
+    return sha256(settings_json.encode()).hexdigest()[:16]
 
 
 def read_stamp(path: Path) -> dict[str, Any] | None:
     """The stamp's recorded inputs, or None when there is no (readable) stamp."""
     try:
-        data = json.loads(path.read_text())
+        with open(path) as handle:
+            data = json.loads(handle.read())
     except (OSError, ValueError):
         return None
     if not isinstance(data, dict) or "hash" not in data:

@@ -14,16 +14,17 @@ it changed only files whose stat changed are read again.
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import json
 import os
 import stat
-import subprocess
 from pathlib import Path
-from typing import Any
 
 from .keyvalue import write_atomic
+
+TYPE_CHECKING = False  # typing's, without importing typing
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _walk_stats(root: str) -> list[tuple[str, int, int, int, int]]:
@@ -84,6 +85,8 @@ def _git_extra_stats(top: Path) -> list[tuple[str, int, int, int, int]]:
 
 
 def _git_files(tree: Path) -> list[str]:
+    import subprocess  # only when a tree changed
+
     proc = subprocess.run(
         ["git", "-C", str(tree), "ls-files", "-z", "--cached", "--others", "--exclude-standard",
          "--", "."],
@@ -107,6 +110,8 @@ def _ignore_patterns(tree: Path) -> list[str]:
 
 
 def _ignored(path: str, patterns: list[str]) -> bool:
+    import fnmatch
+
     parts = path.split("/")
     for pattern in patterns:
         pattern = pattern.rstrip("/")

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import datetime as _dt
-import fcntl
-import json
 import os
 import re
-import tomllib
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from . import tomlpos
 from .errors import InputError, InputErrors, LockError
 from .keyvalue import parse_keyvalue
+from .records import Frozen
 from .treehash import TreeHasher
+
+TYPE_CHECKING = False  # typing's, without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from tomllib import TOMLDecodeError
+    from typing import Any
 
 PLATFORM_FILE = "platform.toml"
 PROJECTS_FILE = "configure-projects"
@@ -33,40 +32,74 @@ COMMON_COMPONENT_KEYS = {"kind", "path", "depends", "env"}
 UNHASHED_KEYS = {"MAX_JOBS", "FORCE_STRAP_REBUILD", "CLOBBER"}
 
 
-@dataclass(frozen=True)
-class ComponentSpec:
+class ComponentSpec(Frozen):
     """One ``[components.NAME]`` table of platform.toml."""
+
+    __slots__ = ("name", "kind", "path", "depends", "env", "settings", "line")
+    _compare = ("name", "kind", "path", "depends", "env", "line")  # settings: not compared
 
     name: str
     kind: str
     path: Path | None
     depends: tuple[str, ...]
     env: tuple[str, ...]
-    settings: dict[str, Any] = field(compare=False, hash=False)
-    line: int | None = None
+    settings: dict[str, Any]
+    line: int | None
+
+    def __init__(self, name: str, kind: str, path: Path | None, depends: tuple[str, ...],
+                 env: tuple[str, ...], settings: dict[str, Any], line: int | None = None):
+        init = object.__setattr__
+        init(self, "name", name)
+        init(self, "kind", kind)
+        init(self, "path", path)
+        init(self, "depends", depends)
+        init(self, "env", env)
+        init(self, "settings", settings)
+        init(self, "line", line)
 
     def settings_json(self) -> str:
+        import json
+
         return json.dumps(self.settings, sort_keys=True, default=str)
 
 
-@dataclass(frozen=True)
-class PlatformSpec:
+class PlatformSpec(Frozen):
+    __slots__ = ("name", "overlays", "kernel", "arch", "compression", "templates")
+
     name: str
     overlays: tuple[str, ...]
     kernel: str
     arch: str
     compression: str
-    templates: tuple[str, ...] = ("etc/release",)
+    templates: tuple[str, ...]
+
+    def __init__(self, name: str, overlays: tuple[str, ...], kernel: str, arch: str,
+                 compression: str, templates: tuple[str, ...] = ("etc/release",)):
+        init = object.__setattr__
+        init(self, "name", name)
+        init(self, "overlays", overlays)
+        init(self, "kernel", kernel)
+        init(self, "arch", arch)
+        init(self, "compression", compression)
+        init(self, "templates", templates)
 
 
-@dataclass(frozen=True)
-class Project:
+class Project(Frozen):
     """One line of configure-projects: ``<path under projects/>:<branch>:<url|origin|empty>``."""
+
+    __slots__ = ("path", "branch", "url", "line")
 
     path: str
     branch: str
     url: str
     line: int
+
+    def __init__(self, path: str, branch: str, url: str, line: int):
+        init = object.__setattr__
+        init(self, "path", path)
+        init(self, "branch", branch)
+        init(self, "url", url)
+        init(self, "line", line)
 
 
 def default_max_jobs() -> int:
@@ -88,18 +121,23 @@ def buildstamp_now(environ: Mapping[str, str] | None = None) -> str:
             raise InputError(f"BUILDSTAMP {stamp!r} is not of the form YYYYMMDDTHHMMSSZ")
         return stamp
     epoch = env.get("SOURCE_DATE_EPOCH")
-    if epoch:
-        try:
-            when = _dt.datetime.fromtimestamp(int(epoch), _dt.UTC)
-        except (ValueError, OverflowError):
-            raise InputError(f"SOURCE_DATE_EPOCH {epoch!r} is not a number of seconds") from None
-    else:
-        when = _dt.datetime.now(_dt.UTC)
+    if not epoch:  # the time now, without importing datetime
+        import time
+
+        return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    import datetime as _dt
+
+    try:
+        when = _dt.datetime.fromtimestamp(int(epoch), _dt.UTC)
+    except (ValueError, OverflowError):
+        raise InputError(f"SOURCE_DATE_EPOCH {epoch!r} is not a number of seconds") from None
     return when.strftime("%Y%m%dT%H%M%SZ")
 
 
 def stamp_epoch(stamp: str) -> int:
     """Seconds since the epoch of a buildstamp."""
+    import datetime as _dt
+
     when = _dt.datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=_dt.UTC)
     return int(when.timestamp())
 
@@ -224,29 +262,50 @@ class Workspace:
         return {k: self.env_value(k, "no" if k == "DEBUG" else "") for k in sorted(keys)}
 
     # -- the lock ---------------------------------------------------------------------------
-    @contextmanager
-    def lock(self, wait: bool = False) -> Iterator[None]:
-        """Hold the workspace lock; fail at once naming the holder's PID unless ``wait``."""
-        path = self.root / LOCK_FILE
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    def lock(self, wait: bool = False) -> WorkspaceLock:
+        """Hold the workspace lock (``with ws.lock():``); fail at once naming the holder's PID
+        unless ``wait``."""
+        return WorkspaceLock(self.root, wait)
+
+
+class WorkspaceLock:
+    """The workspace lock as a context manager (a class: contextlib is not imported for it)."""
+
+    __slots__ = ("root", "wait", "fd")
+
+    def __init__(self, root: Path, wait: bool):
+        self.root = root
+        self.wait = wait
+        self.fd = -1
+
+    def __enter__(self) -> None:
+        import fcntl
+
+        fd = self.fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
-                if not wait:
+                if not self.wait:
                     raise LockError(
                         f"workspace {self.root} is in use by liveforge PID {holder} "
                         "(use --wait to wait for it)") from None
                 fcntl.flock(fd, fcntl.LOCK_EX)
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-            yield
-        finally:
+        except BaseException:
+            self.fd = -1
+            os.close(fd)
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
             os.close(fd)
 
 
-def _toml_error(path: Path, exc: tomllib.TOMLDecodeError) -> InputError:
+def _toml_error(path: Path, exc: TOMLDecodeError) -> InputError:
     message = str(exc)
     m = re.search(r"\(at line (\d+), column \d+\)", message)
     line = int(m.group(1)) if m else None
@@ -259,6 +318,8 @@ def _toml_error(path: Path, exc: tomllib.TOMLDecodeError) -> InputError:
 
 def load_platform(path: Path) -> tuple[PlatformSpec, dict[str, ComponentSpec]]:
     """Parse and check platform.toml; every problem is reported as file:line."""
+    import tomllib
+
     text = path.read_text()
     try:
         data = tomllib.loads(text)

@@ -10,19 +10,21 @@ honours cancellation and raises :class:`~liveforge.errors.BuildError` on failure
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import threading
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Protocol
 
 from ..errors import BuildError
+from ..records import Record
 
+TYPE_CHECKING = False  # typing's, without importing typing
 if TYPE_CHECKING:
+    import subprocess
+    from collections.abc import Mapping, Sequence
+    from typing import IO, Protocol
+
     from ..events import Reporter
     from ..workspace import ComponentSpec, Workspace
+else:
+    Protocol = object  # Kind is a Protocol to mypy, a plain base class at run time
 
 MAIN = "main"
 STRAP = "strap"
@@ -36,6 +38,8 @@ class ProcessGroup:
     """Children started by every running build, so an interrupt can stop them all."""
 
     def __init__(self) -> None:
+        import threading  # only when something is built
+
         self.lock = threading.Lock()
         self.procs: set[subprocess.Popen[bytes]] = set()
         self.cancelled = threading.Event()
@@ -51,7 +55,12 @@ class ProcessGroup:
             self.procs.discard(proc)
 
     @staticmethod
-    def kill(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    def kill(proc: subprocess.Popen[bytes], sig: int | None = None) -> None:
+        """Signal the process group of ``proc`` (default: SIGTERM)."""
+        import signal
+
+        if sig is None:
+            sig = signal.SIGTERM
         try:
             os.killpg(proc.pid, sig)
         except (ProcessLookupError, PermissionError):
@@ -59,6 +68,9 @@ class ProcessGroup:
 
     def cancel(self) -> None:
         """Stop every child: SIGTERM to each process group, SIGKILL to stragglers."""
+        import signal
+        import subprocess
+
         self.cancelled.set()
         with self.lock:
             procs = list(self.procs)
@@ -72,9 +84,11 @@ class ProcessGroup:
                 proc.wait()
 
 
-@dataclass
-class BuildContext:
+class BuildContext(Record):
     """Everything one build step of one component may use."""
+
+    __slots__ = ("ws", "spec", "phase", "log", "log_path", "jobs", "reporter", "procs",
+                 "options")
 
     ws: Workspace
     spec: ComponentSpec
@@ -83,8 +97,21 @@ class BuildContext:
     log_path: Path
     jobs: int
     reporter: Reporter
-    procs: ProcessGroup = field(default_factory=ProcessGroup)
-    options: Mapping[str, str] = field(default_factory=dict)
+    procs: ProcessGroup
+    options: Mapping[str, str]
+
+    def __init__(self, ws: Workspace, spec: ComponentSpec, phase: str, log: IO[bytes],
+                 log_path: Path, jobs: int, reporter: Reporter,
+                 procs: ProcessGroup | None = None, options: Mapping[str, str] | None = None):
+        self.ws = ws
+        self.spec = spec
+        self.phase = phase
+        self.log = log
+        self.log_path = log_path
+        self.jobs = jobs
+        self.reporter = reporter
+        self.procs = ProcessGroup() if procs is None else procs
+        self.options = {} if options is None else options
 
     @property
     def env_vars(self) -> dict[str, str]:
@@ -113,6 +140,8 @@ class BuildContext:
         """Run a command with output to the log; raise BuildError (or Cancelled) on failure."""
         if self.procs.cancelled.is_set():
             raise Cancelled("interrupted")
+        import subprocess
+
         args = [str(a) for a in argv]
         self.note(" ".join(args) + (f"   (in {cwd})" if cwd else ""))
         try:

@@ -9,13 +9,16 @@ and an optional ``check``. Settings in platform.toml: ``path`` (required), ``mak
 
 from __future__ import annotations
 
-import subprocess
-from collections.abc import Sequence
-from pathlib import Path
-
 from ..errors import BuildError
-from ..workspace import ComponentSpec, Workspace
-from .base import MAIN, BuildContext
+from .base import MAIN
+
+TYPE_CHECKING = False  # typing's, without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from pathlib import Path
+
+    from ..workspace import ComponentSpec, Workspace
+    from .base import BuildContext
 
 
 class MakeKind:
@@ -91,6 +94,8 @@ class MakeKind:
 
     def _has_target(self, ctx: BuildContext, target: str) -> bool:
         """Whether the makefile defines ``target`` (``make -q`` exits 2 for an unknown one)."""
+        import subprocess
+
         argv = [str(a) for a in self._make(ctx, "-q", target)]
         proc = subprocess.run(argv, capture_output=True, env=ctx.base_env(), check=False)
         if proc.returncode != 2:
