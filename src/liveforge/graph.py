@@ -168,15 +168,19 @@ def plan(ws: Workspace) -> Plan:
     inputs: dict[str, Inputs] = {}
     reasons: dict[str, list[str]] = {}
     areas = (proto_identity(ws.proto_strap), proto_identity(ws.proto))
+    envs: dict[tuple[str, ...], dict[str, str]] = {}  # a component's env list -> its env
+    root = str(ws.root)  # stamp paths as ws.stamp_path's, without a Path for each
     for name in order:
         step = steps[name]
-        own = {**step.kind.inputs(ws, step.spec, step.phase),
-               "proto": areas[step.phase == MAIN]}
-        inp = Inputs(own=own, env=ws.component_env(step.spec),
-                     settings=settings_hash(step.spec.settings_json()),
+        spec = step.spec
+        own = {**step.kind.inputs(ws, spec, step.phase), "proto": areas[step.phase == MAIN]}
+        env = envs.get(spec.env)
+        if env is None:
+            env = envs[spec.env] = ws.component_env(spec)
+        inp = Inputs(own=own, env=dict(env), settings=settings_hash(spec.settings_json()),
                      deps={d: inputs[d].digest for d in step.deps})
         inputs[name] = inp
-        why = why_stale(read_stamp(ws.stamp_path(step.stamp_name)), inp)
+        why = why_stale(read_stamp(f"{root}/0-{step.stamp_name}-stamp"), inp)
         if why != ["never built"]:
             # a dependency rebuilt for another reason (a deleted stamp) is rebuilt first
             why += [f"dependency {d} is rebuilt" for d in step.deps if reasons[d]

@@ -8,6 +8,7 @@ stamp records each part, so a stale step can say which one changed.
 from __future__ import annotations
 
 import json
+import os
 from hashlib import sha256
 
 from .keyvalue import write_atomic
@@ -62,11 +63,23 @@ def settings_hash(settings_json: str) -> str:
     return sha256(settings_json.encode()).hexdigest()[:16]
 
 
-def read_stamp(path: Path) -> dict[str, Any] | None:
+def read_bytes(path: str | Path) -> bytes:
+    """A file's content, read with plain system calls (no buffered file object: a no-op run
+    reads a few hundred small files)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
+
+
+def read_stamp(path: str | Path) -> dict[str, Any] | None:
     """The stamp's recorded inputs, or None when there is no (readable) stamp."""
     try:
-        with open(path) as handle:
-            data = json.loads(handle.read())
+        data = json.loads(read_bytes(path))
     except (OSError, ValueError):
         return None
     if not isinstance(data, dict) or "hash" not in data:

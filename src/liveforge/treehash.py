@@ -19,6 +19,7 @@ import json
 import os
 import stat
 from pathlib import Path
+from stat import S_ISDIR
 
 from .keyvalue import write_atomic
 
@@ -27,51 +28,86 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-def _walk_stats(root: str) -> list[tuple[str, int, int, int, int]]:
-    """(relative path, mode, size, mtime_ns, inode) of every entry under root, .git excluded."""
+def _scan(root: str) -> tuple[list[tuple[str, int, int, int, int]], bool] | None:
+    """:func:`_walk_stats` of ``root``, and whether ``root`` has an entry ``.git``; None when
+    ``root`` is not a directory."""
     out: list[tuple[str, int, int, int, int]] = []
-    stack = [""]
+    append = out.append
+    has_git = False
+    try:
+        entries = os.scandir(root)
+    except OSError as exc:
+        if not os.path.isdir(root):
+            return None
+        if not isinstance(exc, PermissionError):
+            raise
+        return out, False
+    stack: list[str] = []
+    with entries:
+        for entry in entries:
+            name = entry.name
+            if name == ".git":
+                has_git = True
+                continue
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            append((name, st.st_mode, st.st_size, st.st_mtime_ns, st.st_ino))
+            if S_ISDIR(st.st_mode):
+                stack.append(name)
     while stack:
         rel = stack.pop()
         try:
-            entries = os.scandir(os.path.join(root, rel) if rel else root)
+            entries = os.scandir(f"{root}/{rel}")
         except (FileNotFoundError, NotADirectoryError, PermissionError):
             continue
         with entries:
             for entry in entries:
                 if entry.name == ".git":
                     continue
-                path = f"{rel}/{entry.name}" if rel else entry.name
+                path = f"{rel}/{entry.name}"
                 try:
                     st = entry.stat(follow_symlinks=False)
                 except FileNotFoundError:
                     continue
-                out.append((path, st.st_mode, st.st_size, st.st_mtime_ns, st.st_ino))
-                if stat.S_ISDIR(st.st_mode):
+                append((path, st.st_mode, st.st_size, st.st_mtime_ns, st.st_ino))
+                if S_ISDIR(st.st_mode):
                     stack.append(path)
     out.sort()
-    return out
+    return out, has_git
 
 
-def git_toplevel(path: Path, known: dict[str, bool] | None = None) -> Path | None:
-    """The git work tree holding ``path``, found by looking for ``.git`` upwards. ``known``
-    remembers, per directory, whether it holds a ``.git``."""
-    where = str(path)
-    while True:  # path, then each of path.parents (on strings: no Path made for each)
+def _walk_stats(root: str) -> list[tuple[str, int, int, int, int]]:
+    """(relative path, mode, size, mtime_ns, inode) of every entry under root, .git excluded."""
+    scan = _scan(root)
+    return scan[0] if scan is not None else []
+
+
+def _git_top(where: str, known: dict[str, bool] | None) -> str | None:
+    """:func:`git_toplevel` on strings."""
+    while True:  # path, then each of its parents
         found = known.get(where) if known is not None else None
         if found is None:
             found = os.path.exists(os.path.join(where, ".git"))
             if known is not None:
                 known[where] = found
         if found:
-            return Path(where)
+            return where
         parent = os.path.dirname(where) or "."
         if parent == where or where == ".":
             return None
         where = parent
 
 
-def _git_extra_stats(top: Path) -> list[tuple[str, int, int, int, int]]:
+def git_toplevel(path: Path, known: dict[str, bool] | None = None) -> Path | None:
+    """The git work tree holding ``path``, found by looking for ``.git`` upwards. ``known``
+    remembers, per directory, whether it holds a ``.git``."""
+    top = _git_top(str(path), known)
+    return None if top is None else Path(top)
+
+
+def _git_extra_stats(top: str | Path) -> list[tuple[str, int, int, int, int]]:
     """Files outside the tree that change git's idea of what is ignored."""
     out = []
     where = str(top)
@@ -156,11 +192,14 @@ class TreeHasher:
 
     def hash(self, tree: Path) -> str:
         """The content hash of ``tree`` (a missing tree hashes as ``missing``)."""
-        key = str(tree)
-        if not os.path.isdir(key):
+        key = os.fspath(tree)
+        scan = _scan(key)
+        if scan is None:
             return "missing"
-        stats = _walk_stats(key)
-        top = git_toplevel(tree, self._git_dirs)
+        stats, has_git = scan
+        if not has_git:  # no entry .git: known without looking again
+            self._git_dirs.setdefault(key, False)
+        top = _git_top(key, self._git_dirs)
         if top is not None:
             stats += _git_extra_stats(top)
         signature = hashlib.sha256(repr(stats).encode()).hexdigest()

@@ -40,7 +40,11 @@ class MakeKind:
         return [MAIN]
 
     def inputs(self, ws: Workspace, spec: ComponentSpec, phase: str) -> dict[str, str]:
-        return {"source": ws.hasher.hash(ws.component_path(spec))}
+        if spec.path is not None:  # the usual case: hash() finds a missing tree itself
+            digest = ws.hasher.hash(spec.path)
+            if digest != "missing":
+                return {"source": digest}
+        return {"source": ws.hasher.hash(ws.component_path(spec))}  # the error naming it
 
     # -- the contract -----------------------------------------------------------------------
     def _make(self, ctx: BuildContext, *args: str | Path) -> list[str | Path]:
