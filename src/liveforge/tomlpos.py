@@ -20,9 +20,19 @@ def _headers(text: str) -> dict[tuple[str, ...], int]:
     return found
 
 
+def headers(text: str) -> dict[tuple[str, ...], int]:
+    """The line of every table header, by :func:`table_key`."""
+    return dict(_headers(text))
+
+
+def table_key(table: str) -> tuple[str, ...]:
+    """A dotted table name as a key of :func:`headers` (compared loosely)."""
+    return tuple(p.strip().strip('"') for p in table.split("."))
+
+
 def table_line(text: str, table: str) -> int | None:
     """Line (1-based) of the header ``[table]`` (dotted names compared loosely)."""
-    return _headers(text).get(tuple(p.strip().strip('"') for p in table.split(".")))
+    return _headers(text).get(table_key(table))
 
 
 def key_line(text: str, table: str, key: str) -> int | None:

@@ -316,8 +316,34 @@ def _toml_error(path: Path, exc: TOMLDecodeError) -> InputError:
     return InputError(message, path, line)
 
 
-def load_platform(path: Path) -> tuple[PlatformSpec, dict[str, ComponentSpec]]:
-    """Parse and check platform.toml; every problem is reported as file:line."""
+# .liveforge/platform.cache: platform.toml parsed, with its table header lines, as long as the
+# file's stat signature is unchanged (so a no-op run neither imports nor runs the TOML parser)
+PARSED_CACHE = "platform.cache"
+PARSED_FORMAT = 1
+
+
+def _stat_signature(path: Path) -> tuple[int, ...]:
+    st = os.stat(path)
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def parse_platform(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
+    """platform.toml's tables and the line of each table header (see :mod:`tomlpos`), from
+    ``.liveforge/platform.cache`` when the file's stat signature matches it, else parsed (and
+    the cache written when ``.liveforge`` exists)."""
+    import marshal
+
+    signature = _stat_signature(path)  # before reading: a later change makes the cache stale
+    cache = path.parent / ".liveforge" / PARSED_CACHE
+    try:
+        with open(cache, "rb") as handle:
+            cached = marshal.load(handle)
+        if (type(cached) is tuple and len(cached) == 4 and cached[0] == PARSED_FORMAT
+                and cached[1] == signature and type(cached[2]) is dict
+                and type(cached[3]) is dict):
+            return cached[2], cached[3]
+    except (OSError, EOFError, ValueError, TypeError):
+        pass
     import tomllib
 
     text = path.read_text()
@@ -325,8 +351,34 @@ def load_platform(path: Path) -> tuple[PlatformSpec, dict[str, ComponentSpec]]:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise _toml_error(path, exc) from None
+    headers = tomlpos.headers(text)
+    if cache.parent.is_dir():
+        try:
+            blob = marshal.dumps((PARSED_FORMAT, signature, data, headers))
+        except ValueError:  # dates and times: not cached
+            pass
+        else:
+            from .keyvalue import write_atomic
+
+            try:
+                write_atomic(cache, blob)
+            except OSError:
+                pass
+    return data, headers
+
+
+def load_platform(path: Path) -> tuple[PlatformSpec, dict[str, ComponentSpec]]:
+    """Parse and check platform.toml; every problem is reported as file:line."""
+    data, headers = parse_platform(path)
     errors: list[InputError] = []
     root = path.parent
+    root_dir = str(root)
+    source: list[str] = []
+
+    def src() -> str:  # the text, read for line numbers of errors only
+        if not source:
+            source.append(path.read_text())
+        return source[0]
 
     def err(msg: str, line: int | None) -> None:
         errors.append(InputError(msg, path, line))
@@ -334,7 +386,7 @@ def load_platform(path: Path) -> tuple[PlatformSpec, dict[str, ComponentSpec]]:
     for key in data:
         if key not in ("platform", "components"):
             err(f"unknown table [{key}] (expected [platform] and [components.NAME])",
-                tomlpos.table_line(text, key) or tomlpos.key_line(text, "", key))
+                tomlpos.table_line(src(), key) or tomlpos.key_line(src(), "", key))
     plat = data.get("platform", {})
     if not isinstance(plat, dict):
         err("[platform] must be a table", None)
@@ -342,21 +394,21 @@ def load_platform(path: Path) -> tuple[PlatformSpec, dict[str, ComponentSpec]]:
     for key in plat:
         if key not in PLATFORM_KEYS:
             err(f"unknown key {key!r} in [platform] (known: {', '.join(sorted(PLATFORM_KEYS))})",
-                tomlpos.key_line(text, "platform", key))
+                tomlpos.key_line(src(), "platform", key))
     name = str(plat.get("name", root.name))
     overlays = plat.get("overlays", [])
     if not isinstance(overlays, list) or not all(isinstance(o, str) for o in overlays):
-        err("[platform] overlays must be a list of paths", tomlpos.key_line(text, "platform",
+        err("[platform] overlays must be a list of paths", tomlpos.key_line(src(), "platform",
                                                                              "overlays"))
         overlays = []
     for overlay in overlays:
         if not (root / overlay).is_dir():
             err(f"overlay {overlay!r} is not a directory",
-                tomlpos.value_line(text, "platform", "overlays", overlay))
+                tomlpos.value_line(src(), "platform", "overlays", overlay))
     compression = plat.get("compression", "gzip")
     if compression not in ("gzip", "zstd"):
         err(f"compression must be \"gzip\" or \"zstd\", not {compression!r}",
-            tomlpos.key_line(text, "platform", "compression"))
+            tomlpos.key_line(src(), "platform", "compression"))
     platform = PlatformSpec(
         name=str(name), overlays=tuple(overlays), kernel=str(plat.get("kernel", "boot/vmlinuz")),
         arch=str(plat.get("arch", "x86_64")), compression=str(compression),
@@ -368,11 +420,11 @@ def load_platform(path: Path) -> tuple[PlatformSpec, dict[str, ComponentSpec]]:
     components: dict[str, ComponentSpec] = {}
     tables = data.get("components", {})
     if not isinstance(tables, dict):
-        err("[components] must hold tables [components.NAME]", tomlpos.table_line(text,
+        err("[components] must hold tables [components.NAME]", tomlpos.table_line(src(),
                                                                                   "components"))
         tables = {}
     for cname, table in tables.items():
-        line = tomlpos.table_line(text, f"components.{cname}")
+        line = headers.get(tomlpos.table_key(f"components.{cname}"))
         if not NAME_RE.match(cname):
             err(f"invalid component name {cname!r}", line)
             continue
@@ -385,25 +437,25 @@ def load_platform(path: Path) -> tuple[PlatformSpec, dict[str, ComponentSpec]]:
             continue
         if kind not in kinds:
             err(f"component {cname!r}: unknown kind {kind!r} (known: {', '.join(sorted(kinds))})",
-                tomlpos.key_line(text, f"components.{cname}", "kind"))
+                tomlpos.key_line(src(), f"components.{cname}", "kind"))
             continue
         depends = table.get("depends", [])
         if not isinstance(depends, list) or not all(isinstance(d, str) for d in depends):
             err(f"component {cname!r}: depends must be a list of component names",
-                tomlpos.key_line(text, f"components.{cname}", "depends"))
+                tomlpos.key_line(src(), f"components.{cname}", "depends"))
             depends = []
         env = table.get("env", [])
         if not isinstance(env, list) or not all(isinstance(d, str) for d in env):
             err(f"component {cname!r}: env must be a list of build.env keys",
-                tomlpos.key_line(text, f"components.{cname}", "env"))
+                tomlpos.key_line(src(), f"components.{cname}", "env"))
             env = []
         cpath: Path | None = None
         if "path" in table:
             if not isinstance(table["path"], str):
                 err(f"component {cname!r}: path must be a string",
-                    tomlpos.key_line(text, f"components.{cname}", "path"))
+                    tomlpos.key_line(src(), f"components.{cname}", "path"))
             else:
-                cpath = Path(os.path.normpath(root / table["path"]))
+                cpath = Path(os.path.normpath(os.path.join(root_dir, table["path"])))
         settings = {k: v for k, v in table.items() if k not in ("depends",)}
         components[cname] = ComponentSpec(
             name=cname, kind=kind, path=cpath, depends=tuple(depends), env=tuple(env),
@@ -411,12 +463,12 @@ def load_platform(path: Path) -> tuple[PlatformSpec, dict[str, ComponentSpec]]:
         for problem in kinds[kind].validate(components[cname]):
             where = problem[0]
             err(f"component {cname!r}: {problem[1]}",
-                tomlpos.key_line(text, f"components.{cname}", where) if where else line)
+                tomlpos.key_line(src(), f"components.{cname}", where) if where else line)
     for cname, spec in components.items():
         for dep in spec.depends:
             if dep not in components:
                 err(f"component {cname!r} depends on unknown component {dep!r}",
-                    tomlpos.value_line(text, f"components.{cname}", "depends", dep))
+                    tomlpos.value_line(src(), f"components.{cname}", "depends", dep))
     if errors:
         raise InputErrors(errors)
     return platform, components
