@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import os
-from hashlib import sha256
 
 from .keyvalue import write_atomic
 from .records import Frozen
+from .treehash import sha256
 
 TYPE_CHECKING = False  # typing's, without importing typing
 if TYPE_CHECKING:

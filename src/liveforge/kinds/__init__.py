@@ -7,9 +7,9 @@ when the kind is first used, so a platform of ``make`` components never loads th
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Mapping
 from importlib import import_module
-from importlib.util import find_spec
 
 from .base import Kind
 
@@ -17,12 +17,25 @@ from .base import Kind
 _MODULES = {"make": "make", "extra": "extra", "deb": "deb"}
 
 
+def _present(module: str) -> bool:
+    """Whether ``liveforge.kinds.<module>`` can be imported: importlib.util.find_spec's search
+    (the import system's finders over this package's path), without importing importlib.util
+    and contextlib for it."""
+    fullname = f"{__name__}.{module}"
+    if fullname in sys.modules:
+        return True
+    for finder in sys.meta_path:
+        find = getattr(finder, "find_spec", None)
+        if find is not None and find(fullname, __path__) is not None:
+            return True
+    return False
+
+
 class _Kinds(Mapping[str, Kind]):
     """The known kinds (those whose module is present), each imported on first access."""
 
     def __init__(self) -> None:
-        self._names = [name for name, module in _MODULES.items()
-                       if find_spec(f"{__name__}.{module}") is not None]
+        self._names = [name for name, module in _MODULES.items() if _present(module)]
         self._loaded: dict[str, Kind] = {}
 
     def __getitem__(self, name: str) -> Kind:
