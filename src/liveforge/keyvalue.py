@@ -46,6 +46,19 @@ def parse_keyvalue(path: Path) -> dict[str, str]:
     return values
 
 
+def read_bytes(path: str | Path) -> bytes:
+    """A file's content, read with plain system calls (no buffered file object: a no-op run
+    reads a few hundred small files)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
+
+
 def write_atomic(path: Path, data: str | bytes) -> None:
     """Write ``data`` to a temporary file beside ``path``, fsync, and rename it into place."""
     tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")

@@ -8,9 +8,8 @@ stamp records each part, so a stale step can say which one changed.
 from __future__ import annotations
 
 import json
-import os
 
-from .keyvalue import write_atomic
+from .keyvalue import read_bytes, write_atomic
 from .records import Frozen
 from .treehash import sha256
 
@@ -61,19 +60,6 @@ class Inputs(Frozen):
 
 def settings_hash(settings_json: str) -> str:
     return sha256(settings_json.encode()).hexdigest()[:16]
-
-
-def read_bytes(path: str | Path) -> bytes:
-    """A file's content, read with plain system calls (no buffered file object: a no-op run
-    reads a few hundred small files)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        chunks = []
-        while chunk := os.read(fd, 1 << 16):
-            chunks.append(chunk)
-    finally:
-        os.close(fd)
-    return b"".join(chunks)
 
 
 def read_stamp(path: str | Path) -> dict[str, Any] | None:

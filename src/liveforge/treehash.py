@@ -20,7 +20,7 @@ import stat
 from pathlib import Path
 from stat import S_ISDIR
 
-from .keyvalue import write_atomic
+from .keyvalue import read_bytes, write_atomic
 
 TYPE_CHECKING = False  # typing's, without importing typing
 if TYPE_CHECKING:
@@ -184,14 +184,22 @@ class TreeHasher:
         self.dirty = False
         # directory -> holds a .git; kept until save(), the end of one plan
         self._git_dirs: dict[str, bool] = {}
+        # work tree -> stats of its ignore files, while planning (see planning()); else None
+        self._git_extra: dict[str, list[tuple[str, int, int, int, int]]] | None = None
         if cache_file is not None:
             try:
-                self.cache = json.loads(cache_file.read_text())
+                self.cache = json.loads(read_bytes(cache_file))
             except (OSError, ValueError):
                 self.cache = {}
 
+    def planning(self) -> None:
+        """Until save(): the stats of a work tree's ignore files are looked up once (one plan
+        hashes many trees of one work tree)."""
+        self._git_extra = {}
+
     def save(self) -> None:
         self._git_dirs.clear()
+        self._git_extra = None
         if self.cache_file is None or not self.dirty:
             return
         self.cache_file.parent.mkdir(parents=True, exist_ok=True)
@@ -209,7 +217,14 @@ class TreeHasher:
             self._git_dirs.setdefault(key, False)
         top = _git_top(key, self._git_dirs)
         if top is not None:
-            stats += _git_extra_stats(top)
+            memo = self._git_extra
+            if memo is None:
+                stats += _git_extra_stats(top)
+            else:
+                extra = memo.get(top)
+                if extra is None:
+                    extra = memo[top] = _git_extra_stats(top)
+                stats += extra
         signature = sha256(repr(stats).encode()).hexdigest()
         entry = self.cache.get(key)
         if entry and entry.get("sig") == signature:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from . import tomlpos
 from .errors import InputError, InputErrors, LockError
-from .keyvalue import parse_keyvalue
+from .keyvalue import parse_keyvalue, read_bytes
 from .records import Frozen
 from .treehash import TreeHasher
 
@@ -336,8 +336,7 @@ def parse_platform(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], in
     signature = _stat_signature(path)  # before reading: a later change makes the cache stale
     cache = path.parent / ".liveforge" / PARSED_CACHE
     try:
-        with open(cache, "rb") as handle:
-            cached = marshal.load(handle)
+        cached = marshal.loads(read_bytes(cache))
         if (type(cached) is tuple and len(cached) == 4 and cached[0] == PARSED_FORMAT
                 and cached[1] == signature and type(cached[2]) is dict
                 and type(cached[3]) is dict):
