@@ -38,6 +38,7 @@ MAX_MODE = 0o7777
 _MODE_RE = re.compile(r"[0-7]+\Z")
 _VAR_RE = re.compile(r"\$(?:\{([^}]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_SUSPECT_RE = re.compile(r"/[/.]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,9 +324,10 @@ def _special_lines(text: str, chars: str) -> list[int]:
 
 
 def _parse_records(text: str, name: str, env: dict[str, str] | None, records: list[Record],
-                   errors: list[InputError]) -> None:
+                   errors: list[InputError]) -> list[str] | None:
     """Append the entries of ``text`` to ``records`` in line order, and every error to
-    ``errors`` (not sorted)."""
+    ``errors`` (not sorted). Return the paths of the appended records, in order (None when
+    they are not at hand)."""
     lines = text.split("\n")
     first = len(records)
     if "\0" in text or "\r" in text:
@@ -367,7 +369,7 @@ def _parse_records(text: str, name: str, env: dict[str, str] | None, records: li
         start = stop + 1
     # The fast path did not look at the paths: check them all at once, then one by one only
     # when something looks wrong (paths the slow path took are fine and stay silent).
-    paths = [r[1] for r in records[first:]]
+    paths = [r[1] for r in records[first:]] if first else [r[1] for r in records]
     if paths and _paths_suspect(paths):
         unsafe_links: set[int] = set()
         for record in records[first:]:
@@ -379,6 +381,8 @@ def _parse_records(text: str, name: str, env: dict[str, str] | None, records: li
         if unsafe_links:
             # _parse_line makes no entry of such a hard link: neither does the fast path
             records[first:] = [r for r in records[first:] if id(r) not in unsafe_links]
+            return None
+    return paths
 
 
 def _parse_slow(raw: str, name: str, number: int, env: dict[str, str] | None,
@@ -392,16 +396,21 @@ def _parse_slow(raw: str, name: str, number: int, env: dict[str, str] | None,
 
 def _paths_suspect(paths: list[str]) -> bool:
     """False when no path can be unsafe; True when one may be."""
-    # Joined with '/' and wrapped in '/': an absolute path, a trailing '/', an empty path or an
-    # empty component shows as '//'; a '.' or '..' component as '/.' (so do hidden files).
-    joined = f"/{'/'.join(paths)}/"
-    return "//" in joined or "/." in joined
+    # Joined with '/': an absolute path, a trailing '/', an empty path or an empty component
+    # shows as '//'; a '.' or '..' component as '/.' (so do hidden files); one regex scan finds
+    # both. The first path shows at the start ('/' or '.') and the last at the end ('/'), where
+    # the join adds no '/' (as a copy wrapped in '/' would, at the cost of copying it).
+    joined = "/".join(paths)
+    return joined[:1] in "/." or joined[-1:] == "/" or _SUSPECT_RE.search(joined) is not None
 
 
-def _by_path(records: list[Record]) -> tuple[dict[str, Record], list[tuple[Record, Record]]]:
+def _by_path(records: list[Record], paths: list[str] | None = None,
+             ) -> tuple[dict[str, Record], list[tuple[Record, Record]]]:
     """Records keyed by path (the later wins) and every (earlier, later) pair of one path, in
-    the order of the later one."""
-    by_path = dict(zip([r[1] for r in records], records, strict=True))
+    the order of the later one. ``paths``, when given, are those of ``records``."""
+    if paths is None:
+        paths = [r[1] for r in records]
+    by_path = dict(zip(paths, records, strict=True))
     repeats: list[tuple[Record, Record]] = []
     if len(by_path) != len(records):
         repeated = {r[1] for r in records if by_path[r[1]] is not r}
@@ -473,6 +482,7 @@ def combine(files: list[Path], env: dict[str, str], strict: bool,
     """
     records: list[Record] = []
     errors: list[InputError] = []
+    paths: list[str] | None = []
 
     with _no_gc():
         for file in files:
@@ -482,10 +492,17 @@ def combine(files: list[Path], env: dict[str, str], strict: bool,
                 errors.append(exc)
                 continue
             file_errors: list[InputError] = []
-            _parse_records(text, str(file), env, records, file_errors)
+            file_paths = _parse_records(text, str(file), env, records, file_errors)
             del text
+            if file_paths is None or paths is None:
+                paths = None
+            elif paths:
+                paths += file_paths
+            else:
+                paths = file_paths
             errors.extend(sorted(file_errors, key=lambda e: e.line or 0))
-        by_path, repeats = _by_path(records)
+        by_path, repeats = _by_path(records, paths)
+        del paths
         del records
     overrides: list[Override] = []
     for previous, record in repeats:
