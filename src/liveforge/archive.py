@@ -27,6 +27,7 @@ import subprocess
 import tarfile
 import threading
 import zlib
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,7 +76,7 @@ class _Sink:
         self.flush()
 
 
-class _ThreadedSink(_Sink):
+class _ThreadedSink(_Sink, ABC):
     """A sink whose chunks are transformed and written by a worker thread."""
 
     def __init__(self, fd: int):
@@ -103,8 +104,9 @@ class _ThreadedSink(_Sink):
             while self.queue.get() is not None:
                 pass
 
+    @abstractmethod
     def _handle(self, data: bytes) -> None:
-        raise NotImplementedError
+        """Compress and write one buffer (in the writer thread)."""
 
     def _finish(self) -> None:
         pass
