@@ -15,7 +15,7 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import TypeVar
 
-from .errors import BuildError
+from .errors import LiveforgeError
 from .events import Reporter
 from .graph import Plan, RunResult, Step
 from .kinds.base import BuildContext, Cancelled, Kind, ProcessGroup
@@ -79,7 +79,7 @@ def run_steps(ws: Workspace, plan: Plan, targets: Collection[str], reporter: Rep
             write_stamp(ws.stamp_path(step.stamp_name), plan.inputs[name], buildstamp)
         except BaseException as exc:  # reported to the main thread
             error = exc
-            if not isinstance(exc, BuildError):
+            if not isinstance(exc, LiveforgeError):
                 with open(log_path, "ab") as log:
                     log.write(traceback.format_exc().encode())
         done.put((name, error, time.monotonic() - started))
@@ -110,7 +110,7 @@ def run_steps(ws: Workspace, plan: Plan, targets: Collection[str], reporter: Rep
                 reporter.emit("finish", component=name, duration=duration)
             else:
                 failed = True
-                msg = str(error) if isinstance(error, BuildError) else \
+                msg = str(error) if isinstance(error, LiveforgeError) else \
                     f"internal error: {error!r} (traceback in the log)"
                 result.failed[name] = msg
                 tail = getattr(error, "tail", "") or log_tail(result.logs[name])
