@@ -79,9 +79,11 @@ def run_steps(ws: Workspace, plan: Plan, targets: Collection[str], reporter: Rep
             write_stamp(ws.stamp_path(step.stamp_name), plan.inputs[name], buildstamp)
         except BaseException as exc:  # reported to the main thread
             error = exc
-            if not isinstance(exc, LiveforgeError):
-                with open(log_path, "ab") as log:
-                    log.write(traceback.format_exc().encode())
+            # the log says why: a liveforge error's message, or a bug's traceback
+            why = f"==> error: {exc}\n" if isinstance(exc, LiveforgeError) else \
+                traceback.format_exc()
+            with open(log_path, "ab") as log:
+                log.write(why.encode())
         done.put((name, error, time.monotonic() - started))
 
     reporter.begin(len(wanted))
