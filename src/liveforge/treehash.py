@@ -41,7 +41,6 @@ def _scan(root: str) -> tuple[list[tuple[str, int, int, int, int]], bool] | None
     ``root`` is not a directory."""
     out: list[tuple[str, int, int, int, int]] = []
     append = out.append
-    has_git = False
     try:
         entries = os.scandir(root)
     except OSError as exc:
@@ -51,37 +50,34 @@ def _scan(root: str) -> tuple[list[tuple[str, int, int, int, int]], bool] | None
             raise
         return out, False
     stack: list[str] = []
-    with entries:
-        for entry in entries:
-            name = entry.name
-            if name == ".git":
-                has_git = True
-                continue
-            try:
-                st = entry.stat(follow_symlinks=False)
-            except FileNotFoundError:
-                continue
-            append((name, st.st_mode, st.st_size, st.st_mtime_ns, st.st_ino))
-            if S_ISDIR(st.st_mode):
-                stack.append(name)
+
+    def add(entries: os._ScandirIterator[str], rel: str) -> bool:
+        """Record one directory's entries; True when it holds ``.git``."""
+        prefix = f"{rel}/" if rel else ""
+        git = False
+        with entries:
+            for entry in entries:
+                name = entry.name
+                if name == ".git":
+                    git = True
+                    continue
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                append((prefix + name, st.st_mode, st.st_size, st.st_mtime_ns, st.st_ino))
+                if S_ISDIR(st.st_mode):
+                    stack.append(prefix + name)
+        return git
+
+    has_git = add(entries, "")
     while stack:
         rel = stack.pop()
         try:
             entries = os.scandir(f"{root}/{rel}")
         except (FileNotFoundError, NotADirectoryError, PermissionError):
             continue
-        with entries:
-            for entry in entries:
-                if entry.name == ".git":
-                    continue
-                path = f"{rel}/{entry.name}"
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                except FileNotFoundError:
-                    continue
-                append((path, st.st_mode, st.st_size, st.st_mtime_ns, st.st_ino))
-                if S_ISDIR(st.st_mode):
-                    stack.append(path)
+        add(entries, rel)
     out.sort()
     return out, has_git
 
