@@ -183,13 +183,18 @@ def unpack_source(archive: Path, dest: Path,
         tree = top[0] if len(top) == 1 and top[0].is_dir() and not top[0].is_symlink() else tmp
         if prepare is not None:
             prepare(tree)
-        if dest.exists() or dest.is_symlink():
-            remove_tree(dest)
-        os.rename(tree, dest)
+        replace_tree(tree, dest)
     finally:
         if tmp.exists():
             remove_tree(tmp)
     return dest
+
+
+def replace_tree(new: Path, dest: Path) -> None:
+    """Put the finished tree ``new`` at ``dest``, removing whatever was there."""
+    if dest.exists() or dest.is_symlink():
+        remove_tree(dest)
+    os.rename(new, dest)
 
 
 def remove_tree(path: Path) -> None:

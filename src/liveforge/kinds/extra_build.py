@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..errors import BuildError
 from ..sources import Fetcher
-from ..unpack import remove_tree, unpack_source
+from ..unpack import remove_tree, replace_tree, unpack_source
 from .base import BuildContext
 from .extra_package import Package, VariantOptions
 
@@ -165,9 +165,7 @@ def build_variant(ctx: BuildContext, fetcher: Fetcher, v: Variant, build_root: P
     tmp = Path(tempfile.mkdtemp(prefix=f".{v.dirname}.", dir=stage_root))
     try:
         compile_install(ctx, v, src, tmp, against)
-        if stage.exists():
-            remove_tree(stage)
-        os.rename(tmp, stage)
+        replace_tree(tmp, stage)
     finally:
         if tmp.exists():
             remove_tree(tmp)
