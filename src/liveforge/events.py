@@ -1,7 +1,8 @@
 """Progress reporting: rich live display on a TTY, plain lines otherwise, JSON lines with --json.
 
 Every long-running step reports through one :class:`Reporter`; the three front ends share the
-same event vocabulary (``start``, ``finish``, ``fail``, ``skip``, ``step``, ``message``).
+same event vocabulary (``start``, ``finish``, ``fail``, ``stale``, ``step``, ``message``,
+``platform``, ``media``).
 """
 
 from __future__ import annotations
@@ -72,9 +73,6 @@ class Reporter:
                   file=self.out, flush=True)
         elif event == "media":
             print(f"{fields.get('kind')}: {fields.get('path')}", file=self.out, flush=True)
-        elif event == "skip":
-            if self.verbose > 0:
-                print(f"    {name} is up to date", file=self.out, flush=True)
         elif event == "step":
             if self.verbose < 0:
                 return

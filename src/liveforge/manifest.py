@@ -59,11 +59,6 @@ class Entry:
     def where(self) -> str:
         return f"{self.file}:{self.line}"
 
-    def same_delivery(self, other: Entry) -> bool:
-        """True when both lines say the same thing (ignoring where they were written)."""
-        return (self.kind, self.path, self.mode, self.owner, self.group, self.target) == (
-            other.kind, other.path, other.mode, other.owner, other.group, other.target)
-
     def format(self) -> str:
         """The entry as a manifest line."""
         if self.kind in ("s", "h"):
