@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from liveforge.errors import InputErrors
 from liveforge.manifest import (
     Entry,
+    _parse_line,
     combine,
     format_manifest,
     parse_file,
@@ -109,6 +111,49 @@ def test_variable_cannot_smuggle_an_unsafe_path() -> None:
     assert errors_of("f a$P 0644 root bin\n", {"P": "/../b"}) == [
         "m:1: '..' component in path 'a/../b'"]
     assert errors_of("f a$P 0644 root bin\n", {"P": "\nb"}) == ["m:1: newline in path 'a\\nb'"]
+    assert errors_of("f a 0644 $O bin\n", {"O": "root sys"}) == [
+        "m:1: '$O' is 'root sys' after substitution: a field cannot be empty or hold whitespace"]
+    assert errors_of("f a 0644 $O bin\n", {"O": ""}) == [
+        "m:1: '$O' is '' after substitution: a field cannot be empty or hold whitespace"]
+
+
+FUZZ_TOKENS = ["f", "d", "s", "h", "x", "a", "b/c", ".hidden", "a/.b", "..", ".", "/abs", "a//b",
+               "dir/", "0755", "755", "07777", "17777", "0758", "root", "sys", "=", "a=b", "a=",
+               "=b", "a=/t", "a=../t", "h=a", "a=a", "#", "#c", "$V", "${V}", "$NOPE", "a\0b",
+               "\t", "\u00a0", "\r", "é", "a=b=c", "a=./b", "a=b/", "a=b//c",
+               "a=b/./c", "a=b/../c", "a=b/../../c", "a=b/.c"]
+
+
+def test_fast_path_agrees_with_the_exact_rules() -> None:
+    """Random lines parsed as a file (fast path) give the entries and errors that the exact
+    per-line parser gives, line by line."""
+    rng = random.Random(7)
+    shapes = [["f", "PATH", "MODE", "root", "sys"], ["d", "PATH", "MODE", "root", "sys"],
+              ["s", "PATH=T"], ["h", "PATH=T"]]
+    for env in (None, {"V": "v/w"}):
+        lines = []
+        for _ in range(3000):
+            if rng.random() < 0.5:
+                shape = rng.choice(shapes)
+                words = [w.replace("PATH", rng.choice(["a", "b/c", "u/v/w", rng.choice(
+                    FUZZ_TOKENS)])).replace("MODE", rng.choice(["0755", "0644", rng.choice(
+                        FUZZ_TOKENS)])).replace("T", rng.choice(["t", "x/y", rng.choice(
+                            FUZZ_TOKENS)])) for w in shape]
+            else:
+                words = [rng.choice(FUZZ_TOKENS) for _ in range(rng.randint(0, 6))]
+            sep = rng.choice([" ", " ", " ", "  ", "\t"])
+            lines.append(rng.choice(["", " "]) + sep.join(words) + rng.choice(["", "", " "]))
+        entries, errors = parse_text("\n".join(lines) + "\n", "m", env)
+        expected_entries, expected_errors = [], []
+        for number, line in enumerate(lines, 1):
+            one = _parse_line(line, "m", number, env)
+            if isinstance(one, Entry):
+                expected_entries.append(one)
+            elif one is not None:
+                expected_errors.append(str(one))
+        assert [str(e) for e in errors] == expected_errors
+        assert entries == expected_entries
+        assert len(entries) > 300 and len(errors) > 300
 
 
 def write(path: Path, text: str) -> Path:

@@ -25,8 +25,8 @@ from __future__ import annotations
 import gc
 import posixpath
 import re
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from bisect import bisect_right
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,45 +77,77 @@ class Override:
 class Manifest:
     """Combined manifest: one entry per path (the last delivery wins), plus the overridden ones.
 
-    Entries are stored compactly and handed out as :class:`Entry` objects.
+    Entries are kept as the lines read, each entry's line in canonical form
+    (``f usr/bin/grep 0555 root bin``), beside the path each line delivers (``""`` for a line
+    that delivers nothing: a comment, or an entry a later line overrode). A line's position
+    among them is its *code*; the *spans* (first code, file, line of the first code) give the
+    file and line of a code. Entries are decoded into :class:`Entry` objects when asked for, and
+    the lookup by path is made on the first :meth:`get`.
     """
 
-    def __init__(self, records: dict[str, Record], overrides: tuple[Override, ...] = (),
+    def __init__(self, texts: list[str], paths: list[str], spans: list[tuple[int, str, int]],
+                 members: set[str], overrides: tuple[Override, ...] = (),
                  files: tuple[str, ...] = ()):
-        self._records = records
+        self._texts = texts
+        self._paths = paths
+        self._members = members
+        self._bases = [base for base, _, _ in spans]
+        self._spans = spans
+        self._index: dict[str, int] | None = None
         self.overrides = overrides
         self.files = files
 
     @classmethod
     def from_entries(cls, entries: Iterable[Entry]) -> Manifest:
         """A manifest of ``entries`` (the later of two with one path wins, silently)."""
-        return cls({e.path: _record(e) for e in entries})
+        last = {e.path: e for e in entries}
+        listed = list(last.values())
+        return cls([e.format() for e in listed], list(last), [(i, e.file, e.line) for i, e in
+                                                            enumerate(listed)], set(last))
+
+    def _entry(self, code: int) -> Entry:
+        base, file, line = self._spans[bisect_right(self._bases, code) - 1]
+        return _decode(self._texts[code], file, line + code - base)
+
+    def _codes(self) -> list[int]:
+        """The codes of the entries, sorted by path."""
+        paths = self._paths
+        order = sorted(range(len(paths)), key=paths.__getitem__)
+        # lines without an entry have the path "", which sorts first
+        return order[len(paths) - len(self._members):]
 
     def entries(self) -> list[Entry]:
         """Every entry, sorted by path (so parents come before their children)."""
-        records = self._records
-        return [_entry(records[path]) for path in sorted(records)]
+        codes = self._codes()
+        # A million new objects would make the cycle collector walk the growing heap again
+        # and again (it doubles the time); entries hold no cycles.
+        paused = gc.isenabled()
+        gc.disable()
+        try:
+            return list(map(self._entry, codes))
+        finally:
+            if paused:
+                gc.enable()
 
     def paths(self) -> list[str]:
-        return sorted(self._records)
+        return sorted(self._members)
 
     def get(self, path: str) -> Entry | None:
-        record = self._records.get(path)
-        return None if record is None else _entry(record)
+        if self._index is None:
+            self._index = dict(zip(self._paths, range(len(self._paths)), strict=True))
+            self._index.pop("", None)
+        code = self._index.get(path)
+        return None if code is None else self._entry(code)
 
     def __len__(self) -> int:
-        return len(self._records)
+        return len(self._members)
 
     def __contains__(self, path: object) -> bool:
-        return path in self._records
+        return path in self._members
 
     def lines(self) -> list[str]:
         """The entries as manifest lines, sorted by path."""
-        records = self._records
-        # Sorting the str keys alone is the fast case of list.sort; each meta carries its own
-        # text (" 0755 root sys"), so a line is one concatenation.
-        return [f"{r[0]} {r[1]}{r[2][3]}" if r[0] == "f" or r[0] == "d" else
-                f"{r[0]} {r[1]}={r[3]}" for r in map(records.__getitem__, sorted(records))]
+        return list(map(self._texts.__getitem__, self._codes()))
 
 
 # -- paths ------------------------------------------------------------------------------------
@@ -182,46 +214,35 @@ def substitute(text: str, env: dict[str, str]) -> str:
 # -- parsing ----------------------------------------------------------------------------------
 #
 # Parsing is on the critical path of every build (a platform's manifests run to hundreds of
-# thousands of lines), so a fast path handles the common well-formed line and everything else
-# (comments, variables, odd whitespace, every error) goes through :func:`_parse_line`, which is
-# the authority on the format. Entries are kept as compact records and turned into :class:`Entry`
-# objects when asked for.
-
-# A record: (kind, path, (mode, owner, group, text), target, file, line), where ``text`` is the
-# meta as written in manifest.gen (" 0755 root sys"; empty for s and h). Metas are shared.
-Meta = tuple[int, str, str, str]
-Record = tuple[str, str, Meta, str, str, int]
-_NO_META: Meta = (0, "", "", "")
-_META_CACHE: dict[str, Meta] = {}
-_META_CACHE_MAX = 4096
-
-
-def _make_meta(mode: int, owner: str, group: str) -> Meta:
-    return (mode, owner, group, f" {mode:04o} {owner} {group}")
-
-
-def _record(entry: Entry) -> Record:
-    meta = _make_meta(entry.mode, entry.owner, entry.group) if entry.kind in ("f", "d") \
-        else (entry.mode, entry.owner, entry.group, "")
-    return (entry.kind, entry.path, meta, entry.target, entry.file, entry.line)
-
+# thousands of lines). A fast path takes the common line, in canonical form with single spaces,
+# and only picks out its path; the line itself is kept as the entry. Everything else (comments,
+# variables, other whitespace, non-canonical modes, every error) goes through _parse_line, the
+# authority on the format, and its entry's line is rewritten in canonical form.
 
 _new_object = object.__new__
 (_set_kind, _set_path, _set_mode, _set_owner, _set_group, _set_target, _set_file,
  _set_line) = (getattr(Entry, name).__set__ for name in Entry.__dataclass_fields__)
 
 
-def _entry(record: Record) -> Entry:
-    """``Entry(...)`` of a record, without the generated __init__ of a frozen dataclass (which
-    sets each field through object.__setattr__, several times slower)."""
-    kind, path, (mode, owner, group, _), target, file, line = record
+def _decode(text: str, file: str, line: int) -> Entry:
+    """The :class:`Entry` of a canonical line, made without the generated __init__ of a frozen
+    dataclass (which sets each field through object.__setattr__, several times slower)."""
     made = _new_object(Entry)
+    kind = text[0]
+    if kind == "f" or kind == "d":
+        _, path, mode, owner, group = text.split(" ")
+        _set_mode(made, int(mode, 8))
+        _set_owner(made, owner)
+        _set_group(made, group)
+        _set_target(made, "")
+    else:
+        path, _, target = text[2:].partition("=")
+        _set_mode(made, 0)
+        _set_owner(made, "")
+        _set_group(made, "")
+        _set_target(made, target)
     _set_kind(made, kind)
     _set_path(made, path)
-    _set_mode(made, mode)
-    _set_owner(made, owner)
-    _set_group(made, group)
-    _set_target(made, target)
     _set_file(made, file)
     _set_line(made, line)
     return made
@@ -245,9 +266,19 @@ def _parse_line(raw: str, name: str, number: int,
         return None
     if env is not None and "$" in raw:
         try:
-            fields = [substitute(f, env) if "$" in f else f for f in fields]
+            values = [substitute(f, env) if "$" in f else f for f in fields]
         except _Undefined as undefined:
             return InputError(f"undefined variable {undefined.name!r}", name, number)
+        result = _parse_fields(values, name, number)
+        for field, value in zip(fields, values, strict=True):
+            if isinstance(result, Entry) and len(value.split()) != 1:
+                return InputError(f"{field!r} is {value!r} after substitution: a field cannot "
+                                  "be empty or hold whitespace", name, number)
+        return result
+    return _parse_fields(fields, name, number)
+
+
+def _parse_fields(fields: list[str], name: str, number: int) -> Entry | InputError:
     kind = fields[0]
     if kind == "f" or kind == "d":
         if len(fields) != 5:
@@ -284,20 +315,29 @@ def _parse_line(raw: str, name: str, number: int,
     return InputError(f"unknown entry type {kind!r}: expected one of d, f, s, h", name, number)
 
 
-def _meta(rest: str) -> Meta | None:
-    """The (mode, owner, group) of the text after an f/d path, when it is plainly valid."""
-    meta = _META_CACHE.get(rest)
-    if meta is None:
-        fields = rest.split()
-        if len(fields) != 3 or "#" in rest or "$" in rest:
-            return None
-        mode = _mode(fields[0])
-        if mode is None:
-            return None
-        meta = _make_meta(mode, fields[1], fields[2])
-        if len(_META_CACHE) < _META_CACHE_MAX:
-            _META_CACHE[rest] = meta
-    return meta
+# Canonical metas ("0755 root sys") seen to be valid. They are few; the set is bounded.
+_METAS: set[str] = set()
+_METAS_MAX = 4096
+
+
+def _canonical_meta(rest: str) -> bool:
+    """Whether ``rest``, the text after an f/d path, is a mode of four octal digits, an owner and
+    a group, separated by single spaces (the line holds no comment, variable or other space)."""
+    if rest in _METAS:
+        return True
+    fields = rest.split(" ")
+    if len(fields) != 3 or not all(fields) or len(fields[0]) != 4 or _mode(fields[0]) is None:
+        return False
+    if len(_METAS) < _METAS_MAX:
+        _METAS.add(rest)
+    return True
+
+
+# Characters that send a line to the exact parser: a comment, a variable (with env), NUL, and
+# every whitespace character but the space (str.split() splits on them all).
+_ASCII_ODD = "#\0\t\r\x0b\x0c\x1c\x1d\x1e\x1f"
+_WIDE_ODD = ("\x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009"
+             "\u200a\u2028\u2029\u202f\u205f\u3000")
 
 
 def _special_lines(text: str, chars: str) -> list[int]:
@@ -318,34 +358,34 @@ def _special_lines(text: str, chars: str) -> list[int]:
     return sorted(found)
 
 
-def _parse_records(text: str, name: str, env: dict[str, str] | None, records: list[Record],
-                   errors: list[InputError]) -> list[str] | None:
-    """Append the entries of ``text`` to ``records`` in line order, and every error to
-    ``errors`` (not sorted). Return the paths of the appended records, in order (None when
-    they are not at hand)."""
+def _parse_into(text: str, name: str, env: dict[str, str] | None, texts: list[str],
+                delivered: list[str], errors: list[InputError]) -> None:
+    """Append the lines of ``text`` to ``texts``, each entry's line in canonical form, the path
+    each line delivers to ``delivered`` (``""`` where a line holds no entry: blank, a comment, an
+    error), and every error to ``errors`` (not sorted)."""
     lines = text.split("\n")
-    first = len(records)
-    if "\0" in text or "\r" in text:
-        special = list(range(len(lines)))
-    else:
-        special = _special_lines(text, "#$" if env is not None else "#")
+    if lines[-1] == "":
+        lines.pop()
+    chars = _ASCII_ODD + ("$" if env is not None else "")
+    if not text.isascii():
+        chars += _WIDE_ODD
+    special = _special_lines(text, chars)
+    del text
     special.append(len(lines))
-    keep = records.append
-    metas = _META_CACHE
+    paths: list[str] = []
+    keep = paths.append
+    metas = _METAS
+    slow = 0
     start = 0
     for stop in special:
-        # lines[start:stop] hold no comment and no variable: the fast path takes the common
-        # well-formed lines and leaves the rest to _parse_line
-        for number, raw in enumerate(lines[start:stop], start + 1):
-            parts = raw.split(None, 2)
+        for raw in lines[start:stop]:
+            parts = raw.split(" ", 2)
             count = len(parts)
             if count == 3:
                 kind, path, rest = parts
-                if kind == "f" or kind == "d":
-                    meta = metas.get(rest) or _meta(rest)
-                    if meta is not None:
-                        keep((kind, path, meta, "", name, number))
-                        continue
+                if (kind == "f" or kind == "d") and (rest in metas or _canonical_meta(rest)):
+                    keep(path)
+                    continue
             elif count == 2:
                 kind, spec = parts
                 if kind == "s" or kind == "h":
@@ -354,39 +394,37 @@ def _parse_records(text: str, name: str, env: dict[str, str] | None, records: li
                             target[0] != "/" and target[0] != "." and target[-1] != "/"
                             and "/." not in target and "//" not in target and target != path)):
                         # an h target that normpath leaves alone and that is not the link
-                        keep((kind, path, _NO_META, target, name, number))
+                        keep(path)
                         continue
-            elif count == 0:
-                continue
-            _parse_slow(raw, name, number, env, keep, errors)
+            slow += 1
+            keep(_parse_slow(lines, len(paths), name, env, errors))
         if stop < len(lines):
-            _parse_slow(lines[stop], name, stop + 1, env, keep, errors)
+            slow += 1
+            keep(_parse_slow(lines, stop, name, env, errors))
         start = stop + 1
     # The fast path did not look at the paths: check them all at once, then one by one only
     # when something looks wrong (paths the slow path took are fine and stay silent).
-    paths = [r[1] for r in records[first:]] if first else [r[1] for r in records]
-    if paths and _paths_suspect(paths):
-        unsafe_links: set[int] = set()
-        for record in records[first:]:
-            problem = path_problem(record[1])
+    if _paths_suspect(list(filter(None, paths)) if slow else paths):
+        for number, path in enumerate(paths):
+            problem = path_problem(path) if path else None
             if problem is not None:
-                errors.append(InputError(problem, name, record[5]))
-                if record[0] == "h":
-                    unsafe_links.add(id(record))
-        if unsafe_links:
-            # _parse_line makes no entry of such a hard link: neither does the fast path
-            records[first:] = [r for r in records[first:] if id(r) not in unsafe_links]
-            return None
-    return paths
+                errors.append(InputError(problem, name, number + 1))
+                paths[number] = ""
+    texts += lines
+    delivered += paths
 
 
-def _parse_slow(raw: str, name: str, number: int, env: dict[str, str] | None,
-                keep: Callable[[Record], None], errors: list[InputError]) -> None:
-    result = _parse_line(raw, name, number, env)
+def _parse_slow(lines: list[str], number: int, name: str, env: dict[str, str] | None,
+                errors: list[InputError]) -> str:
+    """Parse ``lines[number]`` exactly; put its entry there in canonical form; return its path
+    (``""`` for none)."""
+    result = _parse_line(lines[number], name, number + 1, env)
     if isinstance(result, Entry):
-        keep(_record(result))
-    elif result is not None:
+        lines[number] = result.format()
+        return result.path
+    if result is not None:
         errors.append(result)
+    return ""
 
 
 def _paths_suspect(paths: list[str]) -> bool:
@@ -399,25 +437,19 @@ def _paths_suspect(paths: list[str]) -> bool:
     return joined[:1] in "/." or joined[-1:] == "/" or _SUSPECT_RE.search(joined) is not None
 
 
-def _by_path(records: list[Record], paths: list[str] | None = None,
-             ) -> tuple[dict[str, Record], list[tuple[Record, Record]]]:
-    """Records keyed by path (the later wins) and every (earlier, later) pair of one path, in
-    the order of the later one. ``paths``, when given, are those of ``records``."""
-    if paths is None:
-        paths = [r[1] for r in records]
-    by_path = dict(zip(paths, records, strict=True))
-    repeats: list[tuple[Record, Record]] = []
-    if len(by_path) != len(records):
-        repeated = {r[1] for r in records if by_path[r[1]] is not r}
-        last: dict[str, Record] = {}
-        for record in records:
-            path = record[1]
-            if path in repeated:
-                previous = last.get(path)
-                if previous is not None:
-                    repeats.append((previous, record))
-                last[path] = record
-    return by_path, repeats
+def _overridden(paths: list[str]) -> list[tuple[int, int]]:
+    """Every (earlier, later) pair of codes delivering one path, in the order of the later one;
+    the earlier path of each pair is blanked in ``paths``, so that each path is left once."""
+    pairs: list[tuple[int, int]] = []
+    last: dict[str, int] = {}
+    for code, path in enumerate(paths):
+        if path:
+            previous = last.get(path)
+            if previous is not None:
+                pairs.append((previous, code))
+                paths[previous] = ""
+            last[path] = code
+    return pairs
 
 
 def parse_text(text: str, file: str | Path,
@@ -426,11 +458,14 @@ def parse_text(text: str, file: str | Path,
 
     With ``env``, ``$VAR`` references are substituted in each field; without it, ``$`` is literal.
     """
-    records: list[Record] = []
+    texts: list[str] = []
+    paths: list[str] = []
     errors: list[InputError] = []
-    _parse_records(text, str(file), env, records, errors)
+    name = str(file)
+    _parse_into(text, name, env, texts, paths, errors)
     bad = {e.line for e in errors}
-    entries = [_entry(r) for r in records if r[5] not in bad]
+    entries = [_decode(texts[number], name, number + 1) for number, path in enumerate(paths)
+               if path and number + 1 not in bad]
     errors.sort(key=lambda e: e.line or 0)
     return entries, errors
 
@@ -454,19 +489,6 @@ def _read(path: Path) -> str:
 
 # -- combination ------------------------------------------------------------------------------
 
-@contextmanager
-def _no_gc() -> Iterator[None]:
-    """Pause the cycle collector: records hold no cycles, and a million new tuples would make it
-    walk the growing heap again and again."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def combine(files: list[Path], env: dict[str, str], strict: bool,
             warn: Callable[[str], None]) -> Manifest:
     """Combine manifests in the order given (the later delivery of a path wins).
@@ -475,35 +497,32 @@ def combine(files: list[Path], env: dict[str, str], strict: bool,
     identical ``d`` lines); with ``strict`` it is an error instead. Errors of every file are
     collected and raised together as :class:`InputErrors`, in file and line order.
     """
-    records: list[Record] = []
+    texts: list[str] = []
+    paths: list[str] = []
+    members: set[str] = set()
+    spans: list[tuple[int, str, int]] = []
     errors: list[InputError] = []
-    paths: list[str] | None = []
-
-    with _no_gc():
-        for file in files:
-            try:
-                text = _read(file)
-            except InputError as exc:
-                errors.append(exc)
-                continue
-            file_errors: list[InputError] = []
-            file_paths = _parse_records(text, str(file), env, records, file_errors)
-            del text
-            if file_paths is None or paths is None:
-                paths = None
-            elif paths:
-                paths += file_paths
-            else:
-                paths = file_paths
-            errors.extend(sorted(file_errors, key=lambda e: e.line or 0))
-        by_path, repeats = _by_path(records, paths)
-        del paths
-        del records
-    overrides: list[Override] = []
-    for previous, record in repeats:
-        if record[0] == "d" and previous[0] == "d" and previous[2] == record[2]:
+    for file in files:
+        try:
+            text = _read(file)
+        except InputError as exc:
+            errors.append(exc)
             continue
-        loser, winner = _entry(previous), _entry(record)
+        file_errors: list[InputError] = []
+        base = len(texts)
+        _parse_into(text, str(file), env, texts, paths, file_errors)
+        del text
+        members.update(paths[base:])
+        spans.append((base, str(file), 1))
+        errors.extend(sorted(file_errors, key=lambda e: e.line or 0))
+    members.discard("")
+    manifest = Manifest(texts, paths, spans, members, (), tuple(str(f) for f in files))
+    overrides: list[Override] = []
+    repeats = _overridden(paths) if len(members) != len(paths) - paths.count("") else []
+    for previous, code in repeats:
+        if texts[code] == texts[previous] and texts[code][0] == "d":
+            continue
+        loser, winner = manifest._entry(previous), manifest._entry(code)
         overrides.append(Override(loser, winner))
         message = f"{winner.path!r} is delivered twice: {loser.where} and {winner.where}"
         if strict:
@@ -512,7 +531,8 @@ def combine(files: list[Path], env: dict[str, str], strict: bool,
             warn(f"{message} (the later one wins)")
     if errors:
         raise InputErrors(errors)
-    return Manifest(by_path, tuple(overrides), tuple(str(f) for f in files))
+    manifest.overrides = tuple(overrides)
+    return manifest
 
 
 def manifest_files(manifest_dir: Path, overlays: Iterable[Path] = ()) -> list[Path]:
