@@ -3,9 +3,10 @@
 
     .venv/bin/python bench/boot.py [--platform DIR --stamp STAMP] [--repeat N] [--only a,b]
 
-The baseline, measured in the same run, is QEMU started by hand (no liveforge runner) with the
-same kernel and a minimal initramfs whose init prints the marker and powers off: the cost of
-booting at all under TCG here. Each medium is then booted through liveforge.boot (direct,
+The baseline, measured in the same run, is QEMU started by hand (no liveforge runner) on the
+runner's own machine (boot.machine_args: same memory, no NIC, no display adapter) with the same
+kernel and a minimal initramfs whose init prints the marker and powers off: the cost of booting
+at all under TCG here. Each medium is then booted through liveforge.boot (direct,
 ISO BIOS/UEFI, USB BIOS/UEFI) from the given platform (default: the test fixture platform,
 Debian's kernel + busybox) and its time is reported as a ratio to the baseline (goal <= 1.5).
 Media are built once, before timing. Each medium's boot is paired with a bare boot run just
@@ -29,8 +30,8 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE.parent / "src"))
 
 import kernelfix  # noqa: E402
-from liveforge.boot import boot  # noqa: E402
-from liveforge.media import build_iso, build_usb  # noqa: E402
+from liveforge.boot import MEMORY_MB, boot, machine_args  # noqa: E402
+from liveforge.media import build_iso, build_usb, get_console  # noqa: E402
 
 MARKER = b"BARE-READY"
 BARE_INIT = "#!/bin/busybox sh\n/bin/busybox echo BARE-READY\n/bin/busybox poweroff -f\n"
@@ -59,9 +60,9 @@ def bare_initramfs() -> bytes:
 def time_bare(kernel: Path, initrd: Path, timeout: float = 120.0) -> float:
     """Seconds from starting QEMU to the bare init's marker on the serial console."""
     started = time.monotonic()
+    machine = machine_args("tcg", MEMORY_MB, get_console("ttya"))
     proc = subprocess.Popen(
-        ["qemu-system-x86_64", "-accel", "tcg", "-m", "512", "-smp", "1", "-no-reboot",
-         "-nic", "none", "-display", "none", "-monitor", "none", "-serial", "stdio",
+        ["qemu-system-x86_64", *machine, "-serial", "stdio",
          "-kernel", str(kernel), "-initrd", str(initrd), "-append", "console=ttyS0 panic=-1"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     assert proc.stdout is not None

@@ -99,8 +99,10 @@ def test_qemu_command_uses_tcg_and_private_vars(tmp_path: Path) -> None:
                         log_path=tmp_path / "log", work=work)
     assert argv[argv.index("-accel") + 1] == "tcg"
     assert not any("kvm" in arg for arg in argv)
-    assert f"if=pflash,format=raw,file={work / 'OVMF_VARS.fd'}" in argv
+    # a test boot: a private copy of the variables, attached read-only; no display adapter
+    assert f"if=pflash,format=raw,readonly=on,file={work / 'OVMF_VARS.fd'}" in argv
     assert (work / "OVMF_VARS.fd").read_bytes() == OVMF_VARS.read_bytes()
+    assert argv[argv.index("-vga") + 1] == "none"
     append = argv[argv.index("-append") + 1]
     assert append == "console=ttyS1,115200n8 panic=-1 liveforge.test=1"
     # ttyb is the second serial port: the first is a null device, the second the console
@@ -110,6 +112,14 @@ def test_qemu_command_uses_tcg_and_private_vars(tmp_path: Path) -> None:
                                log_path=tmp_path / "log", work=work)
     assert "liveforge.test=1" not in interactive[interactive.index("-append") + 1]
     assert "chardev:con" in interactive
+    interactive_uefi = qemu_command("qemu-system-x86_64", shared_platform(), STAMP,
+                                    media="direct", uefi=True, term=get_console("ttya"),
+                                    interactive=True, log_path=tmp_path / "log", work=work)
+    assert f"if=pflash,format=raw,file={work / 'OVMF_VARS.fd'}" in interactive_uefi
+    text = qemu_command("qemu-system-x86_64", shared_platform(), STAMP, media="direct",
+                        uefi=False, term=get_console("text"), interactive=True,
+                        log_path=tmp_path / "log", work=work)
+    assert "-vga" not in text  # the text console is the display adapter's
 
 
 def test_log_name() -> None:

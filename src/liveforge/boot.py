@@ -13,14 +13,23 @@ Failures carry the console's last 30 lines. QEMU runs in its own process group, 
 and reaped on every path, so no process outlives ``boot()``; should the runner itself be killed,
 the kernel kills QEMU too (parent-death signal).
 
-How each medium is attached:
+How each medium is attached (chosen for speed under emulation; the firmware and GRUB see a
+CD-ROM and a removable disk, as on a real machine):
 
 * ``direct``: ``-kernel``/``-initrd`` from the platform directory, with
   ``console=<dev> panic=-1 liveforge.test=1`` (no test argument when interactive);
-* ``iso``: ``-cdrom``;
-* ``usb``: a ``qemu-xhci`` controller and a ``usb-storage`` disk (a ``.usb.gz`` is unpacked to a
-  private file first; any raw image works, e.g. an ISO used as a stick);
-* ``uefi=True``: OVMF's code read-only plus a private copy of its variables file.
+* ``iso``: a CD-ROM on a virtio-scsi controller, booted first (El Torito, as from a real CD);
+* ``usb``: a removable SCSI disk on a virtio-scsi controller, booted first (a ``.usb.gz`` is
+  unpacked to a private file first; any raw image works, e.g. an ISO used as a stick);
+* ``uefi=True``: OVMF's code read-only plus a private copy of its variables file. A boot test
+  attaches the copy read-only: every test boot starts from the pristine variable store and
+  leaves it so (and OVMF skips writing its boot options through emulated flash, about 1.5 s
+  under TCG); an interactive boot may change it.
+
+A serial console needs no display adapter, so a machine booting onto one has none (``-vga
+none``): under TCG the firmware and GRUB drawing on a framebuffer cost seconds. The IDE and
+USB (xHCI) controllers cost 1-3 s more per boot than virtio-scsi (bench/boot.py measures the
+media; the figures are in the issue notes).
 
 The media's GRUB menu defaults to the normal entry; a boot test selects the ``liveforge.test=1``
 entry by setting an SMBIOS OEM string (see media/grubcfg.py), so the medium tested is the
@@ -133,17 +142,24 @@ def qemu_command(qemu: str, target: Path, stamp: str, *, media: str, uefi: bool,
                  interactive: bool, log_path: Path, work: Path, accel: str = "tcg",
                  memory_mb: int = MEMORY_MB) -> list[str]:
     """QEMU's command line; ``work`` is a private directory (OVMF variables, unpacked USB)."""
-    argv = [qemu, "-name", f"liveforge-{stamp}", "-accel", accel, "-m", str(memory_mb),
-            "-smp", "1", "-no-reboot", "-nic", "none", "-display", "none", "-monitor", "none"]
+    argv = [qemu, "-name", f"liveforge-{stamp}", *machine_args(accel, memory_mb, term)]
     if uefi:
         vars_copy = work / "OVMF_VARS.fd"
         shutil.copyfile(OVMF_VARS, vars_copy)
+        writable = "" if interactive else "readonly=on,"
         argv += ["-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
-                 "-drive", f"if=pflash,format=raw,file={vars_copy}"]
+                 "-drive", f"if=pflash,format=raw,{writable}file={vars_copy}"]
     argv += MEDIA_ARGS[media](target, stamp, term, interactive, work)
     if media != "direct" and not interactive:
         argv += ["-smbios", SMBIOS_TEST_OPTION]
     return argv + serial_args(term, interactive, log_path)
+
+
+def machine_args(accel: str, memory_mb: int, term: Console) -> list[str]:
+    """The machine every boot runs on (bench/boot.py boots its baseline on it too)."""
+    argv = ["-accel", accel, "-m", str(memory_mb), "-smp", "1", "-no-reboot", "-nic", "none",
+            "-display", "none", "-monitor", "none"]
+    return argv + ["-vga", "none"] if term.is_serial else argv
 
 
 # -- media -----------------------------------------------------------------------------------
@@ -159,7 +175,9 @@ def direct_args(target: Path, stamp: str, term: Console, interactive: bool,
 def iso_args(target: Path, stamp: str, term: Console, interactive: bool,
              work: Path) -> list[str]:
     image = find_image(target, iso_name(stamp), "iso")
-    return ["-drive", f"file={image},media=cdrom,readonly=on,format=raw", "-boot", "d"]
+    return ["-device", "virtio-scsi-pci,id=scsi", "-drive",
+            f"if=none,id=cd,file={image},media=cdrom,readonly=on,format=raw",
+            "-device", "scsi-cd,drive=cd,bootindex=0"]
 
 
 def usb_args(target: Path, stamp: str, term: Console, interactive: bool,
@@ -170,8 +188,9 @@ def usb_args(target: Path, stamp: str, term: Console, interactive: bool,
         with gzip.open(image, "rb") as src, open(raw, "wb") as dst:
             shutil.copyfileobj(src, dst, 1 << 20)
         image = raw
-    return ["-device", "qemu-xhci", "-drive", f"if=none,id=stick,file={image},format=raw",
-            "-device", "usb-storage,drive=stick,bootindex=0"]
+    return ["-device", "virtio-scsi-pci,id=scsi", "-drive",
+            f"if=none,id=stick,file={image},format=raw",
+            "-device", "scsi-hd,drive=stick,removable=on,bootindex=0"]
 
 
 MEDIA_ARGS: dict[str, Callable[[Path, str, Console, bool, Path], list[str]]] = {

@@ -24,7 +24,7 @@ COMMON_MODULES = (
     "normal", "linux", "serial", "terminal", "configfile", "search", "search_fs_file",
     "echo", "test", "smbios", "halt", "reboot", "part_msdos", "part_gpt", "fat", "iso9660",
 )
-BIOS_MODULES = (*COMMON_MODULES, "biosdisk")
+BIOS_MODULES = (*COMMON_MODULES, "biosdisk", "linux16")
 EFI_MODULES = (*COMMON_MODULES, "efi_gop", "efi_uga", "all_video")
 
 
@@ -55,14 +55,32 @@ def grub_cfg(stamp: str, console: Console) -> str:
         "  fi",
         "fi",
         "",
+        "# BIOS boots the kernel by its 16-bit protocol (linux16), UEFI by its EFI stub.",
+        "",
         f'menuentry "liveforge {stamp}" --id normal {{',
-        f"  linux /{KERNEL} {kernel_args}",
-        f"  initrd /{BOOT_ARCHIVE}",
+        *_load(kernel_args),
         "}",
         "",
         f'menuentry "liveforge {stamp} self-test (powers off)" --id test {{',
-        f"  linux /{KERNEL} {kernel_args} panic=-1 {TEST_ARG}",
-        f"  initrd /{BOOT_ARCHIVE}",
+        *_load(f"{kernel_args} panic=-1 {TEST_ARG}"),
         "}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _load(kernel_args: str) -> list[str]:
+    """A menu entry's body: load the kernel and the boot archive.
+
+    On BIOS the kernel is loaded by the 16-bit boot protocol (``linux16``), which runs the
+    kernel's own real-mode setup as a boot loader would on a PC; under emulation it reaches the
+    kernel about 2.5 s sooner than GRUB's 32-bit ``linux`` (bench/boot.py).
+    """
+    return [
+        '  if [ "$grub_platform" = "pc" ]; then',
+        f"    linux16 /{KERNEL} {kernel_args}",
+        f"    initrd16 /{BOOT_ARCHIVE}",
+        "  else",
+        f"    linux /{KERNEL} {kernel_args}",
+        f"    initrd /{BOOT_ARCHIVE}",
+        "  fi",
+    ]
