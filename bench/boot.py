@@ -9,6 +9,9 @@ kernel and a minimal initramfs whose init prints the marker and powers off: the 
 at all under TCG here. Each medium is then booted through liveforge.boot (direct,
 ISO BIOS/UEFI, USB BIOS/UEFI) from the given platform (default: the test fixture platform,
 Debian's kernel + busybox) and its time is reported as a ratio to the baseline (goal <= 1.5).
+A UEFI case is also compared with the same bare boot started by OVMF (``-kernel`` through the
+firmware's EFI loader; columns bare-uefi, ratio-uefi): that ratio is what the medium adds, while
+the first one also counts OVMF's own start against SeaBIOS's.
 Media are built once, before timing. Each medium's boot is paired with a bare boot run just
 before it, so a machine whose load drifts during the run still gives fair ratios; the figures are
 medians over --repeat pairs.
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import shutil
 import statistics
 import subprocess
 import sys
@@ -32,6 +36,7 @@ sys.path.insert(0, str(HERE.parent / "src"))
 import kernelfix  # noqa: E402
 from liveforge.boot import MEMORY_MB, boot, machine_args  # noqa: E402
 from liveforge.media import build_iso, build_usb, get_console  # noqa: E402
+from liveforge.media.hosttools import OVMF_CODE, OVMF_VARS  # noqa: E402
 
 MARKER = b"BARE-READY"
 BARE_INIT = "#!/bin/busybox sh\n/bin/busybox echo BARE-READY\n/bin/busybox poweroff -f\n"
@@ -57,12 +62,19 @@ def bare_initramfs() -> bytes:
     return gzip.compress(body, mtime=0)
 
 
-def time_bare(kernel: Path, initrd: Path, timeout: float = 120.0) -> float:
-    """Seconds from starting QEMU to the bare init's marker on the serial console."""
+def time_bare(kernel: Path, initrd: Path, work: Path, uefi: bool = False,
+              timeout: float = 120.0) -> float:
+    """Seconds from starting QEMU to the bare init's marker on the serial console; with
+    ``uefi``, the kernel is started by OVMF (its EFI stub), set up as the runner sets it up."""
+    firmware: list[str] = []
+    if uefi:
+        shutil.copyfile(OVMF_VARS, work / "bare-vars.fd")
+        firmware = ["-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
+                    "-drive", f"if=pflash,format=raw,readonly=on,file={work / 'bare-vars.fd'}"]
     started = time.monotonic()
     machine = machine_args("tcg", MEMORY_MB, get_console("ttya"))
     proc = subprocess.Popen(
-        ["qemu-system-x86_64", *machine, "-serial", "stdio",
+        ["qemu-system-x86_64", *machine, *firmware, "-serial", "stdio",
          "-kernel", str(kernel), "-initrd", str(initrd), "-append", "console=ttyS0 panic=-1"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     assert proc.stdout is not None
@@ -104,12 +116,14 @@ def main() -> int:
         if any(c.startswith("usb") for c in cases):
             images["usb"] = build_usb(platform, stamp, work / "usb")
 
-        print(f"{'case':<10} {'seconds':>8} {'bare':>6} {'ratio':>6}")
+        print(f"{'case':<10} {'seconds':>8} {'bare':>6} {'ratio':>6} {'bare-uefi':>10} "
+              f"{'ratio-uefi':>10}")
         for case in cases:
             media, uefi = CASES[case]
-            times, bares, ratios = [], [], []
+            times, bares, ratios, fw_bares, fw_ratios = [], [], [], [], []
             for i in range(args.repeat):
-                bare = time_bare(kernel, initrd)
+                bare = time_bare(kernel, initrd, work)
+                fw_bare = time_bare(kernel, initrd, work, uefi=True) if uefi else bare
                 result = boot(images[media], stamp, media=media, uefi=uefi, timeout=300,
                               log_path=work / f"{case}.{i}.log")
                 if not result.ok:
@@ -118,8 +132,12 @@ def main() -> int:
                 times.append(result.elapsed)
                 bares.append(bare)
                 ratios.append(result.elapsed / bare)
+                fw_bares.append(fw_bare)
+                fw_ratios.append(result.elapsed / fw_bare)
+            same_fw = (f"{statistics.median(fw_bares):10.2f} {statistics.median(fw_ratios):10.2f}"
+                       if uefi else f"{'-':>10} {'-':>10}")
             print(f"{case:<10} {statistics.median(times):8.2f} {statistics.median(bares):6.2f}"
-                  f" {statistics.median(ratios):6.2f}", flush=True)
+                  f" {statistics.median(ratios):6.2f} {same_fw}", flush=True)
     return 0
 
 
