@@ -13,11 +13,11 @@ separate fields. Paths are relative to the image root and must be *safe*: not ab
 ``..`` targets are legal); a hard link's target is a path in the image and must stay inside it.
 
 :func:`combine` reads several manifests (``manifest.d/*`` in name order, then each overlay's
-``manifest``), substitutes ``$VAR`` / ``${VAR}`` from build.env, keys the entries by path (the
-later one wins; a repeated path is a warning naming both lines, silent for identical ``d`` lines,
-an error with ``strict``) and returns a :class:`Manifest`; :func:`write_manifest` writes it sorted
-(``manifest.gen``). Every malformed line of every file is reported, then :class:`InputErrors` is
-raised.
+``manifest``), substitutes ``$VAR`` / ``${VAR}`` from build.env (a value may not leave a field
+empty or put whitespace in it), keys the entries by path (the later one wins; a repeated path is
+a warning naming both lines, silent for identical ``d`` lines, an error with ``strict``) and
+returns a :class:`Manifest`; :func:`write_manifest` writes it sorted (``manifest.gen``). Every
+malformed line of every file is reported, then :class:`InputErrors` is raised.
 """
 
 from __future__ import annotations
