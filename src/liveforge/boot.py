@@ -27,8 +27,8 @@ CD-ROM and a removable disk, as on a real machine):
   under TCG); an interactive boot may change it.
 
 A serial console needs no display adapter, so a machine booting onto one has none (``-vga
-none``): under TCG the firmware and GRUB drawing on a framebuffer cost seconds. The IDE and
-USB (xHCI) controllers cost 1-3 s more per boot than virtio-scsi (bench/boot.py measures the
+none``): under TCG, OVMF drawing its console on a framebuffer costs about half a second. The IDE
+and USB (xHCI) controllers cost 1-3 s more per boot than virtio-scsi (bench/boot.py measures the
 media; the figures are in the issue notes).
 
 The media's GRUB menu defaults to the normal entry; a boot test selects the ``liveforge.test=1``
