@@ -18,25 +18,12 @@ from typing import TypeVar
 from .errors import LiveforgeError
 from .events import Reporter
 from .graph import Plan, RunResult, Step
-from .kinds.base import BuildContext, Cancelled, Kind, ProcessGroup
+from .kinds.base import BuildContext, Cancelled, Kind
+from .proc import ProcessGroup, log_tail
 from .stamps import write_stamp
 from .workspace import Workspace
 
-TAIL_LINES = 30
 T = TypeVar("T")
-
-
-def log_tail(path: Path, lines: int = TAIL_LINES) -> str:
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, 2)
-            size = handle.tell()
-            handle.seek(max(0, size - 64 * 1024))
-            data = handle.read().decode(errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(data.splitlines()[-lines:])
-
 
 
 def context_for(ws: Workspace, step: Step, reporter: Reporter, log, log_path: Path,
@@ -68,7 +55,7 @@ def run_steps(ws: Workspace, plan: Plan, targets: Collection[str], reporter: Rep
         step = plan.steps[name]
         log_path = ws.log_dir / f"{step.log_name}.{buildstamp}.log"
         result.logs[name] = log_path
-        started = time.monotonic()
+        began = time.monotonic()
         error: BaseException | None = None
         try:
             with open(log_path, "wb") as log:
@@ -84,7 +71,7 @@ def run_steps(ws: Workspace, plan: Plan, targets: Collection[str], reporter: Rep
                 traceback.format_exc()
             with open(log_path, "ab") as log:
                 log.write(why.encode())
-        done.put((name, error, time.monotonic() - started))
+        done.put((name, error, time.monotonic() - began))
 
     reporter.begin(len(wanted))
     try:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import posixpath
 import shutil
+import signal
 import stat
 import subprocess
 import tarfile
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import IO
 
 from .errors import FetchError, LiveforgeError
+from .proc import signal_group, spawn, wait_group
 
 
 class UnsafeArchiveError(LiveforgeError):
@@ -255,24 +257,24 @@ def install_deb(deb: Path, dest: Path, workdir: Path) -> list[Entry]:
     workdir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".deb.", dir=workdir))
     try:
-        proc = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = spawn(["dpkg-deb", "--fsys-tarfile", str(deb)], stdin=subprocess.DEVNULL,
+                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         assert proc.stdout is not None and proc.stderr is not None
         stream: IO[bytes] = proc.stdout
         try:
             with tarfile.open(fileobj=stream, mode="r|") as tar:
                 entries = extract_tar(tar, tmp, deb.name, allow_absolute_symlinks=True)
         except (tarfile.TarError, EOFError) as exc:
-            proc.kill()
-            proc.wait()
+            signal_group(proc, signal.SIGKILL)
+            wait_group(proc)
             raise FetchError(f"{deb}: cannot read the package data: {exc}: "
                              f"{proc.stderr.read().decode(errors='replace').strip()}") from None
         except BaseException:
-            proc.kill()
-            proc.wait()
+            signal_group(proc, signal.SIGKILL)
+            wait_group(proc)
             raise
         err = proc.stderr.read().decode(errors="replace").strip()
-        if proc.wait() != 0:
+        if wait_group(proc) != 0:
             raise FetchError(f"{deb}: dpkg-deb --fsys-tarfile failed: {err}")
         merge_tree(tmp, dest, move=True)
         return entries

@@ -9,7 +9,6 @@ so a package that is up to date is delivered again without rebuilding.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import tempfile
 from collections.abc import Mapping
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import BuildError
+from ..proc import log_tail
 from ..sources import Fetcher
 from ..unpack import remove_tree, replace_tree, unpack_source
 from .base import BuildContext
@@ -120,17 +120,7 @@ def _run(ctx: BuildContext, v: Variant, argv: list[str], cwd: Path, env: Mapping
         ctx.run(argv, cwd=cwd, env=env, what=f"{v.pkg.name} {v.dirname}: {step}")
     except BuildError as exc:
         raise BuildError(f"extra package {exc} (build folder {cwd}, log {ctx.log_path})",
-                         ctx.log_path, exc.tail or log_tail(ctx.log_path)) from None
-
-
-def log_tail(path: Path, lines: int = 20) -> str:
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            handle.seek(max(0, handle.tell() - 16384))
-            return "\n".join(handle.read().decode(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
+                         ctx.log_path, exc.tail or log_tail(ctx.log_path, 20)) from None
 
 
 def compile_install(ctx: BuildContext, v: Variant, src: Path, stage: Path,
