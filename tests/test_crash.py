@@ -1,5 +1,5 @@
-"""A build that dies: SIGKILL, SIGINT/SIGTERM/SIGHUP. No child outlives liveforge, and the next
-run builds."""
+"""A build that dies: SIGKILL, SIGINT/SIGTERM/SIGHUP. No child outlives liveforge, the next run
+builds, and ``status`` tells a running step from one never built."""
 
 from __future__ import annotations
 
@@ -96,3 +96,17 @@ def test_termination_signals_stop_children_with_a_clear_message(
     unslow(root, nap)
     code, events = run(root, "world", capsys=capsys)
     assert code == 0 and built(events) == {"slow", "after"}
+
+
+def test_status_says_building_for_the_running_step(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    nap = f"63.{os.getpid()}"
+    root = slow_workspace(tmp_path, capsys, nap)
+    proc = start_world(root, nap)
+    try:
+        rows = status_rows(root)
+        assert rows["slow"]["state"] == "building"
+        assert rows["after"]["state"] == "never built"
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+    assert status_rows(root)["slow"]["state"] == "never built"

@@ -20,6 +20,7 @@ from .events import Reporter
 from .graph import Plan, RunResult, Step
 from .kinds.base import BuildContext, Cancelled, Kind
 from .proc import ProcessGroup, log_tail
+from .running import finished, forget_dead, started
 from .stamps import write_stamp
 from .workspace import Workspace
 
@@ -43,6 +44,7 @@ def run_steps(ws: Workspace, plan: Plan, targets: Collection[str], reporter: Rep
     ws.log_dir.mkdir(parents=True, exist_ok=True)
     ws.proto.mkdir(parents=True, exist_ok=True)
     ws.manifest_d.mkdir(parents=True, exist_ok=True)
+    forget_dead(ws)
     procs = ProcessGroup()
     done: queue.Queue[tuple[str, BaseException | None, float]] = queue.Queue()
     result = RunResult()
@@ -58,6 +60,7 @@ def run_steps(ws: Workspace, plan: Plan, targets: Collection[str], reporter: Rep
         began = time.monotonic()
         error: BaseException | None = None
         try:
+            started(ws, name)
             with open(log_path, "wb") as log:
                 ctx = context_for(ws, step, reporter, log, log_path, procs, options)
                 step.kind.build(ctx)
@@ -71,6 +74,8 @@ def run_steps(ws: Workspace, plan: Plan, targets: Collection[str], reporter: Rep
                 traceback.format_exc()
             with open(log_path, "ab") as log:
                 log.write(why.encode())
+        finally:
+            finished(ws, name)
         done.put((name, error, time.monotonic() - began))
 
     reporter.begin(len(wanted))
