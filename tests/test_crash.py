@@ -1,5 +1,6 @@
 """A build that dies: SIGKILL, SIGINT/SIGTERM/SIGHUP. No child outlives liveforge, the next run
-builds, and ``status`` tells a running step from one never built."""
+builds, ``status`` tells a running step from one never built, and every verb removes what a
+killed run of it left (and only that)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,17 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from debutil import build_deb
+from kernelfix import STAMP, shared_platform
 from wsutil import built, make_workspace, run
+
+HERE = Path(__file__).parent
 
 
 def _pids(pattern: str) -> list[int]:
@@ -110,3 +116,113 @@ def test_status_says_building_for_the_running_step(tmp_path: Path, capsys) -> No
         proc.terminate()
         proc.communicate(timeout=30)
     assert status_rows(root)["slow"]["state"] == "never built"
+
+
+# -- scratch trees and temporaries ------------------------------------------------------------
+
+def test_replace_tree_beats_a_writer_left_running(tmp_path: Path) -> None:
+    """A scratch tree is replaced although a process still writes into the old one."""
+    from liveforge.scratch import replace_tree
+
+    dest = tmp_path / "build"
+    deep = dest / "a/b"
+    deep.mkdir(parents=True)
+    writer = subprocess.Popen(["sh", "-c", f'cd "{deep}" && i=0; while :; do i=$((i+1)); '
+                               ': > f$i; done'])
+    try:
+        time.sleep(0.2)
+        for n in range(20):
+            new = tmp_path / f"new{n}"
+            (new / "x").mkdir(parents=True)
+            replace_tree(new, dest)
+            assert sorted(p.name for p in dest.iterdir()) == ["x"]
+            deep = dest / "a/b"
+            deep.mkdir(parents=True)
+    finally:
+        writer.kill()
+        writer.wait()
+
+
+def _helper(code: str, *args: str) -> subprocess.Popen[bytes]:
+    """A Python process that runs ``code`` and says ``ready`` when it reaches the point where
+    it is to be killed."""
+    proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE,
+                            env={**os.environ, "PYTHONPATH": str(HERE)})
+    assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+    return proc
+
+
+def _hidden(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if p.name.startswith("."))
+
+
+BLOCK = "def block(*a, **k):\n    print('ready', flush=True); time.sleep(120)\n"
+
+DEB_HELPER = ("import sys, time\nfrom pathlib import Path\nimport liveforge.unpack as u\n"
+              "def block(tar, dest, label, **k):\n    (Path(dest) / 'partial').write_text('x')\n"
+              "    print('ready', flush=True); time.sleep(120)\n"
+              "u.extract_tar = block\n"
+              "u.install_deb(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]))\n")
+
+
+def test_deb_unpack_removes_what_a_killed_one_left(tmp_path: Path) -> None:
+    from liveforge.unpack import install_deb
+
+    deb = build_deb(tmp_path / "t.deb", "t", "1", files={"usr/share/t/big": "x" * 100000})
+    proto, work = tmp_path / "proto", tmp_path / "work"
+    killed = _helper(DEB_HELPER, str(deb), str(proto), str(work))
+    killed.kill()
+    killed.wait()
+    left = _hidden(work)
+    assert left, "the killed unpack left nothing to clean"
+    running = _helper(DEB_HELPER, str(deb), str(proto), str(work))
+    try:
+        theirs = [n for n in _hidden(work) if n not in left]
+        install_deb(deb, proto, work)
+        assert (proto / "usr/share/t/big").stat().st_size == 100000
+        assert _hidden(work) == theirs  # the dead run's are gone, the live one's kept
+    finally:
+        running.kill()
+        running.wait()
+
+
+MEDIA_HELPER = ("import sys, time\nfrom pathlib import Path\n" + BLOCK +
+                "import liveforge.media.{mod} as m\nm.{step} = block\n"
+                "m.build_{mod}(Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]))\n")
+
+
+@pytest.mark.parametrize("mod,step,names", [
+    ("iso", "run_xorriso", ["platform-{}.iso"]),
+    ("usb", "compress", ["partition.map", "platform-{}.usb.gz"]),
+])
+def test_media_verb_removes_what_a_killed_one_left(tmp_path: Path, mod: str, step: str,
+                                                   names: list[str]) -> None:
+    from liveforge import media
+
+    out = tmp_path / f"output-{mod}"
+    platform = shared_platform()
+    killed = _helper(MEDIA_HELPER.format(mod=mod, step=step), str(platform), STAMP, str(out))
+    killed.kill()
+    killed.wait()
+    assert _hidden(out), "the killed run left nothing to clean"
+    getattr(media, f"build_{mod}")(platform, STAMP, out)
+    assert sorted(p.name for p in out.iterdir()) == [n.format(STAMP) for n in names]
+
+
+def test_leftovers_of_this_process_in_progress_are_kept(tmp_path: Path) -> None:
+    """Two threads of one run share a work folder: one's cleaning never takes the other's."""
+    from liveforge.scratch import make_temp_dir, remove_leftovers, remove_temp
+
+    mine = make_temp_dir(tmp_path, "deb")
+    done = make_temp_dir(tmp_path, "deb")
+    remove_temp(done)
+    stale = tmp_path / f".deb.lf-tmp-{os.getpid()}.old"  # this PID's, not in progress
+    stale.mkdir()
+    seen: list[bool] = []
+    thread = threading.Thread(target=lambda: (remove_leftovers(tmp_path),
+                                              seen.append(mine.is_dir())))
+    thread.start()
+    thread.join()
+    assert seen == [True] and not stale.exists() and not done.exists()
+    remove_temp(mine)
+    assert list(tmp_path.iterdir()) == []

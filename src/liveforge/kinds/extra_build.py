@@ -17,8 +17,9 @@ from pathlib import Path
 
 from ..errors import BuildError
 from ..proc import log_tail
+from ..scratch import make_temp_dir, remove_leftovers, remove_temp, replace_tree
 from ..sources import Fetcher
-from ..unpack import remove_tree, replace_tree, unpack_source
+from ..unpack import unpack_source
 from .base import BuildContext
 from .extra_package import Package, VariantOptions
 
@@ -150,13 +151,12 @@ def build_variant(ctx: BuildContext, fetcher: Fetcher, v: Variant, build_root: P
     """The whole variant build; returns its staging folder (replaced only on success)."""
     ctx.note(f"building {v.pkg.name} {v.dirname}")
     src = prepare(ctx, fetcher, v, build_root)
-    stage_root.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(stage_root)
     stage = stage_root / v.dirname
-    tmp = Path(tempfile.mkdtemp(prefix=f".{v.dirname}.", dir=stage_root))
+    tmp = make_temp_dir(stage_root, v.dirname)
     try:
         compile_install(ctx, v, src, tmp, against)
         replace_tree(tmp, stage)
     finally:
-        if tmp.exists():
-            remove_tree(tmp)
+        remove_temp(tmp)
     return stage

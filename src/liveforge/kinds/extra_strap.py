@@ -18,8 +18,9 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from ..keyvalue import write_atomic
+from ..scratch import remove_tree
 from ..sources import sha256_file
-from ..unpack import UnsafeArchiveError, extract_tar, merge_tree, remove_tree
+from ..unpack import UnsafeArchiveError, extract_tar, merge_tree
 
 FORMAT = 1
 
