@@ -262,7 +262,7 @@ VERBS: dict[str, tuple[Callable[[Ctx], int], str]] = {
     "world": (cmd_world, "build every stale component"),
     "build": (cmd_build, "build one component (dependents are not rebuilt)"),
     "shell": (cmd_shell, "a shell with a component's build environment"),
-    "status": (cmd_status, "each component: up to date, stale and why, never built"),
+    "status": (cmd_status, "each component: up to date, stale and why, never built, building"),
     "update": (cmd_update, "git pull --rebase every project, run update targets"),
     "clean": (cmd_clean, "components' clean targets; remove proto areas and stamps"),
     "clobber": (cmd_clobber, "clean, and remove every output"),
