@@ -163,7 +163,8 @@ def test_strap_cache_reused_corrupt_and_forced(tmp_path: Path, www: tuple[Path, 
     assert world(third) == 0
     assert "is corrupt" in logs(third)
     assert (state(third) / "build/libdemo/libdemo-1.0-64strap").is_dir()
-    assert entries[0].stat().st_size > 100
+    [rebuilt] = list((tmp_path / "xdg/liveforge/strap").glob("*.tar.gz"))
+    assert rebuilt.stat().st_size > 100
     # FORCE_STRAP_REBUILD=yes builds locally although the cache has the entry
     fourth = make_ws(tmp_path / "ws4", www)
     (fourth / "build.env").write_text("FORCE_STRAP_REBUILD=yes\n")

@@ -60,6 +60,7 @@ from .media.hosttools import OVMF_CODE, OVMF_VARS, QEMU_TOOLS, UEFI_TOOLS, requi
 from .media.iso import iso_name
 from .media.layout import check_stamp, platform_files
 from .media.usb import usb_name
+from .proc import die_with_parent
 
 MEDIA = ("direct", "iso", "usb")
 DEFAULT_TIMEOUT = 180.0
@@ -318,17 +319,6 @@ def watch(argv: list[str], stamp: str, timeout: float, log_path: Path, stderr_pa
     if status != "ready" and verdict.hints:
         message += " (" + "; ".join(verdict.hints) + ")"
     return BootResult(status == "ready", status, message, elapsed, log_path, tail, proc.pid)
-
-
-def die_with_parent() -> None:
-    """In the child before exec: the kernel kills QEMU if liveforge itself dies (even by
-    SIGKILL), so not even a killed runner leaves a guest behind (Linux PR_SET_PDEATHSIG)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass
 
 
 def clean(raw: bytes) -> str:

@@ -262,7 +262,7 @@ VERBS: dict[str, tuple[Callable[[Ctx], int], str]] = {
     "world": (cmd_world, "build every stale component"),
     "build": (cmd_build, "build one component (dependents are not rebuilt)"),
     "shell": (cmd_shell, "a shell with a component's build environment"),
-    "status": (cmd_status, "each component: up to date, stale and why, never built"),
+    "status": (cmd_status, "each component: up to date, stale and why, never built, building"),
     "update": (cmd_update, "git pull --rebase every project, run update targets"),
     "clean": (cmd_clean, "components' clean targets; remove proto areas and stamps"),
     "clobber": (cmd_clobber, "clean, and remove every output"),
@@ -424,6 +424,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     verbose = -1 if args.quiet else (args.verbose or 0)
     reporter = make_reporter(json_mode=args.json, verbose=verbose)
     func = VERBS[args.verb][0]
+    from .proc import Interrupted, handle_stop_signals
+
+    restore_signals = handle_stop_signals()
     try:
         return func(Ctx(args=args, reporter=reporter))
     except InputErrors as exc:
@@ -436,11 +439,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LiveforgeError as exc:
         print(f"liveforge: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("liveforge: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        signum = exc.signum if isinstance(exc, Interrupted) else 2  # SIGINT
+        name = exc.name if isinstance(exc, Interrupted) else "SIGINT"
+        print(f"liveforge: interrupted by {name}", file=sys.stderr)
+        return 128 + signum
     except BrokenPipeError:
         os._exit(1)
+    finally:
+        restore_signals()
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from .errors import InputError, InputErrors
+from .scratch import tmp_name
 
 KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -61,7 +62,7 @@ def read_bytes(path: str | Path) -> bytes:
 
 def write_atomic(path: Path, data: str | bytes) -> None:
     """Write ``data`` to a temporary file beside ``path``, fsync, and rename it into place."""
-    tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
+    tmp = path.with_name(tmp_name(path.name))  # a killed run's is a leftover (scratch.py)
     mode = "wb" if isinstance(data, bytes) else "w"
     with open(tmp, mode) as handle:
         handle.write(data)

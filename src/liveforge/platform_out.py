@@ -35,10 +35,11 @@ from typing import Any
 from .archive import write_archives
 from .assemble import Image
 from .errors import BuildError
+from .scratch import TMP_MARK
+from .scratch import remove_leftovers as _remove_leftovers
 from .workspace import stamp_epoch
 
 LATEST = "platform-latest"
-TMP_MARK = ".lf-tmp-"
 RENAME_EXCHANGE = 2
 AT_FDCWD = -100
 
@@ -165,31 +166,6 @@ def _link(output_dir: Path, name: str, target: str) -> None:
         os.unlink(tmp)
     os.symlink(target, tmp)
     os.replace(tmp, output_dir / name)
-
-
-def _remove_leftovers(output_dir: Path) -> None:
-    """Remove the hidden temporaries of killed runs (their process is gone)."""
-    for child in output_dir.iterdir():
-        name = child.name
-        if not name.startswith(".") or TMP_MARK not in name:
-            continue
-        pid = name.rsplit(TMP_MARK, 1)[1]
-        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
-            continue
-        if child.is_dir() and not child.is_symlink():
-            shutil.rmtree(child, ignore_errors=True)
-        else:
-            child.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # -- gitstatus --------------------------------------------------------------------------------

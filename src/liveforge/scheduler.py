@@ -18,25 +18,13 @@ from typing import TypeVar
 from .errors import LiveforgeError
 from .events import Reporter
 from .graph import Plan, RunResult, Step
-from .kinds.base import BuildContext, Cancelled, Kind, ProcessGroup
+from .kinds.base import BuildContext, Cancelled, Kind
+from .proc import ProcessGroup, log_tail
+from .running import finished, forget_dead, started
 from .stamps import write_stamp
 from .workspace import Workspace
 
-TAIL_LINES = 30
 T = TypeVar("T")
-
-
-def log_tail(path: Path, lines: int = TAIL_LINES) -> str:
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, 2)
-            size = handle.tell()
-            handle.seek(max(0, size - 64 * 1024))
-            data = handle.read().decode(errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(data.splitlines()[-lines:])
-
 
 
 def context_for(ws: Workspace, step: Step, reporter: Reporter, log, log_path: Path,
@@ -56,6 +44,7 @@ def run_steps(ws: Workspace, plan: Plan, targets: Collection[str], reporter: Rep
     ws.log_dir.mkdir(parents=True, exist_ok=True)
     ws.proto.mkdir(parents=True, exist_ok=True)
     ws.manifest_d.mkdir(parents=True, exist_ok=True)
+    forget_dead(ws)
     procs = ProcessGroup()
     done: queue.Queue[tuple[str, BaseException | None, float]] = queue.Queue()
     result = RunResult()
@@ -68,9 +57,10 @@ def run_steps(ws: Workspace, plan: Plan, targets: Collection[str], reporter: Rep
         step = plan.steps[name]
         log_path = ws.log_dir / f"{step.log_name}.{buildstamp}.log"
         result.logs[name] = log_path
-        started = time.monotonic()
+        began = time.monotonic()
         error: BaseException | None = None
         try:
+            started(ws, name)
             with open(log_path, "wb") as log:
                 ctx = context_for(ws, step, reporter, log, log_path, procs, options)
                 step.kind.build(ctx)
@@ -84,7 +74,9 @@ def run_steps(ws: Workspace, plan: Plan, targets: Collection[str], reporter: Rep
                 traceback.format_exc()
             with open(log_path, "ab") as log:
                 log.write(why.encode())
-        done.put((name, error, time.monotonic() - started))
+        finally:
+            finished(ws, name)
+        done.put((name, error, time.monotonic() - began))
 
     reporter.begin(len(wanted))
     try:

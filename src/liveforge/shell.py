@@ -8,7 +8,7 @@ import sys
 
 from .events import Reporter
 from .graph import make_steps
-from .kinds.base import ProcessGroup
+from .proc import ProcessGroup
 from .scheduler import context_for
 from .workspace import Workspace
 from .world import resolve_target

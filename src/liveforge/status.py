@@ -1,4 +1,5 @@
-"""``liveforge status``: every step, up to date / stale and why / never built."""
+"""``liveforge status``: every step, up to date / stale and why / never built, or building
+(a running liveforge is building it now)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ import sys
 from typing import Any
 
 from .graph import plan
+from .running import building
 from .stamps import read_stamp
 from .workspace import Workspace
 
 
 def status(ws: Workspace) -> list[dict[str, Any]]:
     p = plan(ws)
+    now = building(ws)
     rows = []
     for name in p.order:
         step = p.steps[name]
@@ -19,6 +22,8 @@ def status(ws: Workspace) -> list[dict[str, Any]]:
         stamp = read_stamp(ws.stamp_path(step.stamp_name))
         state = "up to date" if not reasons else (
             "never built" if reasons == ["never built"] else "stale")
+        if name in now:
+            state = "building"
         rows.append({"component": name, "kind": step.spec.kind, "state": state,
                      "why": [] if state != "stale" else reasons,
                      "built": stamp.get("built") if stamp else None})
@@ -31,7 +36,8 @@ def print_status(rows: list[dict[str, Any]]) -> None:
         from rich.table import Table
 
         table = Table("component", "kind", "state", "why", "built")
-        colour = {"up to date": "green", "stale": "yellow", "never built": "red"}
+        colour = {"up to date": "green", "stale": "yellow", "never built": "red",
+                  "building": "cyan"}
         for r in rows:
             table.add_row(r["component"], r["kind"],
                           f"[{colour[r['state']]}]{r['state']}[/]", "; ".join(r["why"]),

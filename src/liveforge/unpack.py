@@ -7,7 +7,9 @@ the name checks, the directory a member lands in is resolved on disk and must st
 the destination, so a chain of links planted by earlier members cannot redirect a later one.
 
 Unpacking goes to a temporary directory beside the destination, which is renamed (a source
-tree) or merged entry by entry (a .deb into proto/) only when the whole archive was good.
+tree) or merged entry by entry (a .deb into proto/) only when the whole archive was good. The
+temporaries carry their owner's process id: those of a killed run are removed by the next
+unpack into the same place (see :mod:`liveforge.scratch`).
 """
 
 from __future__ import annotations
@@ -15,16 +17,18 @@ from __future__ import annotations
 import os
 import posixpath
 import shutil
+import signal
 import stat
 import subprocess
 import tarfile
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from .errors import FetchError, LiveforgeError
+from .proc import signal_group, spawn, wait_group
+from .scratch import make_temp_dir, remove_leftovers, remove_temp, replace_tree
 
 
 class UnsafeArchiveError(LiveforgeError):
@@ -175,8 +179,8 @@ def unpack_source(archive: Path, dest: Path,
     """Unpack a source tarball to ``dest`` (replaced if present): into a temporary folder
     beside it, descend into the single top directory if there is one, run ``prepare`` on the
     tree (patching), then rename. On any error nothing is left behind."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    remove_leftovers(dest.parent)
+    tmp = make_temp_dir(dest.parent, dest.name)
     try:
         unpack_tarball(archive, tmp)
         top = [p for p in tmp.iterdir()]
@@ -185,30 +189,8 @@ def unpack_source(archive: Path, dest: Path,
             prepare(tree)
         replace_tree(tree, dest)
     finally:
-        if tmp.exists():
-            remove_tree(tmp)
+        remove_temp(tmp)
     return dest
-
-
-def replace_tree(new: Path, dest: Path) -> None:
-    """Put the finished tree ``new`` at ``dest``, removing whatever was there."""
-    if dest.exists() or dest.is_symlink():
-        remove_tree(dest)
-    os.rename(new, dest)
-
-
-def remove_tree(path: Path) -> None:
-    """Remove a tree even where unpacked directory modes forbid writing."""
-    if path.is_symlink() or not path.is_dir():
-        path.unlink(missing_ok=True)
-        return
-    os.chmod(path, 0o700)
-    for dirpath, dirnames, _files in os.walk(path):
-        for name in dirnames:
-            full = os.path.join(dirpath, name)
-            if not os.path.islink(full):
-                os.chmod(full, 0o700)
-    shutil.rmtree(path)
 
 
 def merge_tree(src: Path, dst: Path, *, move: bool = False) -> None:
@@ -252,29 +234,29 @@ def install_deb(deb: Path, dest: Path, workdir: Path) -> list[Entry]:
     """Unpack a .deb's data (``dpkg-deb --fsys-tarfile``) with the member checks, into a
     temporary folder under ``workdir`` (same file system as ``dest``), then merge into ``dest``.
     Absolute symlinks are allowed (they resolve against the image root)."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".deb.", dir=workdir))
+    remove_leftovers(workdir)
+    tmp = make_temp_dir(workdir, "deb")
     try:
-        proc = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = spawn(["dpkg-deb", "--fsys-tarfile", str(deb)], stdin=subprocess.DEVNULL,
+                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         assert proc.stdout is not None and proc.stderr is not None
         stream: IO[bytes] = proc.stdout
         try:
             with tarfile.open(fileobj=stream, mode="r|") as tar:
                 entries = extract_tar(tar, tmp, deb.name, allow_absolute_symlinks=True)
         except (tarfile.TarError, EOFError) as exc:
-            proc.kill()
-            proc.wait()
+            signal_group(proc, signal.SIGKILL)
+            wait_group(proc)
             raise FetchError(f"{deb}: cannot read the package data: {exc}: "
                              f"{proc.stderr.read().decode(errors='replace').strip()}") from None
         except BaseException:
-            proc.kill()
-            proc.wait()
+            signal_group(proc, signal.SIGKILL)
+            wait_group(proc)
             raise
         err = proc.stderr.read().decode(errors="replace").strip()
-        if proc.wait() != 0:
+        if wait_group(proc) != 0:
             raise FetchError(f"{deb}: dpkg-deb --fsys-tarfile failed: {err}")
         merge_tree(tmp, dest, move=True)
         return entries
     finally:
-        remove_tree(tmp)
+        remove_temp(tmp)

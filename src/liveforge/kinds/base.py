@@ -13,11 +13,11 @@ import os
 from pathlib import Path
 
 from ..errors import BuildError
+from ..proc import ProcessGroup
 from ..records import Record
 
 TYPE_CHECKING = False  # typing's, without importing typing
 if TYPE_CHECKING:
-    import subprocess
     from collections.abc import Mapping, Sequence
     from typing import IO, Protocol
 
@@ -32,56 +32,6 @@ STRAP = "strap"
 
 class Cancelled(BuildError):
     """The run was interrupted; the step writes no stamp."""
-
-
-class ProcessGroup:
-    """Children started by every running build, so an interrupt can stop them all."""
-
-    def __init__(self) -> None:
-        import threading  # only when something is built
-
-        self.lock = threading.Lock()
-        self.procs: set[subprocess.Popen[bytes]] = set()
-        self.cancelled = threading.Event()
-
-    def add(self, proc: subprocess.Popen[bytes]) -> None:
-        with self.lock:
-            self.procs.add(proc)
-        if self.cancelled.is_set():
-            self.kill(proc)
-
-    def discard(self, proc: subprocess.Popen[bytes]) -> None:
-        with self.lock:
-            self.procs.discard(proc)
-
-    @staticmethod
-    def kill(proc: subprocess.Popen[bytes], sig: int | None = None) -> None:
-        """Signal the process group of ``proc`` (default: SIGTERM)."""
-        import signal
-
-        if sig is None:
-            sig = signal.SIGTERM
-        try:
-            os.killpg(proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-    def cancel(self) -> None:
-        """Stop every child: SIGTERM to each process group, SIGKILL to stragglers."""
-        import signal
-        import subprocess
-
-        self.cancelled.set()
-        with self.lock:
-            procs = list(self.procs)
-        for proc in procs:
-            self.kill(proc)
-        for proc in procs:
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.kill(proc, signal.SIGKILL)
-                proc.wait()
 
 
 class BuildContext(Record):
@@ -145,17 +95,12 @@ class BuildContext(Record):
         args = [str(a) for a in argv]
         self.note(" ".join(args) + (f"   (in {cwd})" if cwd else ""))
         try:
-            proc = subprocess.Popen(args, cwd=cwd, env=dict(env) if env is not None
+            proc = self.procs.spawn(args, cwd=cwd, env=dict(env) if env is not None
                                     else self.base_env(), stdin=subprocess.DEVNULL,
-                                    stdout=self.log, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+                                    stdout=self.log, stderr=subprocess.STDOUT)
         except OSError as exc:
             raise BuildError(f"cannot run {args[0]}: {exc.strerror}", self.log_path) from None
-        self.procs.add(proc)
-        try:
-            status = proc.wait()
-        finally:
-            self.procs.discard(proc)
+        status = self.procs.wait(proc)
         if self.procs.cancelled.is_set():
             raise Cancelled("interrupted")
         if status != 0:

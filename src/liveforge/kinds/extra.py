@@ -39,10 +39,11 @@ from pathlib import Path
 
 from ..errors import InputError, UsageError
 from ..keyvalue import write_atomic
+from ..scratch import remove_tree
 from ..sources import Fetcher, sha256_file
 from ..stamps import read_stamp
 from ..treehash import TreeHasher
-from ..unpack import merge_tree, remove_tree
+from ..unpack import merge_tree
 from ..workspace import ComponentSpec, Workspace
 from . import extra_strap
 from .base import MAIN, STRAP, BuildContext

@@ -9,7 +9,6 @@ so a package that is up to date is delivered again without rebuilding.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import tempfile
 from collections.abc import Mapping
@@ -17,8 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import BuildError
+from ..proc import log_tail
+from ..scratch import make_temp_dir, remove_leftovers, remove_temp, replace_tree
 from ..sources import Fetcher
-from ..unpack import remove_tree, replace_tree, unpack_source
+from ..unpack import unpack_source
 from .base import BuildContext
 from .extra_package import Package, VariantOptions
 
@@ -120,17 +121,7 @@ def _run(ctx: BuildContext, v: Variant, argv: list[str], cwd: Path, env: Mapping
         ctx.run(argv, cwd=cwd, env=env, what=f"{v.pkg.name} {v.dirname}: {step}")
     except BuildError as exc:
         raise BuildError(f"extra package {exc} (build folder {cwd}, log {ctx.log_path})",
-                         ctx.log_path, exc.tail or log_tail(ctx.log_path)) from None
-
-
-def log_tail(path: Path, lines: int = 20) -> str:
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            handle.seek(max(0, handle.tell() - 16384))
-            return "\n".join(handle.read().decode(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
+                         ctx.log_path, exc.tail or log_tail(ctx.log_path, 20)) from None
 
 
 def compile_install(ctx: BuildContext, v: Variant, src: Path, stage: Path,
@@ -160,13 +151,12 @@ def build_variant(ctx: BuildContext, fetcher: Fetcher, v: Variant, build_root: P
     """The whole variant build; returns its staging folder (replaced only on success)."""
     ctx.note(f"building {v.pkg.name} {v.dirname}")
     src = prepare(ctx, fetcher, v, build_root)
-    stage_root.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(stage_root)
     stage = stage_root / v.dirname
-    tmp = Path(tempfile.mkdtemp(prefix=f".{v.dirname}.", dir=stage_root))
+    tmp = make_temp_dir(stage_root, v.dirname)
     try:
         compile_install(ctx, v, src, tmp, against)
         replace_tree(tmp, stage)
     finally:
-        if tmp.exists():
-            remove_tree(tmp)
+        remove_temp(tmp)
     return stage

@@ -2,9 +2,12 @@
 
 The key is the hash of every strap package's inputs (package folder, patches, variants, the
 build.env keys the component sees, the host compiler), so any workspace whose strap packages
-are the same reuses the tarball instead of building. Entries live in the shared cache:
-``<cache>/strap/<key>.tar.gz`` beside ``<key>.tar.gz.sha256``; an entry whose checksum does not
-match (or that cannot be read) is deleted and the strap packages are built again.
+are the same reuses the tarball instead of building. Entries live in the shared cache as
+``<cache>/strap/<key>.<sha256>.tar.gz``: the tarball's own checksum is part of its name, so an
+entry appears whole, under one rename of a hidden temporary (``.<key>...lf-tmp-<pid>``), and a
+reader never sees an entry without its checksum. An entry whose content does not match its name
+(or that cannot be read) is deleted and the strap packages are built again; a killed writer's
+temporary is removed by the next store.
 """
 
 from __future__ import annotations
@@ -12,16 +15,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tarfile
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
-from ..keyvalue import write_atomic
+from ..scratch import make_temp_dir, remove_leftovers, remove_temp, tmp_name
 from ..sources import sha256_file
-from ..unpack import UnsafeArchiveError, extract_tar, merge_tree, remove_tree
+from ..unpack import UnsafeArchiveError, extract_tar, merge_tree
 
 FORMAT = 1
+SUFFIX = ".tar.gz"
 
 
 def strap_key(hashes: Mapping[str, str]) -> str:
@@ -31,47 +35,58 @@ def strap_key(hashes: Mapping[str, str]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def entry_paths(cache_dir: Path, key: str) -> tuple[Path, Path]:
-    tarball = cache_dir / "strap" / f"{key}.tar.gz"
-    return tarball, tarball.with_name(tarball.name + ".sha256")
-
-
-def _drop(paths: Iterable[Path]) -> None:
-    for p in paths:
-        p.unlink(missing_ok=True)
+def entries(cache_dir: Path, key: str) -> list[tuple[Path, str]]:
+    """The entries stored for ``key``, newest first, each with the checksum its name records."""
+    pattern = re.compile(rf"{re.escape(key)}\.([0-9a-f]{{64}}){re.escape(SUFFIX)}")
+    found = []
+    try:
+        names = os.listdir(cache_dir / "strap")
+    except FileNotFoundError:
+        return []
+    for name in names:
+        m = pattern.fullmatch(name)
+        if m:
+            path = cache_dir / "strap" / name
+            try:
+                found.append((path.stat().st_mtime_ns, path, m.group(1)))
+            except FileNotFoundError:  # replaced meanwhile
+                continue
+    return [(path, digest) for _, path, digest in sorted(found, reverse=True)]
 
 
 def restore(cache_dir: Path, key: str, dest: Path, workdir: Path,
             note: Callable[[str], None]) -> bool:
     """Unpack the cached entry for ``key`` into ``dest``; False when there is no good one."""
-    tarball, sumfile = entry_paths(cache_dir, key)
-    if not tarball.is_file():
-        note(f"no strap cache entry {tarball.name}")
-        return False
-    try:
-        expected = sumfile.read_text().split()[0]
-    except (OSError, IndexError):
-        expected = ""
-    actual = sha256_file(tarball)
-    if actual != expected:
-        note(f"strap cache entry {tarball} is corrupt (sha256 {actual}, recorded "
-             f"{expected or 'nothing'}): deleting it and building")
-        _drop([tarball, sumfile])
-        return False
-    workdir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".strap.", dir=workdir))
-    try:
-        with tarfile.open(tarball, "r:gz") as tar:
-            extract_tar(tar, tmp, str(tarball))
-        merge_tree(tmp, dest, move=True)
-    except (tarfile.TarError, EOFError, OSError, UnsafeArchiveError) as exc:
-        note(f"strap cache entry {tarball} is unusable ({exc}): deleting it and building")
-        _drop([tarball, sumfile])
-        return False
-    finally:
-        remove_tree(tmp)
-    note(f"proto.strap restored from the strap cache ({tarball})")
-    return True
+    remove_leftovers(workdir)
+    for tarball, expected in entries(cache_dir, key):
+        try:
+            actual = sha256_file(tarball)
+        except FileNotFoundError:  # replaced by a writer meanwhile
+            continue
+        if actual != expected:
+            note(f"strap cache entry {tarball} is corrupt (sha256 {actual}): deleting it and "
+                 "building")
+            tarball.unlink(missing_ok=True)
+            continue
+        try:
+            handle = open(tarball, "rb")
+        except FileNotFoundError:  # replaced by a newer entry meanwhile
+            continue
+        tmp = make_temp_dir(workdir, "strap")
+        try:
+            with handle, tarfile.open(fileobj=handle, mode="r:gz") as tar:
+                extract_tar(tar, tmp, str(tarball))
+            merge_tree(tmp, dest, move=True)
+        except (tarfile.TarError, EOFError, OSError, UnsafeArchiveError) as exc:
+            note(f"strap cache entry {tarball} is unusable ({exc}): deleting it and building")
+            tarball.unlink(missing_ok=True)
+            return False
+        finally:
+            remove_temp(tmp)
+        note(f"proto.strap restored from the strap cache ({tarball})")
+        return True
+    note(f"no strap cache entry {key}.*{SUFFIX}")
+    return False
 
 
 def _normalize(info: tarfile.TarInfo) -> tarfile.TarInfo:
@@ -83,9 +98,10 @@ def _normalize(info: tarfile.TarInfo) -> tarfile.TarInfo:
 def store(cache_dir: Path, key: str, stages: Iterable[Path],
           note: Callable[[str], None]) -> Path:
     """Pack the staging folders (merged, later ones win) as the cache entry for ``key``."""
-    tarball, sumfile = entry_paths(cache_dir, key)
-    tarball.parent.mkdir(parents=True, exist_ok=True)
-    partial = tarball.with_name(f"{tarball.name}.{os.getpid()}.partial")
+    strap = cache_dir / "strap"
+    strap.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(strap)
+    partial = strap / tmp_name(f"{key}{SUFFIX}")
     try:
         with tarfile.open(partial, "w:gz", compresslevel=6) as tar:
             for stage in stages:
@@ -96,10 +112,14 @@ def store(cache_dir: Path, key: str, stages: Iterable[Path],
                         full = os.path.join(dirpath, name)
                         arc = name if rel == "." else f"{rel}/{name}"
                         tar.add(full, arcname=arc, recursive=False, filter=_normalize)
-        digest = sha256_file(partial)
+        with open(partial, "rb+") as handle:
+            os.fsync(handle.fileno())
+        tarball = strap / f"{key}.{sha256_file(partial)}{SUFFIX}"
         os.replace(partial, tarball)
-        write_atomic(sumfile, f"{digest}  {tarball.name}\n")
     finally:
         partial.unlink(missing_ok=True)
+    for other, _ in entries(cache_dir, key):  # older entries of the key
+        if other != tarball:
+            other.unlink(missing_ok=True)
     note(f"stored proto.strap in the strap cache ({tarball})")
     return tarball

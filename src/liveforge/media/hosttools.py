@@ -85,12 +85,15 @@ def repro_env(epoch: int) -> dict[str, str]:
 
 def run(argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None,
         stdin: bytes | None = None) -> str:
-    """Run a tool; a failure is a :class:`BuildError` carrying its output."""
+    """Run a tool; a failure is a :class:`BuildError` carrying its output. The tool dies with
+    liveforge, even a killed one (these tools start no children of their own)."""
     import subprocess
 
     from ..errors import BuildError
+    from ..proc import die_with_parent
 
-    proc = subprocess.run(argv, env=env, cwd=cwd, input=stdin, capture_output=True)
+    proc = subprocess.run(argv, env=env, cwd=cwd, input=stdin, capture_output=True,
+                          preexec_fn=die_with_parent)
     output = (proc.stdout + proc.stderr).decode(errors="replace")
     if proc.returncode != 0:
         raise BuildError(f"{Path(argv[0]).name} failed (exit {proc.returncode})",

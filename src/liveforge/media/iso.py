@@ -21,9 +21,9 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
+from ..scratch import make_temp_dir, remove_leftovers, remove_temp
 from ..workspace import stamp_epoch
 from . import fat, grubimg
 from .console import get_console
@@ -59,7 +59,8 @@ def build_iso(platform_dir: Path, stamp: str, out_dir: Path, console: str = "tty
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     final = out_dir / iso_name(stamp)
-    work = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=out_dir))
+    remove_leftovers(out_dir)  # what a killed run left
+    work = make_temp_dir(out_dir, final.name)
     try:
         root = work / "root"
         stage_tree(root, files, stamp, grub_cfg(stamp, term))
@@ -70,7 +71,7 @@ def build_iso(platform_dir: Path, stamp: str, out_dir: Path, console: str = "tty
         run_xorriso(tools, root, tmp_iso, stamp, epoch, env)
         os.replace(tmp_iso, final)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        remove_temp(work)
     return final
 
 

@@ -17,11 +17,11 @@ from __future__ import annotations
 import gzip
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from ..errors import BuildError
 from ..keyvalue import write_atomic
+from ..scratch import make_temp_dir, remove_leftovers, remove_temp
 from ..workspace import stamp_epoch
 from . import fat, grubimg
 from .console import get_console
@@ -62,7 +62,8 @@ def build_usb(platform_dir: Path, stamp: str, out_dir: Path, console: str = "tty
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     final = out_dir / usb_name(stamp)
-    work = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=out_dir))
+    remove_leftovers(out_dir)  # what a killed run left
+    work = make_temp_dir(out_dir, final.name)
     try:
         loaders = work / "loaders"
         loaders.mkdir()
@@ -89,7 +90,7 @@ def build_usb(platform_dir: Path, stamp: str, out_dir: Path, console: str = "tty
         write_atomic(out_dir / "partition.map", partition_map(size))
         os.replace(packed, final)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        remove_temp(work)
     return final
 
 
