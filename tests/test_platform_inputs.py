@@ -82,6 +82,144 @@ def sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+# -- D1: templates are image paths ------------------------------------------------------------
+
+def test_template_is_expanded(tmp_path: Path) -> None:
+    root = live_ws(tmp_path / "ws")
+    proc = lf(root, "live")
+    assert proc.returncode == 0, proc.stderr
+    assert shipped(root, "etc/release") == sha(f"NAME=t STAMP={STAMP}\n")
+
+
+@pytest.mark.parametrize("template", ["{victim}", "../../../victim.txt", "etc//release",
+                                      "etc/./release", ""])
+def test_template_outside_the_image_is_refused(tmp_path: Path, template: str) -> None:
+    victim = tmp_path / "victim.txt"  # ws/.liveforge/generated/../../../victim.txt
+    victim.write_text("precious\n")
+    template = template.format(victim=victim)
+    root = live_ws(tmp_path / "ws", f'templates = ["etc/release", "{template}"]\n')
+    lines = errors(lf(root, "live"))
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"liveforge: {root}/platform.toml:4: [platform] templates: ")
+    assert victim.read_text() == "precious\n"
+    assert not (root / "output").exists()
+
+
+def test_templates_must_be_a_list(tmp_path: Path) -> None:
+    root = live_ws(tmp_path / "ws", 'templates = "etc/release"\n')
+    assert errors(lf(root, "status")) == [
+        f"liveforge: {root}/platform.toml:4: [platform] templates must be a list of image "
+        "paths"]
+
+
+def test_template_removed_from_the_list_is_no_longer_expanded(tmp_path: Path) -> None:
+    root = live_ws(tmp_path / "ws", 'templates = ["etc/release", "etc/motd"]\n')
+    overlay = root / "overlay" / "generic"
+    (overlay / "etc" / "motd").write_text("welcome to @NAME@\n")
+    with open(overlay / "manifest", "a") as handle:
+        handle.write("f etc/motd 0644 root root\n")
+    assert lf(root, "live").returncode == 0
+    assert shipped(root, "etc/motd") == sha("welcome to t\n")
+    (root / "platform.toml").write_text(PLATFORM.format(extra='templates = ["etc/release"]\n'))
+    assert lf(root, "live").returncode == 0
+    assert shipped(root, "etc/motd") == sha("welcome to @NAME@\n")
+
+
+# -- D2: templates are found like every f entry -----------------------------------------------
+
+def test_template_symlink_leading_outside_the_overlay_is_refused(tmp_path: Path) -> None:
+    host = tmp_path / "hostname"
+    host.write_text("host secret\n")
+    root = live_ws(tmp_path / "ws")
+    release = root / "overlay" / "generic" / "etc" / "release"
+    release.unlink()
+    release.symlink_to(host)
+    proc = lf(root, "live")
+    lines = errors(proc)
+    overlay = root / "overlay" / "generic"
+    assert lines == [f"liveforge: {root}/platform.toml:1: template 'etc/release': "
+                     f"'etc/release' in {overlay} is a symlink leading outside it (to {host})"]
+    assert not (root / "output").exists()
+
+
+def test_template_symlink_inside_the_overlay_is_followed(tmp_path: Path) -> None:
+    root = live_ws(tmp_path / "ws")
+    etc = root / "overlay" / "generic" / "etc"
+    (etc / "release").rename(etc / "release.in")
+    (etc / "release").symlink_to("release.in")
+    assert lf(root, "live").returncode == 0
+    assert shipped(root, "etc/release") == sha(f"NAME=t STAMP={STAMP}\n")
+
+
+# -- D3: every [platform] key is typed and checked at load ------------------------------------
+
+@pytest.mark.parametrize(("setting", "message"), [
+    ('arch = "{tmp}/evilarch"', "[platform] arch must be a known architecture "
+                                "(aarch64, armv7l, i686, loongarch64, ppc64le, riscv64, s390x, "
+                                "x86_64), not '{tmp}/evilarch'"),
+    ('arch = ["x"]', "[platform] arch must be a known architecture (aarch64, armv7l, i686, "
+                     "loongarch64, ppc64le, riscv64, s390x, x86_64), not ['x']"),
+    ("name = 5", "[platform] name must be a plain name (letters, digits and _.+-), not 5"),
+    ('name = "../x"', "[platform] name must be a plain name (letters, digits and _.+-), "
+                      "not '../x'"),
+    ("kernel = 5", "[platform] kernel must be an image path, not 5"),
+    ('kernel = "/boot/vmlinuz"', "[platform] kernel: absolute path '/boot/vmlinuz' (paths are "
+                                 "relative to the image root)"),
+    ('kernel = "boot/../../vmlinuz"', "[platform] kernel: '..' component in path "
+                                      "'boot/../../vmlinuz'"),
+    ("compression = 5", '[platform] compression must be "gzip" or "zstd", not 5'),
+])
+def test_platform_keys_are_checked(tmp_path: Path, setting: str, message: str) -> None:
+    root = live_ws(tmp_path / "ws", setting.format(tmp=tmp_path) + "\n")
+    if setting.startswith("name"):  # in place of the name given
+        text = (root / "platform.toml").read_text().replace('name = "t"\n', "")
+        (root / "platform.toml").write_text(text.replace("]\n", "]\n\n", 1))
+    assert errors(lf(root, "status")) == [
+        f"liveforge: {root}/platform.toml:4: {message.format(tmp=tmp_path)}"]
+    assert not (tmp_path / "evilarch").exists()
+
+
+@pytest.mark.parametrize(("overlays", "message"), [
+    ('"overlay/generic"', "[platform] overlays must be a list of paths"),
+    ('["{tmp}/other"]', "[platform] overlays: {tmp}/other is absolute (an overlay is a "
+                        "directory inside the workspace)"),
+    ('["../other"]', "[platform] overlays: ../other leads outside the workspace (an overlay "
+                     "is a directory inside the workspace)"),
+    ('["overlay/../../other"]', "[platform] overlays: overlay/../../other leads outside the "
+                                "workspace (an overlay is a directory inside the workspace)"),
+])
+def test_overlays_stay_inside_the_workspace(tmp_path: Path, overlays: str, message: str
+                                            ) -> None:
+    (tmp_path / "other").mkdir()
+    root = live_ws(tmp_path / "ws")
+    text = (root / "platform.toml").read_text().replace('["overlay/generic"]',
+                                                        overlays.format(tmp=tmp_path))
+    (root / "platform.toml").write_text(text)
+    assert errors(lf(root, "status")) == [
+        f"liveforge: {root}/platform.toml:3: {message.format(tmp=tmp_path)}"]
+
+
+def test_every_platform_error_is_reported_at_once(tmp_path: Path) -> None:
+    root = live_ws(tmp_path / "ws", 'arch = "x"\ntemplates = ["/etc/passwd"]\n')
+    text = (root / "platform.toml").read_text().replace('name = "t"', "name = 5")
+    (root / "platform.toml").write_text(text)
+    lines = errors(lf(root, "status"))
+    assert [line.split(": ", 2)[1] for line in lines] == [
+        f"{root}/platform.toml:{n}" for n in (2, 4, 5)], lines
+
+
+def test_a_platform_without_optional_keys_gets_defaults(tmp_path: Path) -> None:
+    from liveforge.workspace import load_platform
+
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / "platform.toml").write_text("[platform]\n")
+    platform, _ = load_platform(root / "platform.toml")
+    assert (platform.name, platform.overlays, platform.kernel, platform.arch,
+            platform.compression, platform.templates) == (
+        "ws", (), "boot/vmlinuz", "x86_64", "gzip", ("etc/release",))
+
+
 # -- D4: buildstamps and epochs fit the archives ----------------------------------------------
 
 @pytest.mark.parametrize(("variable", "value", "message"), [
@@ -143,3 +281,32 @@ def test_last_limit_builds_readable_archives(tmp_path: Path) -> None:
     assert {m.mtime for m in cpio.values()} == {2**32 - 1}
     assert {m.mtime for m in read_tar(root / "output" / f"platform-{stamp}.tgz").values()} \
         == {2**32 - 1}
+
+
+# -- D8: text inputs that are not UTF-8 -------------------------------------------------------
+
+@pytest.mark.parametrize(("name", "good", "line"), [
+    ("platform.toml", None, 3),
+    ("configure-projects", "# projects\na::\n", 2),
+    ("configure-build", "A=1\nB=2\n", 2),
+    ("build.env", "A=1\nB=2\n", 2),
+])
+def test_non_utf8_input_names_file_and_line(tmp_path: Path, name: str, good: str | None,
+                                            line: int) -> None:
+    root = live_ws(tmp_path / "ws")
+    path = root / name
+    text = path.read_text() if good is None else good
+    lines = text.splitlines(keepends=True)
+    lines[line - 1] = lines[line - 1].rstrip("\n") + " # caf\xe9\n"
+    path.write_bytes("".join(lines).encode("latin-1"))
+    assert errors(lf(root, "status")) == [
+        f"liveforge: error: {path}:{line}: not UTF-8 text (byte 0xe9 in column "
+        f"{len(lines[line - 1]) - 1})"]
+
+
+def test_non_utf8_template_names_its_file_and_line(tmp_path: Path) -> None:
+    root = live_ws(tmp_path / "ws")
+    release = root / "overlay" / "generic" / "etc" / "release"
+    release.write_bytes(b"NAME=@NAME@\n\xff\n")
+    assert errors(lf(root, "live")) == [
+        f"liveforge: error: {release}:2: not UTF-8 text (byte 0xff in column 1)"]
