@@ -310,3 +310,52 @@ def test_non_utf8_template_names_its_file_and_line(tmp_path: Path) -> None:
     release.write_bytes(b"NAME=@NAME@\n\xff\n")
     assert errors(lf(root, "live")) == [
         f"liveforge: error: {release}:2: not UTF-8 text (byte 0xff in column 1)"]
+
+
+# -- D12: names that become paths or arguments ------------------------------------------------
+
+DEB = """\
+[platform]
+name = "t"
+
+[components.kernel]
+kind = "deb"
+{setting}
+"""
+
+
+@pytest.mark.parametrize(("setting", "message"), [
+    ('packages = ["-oDir::Cache=/tmp"]', "packages: '-oDir::Cache=/tmp' is not a Debian package "
+                                         "name"),
+    ('packages = ["busybox"]\nlinks = { "/tmp/x" = "boot/vmlinuz-*" }',
+     "links: absolute path '/tmp/x' (paths are relative to the image root)"),
+    ('packages = ["busybox"]\nlinks = { "boot/vmlinuz" = "../../*" }',
+     "links: pattern '../../*' is not a path inside proto/"),
+    ('packages = ["busybox"]\nmanifest = "/etc/passwd"',
+     "manifest: /etc/passwd is absolute (the manifest is a file inside the workspace)"),
+])
+def test_deb_settings_are_checked(tmp_path: Path, setting: str, message: str) -> None:
+    (tmp_path / "platform.toml").write_text(DEB.format(setting=setting))
+    line = 6 if setting.startswith("packages = [\"-") else 7
+    assert errors(lf(tmp_path, "status")) == [
+        f"liveforge: {tmp_path}/platform.toml:{line}: component 'kernel': {message}"]
+
+
+def test_locked_file_name_must_be_plain(tmp_path: Path) -> None:
+    (tmp_path / "platform.toml").write_text(DEB.format(setting='packages = ["busybox"]'))
+    (tmp_path / "platform.lock").write_text(
+        'format = 1\n\n[[deb]]\ncomponent = "kernel"\nrequest = "busybox"\nname = "busybox"\n'
+        'version = "1"\narch = "amd64"\nfilename = "pool/main/.."\nsize = 1\n'
+        f'sha256 = "{"0" * 64}"\n')
+    assert errors(lf(tmp_path, "status")) == [
+        f"liveforge: error: {tmp_path}/platform.lock: [[deb]] entry 1: filename 'pool/main/..' "
+        "does not end in a plain file name; run `liveforge configure --refresh-lock`"]
+
+
+def test_extra_manifest_stays_inside_the_component(tmp_path: Path) -> None:
+    (tmp_path / "platform.toml").write_text(
+        '[platform]\n\n[components.extra]\nkind = "extra"\npath = "projects/extra"\n'
+        'manifest = "../../../etc/passwd"\n')
+    assert errors(lf(tmp_path, "status")) == [
+        f"liveforge: {tmp_path}/platform.toml:6: component 'extra': manifest "
+        "'../../../etc/passwd' is not a path inside the component"]
