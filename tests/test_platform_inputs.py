@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -359,3 +360,54 @@ def test_extra_manifest_stays_inside_the_component(tmp_path: Path) -> None:
     assert errors(lf(tmp_path, "status")) == [
         f"liveforge: {tmp_path}/platform.toml:6: component 'extra': manifest "
         "'../../../etc/passwd' is not a path inside the component"]
+
+
+# -- D16: a workspace path holding a space ----------------------------------------------------
+
+def test_demo_make_components_build_in_a_path_with_spaces(tmp_path: Path) -> None:
+    """The demo's src and platinfo components (the latter against a proto holding the host's
+    zlib, standing in for the extra component) in ``with space/ws 2``."""
+    if not (Path("/usr/include/zlib.h").is_file() and
+            Path("/usr/lib/x86_64-linux-gnu/libz.a").is_file()):
+        pytest.skip("needs zlib1g-dev")
+    root = tmp_path / "with space" / "ws 2"
+    (root / "projects" / "local").mkdir(parents=True)
+    shutil.copytree(DEMO / "projects" / "src", root / "projects" / "src")
+    shutil.copytree(DEMO / "projects" / "local" / "platinfo",
+                    root / "projects" / "local" / "platinfo",
+                    ignore=shutil.ignore_patterns("platinfo"))  # a build product, if any
+    (root / "proto" / "usr" / "include").mkdir(parents=True)
+    (root / "proto" / "usr" / "lib").mkdir(parents=True)
+    shutil.copy("/usr/include/zlib.h", root / "proto" / "usr" / "include")
+    shutil.copy("/usr/include/zconf.h", root / "proto" / "usr" / "include")
+    shutil.copy("/usr/lib/x86_64-linux-gnu/libz.a", root / "proto" / "usr" / "lib")
+    (root / "platform.toml").write_text(
+        '[platform]\nname = "t"\n\n[components.src]\nkind = "make"\npath = "projects/src"\n\n'
+        '[components.platinfo]\nkind = "make"\npath = "projects/local/platinfo"\n')
+    proc = lf(root, "world")
+    logs = "".join(p.read_text() for p in (root / "log").glob("*.log"))
+    assert proc.returncode == 0, proc.stderr + logs
+    assert (root / "proto" / "sbin" / "init").read_bytes() == \
+        (DEMO / "projects" / "src" / "init").read_bytes()
+    assert (root / "proto" / "usr" / "lib" / "selftest.d" / "30-modes").is_file()
+    info = subprocess.run([root / "proto" / "usr" / "bin" / "platinfo", "--zlib"],
+                          capture_output=True, text=True, check=True)
+    assert info.stdout.strip()
+    for name in ("src", "platinfo"):
+        assert "f " in (root / "manifest.d" / f"{name}.manifest").read_text()
+    assert not (tmp_path / "with").exists()
+
+
+@pytest.mark.parametrize("char", ["$", '"', "`", "\\"])
+def test_configure_refuses_a_workspace_path_make_cannot_pass(tmp_path: Path, char: str
+                                                             ) -> None:
+    root = tmp_path / f"ws{char}x"
+    root.mkdir()
+    (root / "platform.toml").write_text('[platform]\nname = "t"\n')
+    assert errors(lf(root, "configure")) == [
+        f"liveforge: error: the workspace path {root} holds {char!r}, which make or the shell "
+        "would take apart in DESTDIR: move the workspace to a path without it"]
+    assert not (root / "build.env").exists()
+    (tmp_path / "ws x").mkdir()
+    (tmp_path / "ws x" / "platform.toml").write_text('[platform]\nname = "t"\n')
+    assert lf(tmp_path / "ws x", "configure").returncode == 0
