@@ -313,6 +313,14 @@ def test_non_utf8_template_names_its_file_and_line(tmp_path: Path) -> None:
         f"liveforge: error: {release}:2: not UTF-8 text (byte 0xff in column 1)"]
 
 
+def test_non_utf8_manifest_names_its_line(tmp_path: Path) -> None:
+    root = live_ws(tmp_path / "ws")
+    manifest = root / "overlay" / "generic" / "manifest"
+    manifest.write_bytes(manifest.read_bytes() + b"# caf\xe9\n")
+    assert errors(lf(root, "live")) == [
+        f"liveforge: {manifest}:7: not UTF-8 text (byte 0xe9 in column 6)"]
+
+
 # -- D12: names that become paths or arguments ------------------------------------------------
 
 DEB = """\
