@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 from pathlib import Path
 
@@ -129,3 +130,113 @@ def test_package_toml_errors_have_lines(tmp_path: Path, www: tuple[Path, str]  #
     (toml.parent / "package.toml").write_text('name = "x"\nname = "y"\n')
     with pytest.raises(InputErrors, match=r"package.toml:2: Cannot overwrite a value\Z"):
         load_packages(root / "projects/extra")
+
+
+def source_line(root: Path, line: str) -> Path:
+    """Add ``line`` to libdemo's [source] table (the last one of its package.toml)."""
+    toml = root / "projects/extra/libdemo/package.toml"
+    toml.write_text(toml.read_text() + line + "\n")
+    return toml
+
+
+@pytest.mark.parametrize("name", ["../../../../escaped.tar.gz", "{tmp}/escaped.tar.gz",
+                                  "sub/escaped.tar.gz", "..", "", "x\0.tar.gz"])
+def test_source_file_must_be_a_plain_name(tmp_path: Path, www: tuple[Path, str],  # noqa: F811
+                                          capsys: pytest.CaptureFixture[str], name: str
+                                          ) -> None:
+    # ../../../../ from the cache's sources/<sha256>/ is tmp_path
+    root = make_ws(tmp_path / "ws", www, app=False)
+    name = name.format(tmp=tmp_path)
+    toml = source_line(root, f"file = {json.dumps(name)}")
+    code = main(["-C", str(root), "world"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.splitlines() == [f"liveforge: {toml}:11: [source] file must be a plain file "
+                                f"name, not {name!r}"]
+    assert not (tmp_path / "escaped.tar.gz").exists()
+    assert not list((tmp_path / "xdg").rglob("*.tar.gz*"))
+
+
+def test_url_without_a_plain_file_name_needs_file(tmp_path: Path,
+                                                  www: tuple[Path, str]  # noqa: F811
+                                                  ) -> None:
+    root = make_ws(tmp_path / "ws", www, app=False)
+    toml = root / "projects/extra/libdemo/package.toml"
+    url = f"{www[1]}/libdemo-1.0.tar.gz"
+    toml.write_text(toml.read_text().replace(url, f"{www[1]}/.."))
+    with pytest.raises(InputErrors) as info:
+        load_packages(root / "projects/extra")
+    assert str(info.value) == (f"{toml}:9: [source] url {www[1] + '/..'!r} ends in no plain "
+                               "file name: name the file with file = \"NAME\"")
+    toml.write_text(toml.read_text() + 'file = "libdemo-1.0.tar.gz"\n')
+    assert load_packages(root / "projects/extra")["libdemo"].source.name == "libdemo-1.0.tar.gz"
+
+
+@pytest.mark.parametrize(("setting", "line", "message"), [
+    ('debian = "-oDir::Cache=/tmp"\ndebian_version = "1.0-1"', 9,
+     "[source] debian must be a Debian package name, not '-oDir::Cache=/tmp'"),
+    ('debian = "zlib"\ndebian_version = "../../x"', 10,
+     "[source] debian_version must be a Debian version, not '../../x'"),
+])
+def test_debian_source_names_are_checked(tmp_path: Path, www: tuple[Path, str],  # noqa: F811
+                                         setting: str, line: int, message: str) -> None:
+    root = make_ws(tmp_path / "ws", www, app=False)
+    toml = root / "projects/extra/libdemo/package.toml"
+    text = toml.read_text()
+    toml.write_text(text[:text.index("url = ")] + setting + "\n" +
+                    text[text.index("sha256 = "):])
+    with pytest.raises(InputErrors) as info:
+        load_packages(root / "projects/extra")
+    assert str(info.value) == f"{toml}:{line}: {message}"
+
+
+def test_patches_stay_inside_the_package(tmp_path: Path, www: tuple[Path, str],  # noqa: F811
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    secret = tmp_path / "secret.patch"
+    patch = www[0].parent / "ws/projects/extra/libdemo/Patches/0001-version-suffix.patch"
+    root = make_ws(tmp_path / "ws", www, app=False,
+                   lib_extra=f'patches = ["{secret}", "../../../../secret.patch", '
+                             '"Patches/../Patches/0001-version-suffix.patch"]\n')
+    secret.write_text(patch.read_text())
+    toml = root / "projects/extra/libdemo/package.toml"
+    code, text = world(root, capsys)
+    assert code == 2
+    assert [line for line in text.splitlines() if line.startswith("liveforge")] == [
+        f"liveforge: {toml}:6: patch {str(secret)!r} is not a path inside the package folder",
+        f"liveforge: {toml}:6: patch '../../../../secret.patch' is not a path inside the "
+        "package folder",
+        f"liveforge: {toml}:6: patch 'Patches/../Patches/0001-version-suffix.patch' is not a "
+        "path inside the package folder"]
+    assert no_stamps(root)
+
+
+@pytest.mark.parametrize(("setting", "message"), [
+    ('prefix = "/usr/../../escaped"', "prefix must be an absolute path without '..', not "
+                                      "'/usr/../../escaped'"),
+    ('prefix = "usr"', "prefix must be an absolute path without '..', not 'usr'"),
+    ('[variant.64]\nlibdir = "/usr/lib/../../../escaped"',
+     "libdir must be an absolute path without '..', not '/usr/lib/../../../escaped'"),
+])
+def test_install_paths_stay_inside_the_stage(tmp_path: Path, www: tuple[Path, str],  # noqa: F811
+                                             setting: str, message: str) -> None:
+    table = setting.startswith("[")
+    root = make_ws(tmp_path / "ws", www, app=False, lib_extra="" if table else setting + "\n")
+    toml = root / "projects/extra/libdemo/package.toml"
+    if table:
+        toml.write_text(toml.read_text() + setting + "\n")
+    with pytest.raises(InputErrors) as info:
+        load_packages(root / "projects/extra")
+    line = len(toml.read_text().splitlines()) if table else 6
+    assert str(info.value) == f"{toml}:{line}: {message}"
+
+
+def test_non_utf8_package_toml_names_its_line(tmp_path: Path,
+                                              www: tuple[Path, str]  # noqa: F811
+                                              ) -> None:
+    root = make_ws(tmp_path / "ws", www, app=False)
+    toml = root / "projects/extra/libdemo/package.toml"
+    toml.write_bytes(toml.read_bytes().replace(b'version = "1.0"',
+                                               b'version = "1.0" # caf\xe9'))
+    with pytest.raises(InputErrors) as info:
+        load_packages(root / "projects/extra")
+    assert str(info.value) == f"{toml}:2: not UTF-8 text (byte 0xe9 in column 30)"

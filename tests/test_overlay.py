@@ -35,3 +35,12 @@ def test_present_driver_and_bound_alias_are_refused(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="invalid alias"):
         add_driver(tmp_path, "igb", ['bad"alias'])
     assert (tmp_path / "etc/name_to_major").read_text() == "e1000g 1\n"
+
+
+@pytest.mark.parametrize("name", ["etc/name_to_major", "etc/driver_aliases"])
+def test_non_utf8_registry_names_its_line(tmp_path: Path, name: str) -> None:
+    (tmp_path / "etc").mkdir()
+    (tmp_path / name).write_bytes(b'# registry\nsd 91 # \xff\n')
+    with pytest.raises(InputError) as info:
+        add_driver(tmp_path, "vioif", [])
+    assert str(info.value) == f"{tmp_path / name}:2: not UTF-8 text (byte 0xff in column 9)"

@@ -12,6 +12,7 @@ from extrautil import http_server
 from liveforge.errors import FetchError
 from liveforge.sources import (
     DebianSource,
+    DebPin,
     Fetcher,
     UrlSource,
     host_debian_entries,
@@ -82,6 +83,23 @@ def test_unfetchable_without_and_with_cache(tmp_path: Path) -> None:
 def test_bad_sha256_is_refused(tmp_path: Path) -> None:
     with pytest.raises(FetchError, match="64 hex digits"):
         Fetcher(tmp_path).fetch(UrlSource("http://127.0.0.1/x", "abc"))
+
+
+@pytest.mark.parametrize("source", [
+    UrlSource(url="http://127.0.0.1:9/a/..", sha256="0" * 64),
+    UrlSource(url="http://127.0.0.1:9/x.tar.gz", sha256="0" * 64, filename="../../../x.tar.gz"),
+    DebianSource(package="zlib", version="1", sha256="0" * 64, filename="../../../x.tar.gz"),
+])
+def test_a_file_name_that_is_no_plain_name_is_refused(tmp_path: Path, source: UrlSource
+                                                      ) -> None:
+    cache = tmp_path / "a" / "b" / "c"
+    with pytest.raises(FetchError, match="is not a plain file name"):
+        Fetcher(cache).fetch(source)
+    pin = DebPin(name="x", version="1", arch="amd64", filename="pool/main/..", size=1,
+                 sha256="0" * 64)
+    with pytest.raises(FetchError, match=r"x=1: '\.\.' is not a plain file name"):
+        Fetcher(cache).fetch_deb(pin)
+    assert list(tmp_path.rglob("*")) == []
 
 
 def test_private_sources_from_host_and_mirror(tmp_path: Path) -> None:

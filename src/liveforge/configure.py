@@ -23,8 +23,14 @@ class ConfigureOptions:
     offline: bool = False
 
 
+# characters of a workspace path that make (``$``) or a quoted shell word (the others) would
+# take apart when a recipe writes "$(DESTDIR)"; a space is fine
+UNSAFE_PATH_CHARS = "$\"`\\\n"
+
+
 def configure(ws: Workspace, opts: ConfigureOptions, reporter: Reporter) -> None:
     """The configure recipe: projects, build.env, then each kind's configure step."""
+    check_root(ws)
     for project in ws.projects:
         setup_project(ws, project, reporter)
     write_build_env(ws, opts)
@@ -43,6 +49,15 @@ def configure(ws: Workspace, opts: ConfigureOptions, reporter: Reporter) -> None
             hook(ws, spec, reporter, refresh=opts.refresh_lock, offline=opts.offline)
     reporter.info(f"configured {ws.root} (DEBUG={ws.build_env['DEBUG']}, "
                   f"MAX_JOBS={ws.build_env['MAX_JOBS']})")
+
+
+def check_root(ws: Workspace) -> None:
+    """Refuse a workspace path that make could not pass to a component in DESTDIR."""
+    for char in UNSAFE_PATH_CHARS:
+        if char in str(ws.root):
+            raise InputError(f"the workspace path {ws.root} holds {char!r}, which make or the "
+                             "shell would take apart in DESTDIR: move the workspace to a path "
+                             "without it")
 
 
 def setup_project(ws: Workspace, project: Project, reporter: Reporter) -> None:

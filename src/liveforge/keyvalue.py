@@ -20,10 +20,7 @@ def parse_keyvalue(path: Path) -> dict[str, str]:
     """
     values: dict[str, str] = {}
     errors: list[InputError] = []
-    try:
-        text = path.read_text()
-    except UnicodeDecodeError:
-        raise InputError("not a text file", path) from None
+    text = read_text(path)
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
@@ -58,6 +55,19 @@ def read_bytes(path: str | Path) -> bytes:
     finally:
         os.close(fd)
     return b"".join(chunks)
+
+
+def read_text(path: Path) -> str:
+    """A text input's content, decoded as UTF-8; a byte that is not UTF-8 is an
+    :class:`InputError` naming the file, its line and column."""
+    data = read_bytes(path)
+    try:
+        return data.decode()
+    except UnicodeDecodeError as exc:
+        start = data.rfind(b"\n", 0, exc.start) + 1
+        raise InputError(f"not UTF-8 text (byte 0x{data[exc.start]:02x} in column "
+                         f"{exc.start - start + 1})", path,
+                         data.count(b"\n", 0, exc.start) + 1) from None
 
 
 def write_atomic(path: Path, data: str | bytes) -> None:

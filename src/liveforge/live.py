@@ -7,14 +7,16 @@ The recipe reads as its steps::
 
 from __future__ import annotations
 
+import os
 import posixpath
 from dataclasses import dataclass
 from pathlib import Path
 
-from .assemble import Image, resolve
-from .errors import InputError, LiveforgeError
+from . import tomlpos
+from .assemble import Image, SearchPath, resolve
+from .errors import InputError, InputErrors, LiveforgeError
 from .events import Reporter
-from .keyvalue import write_atomic
+from .keyvalue import read_text, write_atomic
 from .manifest import Manifest, combine, manifest_files, write_manifest
 from .platform_out import gitstatus, write_platform
 from .workspace import Workspace, buildstamp_now
@@ -63,7 +65,11 @@ def combine_manifests(ws: Workspace, reporter: Reporter, strict: bool = False) -
 def write_version_files(ws: Workspace, stamp: str) -> Path:
     """A search directory searched first, holding what only the build knows: the buildstamp
     (``etc/version/platform``) and templates (``etc/release``) with ``@NAME@``, ``@STAMP@``
-    and ``@PLATFORM@`` filled in. Also records the stamp in ``proto/buildstamp``."""
+    and ``@PLATFORM@`` filled in. Also records the stamp in ``proto/buildstamp``.
+
+    A template is found like any shipped file (:class:`SearchPath`: the overlays in order,
+    then proto; a symlink leading outside its directory is refused); one no longer listed or
+    no longer found is removed."""
     generated = ws.state_dir / "generated"
     (generated / "etc" / "version").mkdir(parents=True, exist_ok=True)
     write_atomic(generated / "etc" / "version" / "platform", stamp + "\n")
@@ -71,19 +77,40 @@ def write_version_files(ws: Workspace, stamp: str) -> Path:
     write_atomic(ws.proto / "buildstamp", stamp + "\n")
     values = {"@NAME@": ws.platform.name, "@STAMP@": stamp,
               "@PLATFORM@": ws.platform_dirname(stamp)}
+    search = SearchPath([*ws.overlay_dirs(), ws.proto])
+    written = {"etc/version/platform"}
+    errors: list[InputError] = []
     for template in ws.platform.templates:
-        out = generated / template
-        out.unlink(missing_ok=True)
-        source = next((d / template for d in [*ws.overlay_dirs(), ws.proto]
-                       if (d / template).is_file()), None)
-        if source is None:
+        found = search.find(template)
+        if isinstance(found, str):
+            line = tomlpos.value_line(read_text(ws.toml_path), "platform", "templates",
+                                      template)
+            errors.append(InputError(f"template {template!r}: {found}", ws.toml_path, line))
             continue
-        text = source.read_text()
+        if found is None:
+            continue
+        text = read_text(found[0])
         for mark, value in values.items():
             text = text.replace(mark, value)
+        out = generated / template
         out.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(out, text)
+        written.add(template)
+    _remove_others(generated, written)
+    if errors:
+        raise InputErrors(errors)
     return generated
+
+
+def _remove_others(top: Path, keep: set[str]) -> None:
+    """Remove every file under ``top`` but those in ``keep``, then the emptied directories."""
+    for dirpath, _dirs, files in os.walk(top, topdown=False):
+        relative = os.path.relpath(dirpath, top)
+        for name in files:
+            if posixpath.normpath(posixpath.join(relative, name)) not in keep:
+                os.unlink(os.path.join(dirpath, name))
+        if dirpath != str(top) and not os.listdir(dirpath):
+            os.rmdir(dirpath)
 
 
 def kernel_file(image: Image, path: str) -> str:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InputError, InputErrors
-from .keyvalue import write_atomic
+from .keyvalue import read_text, write_atomic
 
 KINDS = ("d", "f", "s", "h")
 MAX_MODE = 0o7777
@@ -480,9 +480,7 @@ def parse_file(path: Path, env: dict[str, str] | None = None) -> list[Entry]:
 
 def _read(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise InputError("not a UTF-8 text file", path) from None
+        return read_text(path)
     except OSError as exc:
         raise InputError(f"cannot read manifest: {exc.strerror}", path) from None
 

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 from .errors import InputError
-from .keyvalue import write_atomic
+from .keyvalue import read_text, write_atomic
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*\Z")
 NAME_TO_MAJOR = "etc/name_to_major"
@@ -19,7 +19,7 @@ DRIVER_ALIASES = "etc/driver_aliases"
 
 
 def _lines(path: Path) -> list[str]:
-    return path.read_text().splitlines() if path.is_file() else []
+    return read_text(path).splitlines() if path.is_file() else []
 
 
 def _fields(line: str) -> list[str]:

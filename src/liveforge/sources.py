@@ -37,10 +37,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import FetchError
+from .manifest import path_problem
 
 Note = Callable[[str], None]
 DEFAULT_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 SHA256_RE = re.compile(r"[0-9a-f]{64}\Z")
+DEB_NAME_RE = re.compile(r"[a-z0-9][a-z0-9+.-]+\Z")  # Debian policy 5.6.1, 5.6.7
+DEB_VERSION_RE = re.compile(r"[0-9A-Za-z][0-9A-Za-z.+~:-]*\Z")  # 5.6.12
+
+
+def plain_file_name(name: str) -> bool:
+    """Whether ``name`` is one path component: no ``/``, not ``.`` or ``..``, no NUL."""
+    return "/" not in name and path_problem(name) is None
 
 
 def sha256_file(path: Path) -> str:
@@ -422,6 +430,8 @@ class Fetcher:
         """A verified local copy of ``source``."""
         if not SHA256_RE.match(source.sha256.lower()):
             raise FetchError(f"{source.describe()}: sha256 {source.sha256!r} is not 64 hex digits")
+        if not plain_file_name(source.name):
+            raise FetchError(f"{source.describe()}: {source.name!r} is not a plain file name")
         final = self.cache_dir / "sources" / source.sha256.lower() / source.name
         if isinstance(source, DebianSource) and not source.filename and final.parent.is_dir():
             # the file name is known only after a download: take what the folder holds
@@ -463,6 +473,8 @@ class Fetcher:
 
     def fetch_deb(self, pin: DebPin) -> Path:
         """A verified copy of a locked binary package (downloaded with apt when needed)."""
+        if not plain_file_name(pin.basename):
+            raise FetchError(f"{pin.describe()}: {pin.basename!r} is not a plain file name")
         final = self.cache_dir / "debs" / pin.basename
         if self.cached(final, pin.sha256, pin.basename):
             return final

@@ -8,13 +8,13 @@ from pathlib import Path
 
 from . import tomlpos
 from .errors import InputError, InputErrors, LockError
-from .keyvalue import parse_keyvalue, read_bytes
+from .keyvalue import parse_keyvalue, read_bytes, read_text
 from .records import Frozen
 from .treehash import TreeHasher
 
 TYPE_CHECKING = False  # typing's, without importing typing
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
     from tomllib import TOMLDecodeError
     from typing import Any
 
@@ -26,7 +26,8 @@ LOCK_FILE = ".liveforge.lock"
 STAMP_RE = re.compile(r"\d{8}T\d{6}Z\Z")
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*\Z")
 
-PLATFORM_KEYS = {"name", "overlays", "kernel", "arch", "compression", "templates"}
+ARCHES = ("aarch64", "armv7l", "i686", "loongarch64", "ppc64le", "riscv64", "s390x", "x86_64")
+COMPRESSIONS = ("gzip", "zstd")
 COMMON_COMPONENT_KEYS = {"kind", "path", "depends", "env"}
 # build.env keys that never change what a component produces, so are never hashed.
 UNHASHED_KEYS = {"MAX_JOBS", "FORCE_STRAP_REBUILD", "CLOBBER"}
@@ -112,34 +113,55 @@ def default_max_jobs() -> int:
     return max(1, min(cpus, int(mem_gib // 2)))
 
 
+# cpio newc holds a time in 8 hex digits, tar (ustar) in 11 octal ones: the times both hold
+EPOCH_MAX = 2**32 - 1  # 21060207T062815Z
+EPOCH_RE = re.compile(r"[0-9]+\Z")
+
+
+def _stamp(epoch: int) -> str:
+    import time
+
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(epoch))
+
+
+def _check_epoch(epoch: int, what: str, given: str, limits: str) -> int:
+    if not 0 <= epoch <= EPOCH_MAX:
+        raise InputError(f"{what} {given!r} is outside what cpio and tar archives hold "
+                         f"({limits})")
+    return epoch
+
+
 def buildstamp_now(environ: Mapping[str, str] | None = None) -> str:
-    """BUILDSTAMP, else SOURCE_DATE_EPOCH, else the UTC time now, as YYYYMMDDTHHMMSSZ."""
+    """BUILDSTAMP, else SOURCE_DATE_EPOCH, else the UTC time now, as YYYYMMDDTHHMMSSZ; a
+    stamp or epoch that is no real time, or one the archives cannot hold, is an InputError."""
     env: Mapping[str, str] = os.environ if environ is None else environ
     stamp = env.get("BUILDSTAMP")
     if stamp:
-        if not STAMP_RE.match(stamp):
-            raise InputError(f"BUILDSTAMP {stamp!r} is not of the form YYYYMMDDTHHMMSSZ")
+        stamp_epoch(stamp, "BUILDSTAMP")
         return stamp
     epoch = env.get("SOURCE_DATE_EPOCH")
     if not epoch:  # the time now, without importing datetime
         import time
 
-        return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        return _stamp(int(time.time()))
+    if not EPOCH_RE.match(epoch):
+        raise InputError(f"SOURCE_DATE_EPOCH {epoch!r} is not a number of seconds")
+    return _stamp(_check_epoch(int(epoch), "SOURCE_DATE_EPOCH", epoch, f"0 to {EPOCH_MAX}"))
+
+
+def stamp_epoch(stamp: str, what: str = "buildstamp") -> int:
+    """Seconds since the epoch of a buildstamp (``what`` names it in errors)."""
     import datetime as _dt
 
+    if not STAMP_RE.match(stamp):
+        raise InputError(f"{what} {stamp!r} is not of the form YYYYMMDDTHHMMSSZ")
     try:
-        when = _dt.datetime.fromtimestamp(int(epoch), _dt.UTC)
-    except (ValueError, OverflowError):
-        raise InputError(f"SOURCE_DATE_EPOCH {epoch!r} is not a number of seconds") from None
-    return when.strftime("%Y%m%dT%H%M%SZ")
-
-
-def stamp_epoch(stamp: str) -> int:
-    """Seconds since the epoch of a buildstamp."""
-    import datetime as _dt
-
-    when = _dt.datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=_dt.UTC)
-    return int(when.timestamp())
+        when = _dt.datetime(int(stamp[0:4]), int(stamp[4:6]), int(stamp[6:8]), int(stamp[9:11]),
+                            int(stamp[11:13]), int(stamp[13:15]), tzinfo=_dt.UTC)
+    except ValueError:
+        raise InputError(f"{what} {stamp!r} is not a real date and time") from None
+    return _check_epoch(int(when.timestamp()), what, stamp,
+                        f"{_stamp(0)} to {_stamp(EPOCH_MAX)}")
 
 
 class Workspace:
@@ -345,7 +367,7 @@ def parse_platform(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], in
         pass
     import tomllib
 
-    text = path.read_text()
+    text = read_text(path)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -366,6 +388,81 @@ def parse_platform(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], in
     return data, headers
 
 
+# -- [platform] -------------------------------------------------------------------------------
+# A check returns the problems of a given value: (message, the list item it is about or None).
+Problems = list[tuple[str, str | None]]
+
+
+def _check_name(value: Any) -> Problems:
+    if isinstance(value, str) and NAME_RE.match(value):
+        return []
+    return [(f"name must be a plain name (letters, digits and _.+-), not {value!r}", None)]
+
+
+def _check_kernel(value: Any) -> Problems:
+    from .manifest import path_problem
+
+    if not isinstance(value, str):
+        return [(f"kernel must be an image path, not {value!r}", None)]
+    problem = path_problem(value)
+    return [(f"kernel: {problem}", None)] if problem else []
+
+
+def _check_templates(value: Any) -> Problems:
+    from .manifest import path_problem
+
+    if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+        return [("templates must be a list of image paths", None)]
+    return [(f"templates: {problem}", t) for t in value if (problem := path_problem(t))]
+
+
+def _check_overlays(value: Any) -> Problems:
+    if not isinstance(value, list) or not all(isinstance(o, str) for o in value):
+        return [("overlays must be a list of paths", None)]
+    problems: Problems = []
+    for overlay in value:
+        problem = workspace_path_problem(overlay)
+        if problem:
+            problems.append((f"overlays: {problem} (an overlay is a directory inside the "
+                             "workspace)", overlay))
+    return problems
+
+
+def _check_arch(value: Any) -> Problems:
+    if value in ARCHES:
+        return []
+    return [(f"arch must be a known architecture ({', '.join(ARCHES)}), not {value!r}", None)]
+
+
+def _check_compression(value: Any) -> Problems:
+    if value in COMPRESSIONS:
+        return []
+    return [(f'compression must be "gzip" or "zstd", not {value!r}', None)]
+
+
+# key: (default, check); the default of name (None) is the workspace directory's name
+PLATFORM_FIELDS: dict[str, tuple[Any, Callable[[Any], Problems]]] = {
+    "name": (None, _check_name),
+    "overlays": ([], _check_overlays),
+    "kernel": ("boot/vmlinuz", _check_kernel),
+    "arch": ("x86_64", _check_arch),
+    "compression": ("gzip", _check_compression),
+    "templates": (["etc/release"], _check_templates),
+}
+
+
+def workspace_path_problem(path: str) -> str | None:
+    """Why ``path`` (relative to the workspace) is not a path inside it, or None."""
+    if not path or "\0" in path:
+        return f"{path!r} is not a path"
+    if path.startswith("/"):
+        return f"{path} is absolute"
+    normal = os.path.normpath(path)
+    if normal == ".." or normal.startswith("../"):
+        return f"{path} leads outside the workspace"
+    return None
+
+
 def load_platform(path: Path) -> tuple[PlatformSpec, dict[str, ComponentSpec]]:
     """Parse and check platform.toml; every problem is reported as file:line."""
     data, headers = parse_platform(path)
@@ -376,7 +473,7 @@ def load_platform(path: Path) -> tuple[PlatformSpec, dict[str, ComponentSpec]]:
 
     def src() -> str:  # the text, read for line numbers of errors only
         if not source:
-            source.append(path.read_text())
+            source.append(read_text(path))
         return source[0]
 
     def err(msg: str, line: int | None) -> None:
@@ -391,27 +488,25 @@ def load_platform(path: Path) -> tuple[PlatformSpec, dict[str, ComponentSpec]]:
         err("[platform] must be a table", None)
         plat = {}
     for key in plat:
-        if key not in PLATFORM_KEYS:
-            err(f"unknown key {key!r} in [platform] (known: {', '.join(sorted(PLATFORM_KEYS))})",
+        if key not in PLATFORM_FIELDS:
+            err(f"unknown key {key!r} in [platform] (known: {', '.join(sorted(PLATFORM_FIELDS))})",
                 tomlpos.key_line(src(), "platform", key))
-    name = str(plat.get("name", root.name))
-    overlays = plat.get("overlays", [])
-    if not isinstance(overlays, list) or not all(isinstance(o, str) for o in overlays):
-        err("[platform] overlays must be a list of paths", tomlpos.key_line(src(), "platform",
-                                                                             "overlays"))
-        overlays = []
-    for overlay in overlays:
+    values: dict[str, Any] = {}
+    for key, (default, check) in PLATFORM_FIELDS.items():
+        # a default is known good (and a no-op run then need not import the manifest module)
+        problems = check(plat[key]) if key in plat and plat[key] != default else []
+        for message, item in problems:
+            err(f"[platform] {message}", tomlpos.key_line(src(), "platform", key) if item is None
+                else tomlpos.value_line(src(), "platform", key, item))
+        values[key] = plat[key] if key in plat and not problems else default
+    for overlay in values["overlays"]:
         if not (root / overlay).is_dir():
             err(f"overlay {overlay!r} is not a directory",
                 tomlpos.value_line(src(), "platform", "overlays", overlay))
-    compression = plat.get("compression", "gzip")
-    if compression not in ("gzip", "zstd"):
-        err(f"compression must be \"gzip\" or \"zstd\", not {compression!r}",
-            tomlpos.key_line(src(), "platform", "compression"))
     platform = PlatformSpec(
-        name=str(name), overlays=tuple(overlays), kernel=str(plat.get("kernel", "boot/vmlinuz")),
-        arch=str(plat.get("arch", "x86_64")), compression=str(compression),
-        templates=tuple(str(t) for t in plat.get("templates", ["etc/release"])))
+        name=values["name"] or root.name, overlays=tuple(values["overlays"]),
+        kernel=values["kernel"], arch=values["arch"], compression=values["compression"],
+        templates=tuple(values["templates"]))
 
     from .kinds import known_kinds
 
@@ -480,7 +575,7 @@ def load_projects(path: Path) -> list[Project]:
     projects: list[Project] = []
     errors: list[InputError] = []
     seen: dict[str, int] = {}
-    for number, raw in enumerate(path.read_text().splitlines(), 1):
+    for number, raw in enumerate(read_text(path).splitlines(), 1):
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue

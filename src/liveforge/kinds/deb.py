@@ -50,10 +50,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..keyvalue import write_atomic
-from ..sources import DebPin, Fetcher, sha256_file
+from ..keyvalue import read_text, write_atomic
+from ..manifest import path_problem
+from ..sources import DEB_NAME_RE, DebPin, Fetcher, plain_file_name, sha256_file
 from ..unpack import Entry, install_deb
-from ..workspace import ComponentSpec, Workspace
+from ..workspace import ComponentSpec, Workspace, workspace_path_problem
 from .base import MAIN, BuildContext
 from .extra import substitute, truthy
 
@@ -81,7 +82,7 @@ def read_lock(ws: Workspace) -> tuple[dict[tuple[str, str], Locked], dict[str, A
     if not path.is_file():
         return {}, {}
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(read_text(path))
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"unreadable lock file: {exc}; run `liveforge configure "
                          "--refresh-lock`", path) from None
@@ -93,6 +94,10 @@ def read_lock(ws: Workspace) -> tuple[dict[tuple[str, str], Locked], dict[str, A
         except (KeyError, TypeError) as exc:
             raise InputError(f"[[deb]] entry {number} is incomplete ({exc}); run `liveforge "
                              "configure --refresh-lock`", path) from None
+        if not plain_file_name(pin.basename):
+            raise InputError(f"[[deb]] entry {number}: filename {pin.filename!r} does not end "
+                             "in a plain file name; run `liveforge configure --refresh-lock`",
+                             path)
         locked[(entry.component, entry.request)] = entry
     data.pop("format", None)
     return locked, data
@@ -178,14 +183,28 @@ class DebKind:
                 not all(isinstance(p, str) and p for p in packages):
             problems.append(("packages", "packages must be a non-empty list of Debian "
                                          "package names"))
-        if not isinstance(settings.get("manifest", ""), str):
+        else:
+            problems += [("packages", f"packages: {p!r} is not a Debian package name")
+                         for p in packages if not DEB_NAME_RE.match(p)]
+        manifest = settings.get("manifest", "")
+        if not isinstance(manifest, str):
             problems.append(("manifest", "manifest must be a path relative to the workspace"))
+        elif "manifest" in settings and (problem := workspace_path_problem(manifest)):
+            problems.append(("manifest", f"manifest: {problem} (the manifest is a file inside "
+                                         "the workspace)"))
         include = settings.get("include", [])
         if not isinstance(include, list) or not all(isinstance(i, str) for i in include):
             problems.append(("include", "include must be a list of path patterns"))
         links = settings.get("links", {})
         if not isinstance(links, dict) or not all(isinstance(v, str) for v in links.values()):
             problems.append(("links", "links must be a table of path = \"glob\""))
+        else:
+            for name, pattern in links.items():
+                if problem := path_problem(name):
+                    problems.append(("links", f"links: {problem}"))
+                elif path_problem(pattern):
+                    problems.append(("links", f"links: pattern {pattern!r} is not a path "
+                                              "inside proto/"))
         return problems
 
     def phases(self, spec: ComponentSpec) -> Sequence[str]:
@@ -262,7 +281,7 @@ class DebKind:
             for req, entry in pins:
                 values[f"{var_prefix(req)}_VERSION"] = entry.pin.version
                 values[f"{var_prefix(req)}_PACKAGE"] = entry.pin.name
-            write_atomic(out, substitute(source.read_text(), values))
+            write_atomic(out, substitute(read_text(source), values))
             return
         write_atomic(out, generated_manifest(entries, spec.settings.get("include", []), links))
         ctx.note(f"wrote generated manifest {out}")

@@ -38,7 +38,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ..errors import InputError, UsageError
-from ..keyvalue import write_atomic
+from ..keyvalue import read_text, write_atomic
+from ..manifest import path_problem
 from ..scratch import remove_tree
 from ..sources import Fetcher, sha256_file
 from ..stamps import read_stamp
@@ -88,8 +89,12 @@ class ExtraKind:
             if key not in SETTINGS:
                 problems.append((key, f"unknown setting {key!r} for kind \"extra\" "
                                       f"(known: {', '.join(sorted(SETTINGS))})"))
-        if not isinstance(spec.settings.get("manifest", ""), str):
+        manifest = spec.settings.get("manifest", "manifest")
+        if not isinstance(manifest, str):
             problems.append(("manifest", "manifest must be a path relative to the component"))
+        elif path_problem(manifest):
+            problems.append(("manifest", f"manifest {manifest!r} is not a path inside the "
+                                         "component"))
         return problems
 
     def packages(self, ws: Workspace, spec: ComponentSpec) -> dict[str, Package]:
@@ -247,7 +252,7 @@ class ExtraKind:
         for pkg in packages.values():
             values.update(pkg.manifest_vars())
         ws.manifest_d.mkdir(parents=True, exist_ok=True)
-        write_atomic(out, substitute(source.read_text(), values))
+        write_atomic(out, substitute(read_text(source), values))
         ctx.note(f"wrote {out}")
 
     # -- the other verbs --------------------------------------------------------------------

@@ -49,7 +49,9 @@ from typing import Any
 
 from .. import tomlpos
 from ..errors import InputError, InputErrors
-from ..sources import DebianSource, Source, UrlSource
+from ..keyvalue import read_text
+from ..manifest import path_problem
+from ..sources import DEB_NAME_RE, DEB_VERSION_RE, DebianSource, Source, UrlSource, plain_file_name
 
 PACKAGE_FILE = "package.toml"
 BUILD_SYSTEMS = ("autotools", "make", "commands")
@@ -205,7 +207,7 @@ def _read_table(data: Mapping[str, Any], fields: Iterable[Field], where: str,
 def load_package(directory: Path) -> Package:
     """Parse ``directory/package.toml``; every problem is reported as file:line."""
     path = directory / PACKAGE_FILE
-    text = path.read_text()
+    text = read_text(path)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -225,8 +227,11 @@ def load_package(directory: Path) -> Package:
     name, version = str(top["name"] or directory.name), str(top["version"] or "0")
     if top["name"] and not NAME_RE.match(name):
         err(f"invalid package name {name!r}", "", "name")
-    if "/" in version or version.startswith("."):
+    if not plain_file_name(version) or version.startswith("."):
         err(f"invalid version {version!r}", "", "version")
+    if not install_path(top["prefix"]):
+        err(f"prefix must be an absolute path without '..', not {top['prefix']!r}", "",
+            "prefix")
     if top["build"] not in BUILD_SYSTEMS:
         err(f"build must be one of {', '.join(BUILD_SYSTEMS)}, not {top['build']!r}", "",
             "build")
@@ -243,6 +248,9 @@ def load_package(directory: Path) -> Package:
             err(f"[variant.{vname}]: unknown variant (known: 32, 64)", f"variant.{vname}")
             continue
         vt = _read_table(table, VARIANT_FIELDS, f"variant.{vname}", err)
+        if vt["libdir"] is not None and not install_path(vt["libdir"]):
+            err(f"libdir must be an absolute path without '..', not {vt['libdir']!r}",
+                f"variant.{vname}", "libdir")
         per_variant[vname] = VariantOptions(tuple(vt["configure_options"]),
                                             tuple(vt["make_options"]), dict(vt["env"]),
                                             vt["libdir"])
@@ -261,7 +269,10 @@ def load_package(directory: Path) -> Package:
     else:
         patches = [directory / p for p in top["patches"]]
         for p, rel in zip(patches, top["patches"], strict=True):
-            if not p.is_file():
+            if path_problem(rel):
+                errors.append(InputError(f"patch {rel!r} is not a path inside the package "
+                                         "folder", path, _value_line(text, "patches", rel)))
+            elif not p.is_file():
                 errors.append(InputError(f"patch {rel!r} does not exist", path,
                                          _value_line(text, "patches", rel)))
     if errors:
@@ -288,13 +299,36 @@ def _source(table: Any, err: Any) -> Source | None:
     if not isinstance(sha, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", sha):
         err("[source] sha256 must be the file's sha256 (64 hex digits)", "source", "sha256")
         return None
+    filename = table.get("file", "")
+    if "file" in table and not (isinstance(filename, str) and plain_file_name(filename)):
+        err(f"[source] file must be a plain file name, not {filename!r}", "source", "file")
+        return None
     if isinstance(table.get("url"), str):
-        return UrlSource(url=table["url"], sha256=sha.lower(), filename=str(table.get("file", "")))
-    if isinstance(table.get("debian"), str) and isinstance(table.get("debian_version"), str):
-        return DebianSource(package=table["debian"], version=table["debian_version"],
-                            sha256=sha.lower(), filename=str(table.get("file", "")))
+        source = UrlSource(url=table["url"], sha256=sha.lower(), filename=filename)
+        if not plain_file_name(source.name):
+            err(f"[source] url {source.url!r} ends in no plain file name: name the file with "
+                'file = "NAME"', "source", "url")
+            return None
+        return source
+    package, version = table.get("debian"), table.get("debian_version")
+    if isinstance(package, str) and isinstance(version, str):
+        if not DEB_NAME_RE.match(package):
+            err(f"[source] debian must be a Debian package name, not {package!r}", "source",
+                "debian")
+            return None
+        if not DEB_VERSION_RE.match(version):
+            err(f"[source] debian_version must be a Debian version, not {version!r}", "source",
+                "debian_version")
+            return None
+        return DebianSource(package=package, version=version, sha256=sha.lower(),
+                            filename=filename)
     err("[source] needs url, or debian and debian_version", "source")
     return None
+
+
+def install_path(path: str) -> bool:
+    """Whether ``path`` is an absolute installation path that stays inside DESTDIR."""
+    return path.startswith("/") and "\0" not in path and ".." not in path.split("/")
 
 
 def load_packages(component: Path) -> dict[str, Package]:
@@ -326,7 +360,7 @@ def build_order(packages: Mapping[str, Package]) -> list[str]:
     """Packages in dependency order; an unknown dependency or a cycle is an InputError."""
     errors: list[InputError] = []
     for pkg in packages.values():
-        text = pkg.toml.read_text()
+        text = read_text(pkg.toml)
         for dep in pkg.depends:
             if dep not in packages:
                 errors.append(InputError(
@@ -342,7 +376,7 @@ def build_order(packages: Mapping[str, Package]) -> list[str]:
         cycle = list(exc.args[1])
         first = packages[cycle[0]]
         raise InputError("package dependency cycle: " + " -> ".join(cycle), first.toml,
-                         _line(first.toml.read_text(), "", "depends")) from None
+                         _line(read_text(first.toml), "", "depends")) from None
 
 
 def closure(packages: Mapping[str, Package], names: Iterable[str]) -> set[str]:
