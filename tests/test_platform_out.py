@@ -19,6 +19,7 @@ from liveforge.assemble import resolve
 from liveforge.manifest import combine
 from liveforge.manifest_lint import diff, format_diff
 from liveforge.platform_out import gitstatus, write_platform
+from liveforge.workspace import stamp_epoch
 from manifestgen import generate, write_proto
 
 STAMP = "20240102T030405Z"
@@ -45,12 +46,27 @@ def workspace(root: Path, entries: int = 600, big: int = 0) -> Path:
     return root
 
 
-def platform(root: Path, stamp: str = STAMP, compression: str = "gzip") -> Path:
+def platform(root: Path, stamp: str = STAMP, compression: str = "gzip",
+             root_tarball: bool = False) -> Path:
     manifest = combine([root / "manifest"], {}, False, lambda _: None)
     image = resolve(manifest, [root / "proto"])
     status = [{"repo": "r", "branch": "main", "rev": "abc", "commit_date": "d", "url": "u"}]
     return write_platform(root / "output", f"platform-{stamp}", image, stamp=stamp,
-                          kernel_path="boot/vmlinuz", gitstatus=status, compression=compression)
+                          kernel_path="boot/vmlinuz", gitstatus=status, compression=compression,
+                          root_tarball=root_tarball)
+
+
+def directory_listing(directory: Path) -> dict[str, tuple[str, str]]:
+    """What a tarball of ``directory`` must hold: path (under the directory's name) -> kind and
+    content digest."""
+    name = directory.name
+    listing = {name: ("d", "")}
+    for path in sorted(directory.rglob("*")):
+        rel = f"{name}/{path.relative_to(directory).as_posix()}"
+        assert path.is_dir() or path.is_file(), path
+        listing[rel] = ("d", "") if path.is_dir() else \
+            ("f", hashlib.sha256(path.read_bytes()).hexdigest())
+    return listing
 
 
 def test_layout(tmp_path: Path) -> None:
@@ -77,7 +93,44 @@ def test_layout(tmp_path: Path) -> None:
     md5, path = lines[0].split("  ", 1)
     assert md5 == hashlib.md5((root / "proto" / path).read_bytes()).hexdigest()
     assert json.loads((arch / "boot_archive.gitstatus").read_text())[0]["rev"] == "abc"
-    assert read_cpio(arch / "boot_archive") == read_tar(out / f"platform-{STAMP}.tgz")
+    assert not (out / f"platform-{STAMP}-root.tgz").exists()
+
+
+def test_tarball_is_the_platform_directory(tmp_path: Path) -> None:
+    root = workspace(tmp_path)
+    final = platform(root)
+    tgz = root / "output" / f"platform-{STAMP}.tgz"
+    members = read_tar(tgz)
+    assert list(members) == sorted(members)                         # path order, parents first
+    assert {m.path: (m.kind, m.sha256) for m in members.values()} == directory_listing(final)
+    assert {(m.uid, m.gid, m.mtime) for m in members.values()} == {(0, 0, stamp_epoch(STAMP))}
+    assert {m.path: m.mode for m in members.values() if m.kind == "d"} == dict.fromkeys(
+        [final.name, f"{final.name}/etc", f"{final.name}/etc/version", f"{final.name}/x86_64"],
+        0o755)
+    assert {m.mode for m in members.values() if m.kind == "f"} == {0o644}
+    # what a boot server does with it: GNU tar unpacks platform-<STAMP>/ with root's numeric ids
+    listing = subprocess.run(["tar", "-tvzf", str(tgz), "--numeric-owner"], check=True,
+                             capture_output=True, text=True).stdout.splitlines()
+    assert listing[0].split()[:2] == ["drwxr-xr-x", "0/0"]
+    assert listing[0].split()[-1] == f"platform-{STAMP}/"
+    assert all(line.split()[-1].startswith(f"platform-{STAMP}/") for line in listing)
+    unpacked = tmp_path / "unpacked"
+    unpacked.mkdir()
+    subprocess.run(["tar", "-xzf", str(tgz), "-C", str(unpacked)], check=True)
+    assert directory_listing(unpacked / final.name) == directory_listing(final)
+
+
+def test_root_tarball_on_request(tmp_path: Path) -> None:
+    root = workspace(tmp_path)
+    final = platform(root, root_tarball=True)
+    out = root / "output"
+    image_root = read_tar(out / f"platform-{STAMP}-root.tgz")
+    assert image_root == read_cpio(final / "x86_64/boot_archive")
+    assert "boot/vmlinuz" in image_root
+    assert [m.path for m in read_tar(out / f"platform-{STAMP}.tgz").values()][0] == final.name
+    # a rebuild of the same stamp without it takes it away: it would be a stale image
+    platform(root)
+    assert not os.path.lexists(out / f"platform-{STAMP}-root.tgz")
 
 
 def test_rebuild_same_stamp_replaces_and_new_stamp_moves_links(tmp_path: Path) -> None:

@@ -88,8 +88,15 @@ class _ThreadedSink(_Sink, ABC):
 
     def _out(self, data: bytes) -> None:
         if self.error is not None:
-            raise BuildError(f"compression failed: {self.error}")
+            self._raise()
         self.queue.put(data)
+
+    def _raise(self) -> None:
+        """Report the worker's failure: a failed write (a full disk) as the OSError it is, so
+        that the caller can name the directory; anything else as a compression failure."""
+        if isinstance(self.error, OSError):
+            raise self.error
+        raise BuildError(f"compression failed: {self.error}")
 
     def _run(self) -> None:
         try:
@@ -116,7 +123,7 @@ class _ThreadedSink(_Sink, ABC):
         self.queue.put(None)
         self.thread.join()
         if self.error is not None:
-            raise BuildError(f"compression failed: {self.error}")
+            self._raise()
 
 
 class _GzipSink(_ThreadedSink):
@@ -380,6 +387,31 @@ def _write_entries(image: Image, mtime: int, tar_sink: _Sink | None, cpio_sink: 
         if digest is not None:
             md5s[path] = digest.hexdigest()
     return md5s
+
+
+def tree_image(directory: Path, name: str) -> Image:
+    """The directories and regular files under ``directory`` as image entries under ``name/``:
+    what a tarball of the directory holds, unpacking to ``name/``. Owners are root (0:0);
+    directories are 0755 and files 0644 (0755 when executable), whatever the umask made on
+    disk. Anything but a directory or a regular file is an error."""
+    entries = [ImageEntry("d", name, 0o755, 0, 0)]
+    pending = [(directory, name)]
+    while pending:
+        path, prefix = pending.pop()
+        with os.scandir(path) as listing:
+            children = list(listing)
+        for child in children:
+            member = f"{prefix}/{child.name}"
+            if child.is_dir(follow_symlinks=False):
+                entries.append(ImageEntry("d", member, 0o755, 0, 0))
+                pending.append((Path(child.path), member))
+            elif child.is_file(follow_symlinks=False):
+                executable = child.stat(follow_symlinks=False).st_mode & 0o111
+                entries.append(ImageEntry("f", member, 0o755 if executable else 0o644, 0, 0,
+                                          source=Path(child.path)))
+            else:
+                raise BuildError(f"{child.path}: not a directory or a regular file")
+    return Image(tuple(sorted(entries, key=lambda entry: entry.path)))
 
 
 # -- readers (for lint, diff and tests) --------------------------------------------------------

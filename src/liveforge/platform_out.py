@@ -8,7 +8,8 @@
     <output>/<dirname>/x86_64/boot_archive.manifest    md5 of each shipped file (md5sum format)
     <output>/<dirname>/x86_64/boot_archive.gitstatus   JSON list of component repos
     <output>/<dirname>/etc/version/platform            the buildstamp
-    <output>/<dirname>.tgz                             the image as a tar (gzip)
+    <output>/<dirname>.tgz                             the platform directory: <dirname>/...
+    <output>/<dirname>-root.tgz                        the image root (on request)
     <output>/platform-latest -> <dirname>,  <output>/platform-latest.tgz -> <dirname>.tgz
 
 Crash safety: the directory is built under a hidden temporary name and the tarball written to
@@ -32,7 +33,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from .archive import write_archives
+from .archive import tree_image, write_archives
 from .assemble import Image
 from .errors import BuildError
 from .workspace import stamp_epoch
@@ -45,12 +46,13 @@ AT_FDCWD = -100
 
 def write_platform(output_dir: Path, dirname: str, image: Image, *, stamp: str, kernel_path: str,
                    gitstatus: list[dict[str, Any]], compression: str,
-                   arch: str = "x86_64", boot_archive_skip: frozenset[str] = frozenset()
-                   ) -> Path:
+                   arch: str = "x86_64", boot_archive_skip: frozenset[str] = frozenset(),
+                   root_tarball: bool = False) -> Path:
     """Assemble the platform ``output_dir/dirname`` from ``image``; return its path.
 
-    ``boot_archive_skip``: image paths kept out of the boot archive (but in the tarball): the
-    kernel boots beside the boot archive, so a copy inside it would only slow the boot."""
+    ``boot_archive_skip``: image paths kept out of the boot archive (but in the root tarball):
+    the kernel boots beside the boot archive, so a copy inside it would only slow the boot.
+    ``root_tarball``: also write the image root as ``<dirname>-root.tgz``."""
     output_dir.mkdir(parents=True, exist_ok=True)
     _remove_leftovers(output_dir)
     kernel = next((e for e in image.entries if e.path == kernel_path), None)
@@ -61,11 +63,12 @@ def write_platform(output_dir: Path, dirname: str, image: Image, *, stamp: str, 
     tag = f"{TMP_MARK}{os.getpid()}"
     staging = output_dir / f".{dirname}{tag}"
     tarball_tmp = output_dir / f".{dirname}.tgz{tag}"
+    root_tmp = output_dir / f".{dirname}-root.tgz{tag}" if root_tarball else None
     archdir = staging / arch
     archdir.mkdir(parents=True)
     boot_archive = archdir / "boot_archive"
 
-    digests = write_archives(image, epoch, tar=tarball_tmp, cpio=boot_archive,
+    digests = write_archives(image, epoch, tar=root_tmp, cpio=boot_archive,
                              tar_compression="gzip", cpio_compression=compression, digests=True,
                              cpio_skip=boot_archive_skip)
     _write(archdir / "boot_archive.hash", _sha1(boot_archive) + "\n")
@@ -77,10 +80,15 @@ def write_platform(output_dir: Path, dirname: str, image: Image, *, stamp: str, 
     _write(staging / "etc" / "version" / "platform", stamp + "\n")
     for directory in (archdir, staging / "etc" / "version", staging / "etc", staging):
         _fsync_dir(directory)
+    write_archives(tree_image(staging, dirname), epoch, tar=tarball_tmp, tar_compression="gzip")
 
     final = output_dir / dirname
     _install_dir(staging, final)
     os.replace(tarball_tmp, output_dir / f"{dirname}.tgz")
+    if root_tmp is not None:
+        os.replace(root_tmp, output_dir / f"{dirname}-root.tgz")
+    else:
+        (output_dir / f"{dirname}-root.tgz").unlink(missing_ok=True)
     _fsync_dir(output_dir)
     _link(output_dir, LATEST, dirname)
     _link(output_dir, f"{LATEST}.tgz", f"{dirname}.tgz")
