@@ -72,3 +72,69 @@ def test_live_writes_the_platform_tarball_and_the_root_tarball_on_request(
     in_boot_archive = read_cpio(out / name / "x86_64/boot_archive")
     assert {path: m for path, m in image_root.items() if path != "boot/vmlinuz"} == \
         in_boot_archive
+
+
+def tree(top: Path) -> dict[str, str]:
+    """Everything under ``top``, hidden names included, without following links: path -> link
+    text, content digest or 'd'."""
+    import hashlib
+
+    state: dict[str, str] = {}
+    for directory, dirs, files in os.walk(top):
+        for entry in dirs + files:
+            path = Path(directory) / entry
+            rel = str(path.relative_to(top))
+            if path.is_symlink():
+                state[rel] = "-> " + os.readlink(path)
+            elif path.is_dir():
+                state[rel] = "d"
+            else:
+                state[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return state
+
+
+def test_platform_latest_that_is_a_directory_is_a_clear_error(tmp_path: Path) -> None:
+    ws = live_workspace(tmp_path / "ws", tmp_path / "upstream")
+    latest = ws / "output" / "platform-latest"
+    latest.mkdir(parents=True)
+    (latest / "mine").write_text("a user's file\n")
+    built = lf(ws, "live")
+    assert built.returncode != 0
+    assert built.stderr.splitlines() == [
+        f"liveforge: error: {latest} is a directory, not the link liveforge makes there: "
+        "move it away or remove it, then run 'liveforge live' again"]
+    assert (latest / "mine").read_text() == "a user's file\n"
+    assert sorted(tree(ws / "output")) == ["platform-latest", "platform-latest/mine"]
+
+
+def test_a_full_disk_is_one_clear_error_and_leaves_the_previous_platform(
+        tmp_path: Path) -> None:
+    import pytest
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2M", "tmpfs", str(disk)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        ws = live_workspace(tmp_path / "ws", tmp_path / "upstream")
+        (ws / "output").symlink_to(disk)
+        built = lf(ws, "live")
+        assert built.returncode == 0, built.stderr
+        before = tree(disk)
+        assert f"platform-{STAMP}.tgz" in before
+        (ws / "overlay" / "boot" / "big").write_bytes(os.urandom(3 << 20))
+        with open(ws / "overlay" / "manifest", "a") as manifest:
+            manifest.write("f boot/big 0644 root root\n")
+        for stamp in ("20250101T000000Z", STAMP):          # a new platform, then a rebuild
+            full = lf(ws, "live", stamp=stamp)
+            assert full.returncode != 0
+            assert full.stderr.splitlines() == [
+                f"liveforge: error: no space left on {ws / 'output'}: writing "
+                f"platform-{stamp} needs more room; the previous outputs are as they were"]
+            assert tree(disk) == before
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
