@@ -93,6 +93,24 @@ def tree(top: Path) -> dict[str, str]:
     return state
 
 
+def test_outputs_do_not_depend_on_the_workspace_path(tmp_path: Path) -> None:
+    upstream = tmp_path / "upstream"
+    first = live_workspace(tmp_path / "a" / "ws", upstream)
+    second = live_workspace(tmp_path / "elsewhere" / "other", upstream)
+    for ws in (first, second):
+        built = lf(ws, "live")
+        assert built.returncode == 0, built.stderr
+    name = f"platform-{STAMP}"
+    gitstatus = (first / "output" / name / "x86_64/boot_archive.gitstatus").read_text()
+    assert '"repo": "comp"' in gitstatus and '"repo": "plain"' in gitstatus
+    for ws in (first, second):
+        assert str(ws) not in gitstatus and str(tmp_path) not in gitstatus.replace(
+            str(upstream), "")
+    for rel in (f"{name}.tgz", f"{name}/x86_64/boot_archive",
+                f"{name}/x86_64/boot_archive.gitstatus", f"{name}/x86_64/boot_archive.manifest"):
+        assert (first / "output" / rel).read_bytes() == (second / "output" / rel).read_bytes(), rel
+
+
 def test_platform_latest_that_is_a_directory_is_a_clear_error(tmp_path: Path) -> None:
     ws = live_workspace(tmp_path / "ws", tmp_path / "upstream")
     latest = ws / "output" / "platform-latest"

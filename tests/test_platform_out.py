@@ -359,4 +359,8 @@ def test_gitstatus(tmp_path: Path) -> None:
     records = gitstatus([repo, plain])
     assert records[0]["branch"] == "trunk" and records[0]["url"] == "https://x/r.git"
     assert len(records[0]["rev"]) == 40 and records[0]["commit_date"].startswith("2026-01-01")
-    assert records[1] == {"repo": "plain", "warning": f"{plain} is not a git checkout"}
+    assert records[1] == {"repo": "plain", "warning": "plain is not a git checkout"}
+    nested = tmp_path / "projects" / "local" / "plain"
+    nested.mkdir(parents=True)
+    assert gitstatus([nested], tmp_path)[0]["warning"] == \
+        "projects/local/plain is not a git checkout"

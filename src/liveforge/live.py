@@ -111,8 +111,8 @@ def write_outputs(ws: Workspace, image: Image, stamp: str, reporter: Reporter,
     trees = [spec.path for spec in ws.components.values() if spec.path is not None]
     kernel = kernel_file(image, ws.platform.kernel)
     platform = write_platform(ws.output_dir, dirname, image, stamp=stamp, kernel_path=kernel,
-                              gitstatus=gitstatus(trees), compression=ws.platform.compression,
-                              arch=ws.platform.arch,
+                              gitstatus=gitstatus(trees, ws.root),
+                              compression=ws.platform.compression, arch=ws.platform.arch,
                               boot_archive_skip=frozenset({kernel, ws.platform.kernel}),
                               root_tarball=root_tarball)
     result = LiveResult(platform=platform, tarball=ws.output_dir / f"{dirname}.tgz",

@@ -329,16 +329,20 @@ def _git(path: Path, *args: str) -> str:
     return result.stdout.strip() if result.returncode == 0 else ""
 
 
-def gitstatus(paths: list[Path]) -> list[dict[str, str]]:
+def gitstatus(paths: list[Path], root: Path | None = None) -> list[dict[str, str]]:
     """One record per component tree: repo, branch, rev, commit_date, url. A tree that is not
-    a git checkout gets ``{"repo": ..., "warning": ...}`` instead."""
+    a git checkout gets ``{"repo": ..., "warning": ...}`` instead, naming the tree by its path
+    in the workspace ``root`` (else by its name): where the workspace is never shows, so the
+    same build elsewhere gives the same bytes."""
     records: list[dict[str, str]] = []
     for path in paths:
         repo = path.name
         inside = _git(path, "rev-parse", "--is-inside-work-tree") == "true"
         rev = _git(path, "rev-parse", "HEAD") if inside else ""
         if not rev:
-            records.append({"repo": repo, "warning": f"{path} is not a git checkout"})
+            shown = path.relative_to(root).as_posix() if root is not None and \
+                path.is_relative_to(root) else repo
+            records.append({"repo": repo, "warning": f"{shown} is not a git checkout"})
             continue
         records.append({
             "repo": repo,
