@@ -75,6 +75,9 @@ class _Sink:
     def close(self) -> None:
         self.flush()
 
+    def abort(self) -> None:
+        """Give up after a failure elsewhere (nothing to stop here)."""
+
 
 class _ThreadedSink(_Sink, ABC):
     """A sink whose chunks are transformed and written by a worker thread."""
@@ -125,6 +128,12 @@ class _ThreadedSink(_Sink, ABC):
         if self.error is not None:
             self._raise()
 
+    def abort(self) -> None:
+        """Stop the worker before the file is closed: it would write into whatever file reuses
+        the descriptor. It finishes what is queued, or drops it when it has failed itself."""
+        self.queue.put(None)
+        self.thread.join()
+
 
 class _GzipSink(_ThreadedSink):
     def __init__(self, fd: int, level: int = GZIP_LEVEL):
@@ -132,9 +141,10 @@ class _GzipSink(_ThreadedSink):
         self.crc = 0
         self.size = 0
         xfl = 2 if level == 9 else 4 if level == 1 else 0
-        super().__init__(fd)
-        # Written before any chunk is queued, so before anything the worker writes.
+        # Written before the worker starts, so before anything it writes.
+        self.fd = fd
         _Sink._out(self, b"\x1f\x8b\x08\x00\x00\x00\x00\x00" + bytes([xfl, 255]))
+        super().__init__(fd)
 
     def _handle(self, data: bytes) -> None:
         self.crc = zlib.crc32(data, self.crc)
@@ -284,6 +294,20 @@ def _read_file(entry: ImageEntry) -> Iterator[bytes]:
         os.close(fd)
 
 
+def _open_sink(path: Path, compression: str, level: int | None,
+               outputs: list[tuple[int, _Sink]]) -> _Sink:
+    """Create ``path`` and a sink writing to it, added to ``outputs`` (the file is closed again
+    when the sink cannot start)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        sink = _sink(fd, compression, level)
+    except BaseException:
+        os.close(fd)
+        raise
+    outputs.append((fd, sink))
+    return sink
+
+
 def write_archives(image: Image, mtime: int, *, tar: Path | None = None,
                    cpio: Path | None = None, tar_compression: str = "gzip",
                    cpio_compression: str = "gzip", level: int | None = None,
@@ -303,13 +327,9 @@ def write_archives(image: Image, mtime: int, *, tar: Path | None = None,
     tar_sink = cpio_sink = None
     try:
         if tar is not None:
-            fd = os.open(tar, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-            tar_sink = _sink(fd, tar_compression, level)
-            outputs.append((fd, tar_sink))
+            tar_sink = _open_sink(tar, tar_compression, level, outputs)
         if cpio is not None:
-            fd = os.open(cpio, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-            cpio_sink = _sink(fd, cpio_compression, level)
-            outputs.append((fd, cpio_sink))
+            cpio_sink = _open_sink(cpio, cpio_compression, level, outputs)
         md5s = _write_entries(image, mtime, tar_sink, cpio_sink, primary, group_size, sources,
                               digests, cpio_skip)
         if tar_sink is not None:
@@ -321,6 +341,10 @@ def write_archives(image: Image, mtime: int, *, tar: Path | None = None,
         for fd, sink in outputs:
             sink.close()
             os.fsync(fd)
+    except BaseException:
+        for _, sink in outputs:
+            sink.abort()
+        raise
     finally:
         for fd, _ in outputs:
             os.close(fd)
