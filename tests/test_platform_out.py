@@ -136,6 +136,9 @@ def test_root_tarball_on_request(tmp_path: Path) -> None:
     assert image_root == read_cpio(final / "x86_64/boot_archive")
     assert "boot/vmlinuz" in image_root
     assert [m.path for m in read_tar(out / f"platform-{STAMP}.tgz").values()][0] == final.name
+    # manifest diff reads all three forms as the same image
+    assert diff(out / f"platform-{STAMP}-root.tgz", out / f"platform-{STAMP}.tgz").same
+    assert diff(out / f"platform-{STAMP}.tgz", final).same
     # a rebuild of the same stamp without it takes it away: it would be a stale image
     platform(root)
     assert not os.path.lexists(out / f"platform-{STAMP}-root.tgz")
