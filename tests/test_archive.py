@@ -168,3 +168,18 @@ def test_long_names_and_targets(tmp_path: Path) -> None:
     listing = subprocess.run(["tar", "-tvf", str(tmp_path / "t")], capture_output=True,
                              check=True, text=True).stdout
     assert "n" * 150 in listing and long in listing
+
+
+def test_a_full_disk_is_an_oserror_and_stops_every_writer_thread(tmp_path: Path) -> None:
+    import errno
+    import threading
+
+    image, _ = build(tmp_path, 300)
+    before = threading.active_count()
+    for tar, cpio in ((tmp_path / "t.tgz", Path("/dev/full")),
+                      (Path("/dev/full"), tmp_path / "c.gz")):
+        with pytest.raises(OSError) as failed:
+            write_archives(image, EPOCH, tar=tar, cpio=cpio)
+        assert failed.value.errno == errno.ENOSPC
+        # no compressor is left running: it would write into whatever file reuses its fd
+        assert threading.active_count() == before

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from liveforge.assemble import resolve
 from liveforge.manifest import combine
 from liveforge.manifest_lint import diff, format_diff
 from liveforge.platform_out import gitstatus, write_platform
+from liveforge.workspace import stamp_epoch
 from manifestgen import generate, write_proto
 
 STAMP = "20240102T030405Z"
@@ -45,26 +47,48 @@ def workspace(root: Path, entries: int = 600, big: int = 0) -> Path:
     return root
 
 
-def platform(root: Path, stamp: str = STAMP, compression: str = "gzip") -> Path:
+def platform(root: Path, stamp: str = STAMP, compression: str = "gzip",
+             root_tarball: bool = False) -> Path:
     manifest = combine([root / "manifest"], {}, False, lambda _: None)
     image = resolve(manifest, [root / "proto"])
     status = [{"repo": "r", "branch": "main", "rev": "abc", "commit_date": "d", "url": "u"}]
     return write_platform(root / "output", f"platform-{stamp}", image, stamp=stamp,
-                          kernel_path="boot/vmlinuz", gitstatus=status, compression=compression)
+                          kernel_path="boot/vmlinuz", gitstatus=status, compression=compression,
+                          root_tarball=root_tarball)
+
+
+def directory_listing(directory: Path) -> dict[str, tuple[str, str]]:
+    """What a tarball of ``directory`` must hold: path (under the directory's name) -> kind and
+    content digest."""
+    name = directory.name
+    listing = {name: ("d", "")}
+    for path in sorted(directory.rglob("*")):
+        rel = f"{name}/{path.relative_to(directory).as_posix()}"
+        assert path.is_dir() or path.is_file(), path
+        listing[rel] = ("d", "") if path.is_dir() else \
+            ("f", hashlib.sha256(path.read_bytes()).hexdigest())
+    return listing
 
 
 def test_layout(tmp_path: Path) -> None:
     root = workspace(tmp_path)
     final = platform(root)
     out = root / "output"
-    assert final == out / f"platform-{STAMP}"
-    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == sorted([
-        f"platform-{STAMP}", f"platform-{STAMP}.tgz", "platform-latest", "platform-latest.tgz",
-        f"platform-{STAMP}/etc", f"platform-{STAMP}/etc/version",
-        f"platform-{STAMP}/etc/version/platform", f"platform-{STAMP}/x86_64",
-        *(f"platform-{STAMP}/x86_64/{n}" for n in (
-            "vmlinuz", "boot_archive", "boot_archive.hash", "boot_archive.manifest",
-            "boot_archive.gitstatus"))])
+    name = f"platform-{STAMP}"
+    assert final == out / name
+    assert sorted(p.name for p in out.iterdir()) == sorted([
+        name, f"{name}.tgz", "platform-latest", "platform-latest.tgz", f".{name}",
+        os.readlink(out / f".{name}")])
+    # the one link a rebuild switches leads to the generation, which holds the pair
+    generation = out / os.readlink(out / f".{name}")
+    assert re.fullmatch(rf"\.{name}@[0-9a-f]+", generation.name)
+    assert sorted(os.listdir(generation)) == [name, f"{name}.tgz"]
+    assert os.readlink(out / name) == f".{name}/{name}"
+    assert os.readlink(out / f"{name}.tgz") == f".{name}/{name}.tgz"
+    assert sorted(str(p.relative_to(final)) for p in final.rglob("*")) == [
+        "etc", "etc/version", "etc/version/platform", "x86_64",
+        *(f"x86_64/{n}" for n in ("boot_archive", "boot_archive.gitstatus", "boot_archive.hash",
+                                  "boot_archive.manifest", "vmlinuz"))]
     arch = final / "x86_64"
     assert os.readlink(out / "platform-latest") == f"platform-{STAMP}"
     assert os.readlink(out / "platform-latest.tgz") == f"platform-{STAMP}.tgz"
@@ -77,7 +101,47 @@ def test_layout(tmp_path: Path) -> None:
     md5, path = lines[0].split("  ", 1)
     assert md5 == hashlib.md5((root / "proto" / path).read_bytes()).hexdigest()
     assert json.loads((arch / "boot_archive.gitstatus").read_text())[0]["rev"] == "abc"
-    assert read_cpio(arch / "boot_archive") == read_tar(out / f"platform-{STAMP}.tgz")
+    assert not (out / f"platform-{STAMP}-root.tgz").exists()
+
+
+def test_tarball_is_the_platform_directory(tmp_path: Path) -> None:
+    root = workspace(tmp_path)
+    final = platform(root)
+    tgz = root / "output" / f"platform-{STAMP}.tgz"
+    members = read_tar(tgz)
+    assert list(members) == sorted(members)                         # path order, parents first
+    assert {m.path: (m.kind, m.sha256) for m in members.values()} == directory_listing(final)
+    assert {(m.uid, m.gid, m.mtime) for m in members.values()} == {(0, 0, stamp_epoch(STAMP))}
+    assert {m.path: m.mode for m in members.values() if m.kind == "d"} == dict.fromkeys(
+        [final.name, f"{final.name}/etc", f"{final.name}/etc/version", f"{final.name}/x86_64"],
+        0o755)
+    assert {m.mode for m in members.values() if m.kind == "f"} == {0o644}
+    # what a boot server does with it: GNU tar unpacks platform-<STAMP>/ with root's numeric ids
+    listing = subprocess.run(["tar", "-tvzf", str(tgz), "--numeric-owner"], check=True,
+                             capture_output=True, text=True).stdout.splitlines()
+    assert listing[0].split()[:2] == ["drwxr-xr-x", "0/0"]
+    assert listing[0].split()[-1] == f"platform-{STAMP}/"
+    assert all(line.split()[-1].startswith(f"platform-{STAMP}/") for line in listing)
+    unpacked = tmp_path / "unpacked"
+    unpacked.mkdir()
+    subprocess.run(["tar", "-xzf", str(tgz), "-C", str(unpacked)], check=True)
+    assert directory_listing(unpacked / final.name) == directory_listing(final)
+
+
+def test_root_tarball_on_request(tmp_path: Path) -> None:
+    root = workspace(tmp_path)
+    final = platform(root, root_tarball=True)
+    out = root / "output"
+    image_root = read_tar(out / f"platform-{STAMP}-root.tgz")
+    assert image_root == read_cpio(final / "x86_64/boot_archive")
+    assert "boot/vmlinuz" in image_root
+    assert [m.path for m in read_tar(out / f"platform-{STAMP}.tgz").values()][0] == final.name
+    # manifest diff reads all three forms as the same image
+    assert diff(out / f"platform-{STAMP}-root.tgz", out / f"platform-{STAMP}.tgz").same
+    assert diff(out / f"platform-{STAMP}.tgz", final).same
+    # a rebuild of the same stamp without it takes it away: it would be a stale image
+    platform(root)
+    assert not os.path.lexists(out / f"platform-{STAMP}-root.tgz")
 
 
 def test_rebuild_same_stamp_replaces_and_new_stamp_moves_links(tmp_path: Path) -> None:
@@ -89,7 +153,18 @@ def test_rebuild_same_stamp_replaces_and_new_stamp_moves_links(tmp_path: Path) -
     platform(root, "20250101T000000Z")
     assert os.readlink(root / "output/platform-latest") == "platform-20250101T000000Z"
     assert diff(root / f"output/platform-{STAMP}", root / "output/platform-latest.tgz").same
-    assert [p.name for p in (root / "output").iterdir() if p.name.startswith(".")] == []
+    hidden = {p.name for p in (root / "output").iterdir() if p.name.startswith(".")}
+    assert hidden == in_use(root / "output") and len(hidden) == 4    # two links, two generations
+
+
+def in_use(out: Path) -> set[str]:
+    """The hidden names the published platforms lead through: switch links and generations."""
+    names = set()
+    for path in out.iterdir():
+        if path.is_symlink() and not path.name.startswith(".") and "/" in os.readlink(path):
+            switch = os.readlink(path).split("/")[0]
+            names |= {switch, os.readlink(out / switch)}
+    return names
 
 
 def test_diff_reports_changes(tmp_path: Path) -> None:
@@ -133,6 +208,7 @@ def test_killed_runs_leave_previous_outputs_intact(tmp_path: Path) -> None:
                     str(root / "output/platform-20990101T000000Z.tgz")], check=True)
     platform(root, "20200101T000000Z")
     before = snapshot(root / "output")
+    kept = in_use(root / "output")
     outcomes = set()
     for trial in range(20):
         stamp = f"2030{trial + 1:02d}01T000000Z"
@@ -164,8 +240,9 @@ def test_killed_runs_leave_previous_outputs_intact(tmp_path: Path) -> None:
         for key, value in before.items():       # the previous platform is untouched
             if not key.startswith("platform-latest"):
                 assert now[key] == value, key
-        for leftover in [p for p in out.iterdir() if p.name.startswith(".")]:
-            assert ".lf-tmp-" in leftover.name
+        for leftover in [p.name for p in out.iterdir() if p.name.startswith(".")]:
+            # temporaries, the killed run's generation, and the previous platform's
+            assert ".lf-tmp-" in leftover or leftover.startswith(f".{name}") or leftover in kept
         for extra in visible - {p.split("/")[0] for p in before}:
             subprocess.run(["rm", "-rf", str(out / extra)], check=True)
         for link in ("platform-latest", "platform-latest.tgz"):
@@ -175,7 +252,85 @@ def test_killed_runs_leave_previous_outputs_intact(tmp_path: Path) -> None:
                 os.symlink(target, out / link)
     assert "killed" in outcomes
     platform(root, "20400101T000000Z")        # the next run clears the leftovers
-    assert [p.name for p in (root / "output").iterdir() if p.name.startswith(".")] == []
+    hidden = {p.name for p in (root / "output").iterdir() if p.name.startswith(".")}
+    assert hidden == in_use(root / "output")
+
+
+KILL_AT = """
+import os, signal, sys
+from pathlib import Path
+from liveforge import platform_out
+from liveforge.assemble import resolve
+from liveforge.manifest import combine
+root, stamp, kill_at = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+def step(name):
+    if name == kill_at:
+        os.kill(os.getpid(), signal.SIGKILL)
+platform_out._step = step
+manifest = combine([root / "manifest"], {}, False, lambda _: None)
+platform_out.write_platform(root / "output", "platform-" + stamp,
+                            resolve(manifest, [root / "proto"]), stamp=stamp,
+                            kernel_path="boot/vmlinuz", gitstatus=[], compression="gzip")
+"""
+
+
+def pair(out: Path, name: str) -> tuple[dict[str, tuple[str, str]], dict[str, tuple[str, str]]]:
+    """What ``name/`` and ``name.tgz`` hold, as listings (empty when missing)."""
+    directory = directory_listing(out / name) if (out / name).is_dir() else {}
+    tarball = {m.path: (m.kind, m.sha256) for m in read_tar(out / f"{name}.tgz").values()} \
+        if (out / f"{name}.tgz").is_file() else {}
+    return directory, tarball
+
+
+def test_a_rebuild_killed_at_any_step_leaves_the_old_pair_or_the_new(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from liveforge import platform_out
+
+    root = workspace(tmp_path, 300)
+    out, name = root / "output", f"platform-{STAMP}"
+    steps: list[str] = []
+    monkeypatch.setattr(platform_out, "_step", steps.append)
+    platform(root, stamp="20200101T000000Z")
+    platform(root)
+    steps.clear()
+    platform(root)
+    assert len(steps) >= 4, steps
+    monkeypatch.undo()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    changed = next(line.split()[1] for line in (root / "manifest").read_text().splitlines()
+                   if line.startswith("f ") and "boot/" not in line)
+    for number, step in enumerate(steps):
+        old = pair(out, name)
+        assert old[0] and old[0] == old[1]
+        (root / "proto" / changed).write_text(f"content {number}\n")
+        # the new pair, as a finished run writes it (the same bytes, elsewhere)
+        subprocess.run([sys.executable, "-c", KILL_AT.replace('"output"', '"expected"'),
+                        str(root), STAMP, "-"], env=env, check=True)
+        new = pair(root / "expected", name)
+        assert new[0] == new[1] != old[0]
+        proc = subprocess.run([sys.executable, "-c", KILL_AT, str(root), STAMP, step], env=env)
+        assert proc.returncode == -signal.SIGKILL, step
+        now = pair(out, name)
+        assert now in (old, new), f"killed after {step!r}: a mix of old and new"
+        assert os.readlink(out / "platform-latest") == name
+        assert os.readlink(out / "platform-latest.tgz") == f"{name}.tgz"
+        # the next run finishes and clears what was left
+        subprocess.run([sys.executable, "-c", KILL_AT, str(root), STAMP, "-"], env=env,
+                       check=True)
+        assert pair(out, name) == new
+        assert not [p.name for p in out.iterdir() if ".lf-tmp-" in p.name]
+
+
+def test_an_older_liveforges_platform_directory_is_replaced(tmp_path: Path) -> None:
+    root = workspace(tmp_path, 300)
+    out, name = root / "output", f"platform-{STAMP}"
+    (out / name / "etc/version").mkdir(parents=True)      # the layout before generations
+    (out / name / "etc/version/platform").write_text(STAMP + "\n")
+    (out / f"{name}.tgz").write_bytes(b"an image root")
+    final = platform(root)
+    assert os.readlink(out / name) == f".{name}/{name}"
+    assert directory_listing(final) == pair(out, name)[1]
+    assert {p.name for p in out.iterdir() if p.name.startswith(".")} == in_use(out)
 
 
 def test_zstd_boot_archive(tmp_path: Path) -> None:
@@ -207,4 +362,8 @@ def test_gitstatus(tmp_path: Path) -> None:
     records = gitstatus([repo, plain])
     assert records[0]["branch"] == "trunk" and records[0]["url"] == "https://x/r.git"
     assert len(records[0]["rev"]) == 40 and records[0]["commit_date"].startswith("2026-01-01")
-    assert records[1] == {"repo": "plain", "warning": f"{plain} is not a git checkout"}
+    assert records[1] == {"repo": "plain", "warning": "plain is not a git checkout"}
+    nested = tmp_path / "projects" / "local" / "plain"
+    nested.mkdir(parents=True)
+    assert gitstatus([nested], tmp_path)[0]["warning"] == \
+        "projects/local/plain is not a git checkout"

@@ -75,6 +75,9 @@ class _Sink:
     def close(self) -> None:
         self.flush()
 
+    def abort(self) -> None:
+        """Give up after a failure elsewhere (nothing to stop here)."""
+
 
 class _ThreadedSink(_Sink, ABC):
     """A sink whose chunks are transformed and written by a worker thread."""
@@ -88,8 +91,15 @@ class _ThreadedSink(_Sink, ABC):
 
     def _out(self, data: bytes) -> None:
         if self.error is not None:
-            raise BuildError(f"compression failed: {self.error}")
+            self._raise()
         self.queue.put(data)
+
+    def _raise(self) -> None:
+        """Report the worker's failure: a failed write (a full disk) as the OSError it is, so
+        that the caller can name the directory; anything else as a compression failure."""
+        if isinstance(self.error, OSError):
+            raise self.error
+        raise BuildError(f"compression failed: {self.error}")
 
     def _run(self) -> None:
         try:
@@ -116,7 +126,13 @@ class _ThreadedSink(_Sink, ABC):
         self.queue.put(None)
         self.thread.join()
         if self.error is not None:
-            raise BuildError(f"compression failed: {self.error}")
+            self._raise()
+
+    def abort(self) -> None:
+        """Stop the worker before the file is closed: it would write into whatever file reuses
+        the descriptor. It finishes what is queued, or drops it when it has failed itself."""
+        self.queue.put(None)
+        self.thread.join()
 
 
 class _GzipSink(_ThreadedSink):
@@ -125,9 +141,10 @@ class _GzipSink(_ThreadedSink):
         self.crc = 0
         self.size = 0
         xfl = 2 if level == 9 else 4 if level == 1 else 0
-        super().__init__(fd)
-        # Written before any chunk is queued, so before anything the worker writes.
+        # Written before the worker starts, so before anything it writes.
+        self.fd = fd
         _Sink._out(self, b"\x1f\x8b\x08\x00\x00\x00\x00\x00" + bytes([xfl, 255]))
+        super().__init__(fd)
 
     def _handle(self, data: bytes) -> None:
         self.crc = zlib.crc32(data, self.crc)
@@ -277,6 +294,20 @@ def _read_file(entry: ImageEntry) -> Iterator[bytes]:
         os.close(fd)
 
 
+def _open_sink(path: Path, compression: str, level: int | None,
+               outputs: list[tuple[int, _Sink]]) -> _Sink:
+    """Create ``path`` and a sink writing to it, added to ``outputs`` (the file is closed again
+    when the sink cannot start)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        sink = _sink(fd, compression, level)
+    except BaseException:
+        os.close(fd)
+        raise
+    outputs.append((fd, sink))
+    return sink
+
+
 def write_archives(image: Image, mtime: int, *, tar: Path | None = None,
                    cpio: Path | None = None, tar_compression: str = "gzip",
                    cpio_compression: str = "gzip", level: int | None = None,
@@ -296,13 +327,9 @@ def write_archives(image: Image, mtime: int, *, tar: Path | None = None,
     tar_sink = cpio_sink = None
     try:
         if tar is not None:
-            fd = os.open(tar, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-            tar_sink = _sink(fd, tar_compression, level)
-            outputs.append((fd, tar_sink))
+            tar_sink = _open_sink(tar, tar_compression, level, outputs)
         if cpio is not None:
-            fd = os.open(cpio, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-            cpio_sink = _sink(fd, cpio_compression, level)
-            outputs.append((fd, cpio_sink))
+            cpio_sink = _open_sink(cpio, cpio_compression, level, outputs)
         md5s = _write_entries(image, mtime, tar_sink, cpio_sink, primary, group_size, sources,
                               digests, cpio_skip)
         if tar_sink is not None:
@@ -314,6 +341,10 @@ def write_archives(image: Image, mtime: int, *, tar: Path | None = None,
         for fd, sink in outputs:
             sink.close()
             os.fsync(fd)
+    except BaseException:
+        for _, sink in outputs:
+            sink.abort()
+        raise
     finally:
         for fd, _ in outputs:
             os.close(fd)
@@ -380,6 +411,31 @@ def _write_entries(image: Image, mtime: int, tar_sink: _Sink | None, cpio_sink: 
         if digest is not None:
             md5s[path] = digest.hexdigest()
     return md5s
+
+
+def tree_image(directory: Path, name: str) -> Image:
+    """The directories and regular files under ``directory`` as image entries under ``name/``:
+    what a tarball of the directory holds, unpacking to ``name/``. Owners are root (0:0);
+    directories are 0755 and files 0644 (0755 when executable), whatever the umask made on
+    disk. Anything but a directory or a regular file is an error."""
+    entries = [ImageEntry("d", name, 0o755, 0, 0)]
+    pending = [(directory, name)]
+    while pending:
+        path, prefix = pending.pop()
+        with os.scandir(path) as listing:
+            children = list(listing)
+        for child in children:
+            member = f"{prefix}/{child.name}"
+            if child.is_dir(follow_symlinks=False):
+                entries.append(ImageEntry("d", member, 0o755, 0, 0))
+                pending.append((Path(child.path), member))
+            elif child.is_file(follow_symlinks=False):
+                executable = child.stat(follow_symlinks=False).st_mode & 0o111
+                entries.append(ImageEntry("f", member, 0o755 if executable else 0o644, 0, 0,
+                                          source=Path(child.path)))
+            else:
+                raise BuildError(f"{child.path}: not a directory or a regular file")
+    return Image(tuple(sorted(entries, key=lambda entry: entry.path)))
 
 
 # -- readers (for lint, diff and tests) --------------------------------------------------------

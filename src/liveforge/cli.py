@@ -176,7 +176,8 @@ def cmd_live(ctx: Ctx) -> int:
     from .live import live
 
     with ctx.locked() as ws:
-        live(ws, ctx.reporter, ctx.buildstamp(), strict=ctx.args.strict)
+        live(ws, ctx.reporter, ctx.buildstamp(), strict=ctx.args.strict,
+             root_tarball=ctx.args.root_tarball)
     return 0
 
 
@@ -295,6 +296,9 @@ def add_verb_arguments(name: str, p: argparse.ArgumentParser) -> None:
     elif name in ("live", "manifest"):
         p.add_argument("--strict", action="store_true",
                        help="a path delivered twice is an error, not a warning")
+        if name == "live":
+            p.add_argument("--root-tarball", action="store_true",
+                           help="also write the image root as output/<platform>-root.tgz")
         if name == "manifest":
             p.add_argument("action", choices=["lint", "show", "diff"])
             p.add_argument("platforms", nargs="*", metavar="PLATFORM",

@@ -69,6 +69,8 @@ class Reporter:
         elif event == "platform":
             print(f"platform: {fields.get('path')}", file=self.out)
             print(f"tarball:  {fields.get('tarball')}", file=self.out)
+            if fields.get("root_tarball"):
+                print(f"root:     {fields.get('root_tarball')}", file=self.out)
             print(f"latest:   {fields.get('latest')} -> {Path(str(fields.get('path'))).name}",
                   file=self.out, flush=True)
         elif event == "media":

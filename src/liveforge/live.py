@@ -30,13 +30,15 @@ class LiveResult:
     platform: Path
     tarball: Path
     latest: Path
+    root_tarball: Path | None = None
 
 
-def live(ws: Workspace, reporter: Reporter, stamp: str, strict: bool = False) -> LiveResult:
+def live(ws: Workspace, reporter: Reporter, stamp: str, strict: bool = False,
+         root_tarball: bool = False) -> LiveResult:
     world(ws, reporter, stamp)
     manifest = combine_manifests(ws, reporter, strict)
     image = resolve(manifest, search=search_path(ws, stamp))
-    return write_outputs(ws, image, stamp, reporter)
+    return write_outputs(ws, image, stamp, reporter, root_tarball=root_tarball)
 
 
 def search_path(ws: Workspace, stamp: str) -> list[Path]:
@@ -127,20 +129,26 @@ def kernel_file(image: Image, path: str) -> str:
     return path
 
 
-def write_outputs(ws: Workspace, image: Image, stamp: str, reporter: Reporter) -> LiveResult:
-    """Boot archive, kernel, tarball, hash, manifest, gitstatus and the latest links."""
+def write_outputs(ws: Workspace, image: Image, stamp: str, reporter: Reporter,
+                  root_tarball: bool = False) -> LiveResult:
+    """Boot archive, kernel, hash, manifest, gitstatus, the tarball of the platform directory
+    (and with ``root_tarball`` one of the image root) and the latest links."""
     dirname = ws.platform_dirname(stamp)
     reporter.step(f"writing {dirname} ({len(image.entries)} entries)")
     trees = [spec.path for spec in ws.components.values() if spec.path is not None]
     kernel = kernel_file(image, ws.platform.kernel)
     platform = write_platform(ws.output_dir, dirname, image, stamp=stamp, kernel_path=kernel,
-                              gitstatus=gitstatus(trees), compression=ws.platform.compression,
-                              arch=ws.platform.arch,
-                              boot_archive_skip=frozenset({kernel, ws.platform.kernel}))
+                              gitstatus=gitstatus(trees, ws.root),
+                              compression=ws.platform.compression, arch=ws.platform.arch,
+                              boot_archive_skip=frozenset({kernel, ws.platform.kernel}),
+                              root_tarball=root_tarball)
     result = LiveResult(platform=platform, tarball=ws.output_dir / f"{dirname}.tgz",
-                        latest=ws.output_dir / "platform-latest")
+                        latest=ws.output_dir / "platform-latest",
+                        root_tarball=ws.output_dir / f"{dirname}-root.tgz" if root_tarball
+                        else None)
+    extra = {"root_tarball": str(result.root_tarball)} if result.root_tarball else {}
     reporter.emit("platform", path=str(result.platform), tarball=str(result.tarball),
-                  latest=str(result.latest), stamp=stamp)
+                  latest=str(result.latest), stamp=stamp, **extra)
     return result
 
 

@@ -5,14 +5,18 @@
   image, setuid/setgid files, and paths delivered more than once.
 * :func:`show` lists each entry with the manifest it came from and the search directory that
   delivers it.
-* :func:`diff` compares two platforms, each given as its tarball (``.tgz``) or its directory
-  (read through ``x86_64/boot_archive``).
+* :func:`diff` compares two platforms, each given as its directory or its tarball (``.tgz``,
+  the directory), both read through ``x86_64/boot_archive``, or as a tarball of the image root
+  (``live --root-tarball``).
 """
 
 from __future__ import annotations
 
 import os
 import posixpath
+import shutil
+import tarfile
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -204,15 +208,43 @@ class DiffReport:
 
 
 def read_platform(path: Path) -> dict[str, Member]:
-    """The image members of a platform given as its tarball or its directory."""
+    """The image members of a platform given as its directory, its tarball or a tarball of its
+    image root."""
     if path.is_dir():
         archives = sorted(path.glob("*/boot_archive"))
         if not archives:
             raise InputError("not a platform directory (no */boot_archive)", path)
         return read_cpio(archives[0])
     if path.is_file():
+        with tempfile.TemporaryDirectory() as tmp:
+            boot_archive = _unpack_boot_archive(path, Path(tmp))
+            if boot_archive is not None:
+                return read_cpio(boot_archive)
         return read_tar(path)
     raise InputError("no such platform tarball or directory", path)
+
+
+def _unpack_boot_archive(tarball: Path, into: Path) -> Path | None:
+    """The boot archive of a platform tarball (``<name>/<arch>/boot_archive``), copied into
+    ``into``; None when the tarball is not a platform directory (an image root's has more than
+    one top-level name, or no boot archive)."""
+    try:
+        with tarfile.open(tarball, "r|*") as archive:
+            top = None
+            for info in archive:
+                parts = info.name.rstrip("/").split("/")
+                top = parts[0] if top is None else top
+                if parts[0] != top:
+                    return None
+                if len(parts) == 3 and parts[2] == "boot_archive" and info.isfile():
+                    source = archive.extractfile(info)
+                    assert source is not None
+                    with open(into / "boot_archive", "wb") as dest:
+                        shutil.copyfileobj(source, dest, 1 << 20)
+                    return into / "boot_archive"
+    except tarfile.TarError as exc:
+        raise InputError(f"not a readable tarball: {exc}", tarball) from None
+    return None
 
 
 def diff(a: Path, b: Path) -> DiffReport:

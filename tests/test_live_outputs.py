@@ -1,0 +1,158 @@
+"""``liveforge live`` on small real workspaces: the tarballs it writes, outputs that do not
+depend on where the workspace is, a full disk, and a ``platform-latest`` that is not a link."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from liveforge.archive import read_cpio, read_tar
+from wsutil import MAKEFILE, make_workspace
+
+STAMP = "20240102T030405Z"
+OVERLAY_MANIFEST = """\
+d boot 0755 root root
+f boot/vmlinuz 0644 root root
+d etc 0755 root root
+f etc/passwd 0644 root root
+f etc/group 0644 root root
+d etc/version 0755 root root
+f etc/version/platform 0444 root root
+"""
+
+
+def live_workspace(root: Path, upstream: Path) -> Path:
+    """A configured workspace that ``live`` can build: a git component cloned from
+    ``upstream``, a component that is a plain directory (not a git checkout), and an overlay
+    with the accounts and a stand-in kernel."""
+    make_workspace(root, {"comp": []}, upstream=upstream)
+    plain = root / "plain"
+    (plain / "src").mkdir(parents=True)
+    (plain / "src" / "a.txt").write_text("plain source\n")
+    (plain / "Makefile").write_text(MAKEFILE.format(name="plain"))
+    overlay = root / "overlay"
+    (overlay / "boot").mkdir(parents=True)
+    (overlay / "boot" / "vmlinuz").write_bytes(b"not really a kernel\n" * 100)
+    (overlay / "etc").mkdir()
+    (overlay / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
+    (overlay / "etc" / "group").write_text("root:x:0:\n")
+    (overlay / "manifest").write_text(OVERLAY_MANIFEST)
+    toml = (root / "platform.toml").read_text()
+    toml = toml.replace('name = "test"', 'name = "test"\noverlays = ["overlay"]\n'
+                        'kernel = "boot/vmlinuz"')
+    (root / "platform.toml").write_text(toml + '\n[components.plain]\nkind = "make"\n'
+                                        'path = "plain"\n')
+    assert lf(root, "configure").returncode == 0
+    return root
+
+
+def lf(root: Path, *args: str, stamp: str = STAMP) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, BUILDSTAMP=stamp, PYTHONPATH=os.pathsep.join(sys.path))
+    return subprocess.run([sys.executable, "-m", "liveforge.cli", "-C", str(root), *args],
+                          capture_output=True, text=True, timeout=300, env=env)
+
+
+def test_live_writes_the_platform_tarball_and_the_root_tarball_on_request(
+        tmp_path: Path) -> None:
+    ws = live_workspace(tmp_path / "ws", tmp_path / "upstream")
+    built = lf(ws, "live")
+    assert built.returncode == 0, built.stderr
+    out = ws / "output"
+    name = f"platform-{STAMP}"
+    assert [m.path for m in read_tar(out / f"{name}.tgz").values()][:2] == [name, f"{name}/etc"]
+    assert not os.path.lexists(out / f"{name}-root.tgz")
+    built = lf(ws, "live", "--root-tarball")
+    assert built.returncode == 0, built.stderr
+    assert f"root:     {out / name}-root.tgz" in built.stdout
+    image_root = read_tar(out / f"{name}-root.tgz")
+    assert {"boot/vmlinuz", "usr/share/comp/comp.txt", "usr/share/plain/plain.txt",
+            "etc/version/platform"} <= set(image_root)
+    in_boot_archive = read_cpio(out / name / "x86_64/boot_archive")
+    assert {path: m for path, m in image_root.items() if path != "boot/vmlinuz"} == \
+        in_boot_archive
+
+
+def tree(top: Path) -> dict[str, str]:
+    """Everything under ``top``, hidden names included, without following links: path -> link
+    text, content digest or 'd'."""
+    import hashlib
+
+    state: dict[str, str] = {}
+    for directory, dirs, files in os.walk(top):
+        for entry in dirs + files:
+            path = Path(directory) / entry
+            rel = str(path.relative_to(top))
+            if path.is_symlink():
+                state[rel] = "-> " + os.readlink(path)
+            elif path.is_dir():
+                state[rel] = "d"
+            else:
+                state[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return state
+
+
+def test_outputs_do_not_depend_on_the_workspace_path(tmp_path: Path) -> None:
+    upstream = tmp_path / "upstream"
+    first = live_workspace(tmp_path / "a" / "ws", upstream)
+    second = live_workspace(tmp_path / "elsewhere" / "other", upstream)
+    for ws in (first, second):
+        built = lf(ws, "live")
+        assert built.returncode == 0, built.stderr
+    name = f"platform-{STAMP}"
+    gitstatus = (first / "output" / name / "x86_64/boot_archive.gitstatus").read_text()
+    assert '"repo": "comp"' in gitstatus and '"repo": "plain"' in gitstatus
+    for ws in (first, second):
+        assert str(ws) not in gitstatus and str(tmp_path) not in gitstatus.replace(
+            str(upstream), "")
+    for rel in (f"{name}.tgz", f"{name}/x86_64/boot_archive",
+                f"{name}/x86_64/boot_archive.gitstatus", f"{name}/x86_64/boot_archive.manifest"):
+        assert (first / "output" / rel).read_bytes() == (second / "output" / rel).read_bytes(), rel
+
+
+def test_platform_latest_that_is_a_directory_is_a_clear_error(tmp_path: Path) -> None:
+    ws = live_workspace(tmp_path / "ws", tmp_path / "upstream")
+    latest = ws / "output" / "platform-latest"
+    latest.mkdir(parents=True)
+    (latest / "mine").write_text("a user's file\n")
+    built = lf(ws, "live")
+    assert built.returncode != 0
+    assert built.stderr.splitlines() == [
+        f"liveforge: error: {latest} is a directory, not the link liveforge makes there: "
+        "move it away or remove it, then run 'liveforge live' again"]
+    assert (latest / "mine").read_text() == "a user's file\n"
+    assert sorted(tree(ws / "output")) == ["platform-latest", "platform-latest/mine"]
+
+
+def test_a_full_disk_is_one_clear_error_and_leaves_the_previous_platform(
+        tmp_path: Path) -> None:
+    import pytest
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2M", "tmpfs", str(disk)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        ws = live_workspace(tmp_path / "ws", tmp_path / "upstream")
+        (ws / "output").symlink_to(disk)
+        built = lf(ws, "live")
+        assert built.returncode == 0, built.stderr
+        before = tree(disk)
+        assert f"platform-{STAMP}.tgz" in before
+        (ws / "overlay" / "boot" / "big").write_bytes(os.urandom(3 << 20))
+        with open(ws / "overlay" / "manifest", "a") as manifest:
+            manifest.write("f boot/big 0644 root root\n")
+        for stamp in ("20250101T000000Z", STAMP):          # a new platform, then a rebuild
+            full = lf(ws, "live", stamp=stamp)
+            assert full.returncode != 0
+            assert full.stderr.splitlines() == [
+                f"liveforge: error: no space left on {ws / 'output'}: writing "
+                f"platform-{stamp} needs more room; the previous outputs are as they were"]
+            assert tree(disk) == before
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
