@@ -29,6 +29,11 @@ CD-ROM and a removable disk, as on a real machine):
   nothing leaves QEMU's process. Before starting QEMU, the runner checks that every file the
   script loads is there and that the script boots onto the console it watches: iPXE under
   SeaBIOS prints to the screen only, so its failures would otherwise be a silent timeout;
+  iPXE itself costs about 5 s whatever the platform: its banner waits 2 s for Ctrl-B, and its
+  DHCP takes about 3 s, 2 of them waiting for a ProxyDHCP offer (iPXE's compiled-in
+  DHCP_DISC_PROXY_TIMEOUT_SEC; QEMU's DHCP server cannot send the option that skips it);
+  fetching the kernel and boot archive by TFTP takes a fraction of a second (timed under OVMF,
+  where iPXE's messages reach the serial console);
 * ``uefi=True``: OVMF's code read-only plus a private copy of its variables file. A boot test
   attaches the copy read-only: every test boot starts from the pristine variable store and
   leaves it so (and OVMF skips writing its boot options through emulated flash, about 1.5 s
