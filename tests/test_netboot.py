@@ -140,9 +140,14 @@ def test_a_failed_write_is_one_error_and_leaves_no_temporary(tmp_path: Path) -> 
     out = tmp_path / "output"
     fake_platform(out)
     (out / f"{NAME}.ipxe").mkdir()  # in the way of the rename
-    with pytest.raises(LiveforgeError, match=f"cannot write the netboot script .*{NAME}.ipxe"):
+    with pytest.raises(LiveforgeError, match=f"cannot write .*/{NAME}.ipxe: Is a directory"):
         write_netboot(out, NAME, STAMP, "x86_64")
     assert sorted(p.name for p in out.iterdir()) == [NAME, f"{NAME}.ipxe"]
+    (out / f"{NAME}.ipxe").rmdir()
+    (out / LATEST).mkdir()  # a real directory where the link goes
+    with pytest.raises(LiveforgeError, match=f"cannot write .*/{LATEST}: Is a directory"):
+        write_netboot(out, NAME, STAMP, "x86_64")
+    assert sorted(p.name for p in out.iterdir()) == [NAME, f"{NAME}.ipxe", LATEST]
 
 
 def test_no_platform_or_an_incomplete_one_is_an_error(tmp_path: Path) -> None:

@@ -102,14 +102,14 @@ def write_netboot(output_dir: Path, dirname: str, stamp: str, arch: str,
     output_dir = Path(output_dir)
     platform_files(output_dir / dirname, stamp, arch)  # a complete platform for this stamp
     final = output_dir / script_name(dirname)
-    remove_leftovers(output_dir)
-    try:
-        write_atomic(final, text)
-        swap_link(output_dir / LATEST, final.name)
-    except OSError as exc:
-        remove_leftovers(output_dir)
-        raise LiveforgeError(f"cannot write the netboot script {final}: "
-                             f"{exc.strerror or exc}") from None
+    for path, write in ((final, lambda: write_atomic(final, text)),
+                        (output_dir / LATEST, lambda: swap_link(output_dir / LATEST, final.name))):
+        try:
+            remove_leftovers(output_dir)
+            write()
+        except OSError as exc:
+            remove_leftovers(output_dir)
+            raise LiveforgeError(f"cannot write {path}: {exc.strerror or exc}") from None
     return final
 
 
