@@ -5,7 +5,7 @@ LF := $(VENV)/bin/liveforge -C $(WS)
 CONSOLE ?= ttya
 MEDIA ?= direct
 
-.PHONY: deps configure world live iso usb boot check clean clobber update status test bench
+.PHONY: deps configure world live iso usb netboot boot check clean clobber update status test bench
 
 deps:
 	@tools/install-deps
@@ -28,8 +28,11 @@ iso: deps
 usb: deps
 	$(LF) usb -c $(CONSOLE)
 
+netboot: deps
+	$(LF) netboot -c $(CONSOLE)
+
 boot: deps
-	$(LF) boot --media $(MEDIA)
+	$(LF) boot --media $(MEDIA) -c $(CONSOLE)
 
 check: deps
 	$(VENV)/bin/liveforge -C . check

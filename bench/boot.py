@@ -6,15 +6,17 @@
 The baseline, measured in the same run, is QEMU started by hand (no liveforge runner) on the
 runner's own machine (boot.machine_args: same memory, no NIC, no display adapter) with the same
 kernel and a minimal initramfs whose init prints the marker and powers off: the cost of booting
-at all under TCG here. Each medium is then booted through liveforge.boot (direct,
-ISO BIOS/UEFI, USB BIOS/UEFI) from the given platform (default: the test fixture platform,
-Debian's kernel + busybox) and its time is reported as a ratio to the baseline (goal <= 1.5).
+at all under TCG here. Each medium is then booted through liveforge.boot (direct, ISO BIOS/UEFI,
+USB BIOS/UEFI, netboot through iPXE BIOS/UEFI) from the given platform (default: the test
+fixture platform, Debian's kernel + busybox) and its time is reported as a ratio to the baseline
+(goal <= 1.5).
 A UEFI case is also compared with the same bare boot started by OVMF (``-kernel`` through the
 firmware's EFI loader; columns bare-uefi, ratio-uefi): that ratio is what the medium adds, while
 the first one also counts OVMF's own start against SeaBIOS's.
-Media are built once, before timing. Each medium's boot is paired with a bare boot run just
-before it, so a machine whose load drifts during the run still gives fair ratios; the figures are
-medians over --repeat pairs.
+Media are built once, before timing; the netboot script is served as ``boot --media pxe`` serves
+it, from a directory holding it beside (a link to) the platform under its conventional name.
+Each medium's boot is paired with a bare boot run just before it, so a machine whose load drifts
+during the run still gives fair ratios; the figures are medians over --repeat pairs.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import kernelfix  # noqa: E402
 from liveforge.boot import MEMORY_MB, boot, machine_args  # noqa: E402
 from liveforge.media import build_iso, build_usb, get_console  # noqa: E402
 from liveforge.media.hosttools import OVMF_CODE, OVMF_VARS  # noqa: E402
+from liveforge.media.pxe import write_netboot  # noqa: E402
 
 MARKER = b"BARE-READY"
 BARE_INIT = "#!/bin/busybox sh\n/bin/busybox echo BARE-READY\n/bin/busybox poweroff -f\n"
@@ -47,6 +50,8 @@ CASES = {  # name -> (media, uefi)
     "iso-uefi": ("iso", True),
     "usb-bios": ("usb", False),
     "usb-uefi": ("usb", True),
+    "pxe-bios": ("pxe", False),
+    "pxe-uefi": ("pxe", True),
 }
 
 
@@ -115,6 +120,11 @@ def main() -> int:
             images["iso"] = build_iso(platform, stamp, work / "iso")
         if any(c.startswith("usb") for c in cases):
             images["usb"] = build_usb(platform, stamp, work / "usb")
+        if any(c.startswith("pxe") for c in cases):
+            served = work / "tftp"
+            served.mkdir()
+            (served / f"platform-{stamp}").symlink_to(platform)
+            images["pxe"] = write_netboot(served, f"platform-{stamp}", stamp, "x86_64")
 
         print(f"{'case':<10} {'seconds':>8} {'bare':>6} {'ratio':>6} {'bare-uefi':>10} "
               f"{'ratio-uefi':>10}")

@@ -10,6 +10,7 @@ import gzip
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -71,6 +72,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def media(demo: Path) -> Path:
     lf(demo, "iso")
     lf(demo, "usb")
+    lf(demo, "netboot")
     return demo
 
 
@@ -123,7 +125,8 @@ def test_copied_workspace_needs_no_rebuild_and_gives_the_same_bytes(demo: Path,
 
 
 @pytest.mark.parametrize("media_kind,uefi", [("direct", False), ("iso", False), ("iso", True),
-                                             ("usb", False), ("usb", True)])
+                                             ("usb", False), ("usb", True), ("pxe", False),
+                                             ("pxe", True)])
 def test_demo_boots(media: Path, media_kind: str, uefi: bool) -> None:
     args = ["boot", "--media", media_kind, "--timeout", "300"] + (["--uefi"] if uefi else [])
     proc = lf(media, *args, check=False, timeout=400)
@@ -134,6 +137,9 @@ def test_demo_boots(media: Path, media_kind: str, uefi: bool) -> None:
     for test in ("10-platinfo", "30-modes", "40-lib32"):
         assert f"selftest {test}: ok" in text
     assert f"PLATFORM-READY {STAMP}" in text
+    if media_kind == "pxe":  # the kernel and boot archive named by output/platform-<stamp>.ipxe
+        assert re.search(r"Command line: (vmlinuz )?initrd=boot_archive console=ttyS0,115200n8 "
+                         r"panic=-1 liveforge\.test=1\s*$", text, re.M), text[-3000:]
 
 
 def test_media_are_reproducible(media: Path, tmp_path: Path) -> None:
@@ -141,10 +147,12 @@ def test_media_are_reproducible(media: Path, tmp_path: Path) -> None:
     shutil.copytree(media, copy, symlinks=True)
     for out in ("output-iso", "output-usb"):
         shutil.rmtree(copy / out)
+    (copy / f"output/platform-{STAMP}.ipxe").unlink()
     lf(copy, "iso")
     lf(copy, "usb")
+    lf(copy, "netboot")
     for name in (f"output-iso/platform-{STAMP}.iso", f"output-usb/platform-{STAMP}.usb.gz",
-                 "output-usb/partition.map"):
+                 "output-usb/partition.map", f"output/platform-{STAMP}.ipxe"):
         assert (copy / name).read_bytes() == (media / name).read_bytes(), name
     part = (media / "output-usb/partition.map").read_text().split()
     assert part[0] == "PLATFORM" and int(part[2]) % 512 == 0
@@ -173,7 +181,7 @@ def test_broken_selftest_reports_failure(demo: Path, tmp_path: Path) -> None:
 
 def test_no_platform_yet_says_which_verb(tmp_path: Path) -> None:
     ws = copy_demo(tmp_path / "fresh")
-    for verb in ("iso", "usb", "boot"):
+    for verb in ("iso", "usb", "netboot", "boot"):
         proc = lf(ws, verb, check=False)
         assert proc.returncode == 1
         assert "no platform built yet" in proc.stderr and "liveforge live" in proc.stderr

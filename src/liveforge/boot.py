@@ -21,6 +21,19 @@ CD-ROM and a removable disk, as on a real machine):
 * ``iso``: a CD-ROM on a virtio-scsi controller, booted first (El Torito, as from a real CD);
 * ``usb``: a removable SCSI disk on a virtio-scsi controller, booted first (a ``.usb.gz`` is
   unpacked to a private file first; any raw image works, e.g. an ISO used as a stick);
+* ``pxe``: a virtio-net NIC, booted first, whose option ROM is iPXE (``ipxe-qemu``'s, QEMU's
+  default; naming the same file with ``romfile=`` makes SeaBIOS boot nothing), on QEMU's
+  user-mode network: its DHCP server names the netboot script
+  (media/pxe.py) as the boot file and its TFTP server serves the script's directory, so iPXE
+  loads the kernel and boot archive through the script's relative paths, as from a boot server;
+  nothing leaves QEMU's process. Before starting QEMU, the runner checks that every file the
+  script loads is there and that the script boots onto the console it watches: iPXE under
+  SeaBIOS prints to the screen only, so its failures would otherwise be a silent timeout;
+  iPXE itself costs about 5 s whatever the platform: its banner waits 2 s for Ctrl-B, and its
+  DHCP takes about 3 s, 2 of them waiting for a ProxyDHCP offer (iPXE's compiled-in
+  DHCP_DISC_PROXY_TIMEOUT_SEC; QEMU's DHCP server cannot send the option that skips it);
+  fetching the kernel and boot archive by TFTP takes a fraction of a second (timed under OVMF,
+  where iPXE's messages reach the serial console);
 * ``uefi=True``: OVMF's code read-only plus a private copy of its variables file. A boot test
   attaches the copy read-only: every test boot starts from the pristine variable store and
   leaves it so (and OVMF skips writing its boot options through emulated flash, about 1.5 s
@@ -31,9 +44,10 @@ none``): under TCG, OVMF drawing its console on a framebuffer costs about half a
 and USB (xHCI) controllers cost 1-3 s more per boot than virtio-scsi (bench/boot.py measures the
 media; the figures are in the issue notes).
 
-The media's GRUB menu defaults to the normal entry; a boot test selects the ``liveforge.test=1``
-entry by setting an SMBIOS OEM string (see media/grubcfg.py), so the medium tested is the
-medium shipped, and an interactive boot leaves the string out.
+The media's GRUB menu (and the netboot script) defaults to the normal entry; a boot test selects
+the ``liveforge.test=1`` entry by setting an SMBIOS OEM string (see media/grubcfg.py and
+media/pxe.py), so the medium tested is the medium shipped, and an interactive boot leaves the
+string out.
 """
 
 from __future__ import annotations
@@ -49,20 +63,28 @@ import tempfile
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .errors import LiveforgeError, UsageError
 from .events import Reporter
 from .media.console import Console, get_console
-from .media.grubcfg import SMBIOS_TEST_OPTION, TEST_ARG
-from .media.hosttools import OVMF_CODE, OVMF_VARS, QEMU_TOOLS, UEFI_TOOLS, require
+from .media.grubcfg import SMBIOS_TEST_OPTION, kernel_args
+from .media.hosttools import (
+    OVMF_CODE,
+    OVMF_VARS,
+    PXE_TOOLS,
+    QEMU_TOOLS,
+    UEFI_TOOLS,
+    require,
+)
 from .media.iso import iso_name
 from .media.layout import check_stamp, platform_files
+from .media.pxe import check_script, script_name
 from .media.usb import usb_name
 from .proc import die_with_parent
 
-MEDIA = ("direct", "iso", "usb")
+MEDIA = ("direct", "iso", "usb", "pxe")
 DEFAULT_TIMEOUT = 180.0
 TAIL_LINES = 30
 MEMORY_MB = 512
@@ -105,7 +127,8 @@ def boot(target: Path, stamp: str, *, media: str = "direct", uefi: bool = False,
          log_path: Path, reporter: Reporter | None = None, accel: str = "tcg",
          memory_mb: int = MEMORY_MB) -> BootResult:
     """Boot ``target`` (a platform directory for ``direct``; an image, or the directory holding
-    ``platform-<stamp>.iso``/``.usb.gz``, for ``iso``/``usb``) and return the verdict."""
+    ``platform-<stamp>.iso``/``.usb.gz``, for ``iso``/``usb``; a netboot script, or the
+    directory holding ``platform-<stamp>.ipxe``, for ``pxe``) and return the verdict."""
     check_stamp(stamp)
     if media not in MEDIA:
         raise UsageError(f"unknown boot media {media!r}: choose one of {', '.join(MEDIA)}")
@@ -115,7 +138,8 @@ def boot(target: Path, stamp: str, *, media: str = "direct", uefi: bool = False,
                          "one of ttya, ttyb, ttyc, ttyd (or use --interactive)")
     if timeout <= 0:
         raise UsageError(f"boot timeout must be positive, not {timeout}")
-    tools = require([*QEMU_TOOLS, *(UEFI_TOOLS if uefi else ())])
+    tools = require([*QEMU_TOOLS, *(UEFI_TOOLS if uefi else ()),
+                     *(PXE_TOOLS if media == "pxe" else ())])
     log_path = Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="liveforge-boot.") as tmp:
@@ -130,6 +154,10 @@ def boot(target: Path, stamp: str, *, media: str = "direct", uefi: bool = False,
             result = run_interactive(argv, log_path)
         else:
             result = watch(argv, stamp, timeout, log_path, work / "qemu.stderr")
+            if media == "pxe" and not result.ok and not result.tail.strip():
+                result = replace(result, message=f"{result.message} (nothing on the console: "
+                                 "under BIOS, iPXE prints to the screen only; with --uefi "
+                                 "its messages are on the serial console too)")
     if reporter is not None:
         if result.ok:
             reporter.info(f"{what}: {result.message} after {result.elapsed:.1f}s")
@@ -168,7 +196,7 @@ def machine_args(accel: str, memory_mb: int, term: Console) -> list[str]:
 def direct_args(target: Path, stamp: str, term: Console, interactive: bool,
                 work: Path) -> list[str]:
     platform_files(target, stamp)  # a clear message when the platform is missing or incomplete
-    append = term.kernel_arg() if interactive else f"{term.kernel_arg()} panic=-1 {TEST_ARG}"
+    append = kernel_args(term, test=not interactive)
     return ["-kernel", str(target / "x86_64" / "vmlinuz"),
             "-initrd", str(target / "x86_64" / "boot_archive"), "-append", append]
 
@@ -194,9 +222,26 @@ def usb_args(target: Path, stamp: str, term: Console, interactive: bool,
             "-device", "scsi-hd,drive=stick,removable=on,bootindex=0"]
 
 
+def pxe_args(target: Path, stamp: str, term: Console, interactive: bool,
+             work: Path) -> list[str]:
+    script = target / script_name(f"platform-{stamp}") if target.is_dir() else target
+    if not script.is_file():
+        raise LiveforgeError(f"no netboot script at {script}: make one first with "
+                             "'liveforge netboot'")
+    check_script(script, term)
+    return ["-netdev", f"user,id=net0,tftp={qemu_value(script.parent)},"
+                       f"bootfile={qemu_value(script.name)}",
+            "-device", "virtio-net-pci,netdev=net0,bootindex=0"]
+
+
 MEDIA_ARGS: dict[str, Callable[[Path, str, Console, bool, Path], list[str]]] = {
-    "direct": direct_args, "iso": iso_args, "usb": usb_args,
+    "direct": direct_args, "iso": iso_args, "usb": usb_args, "pxe": pxe_args,
 }
+
+
+def qemu_value(value: object) -> str:
+    """A value inside one of QEMU's ``key=value,...`` options (a comma is written twice)."""
+    return str(value).replace(",", ",,")
 
 
 def find_image(target: Path, name: str, verb: str) -> Path:

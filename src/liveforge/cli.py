@@ -238,14 +238,42 @@ def cmd_media(ctx: Ctx) -> int:
     return 0
 
 
+def platform_dirname(ws: Workspace, platform: Path, stamp: str) -> str:
+    """The name under ``output/`` of the latest platform ``platform`` (resolved)."""
+    for name in (ws.platform_dirname(stamp), platform.name):
+        candidate = ws.output_dir / name
+        if candidate.is_dir() and candidate.resolve() == platform:
+            return name
+    raise LiveforgeError(f"the latest platform {platform} is not in {ws.output_dir}")
+
+
+def cmd_netboot(ctx: Ctx) -> int:
+    """``netboot``: the iPXE script of the latest platform, beside it in ``output/``."""
+    from .live import latest_platform
+    from .media.pxe import write_netboot
+
+    with ctx.locked() as ws:
+        platform, stamp = latest_platform(ws)
+        dirname = platform_dirname(ws, platform, stamp)
+        ctx.reporter.step(f"writing the netboot script of {dirname}")
+        out = write_netboot(ws.output_dir, dirname, stamp, ws.platform.arch,
+                            console=ctx.args.console)
+    ctx.reporter.emit("media", kind="netboot", path=str(out))
+    return 0
+
+
 def cmd_boot(ctx: Ctx) -> int:
     from .boot import boot, log_name
     from .live import latest_platform
+    from .media.pxe import script_name
 
     a = ctx.args
     ws = ctx.workspace()
     platform, stamp = latest_platform(ws)
-    target = {"direct": platform, "iso": ws.iso_dir, "usb": ws.usb_dir}[a.media]
+    if a.media == "pxe":
+        target = ws.output_dir / script_name(platform_dirname(ws, platform, stamp))
+    else:
+        target = {"direct": platform, "iso": ws.iso_dir, "usb": ws.usb_dir}[a.media]
     result = boot(target, stamp, media=a.media, uefi=a.uefi, console=a.console,
                   timeout=a.timeout, interactive=a.interactive,
                   log_path=ws.log_dir / log_name(stamp, a.media, a.uefi), reporter=ctx.reporter)
@@ -272,6 +300,7 @@ VERBS: dict[str, tuple[Callable[[Ctx], int], str]] = {
     "overlay": (cmd_overlay, "overlay helpers: add-driver"),
     "iso": (cmd_media, "a bootable ISO image (BIOS and UEFI) of the latest platform"),
     "usb": (cmd_media, "a bootable USB stick image (BIOS and UEFI) of the latest platform"),
+    "netboot": (cmd_netboot, "an iPXE script beside the latest platform, for a boot server"),
     "boot": (cmd_boot, "boot the latest platform in QEMU and wait for PLATFORM-READY"),
     "check": (cmd_check, "lint liveforge itself, or a workspace's components and manifests"),
 }
@@ -308,14 +337,15 @@ def add_verb_arguments(name: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("name", help="the driver's name")
         p.add_argument("aliases", nargs="*", metavar="ALIAS")
         p.add_argument("--overlay", metavar="DIR", help="the overlay (default: the first)")
-    elif name in ("iso", "usb", "boot"):
+    elif name in ("iso", "usb", "netboot", "boot"):
         from .media.console import CONSOLE_NAMES
 
         p.add_argument("-c", "--console", choices=CONSOLE_NAMES, default="ttya",
                        help="the console: text (tty0) or a serial port ttya..ttyd (ttyS0..3)")
         if name == "boot":
-            p.add_argument("--media", choices=["direct", "iso", "usb"], default="direct",
-                           help="kernel+boot archive directly, or the ISO or USB image")
+            p.add_argument("--media", choices=["direct", "iso", "usb", "pxe"],
+                           default="direct", help="kernel+boot archive directly, the ISO or "
+                           "USB image, or the netboot script through iPXE (pxe)")
             p.add_argument("--uefi", action="store_true", help="boot with OVMF (UEFI)")
             p.add_argument("--timeout", type=float, default=180.0, metavar="S",
                            help="seconds to wait for PLATFORM-READY")

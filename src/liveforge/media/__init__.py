@@ -1,4 +1,5 @@
-"""Boot media written from a built platform: the ISO (iso.py) and the USB stick image (usb.py)."""
+"""Boot media written from a built platform: the ISO (iso.py), the USB stick image (usb.py) and
+the netboot script (pxe.py)."""
 
 from __future__ import annotations
 

@@ -19,6 +19,14 @@ TEST_ARG = "liveforge.test=1"
 SMBIOS_TEST_OPTION = f"type=11,value={TEST_ARG}"
 MENU_TIMEOUT = 5
 
+
+def kernel_args(console: Console, test: bool = False) -> str:
+    """The kernel command line of a medium's normal entry, or of its self-test entry (which
+    powers off after the self-tests, and on a panic at once). The netboot script and the
+    direct boot use these too."""
+    return f"{console.kernel_arg()} panic=-1 {TEST_ARG}" if test else console.kernel_arg()
+
+
 # Modules built into every loader: nothing is read from a module directory at boot time.
 COMMON_MODULES = (
     "normal", "linux", "serial", "terminal", "configfile", "search", "search_fs_file",
@@ -39,7 +47,6 @@ def embedded_cfg(stamp: str) -> str:
 
 def grub_cfg(stamp: str, console: Console) -> str:
     """The menu for a platform ``stamp`` shown on, and booting the kernel onto, ``console``."""
-    kernel_args = console.kernel_arg()
     lines = [
         f"# liveforge platform {stamp}, console {console.name} ({console.device})",
         *console.grub_lines(),
@@ -58,11 +65,11 @@ def grub_cfg(stamp: str, console: Console) -> str:
         "# BIOS boots the kernel by its 16-bit protocol (linux16), UEFI by its EFI stub.",
         "",
         f'menuentry "liveforge {stamp}" --id normal {{',
-        *_load(kernel_args),
+        *_load(kernel_args(console)),
         "}",
         "",
         f'menuentry "liveforge {stamp} self-test (powers off)" --id test {{',
-        *_load(f"{kernel_args} panic=-1 {TEST_ARG}"),
+        *_load(kernel_args(console, test=True)),
         "}",
     ]
     return "\n".join(lines) + "\n"

@@ -16,6 +16,8 @@ GRUB_LIB = Path("/usr/lib/grub")
 OVMF_DIR = Path("/usr/share/OVMF")
 OVMF_CODE = OVMF_DIR / "OVMF_CODE_4M.fd"
 OVMF_VARS = OVMF_DIR / "OVMF_VARS_4M.fd"
+# the option ROM QEMU gives a virtio-net NIC: iPXE for BIOS and UEFI in one file
+IPXE_ROM = Path("/usr/lib/ipxe/qemu/efi-virtio.rom")
 
 #: tool (a command name, or an absolute path to a file) -> the Debian package providing it.
 PACKAGES: dict[str, str] = {
@@ -31,6 +33,7 @@ PACKAGES: dict[str, str] = {
     "qemu-system-x86_64": "qemu-system-x86",
     str(OVMF_CODE): "ovmf",
     str(OVMF_VARS): "ovmf",
+    str(IPXE_ROM): "ipxe-qemu",
 }
 
 ISO_TOOLS = ("xorriso", "grub-mkimage", str(GRUB_LIB / "i386-pc"), str(GRUB_LIB / "x86_64-efi"),
@@ -39,6 +42,7 @@ USB_TOOLS = ("sfdisk", "grub-mkimage", str(GRUB_LIB / "i386-pc"), str(GRUB_LIB /
              "mkfs.vfat", "mmd", "mcopy")
 QEMU_TOOLS = ("qemu-system-x86_64",)
 UEFI_TOOLS = (str(OVMF_CODE), str(OVMF_VARS))
+PXE_TOOLS = (str(IPXE_ROM),)
 
 # sfdisk and mkfs.vfat live in sbin, which a normal user's PATH may lack.
 _SEARCH_PATH = os.pathsep.join(

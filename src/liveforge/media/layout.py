@@ -45,14 +45,15 @@ def check_stamp(stamp: str) -> None:
         raise UsageError(f"bad buildstamp {stamp!r}: expected YYYYMMDDTHHMMSSZ")
 
 
-def platform_files(platform_dir: Path, stamp: str) -> list[MediaFile]:
-    """The platform's files in name order, checked to be a complete platform for ``stamp``."""
+def platform_files(platform_dir: Path, stamp: str, arch: str = "x86_64") -> list[MediaFile]:
+    """The platform's files in name order, checked to be a complete platform for ``stamp`` with
+    its kernel and boot archive under ``arch/``."""
     check_stamp(stamp)
     platform_dir = Path(platform_dir)
     if not platform_dir.is_dir():
         raise LiveforgeError(
             f"no platform at {platform_dir}: build one first with 'liveforge live'")
-    for needed in ("x86_64/vmlinuz", "x86_64/boot_archive", "etc/version/platform"):
+    for needed in (f"{arch}/vmlinuz", f"{arch}/boot_archive", "etc/version/platform"):
         if not (platform_dir / needed).is_file():
             raise LiveforgeError(
                 f"{platform_dir} has no {needed}: not a complete platform; "
