@@ -281,3 +281,41 @@ def test_git_failure_is_one_liveforge_error(tmp_path: Path) -> None:
     (repo / ".git").write_text("gitdir: /nonexistent\n")
     with pytest.raises(LiveforgeError, match=str(repo)):
         TreeHasher(None).hash(repo)
+
+
+def test_work_tree_states_hash_as_their_content(tmp_path: Path) -> None:
+    """A conflict, a staged rename, a type change, a directory become a file: the hash in git
+    is the hash of a copy of the work tree outside git."""
+    repo = tmp_path / "repo"
+    hasher = TreeHasher(tmp_path / "cache.json")
+
+    def same_as_a_copy() -> None:
+        copy = tmp_path / "copy"
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(repo, copy, symlinks=True, ignore=shutil.ignore_patterns(".git"))
+        assert hasher.hash(repo) == TreeHasher(None).hash(copy)
+
+    make_repo(repo, "r")
+    (repo / "d").mkdir()
+    (repo / "d/x").write_text("x\n")
+    commit_all(repo)
+    git(repo, "checkout", "-q", "-b", "side")
+    (repo / "src/a.txt").write_text("side\n")
+    commit_all(repo)
+    git(repo, "checkout", "-q", "main")
+    (repo / "src/a.txt").write_text("main\n")
+    commit_all(repo)
+    assert subprocess.run(["git", "-C", str(repo), "merge", "-q", "side"], capture_output=True,
+                          env={**os.environ, **GIT_ENV}).returncode != 0
+    same_as_a_copy()                                        # unmerged: the conflict markers
+    git(repo, "checkout", "-q", "--theirs", "src/a.txt")
+    same_as_a_copy()
+    commit_all(repo, "merged")
+    git(repo, "mv", "src/a.txt", "d/moved.txt")
+    same_as_a_copy()                                        # a staged rename
+    (repo / "d/moved.txt").unlink()
+    os.symlink("x", repo / "d/moved.txt")
+    same_as_a_copy()                                        # a file become a symlink
+    shutil.rmtree(repo / "d")
+    (repo / "d").write_text("a file now\n")
+    same_as_a_copy()                                        # a directory become a file

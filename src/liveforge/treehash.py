@@ -59,6 +59,9 @@ Stat = tuple[str, int, int, int, int, int]
 Records = dict[bytes, tuple[str, str]]
 
 
+GONE = (FileNotFoundError, NotADirectoryError)  # a path (or a directory on it) was removed
+
+
 class TreeError(LiveforgeError):
     """A source file that cannot be read."""
 
@@ -67,7 +70,7 @@ def _signature(path: str) -> list[int]:
     """The stat signature of ``path`` (not following a symlink); [] when it does not exist."""
     try:
         st = os.lstat(path)
-    except FileNotFoundError:
+    except GONE:
         return []
     return [st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
 
@@ -90,7 +93,7 @@ def _object(path: str, mode: int) -> tuple[str, str]:
                     read += len(chunk)
             if read == size:
                 return ("100755" if mode & 0o100 else "100644"), blob.hexdigest()
-    except FileNotFoundError:
+    except GONE:
         raise
     except OSError as exc:
         raise TreeError(f"cannot read {path}: {exc.strerror}") from None
@@ -334,7 +337,7 @@ class TreeHasher:
         else:
             try:
                 mode, oid = _object(os.path.join(key, name), sig[0])
-            except FileNotFoundError:
+            except GONE:
                 return  # deleted meanwhile
         files[name] = [*sig, mode, oid]
         records[os.fsencode(name)] = (mode, oid)
