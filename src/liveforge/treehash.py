@@ -344,7 +344,7 @@ class TreeHasher:
 
     def _hash_plain(self, key: str, entry: dict[str, Any] | None) -> dict[str, Any]:
         stats, repos = _scan(key)
-        signature = sha256(repr((stats, repos)).encode(errors="surrogateescape")).hexdigest()
+        signature = sha256(repr((stats, repos)).encode()).hexdigest()  # repr escapes bad names
         if entry and entry.get("sig") == signature and self._same_subs(key, entry["subs"]):
             return entry
         old: dict[str, list[Any]] = entry.get("files", {}) if entry else {}
