@@ -16,10 +16,25 @@ def git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProce
     proc = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
                           stdin=subprocess.DEVNULL, check=False)
     if check and proc.returncode != 0:
-        detail = (proc.stderr or proc.stdout).strip().splitlines()
-        raise GitError(f"git {' '.join(args)} failed in {repo}: "
-                       f"{detail[-1] if detail else 'exit status ' + str(proc.returncode)}")
+        raise _failed(repo, args, proc.returncode, proc.stderr or proc.stdout)
     return proc
+
+
+def git_bytes(repo: Path | str, *args: str) -> bytes:
+    """The standard output of ``git -C repo ARGS``, as bytes: file names are bytes (``-z``)."""
+    proc = subprocess.run(["git", "-C", str(repo), *args], capture_output=True,
+                          stdin=subprocess.DEVNULL, check=False)
+    if proc.returncode != 0:
+        raise _failed(repo, args, proc.returncode, proc.stderr.decode(errors="replace"))
+    return proc.stdout
+
+
+def _failed(repo: Path | str, args: tuple[str, ...], code: int, output: str) -> GitError:
+    detail = output.strip().splitlines()
+    if "--" in args:  # the command, not every path it was given
+        args = args[:args.index("--")]
+    return GitError(f"git {' '.join(args)} failed in {repo}: "
+                    f"{detail[-1] if detail else 'exit status ' + str(code)}")
 
 
 def is_repo(path: Path) -> bool:

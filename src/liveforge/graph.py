@@ -170,7 +170,7 @@ def plan(ws: Workspace) -> Plan:
     areas = (proto_identity(ws.proto_strap), proto_identity(ws.proto))
     envs: dict[tuple[str, ...], dict[str, str]] = {}  # a component's env list -> its env
     root = str(ws.root)  # stamp paths as ws.stamp_path's, without a Path for each
-    ws.hasher.planning()
+    ws.hasher.planning(spec.path for spec in ws.components.values() if spec.path is not None)
     for name in order:
         step = steps[name]
         spec = step.spec
