@@ -11,10 +11,12 @@ from liveforge.errors import InputErrors
 from liveforge.manifest import (
     Entry,
     _parse_line,
+    _suspects,
     combine,
     format_manifest,
     parse_file,
     parse_text,
+    path_problem,
     write_manifest,
 )
 from manifestgen import generate
@@ -56,7 +58,12 @@ def test_parses_every_kind_with_source_line() -> None:
     ("d a/../b 0755 root bin", "'..' component in path 'a/../b'"),
     ("d .. 0755 root bin", "'..' component in path '..'"),
     ("f a//b 0755 root bin", "empty component in path 'a//b'"),
-    ("d a/ 0755 root bin", "empty component in path 'a/'"),
+    ("d a// 0755 root bin", "empty component in path 'a//'"),
+    ("d / 0755 root bin", "absolute path '/' (paths are relative to the image root)"),
+    ("f a/ 0755 root bin", "'f' entry path 'a/' ends in '/' (only a 'd' entry may)"),
+    ("f usr/bin/ 0755 root bin", "'f' entry path 'usr/bin/' ends in '/' (only a 'd' entry may)"),
+    ("s a/=b", "'s' entry path 'a/' ends in '/' (only a 'd' entry may)"),
+    ("h a/=b", "'h' entry path 'a/' ends in '/' (only a 'd' entry may)"),
     ("f a/./b 0755 root bin", "'.' component in path 'a/./b'"),
     ("f a\0b 0755 root bin", "NUL character in path 'a\\x00b'"),
     ("s /abs=x", "absolute path '/abs' (paths are relative to the image root)"),
@@ -68,6 +75,46 @@ def test_parses_every_kind_with_source_line() -> None:
 ])
 def test_each_rule_has_its_error(line: str, message: str) -> None:
     assert errors_of(f"# first\n{line}\n") == [f"m:2: {message}"]
+
+
+def test_real_world_manifest_forms(tmp_path: Path) -> None:
+    """Trailing '/' on directories, tabs and runs of blanks, blank lines, comment lines and
+    comments after the fields: accepted, and manifest.gen holds the canonical lines."""
+    a = write(tmp_path / "a.manifest",
+              "# node modules\n"
+              "\n"
+              "d usr 0755 root sys\n"
+              "d usr/lib/ 0755 root bin\n"
+              "d\tusr/lib/node_modules/\t0755\troot\tbin\n"
+              "d  usr/lib/node_modules/foo/   0755 root  bin   \n"
+              "   \t\n"
+              "\t# indented comment\n"
+              "f usr/lib/node_modules/foo/index.js 0644 root bin # the entry point\n"
+              "f \t usr/lib/node_modules/foo/package.json\t \t0644 root bin#no space\n"
+              "s usr/lib/node_modules/foo/lib=.\t\n"
+              "h  usr/lib/node_modules/foo/main.js=usr/lib/node_modules/foo/index.js\r\n")
+    b = write(tmp_path / "b.manifest", "d usr/lib 0755 root bin\nd usr/lib/node_modules/foo/ "
+              "0750 root bin\n")
+    warnings: list[str] = []
+    manifest = combine([a, b], {}, False, warnings.append)
+    assert format_manifest(manifest) == (
+        "d usr 0755 root sys\n"
+        "d usr/lib 0755 root bin\n"
+        "d usr/lib/node_modules 0755 root bin\n"
+        "d usr/lib/node_modules/foo 0750 root bin\n"
+        "f usr/lib/node_modules/foo/index.js 0644 root bin\n"
+        "s usr/lib/node_modules/foo/lib=.\n"
+        "h usr/lib/node_modules/foo/main.js=usr/lib/node_modules/foo/index.js\n"
+        "f usr/lib/node_modules/foo/package.json 0644 root bin\n")
+    # 'd usr/lib/' and 'd usr/lib' are one key: identical lines are silent, others warn
+    assert warnings == [f"'usr/lib/node_modules/foo' is delivered twice: {a}:6 and {b}:2 "
+                        "(the later one wins)"]
+    entry = manifest.get("usr/lib/node_modules/foo")
+    assert entry is not None and entry.where == f"{b}:2" and "usr/lib/" not in manifest
+    with pytest.raises(InputErrors) as info:
+        combine([a, b], {}, True, lambda _: None)
+    assert str(info.value) == (f"{b}:2: 'usr/lib/node_modules/foo' is delivered twice: {a}:6 "
+                               f"and {b}:2")
 
 
 def test_symlink_target_text_is_literal() -> None:
@@ -121,7 +168,7 @@ FUZZ_TOKENS = ["f", "d", "s", "h", "x", "a", "b/c", ".hidden", "a/.b", "..", "."
                "dir/", "0755", "755", "07777", "17777", "0758", "root", "sys", "=", "a=b", "a=",
                "=b", "a=/t", "a=../t", "h=a", "a=a", "#", "#c", "$V", "${V}", "$NOPE", "a\0b",
                "\t", "\u00a0", "\r", "é", "a=b=c", "a=./b", "a=b/", "a=b//c",
-               "a=b/./c", "a=b/../c", "a=b/../../c", "a=b/.c"]
+               "a=b/./c", "a=b/../c", "a=b/../../c", "a=b/.c", "a/", "a/=b", "/", "a//", ""]
 
 
 def test_fast_path_agrees_with_the_exact_rules() -> None:
@@ -154,6 +201,19 @@ def test_fast_path_agrees_with_the_exact_rules() -> None:
         assert [str(e) for e in errors] == expected_errors
         assert entries == expected_entries
         assert len(entries) > 300 and len(errors) > 300
+
+
+def test_every_unsafe_path_is_a_suspect() -> None:
+    """The fast path checks only the paths _suspects names: it names every unsafe one, wherever
+    it stands (first, last, beside another)."""
+    rng = random.Random(3)
+    safe = ["a", "b/c", "usr/lib/x.so", "a.b", "a/b.c", ".h", "a/.h"]
+    unsafe = ["/a", "a/", "a//b", ".", "..", "./a", "a/..", "a/./b", "../a", "/"]
+    for _ in range(2000):
+        paths = [rng.choice(safe if rng.random() < 0.8 else unsafe)
+                 for _ in range(rng.randint(1, 6))]
+        expected = {i for i, p in enumerate(paths) if path_problem(p) is not None}
+        assert expected <= set(_suspects(paths)), paths
 
 
 def write(path: Path, text: str) -> Path:

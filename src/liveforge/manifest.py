@@ -8,9 +8,11 @@ A manifest is a text file of entries, one per line::
     h usr/bin/egrep=usr/bin/grep   # hard link: name=path of a file in the image
 
 ``#`` ends a line anywhere; blank lines and surrounding whitespace are ignored; spaces and tabs
-separate fields. Paths are relative to the image root and must be *safe*: not absolute, no ``.``,
-``..`` or empty components, no NUL or newline. A symlink's target is literal text (absolute and
-``..`` targets are legal); a hard link's target is a path in the image and must stay inside it.
+(any run of them) separate fields. Paths are relative to the image root and must be *safe*: not
+absolute, no ``.``, ``..`` or empty components, no NUL or newline. A ``d`` path may end in
+one ``/`` (``d usr/lib/ 0755 root bin``, as many real manifests write it), which is dropped: it is
+the path ``usr/lib``. A symlink's target is literal text (absolute and ``..`` targets are legal);
+a hard link's target is a path in the image and must stay inside it.
 
 :func:`combine` reads several manifests (``manifest.d/*`` in name order, then each overlay's
 ``manifest``), substitutes ``$VAR`` / ``${VAR}`` from build.env (a value may not leave a field
@@ -25,9 +27,11 @@ from __future__ import annotations
 import gc
 import posixpath
 import re
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from itertools import accumulate
+from operator import add
 from pathlib import Path
 
 from .errors import InputError, InputErrors
@@ -162,8 +166,10 @@ def path_problem(path: str) -> str | None:
         return f"newline in path {path!r}"
     if path[0] == "/":
         return f"absolute path {path!r} (paths are relative to the image root)"
-    if "//" in path or path[-1] == "/":
+    if "//" in path:
         return f"empty component in path {path!r}"
+    if path[-1] == "/":
+        return f"trailing '/' in path {path!r}"
     if "." in path:
         wrapped = f"/{path}/"
         if "/../" in wrapped:
@@ -278,18 +284,27 @@ def _parse_line(raw: str, name: str, number: int,
     return _parse_fields(fields, name, number)
 
 
+def _entry_path(kind: str, path: str) -> tuple[str, str | None]:
+    """An entry's path as keyed (a ``d`` path loses one trailing ``/``) and the problem with it."""
+    if len(path) > 1 and path[-1] == "/" and path[-2] != "/":
+        if kind == "d":
+            path = path[:-1]
+        elif path_problem(path[:-1]) is None:
+            return path, f"'{kind}' entry path {path!r} ends in '/' (only a 'd' entry may)"
+    return path, path_problem(path)
+
+
 def _parse_fields(fields: list[str], name: str, number: int) -> Entry | InputError:
     kind = fields[0]
     if kind == "f" or kind == "d":
         if len(fields) != 5:
             return InputError(f"'{kind}' entry needs exactly 5 fields (type path mode owner "
                               f"group), got {len(fields)}", name, number)
-        path = fields[1]
         mode = _mode(fields[2])
         if mode is None:
             return InputError(f"invalid mode {fields[2]!r}: expected an octal number <= 07777",
                               name, number)
-        problem = path_problem(path)
+        path, problem = _entry_path(kind, fields[1])
         if problem is not None:
             return InputError(problem, name, number)
         return Entry(kind, path, mode, fields[3], fields[4], "", name, number)
@@ -303,7 +318,7 @@ def _parse_fields(fields: list[str], name: str, number: int) -> Entry | InputErr
         if not path or not target:
             which = "name" if not path else "target"
             return InputError(f"'{kind}' entry has an empty {which} in {fields[1]!r}", name, number)
-        problem = path_problem(path)
+        path, problem = _entry_path(kind, path)
         if problem is None and kind == "h":
             norm, problem = hardlink_target(path, target)
             target = norm or target
@@ -383,7 +398,8 @@ def _parse_into(text: str, name: str, env: dict[str, str] | None, texts: list[st
             count = len(parts)
             if count == 3:
                 kind, path, rest = parts
-                if (kind == "f" or kind == "d") and (rest in metas or _canonical_meta(rest)):
+                if (kind == "f" or kind == "d") and path and (rest in metas
+                                                              or _canonical_meta(rest)):
                     keep(path)
                     continue
             elif count == 2:
@@ -402,14 +418,17 @@ def _parse_into(text: str, name: str, env: dict[str, str] | None, texts: list[st
             slow += 1
             keep(_parse_slow(lines, stop, name, env, errors))
         start = stop + 1
-    # The fast path did not look at the paths: check them all at once, then one by one only
-    # when something looks wrong (paths the slow path took are fine and stay silent).
-    if _paths_suspect(list(filter(None, paths)) if slow else paths):
-        for number, path in enumerate(paths):
-            problem = path_problem(path) if path else None
-            if problem is not None:
-                errors.append(InputError(problem, name, number + 1))
-                paths[number] = ""
+    # The fast path did not look at the paths: look at them all at once, check one by one only
+    # those that look wrong, and hand a line whose path is wrong (a 'd' path ending in '/', say)
+    # to the exact parser. The paths the exact parser took are fine and stay silent.
+    present = list(filter(None, paths)) if slow else paths
+    suspects = _suspects(present)
+    if suspects:
+        numbers = [n for n, path in enumerate(paths) if path] if slow else range(len(paths))
+        for index in suspects:
+            number = numbers[index]
+            if path_problem(paths[number]) is not None:
+                paths[number] = _parse_slow(lines, number, name, env, errors)
     texts += lines
     delivered += paths
 
@@ -427,14 +446,32 @@ def _parse_slow(lines: list[str], number: int, name: str, env: dict[str, str] | 
     return ""
 
 
-def _paths_suspect(paths: list[str]) -> bool:
-    """False when no path can be unsafe; True when one may be."""
-    # Joined with '/': an absolute path, a trailing '/', an empty path or an empty component
-    # shows as '//'; a '.' or '..' component as '/.' (so do hidden files); one regex scan finds
-    # both. The first path shows at the start ('/' or '.') and the last at the end ('/'), where
-    # the join adds no '/' (as a copy wrapped in '/' would, at the cost of copying it).
+def _suspects(paths: list[str]) -> list[int]:
+    """The indexes of the ``paths`` (none empty) that may be unsafe, in order."""
+    if not paths:
+        return []
+    # Joined with '/': an absolute path, a trailing '/' or an empty component shows as '//'; a
+    # '.' or '..' component as '/.' (so do hidden files); one regex scan finds both. The first
+    # path shows at the start ('/' or '.') and the last at the end ('/'), where the join adds no
+    # '/'. A match at position p names the path holding p, or the one after it when p is the
+    # '/' the join put between them: both are taken.
     joined = "/".join(paths)
-    return joined[:1] in "/." or joined[-1:] == "/" or _SUSPECT_RE.search(joined) is not None
+    found = [match.start() for match in _SUSPECT_RE.finditer(joined)]
+    hits = set()
+    if joined[0] in "/.":
+        hits.add(0)
+    if joined[-1] == "/":
+        hits.add(len(paths) - 1)
+    del joined
+    if found:
+        # the position of the '/' after each path (or of the end, after the last)
+        after = list(map(add, accumulate(map(len, paths)), range(len(paths))))
+        for position in found:
+            index = bisect_left(after, position)
+            hits.add(index)
+            hits.add(index + 1)
+        hits.discard(len(paths))
+    return sorted(hits)
 
 
 def _overridden(paths: list[str]) -> list[tuple[int, int]]:
