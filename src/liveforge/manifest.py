@@ -9,7 +9,8 @@ A manifest is a text file of entries, one per line::
 
 ``#`` ends a line anywhere; blank lines and surrounding whitespace are ignored; spaces and tabs
 (any run of them) separate fields. Paths are relative to the image root and must be *safe*: not
-absolute, no ``.``, ``..`` or empty components, no NUL or newline. A ``d`` path may end in
+absolute, no ``.``, ``..`` or empty components, no NUL or newline, no component over 255 bytes
+and no path over 4095 bytes (in UTF-8, as the file system counts them). A ``d`` path may end in
 one ``/`` (``d usr/lib/ 0755 root bin``, as many real manifests write it), which is dropped: it is
 the path ``usr/lib``. A symlink's target is literal text (absolute and ``..`` targets are legal);
 a hard link's target is a path in the image and must stay inside it.
@@ -25,6 +26,7 @@ malformed line of every file is reported, then :class:`InputErrors` is raised.
 from __future__ import annotations
 
 import gc
+import os
 import posixpath
 import re
 from bisect import bisect_left, bisect_right
@@ -39,6 +41,11 @@ from .keyvalue import write_atomic
 
 KINDS = ("d", "f", "s", "h")
 MAX_MODE = 0o7777
+MAX_NAME = 255          # bytes in one path component (NAME_MAX)
+MAX_PATH = 4095         # bytes in a path (PATH_MAX, less the terminating NUL)
+# A path of this many characters or fewer is at most MAX_NAME bytes (4 bytes a character at most),
+# so neither of the limits above can be reached: only longer paths are measured.
+_SHORT_PATH = MAX_NAME // 4
 _MODE_RE = re.compile(r"[0-7]+\Z")
 _VAR_RE = re.compile(r"\$(?:\{([^}]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -176,7 +183,31 @@ def path_problem(path: str) -> str | None:
             return f"'..' component in path {path!r}"
         if "/./" in wrapped:
             return f"'.' component in path {path!r}"
+    if len(path) > _SHORT_PATH:
+        return _length_problem(path)
     return None
+
+
+def _length_problem(path: str) -> str | None:
+    """Why ``path`` is too long for the file system, or None."""
+    try:
+        encoded = os.fsencode(path)
+    except UnicodeEncodeError:
+        return f"path {shown(path)} cannot be encoded as a file name"
+    if len(encoded) > MAX_PATH:
+        return f"path of {len(encoded)} bytes (at most {MAX_PATH}): {shown(path)}"
+    if len(encoded) > MAX_NAME:
+        longest = max(encoded.split(b"/"), key=len)
+        if len(longest) > MAX_NAME:
+            return (f"path component of {len(longest)} bytes (at most {MAX_NAME}): "
+                    f"{shown(os.fsdecode(longest))}")
+    return None
+
+
+def shown(text: str) -> str:
+    """``repr(text)``, its middle left out when it is long (a message holding a path of 4000
+    bytes helps nobody)."""
+    return repr(text) if len(text) <= 64 else f"{text[:32]!r}...{text[-16:]!r}"
 
 
 def hardlink_target(name: str, target: str) -> tuple[str | None, str | None]:
@@ -382,7 +413,8 @@ def _parse_into(text: str, name: str, env: dict[str, str] | None, texts: list[st
     if lines[-1] == "":
         lines.pop()
     chars = _ASCII_ODD + ("$" if env is not None else "")
-    if not text.isascii():
+    ascii_only = text.isascii()
+    if not ascii_only:
         chars += _WIDE_ODD
     special = _special_lines(text, chars)
     del text
@@ -422,7 +454,7 @@ def _parse_into(text: str, name: str, env: dict[str, str] | None, texts: list[st
     # those that look wrong, and hand a line whose path is wrong (a 'd' path ending in '/', say)
     # to the exact parser. The paths the exact parser took are fine and stay silent.
     present = list(filter(None, paths)) if slow else paths
-    suspects = _suspects(present)
+    suspects = _suspects(present, ascii_only)
     if suspects:
         numbers = [n for n, path in enumerate(paths) if path] if slow else range(len(paths))
         for index in suspects:
@@ -446,8 +478,8 @@ def _parse_slow(lines: list[str], number: int, name: str, env: dict[str, str] | 
     return ""
 
 
-def _suspects(paths: list[str]) -> list[int]:
-    """The indexes of the ``paths`` (none empty) that may be unsafe, in order."""
+def _suspects(paths: list[str], ascii_only: bool) -> list[int]:
+    """The indexes of the ``paths`` (none empty) that may be unsafe or too long, in order."""
     if not paths:
         return []
     # Joined with '/': an absolute path, a trailing '/' or an empty component shows as '//'; a
@@ -471,6 +503,10 @@ def _suspects(paths: list[str]) -> list[int]:
             hits.add(index)
             hits.add(index + 1)
         hits.discard(len(paths))
+    # A path is measured in bytes only when its characters may make more than MAX_NAME bytes.
+    short = MAX_NAME if ascii_only else _SHORT_PATH
+    if max(map(len, paths)) > short:
+        hits.update(index for index, path in enumerate(paths) if len(path) > short)
     return sorted(hits)
 
 
