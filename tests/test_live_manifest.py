@@ -53,3 +53,14 @@ def test_real_world_manifest_ships(ws: Path, capsys: pytest.CaptureFixture[str])
         ("usr", "d", 0o755, 2), ("usr/lib", "d", 0o755, 2), ("usr/lib/node_modules", "d", 0o755, 2),
         ("usr/lib/node_modules/foo", "d", 0o755, 2), ("usr/lib/node_modules/foo/index.js", "f",
                                                       0o644, 2)]
+
+
+def test_non_utf8_manifest_is_a_file_line_error(ws: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = ws / "manifest.d/base"
+    manifest.write_bytes(BASE.encode() + b"f etc/\xff 0644 root root\nf etc/motd\n")
+    code, err = live(ws, capsys)
+    assert (code, err.splitlines()) == (2, [
+        f"liveforge: {manifest}:6: not UTF-8: byte 0xff at column 7",
+        f"liveforge: {manifest}:7: 'f' entry needs exactly 5 fields (type path mode owner group), "
+        "got 2"])

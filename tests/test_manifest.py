@@ -154,6 +154,20 @@ def test_real_world_manifest_forms(tmp_path: Path) -> None:
                                f"and {b}:2")
 
 
+def test_non_utf8_lines_are_file_line_errors(tmp_path: Path) -> None:
+    """Every line that is not UTF-8 is named with its byte; the other lines are still checked."""
+    path = tmp_path / "m"
+    path.write_bytes(b"d a 0755 root sys\nf a/caf\xe9 0644 root bin\nq x\n"
+                     b"f a/\xff\xfe 0644 root bin\nf a/ok\xc3\xa9 0644 root bin\n")
+    for read in (lambda: parse_file(path), lambda: combine([path], {}, False, print)):
+        with pytest.raises(InputErrors) as info:
+            read()
+        assert str(info.value).splitlines() == [
+            f"{path}:2: not UTF-8: byte 0xe9 at column 8",
+            f"{path}:3: unknown entry type 'q': expected one of d, f, s, h",
+            f"{path}:4: not UTF-8: byte 0xff at column 5"]
+
+
 def test_symlink_target_text_is_literal() -> None:
     entries, errors = parse_text("s a=/usr/lib/x\ns b=../../etc\ns c=a//b/./\n", "m")
     assert errors == []

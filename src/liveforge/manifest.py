@@ -13,7 +13,8 @@ absolute, no ``.``, ``..`` or empty components, no NUL or newline, no component 
 and no path over 4095 bytes (in UTF-8, as the file system counts them). A ``d`` path may end in
 one ``/`` (``d usr/lib/ 0755 root bin``, as many real manifests write it), which is dropped: it is
 the path ``usr/lib``. A symlink's target is literal text (absolute and ``..`` targets are legal);
-a hard link's target is a path in the image and must stay inside it.
+a hard link's target is a path in the image and must stay inside it. A manifest is UTF-8 text:
+each line that is not is an error.
 
 :func:`combine` reads several manifests (``manifest.d/*`` in name order, then each overlay's
 ``manifest``), substitutes ``$VAR`` / ``${VAR}`` from build.env (a value may not leave a field
@@ -545,19 +546,35 @@ def parse_text(text: str, file: str | Path,
 
 def parse_file(path: Path, env: dict[str, str] | None = None) -> list[Entry]:
     """Parse one manifest file; raise :class:`InputErrors` listing every bad line."""
-    entries, errors = parse_text(_read(path), path, env)
+    text, errors = _read(path)
+    entries, parse_errors = parse_text(text, path, env)
+    errors = sorted(errors + parse_errors, key=lambda e: e.line or 0)
     if errors:
         raise InputErrors(errors)
     return entries
 
 
-def _read(path: Path) -> str:
+def _read(path: Path) -> tuple[str, list[InputError]]:
+    """The text of a manifest, and an error for each line that is not UTF-8 (left blank in the
+    text, so that the other lines are still checked)."""
     try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise InputError("not a UTF-8 text file", path) from None
+        data = path.read_bytes()
     except OSError as exc:
         raise InputError(f"cannot read manifest: {exc.strerror}", path) from None
+    try:
+        return data.decode("utf-8"), []
+    except UnicodeDecodeError:
+        pass
+    lines: list[str] = []
+    errors: list[InputError] = []
+    for number, raw in enumerate(data.split(b"\n"), 1):
+        try:
+            lines.append(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            lines.append("")
+            errors.append(InputError(f"not UTF-8: byte 0x{raw[exc.start]:02x} at column "
+                                     f"{exc.start + 1}", path, number))
+    return "\n".join(lines), errors
 
 
 # -- combination ------------------------------------------------------------------------------
@@ -577,11 +594,10 @@ def combine(files: list[Path], env: dict[str, str], strict: bool,
     errors: list[InputError] = []
     for file in files:
         try:
-            text = _read(file)
+            text, file_errors = _read(file)
         except InputError as exc:
             errors.append(exc)
             continue
-        file_errors: list[InputError] = []
         base = len(texts)
         _parse_into(text, str(file), env, texts, paths, file_errors)
         del text
