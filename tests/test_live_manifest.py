@@ -55,6 +55,22 @@ def test_real_world_manifest_ships(ws: Path, capsys: pytest.CaptureFixture[str])
                                                       0o644, 2)]
 
 
+def test_names_too_long_are_file_line_errors(ws: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = ws / "manifest.d/base"
+    name, deep = "n" * 256, "/".join(["d" * 203] * 20)     # deep is 4079 bytes: too long in proto
+    manifest.write_text(BASE + f"f {name} 0644 root root\nd {deep.rpartition('/')[0]}/ 0755 root "
+                        f"root\nf {deep} 0644 root root\n")
+    code, err = live(ws, capsys)
+    assert (code, err.splitlines()) == (2, [
+        f"liveforge: {manifest}:6: path component of 256 bytes (at most 255): "
+        f"{name[:32]!r}...{name[-16:]!r}"])
+    manifest.write_text(BASE + f"f {deep} 0644 root root\n")
+    code, err = live(ws, capsys)
+    assert (code, err.splitlines()) == (2, [
+        f"liveforge: {manifest}:6: {deep[:32]!r}...{deep[-16:]!r} in "
+        f"{ws / '.liveforge/generated'}: file name too long"])     # the first search directory
+
+
 def test_non_utf8_manifest_is_a_file_line_error(ws: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     manifest = ws / "manifest.d/base"

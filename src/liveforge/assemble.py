@@ -14,12 +14,15 @@
   not shipped). A plain number is taken as a numeric id.
 * A parent directory the manifest does not declare is added as ``0755 root root`` (marked
   ``implicit``) so every archive has parents before children; ``manifest lint`` reports them.
+* A path the file system cannot look up (a symlink loop on the way, a name too long once joined
+  to the search directory, no permission) is an error naming the entry, never a traceback.
 
 Every problem is collected; missing files are all listed. Then :class:`ResolveErrors` is raised.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Iterable
@@ -27,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InputError, InputErrors
-from .manifest import Entry, Manifest
+from .manifest import Entry, Manifest, shown
 
 IMPLICIT_DIR_MODE = 0o755
 
@@ -161,6 +164,8 @@ class SearchPath:
                 st = os.lstat(candidate)
             except (FileNotFoundError, NotADirectoryError):
                 continue
+            except OSError as exc:
+                return _lookup_problem(path, directory, exc, "is reached through a symlink loop")
             cache = self._parents[index]
             real_parent = cache[parent] if parent in cache else self._parent(index, parent)
             if real_parent is None:
@@ -172,8 +177,8 @@ class SearchPath:
                             f"(to {source})")
                 try:
                     st = os.stat(source)
-                except OSError:
-                    return f"{path!r} in {directory} is a dangling symlink"
+                except OSError as exc:
+                    return _lookup_problem(path, directory, exc, "is a symlink loop")
                 if not stat.S_ISREG(st.st_mode):
                     return f"{path!r} in {directory} is not a regular file"
                 return Path(source), directory
@@ -184,6 +189,18 @@ class SearchPath:
                 base = self._real_dirs[real_parent] = Path(real_parent)
             return base / name, directory
         return None
+
+
+def _lookup_problem(path: str, directory: Path, exc: OSError, loop: str) -> str:
+    """What the error ``exc``, met looking ``path`` up in ``directory``, means for the entry;
+    ``loop`` says what a symlink loop is there."""
+    if exc.errno == errno.ELOOP:
+        return f"{path!r} in {directory} {loop}"
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+        return f"{path!r} in {directory} is a dangling symlink"
+    if exc.errno == errno.ENAMETOOLONG:
+        return f"{shown(path)} in {directory}: file name too long"
+    return f"{shown(path)} in {directory}: {exc.strerror or exc}"
 
 
 # -- users and groups -------------------------------------------------------------------------
