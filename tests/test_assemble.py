@@ -150,3 +150,33 @@ def test_names_too_long_for_the_file_system_are_errors(tmp_path: Path, proto: Pa
     assert str(info.value).splitlines() == [
         f"m:7: {name[:32]!r}...{name[-16:]!r} in {proto}: file name too long",
         f"m:8: {deep[:32]!r}...{deep[-16:]!r} in {proto}: file name too long"]
+
+
+def test_undeclared_parents_warn_or_fail_when_strict(proto: Path) -> None:
+    text = "d usr 0755 root sys\nf usr/bin/grep 0555 root bin\nf usr/bin/ls 0555 root bin\n" \
+           "f var/lib/x/y 0644 root bin\n"
+    tree(proto, {"var/lib/x/y": "y"})
+    warnings: list[str] = []
+    image = resolve(manifest(text), [proto], warn=warnings.append)
+    assert warnings == [
+        "m:5: parent directory 'usr/bin' of 'usr/bin/grep' is not declared in any manifest "
+        "(made 0755 root root)",
+        "m:7: parent directory 'var/lib/x' of 'var/lib/x/y' is not declared in any manifest "
+        "(made 0755 root root)",
+        "m:7: parent directory 'var/lib' of 'var/lib/x/y' is not declared in any manifest "
+        "(made 0755 root root)",
+        "m:7: parent directory 'var' of 'var/lib/x/y' is not declared in any manifest "
+        "(made 0755 root root)"]
+    found = image.by_path()
+    assert [(p, found[p].mode, found[p].uid, found[p].gid, found[p].implicit)
+            for p in ("usr", "usr/bin", "var", "var/lib", "var/lib/x")] == [
+        ("usr", 0o755, 0, 3, False), ("usr/bin", 0o755, 0, 0, True), ("var", 0o755, 0, 0, True),
+        ("var/lib", 0o755, 0, 0, True), ("var/lib/x", 0o755, 0, 0, True)]
+    with pytest.raises(ResolveErrors) as info:
+        resolve(manifest(text), [proto], strict=True, warn=warnings.append)
+    assert str(info.value).splitlines() == [
+        "m:5: parent directory 'usr/bin' of 'usr/bin/grep' is not declared in any manifest",
+        "m:7: parent directory 'var/lib/x' of 'var/lib/x/y' is not declared in any manifest",
+        "m:7: parent directory 'var/lib' of 'var/lib/x/y' is not declared in any manifest",
+        "m:7: parent directory 'var' of 'var/lib/x/y' is not declared in any manifest"]
+    assert len(warnings) == 4

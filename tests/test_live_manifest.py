@@ -55,6 +55,28 @@ def test_real_world_manifest_ships(ws: Path, capsys: pytest.CaptureFixture[str])
                                                       0o644, 2)]
 
 
+def test_undeclared_parent_warns_and_fails_when_strict(ws: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = ws / "manifest.d/base"
+    manifest.write_text(BASE + "d usr 0755 root root\n"
+                        "f usr/lib/node_modules/foo/index.js 0644 root bin\n")
+    code, err = live(ws, capsys)
+    assert (code, err.splitlines()) == (0, [
+        f"warning: {manifest}:7: parent directory {p!r} of 'usr/lib/node_modules/foo/index.js' "
+        "is not declared in any manifest (made 0755 root root)"
+        for p in ("usr/lib/node_modules/foo", "usr/lib/node_modules", "usr/lib")])
+    shipped = read_platform(ws / "output/platform-latest")
+    assert (shipped["usr/lib"].kind, shipped["usr/lib"].mode & 0o7777, shipped["usr/lib"].uid,
+            shipped["usr/lib"].gid) == ("d", 0o755, 0, 0)
+    (ws / "output/platform-latest").unlink()
+    code, err = live(ws, capsys, "--strict")
+    assert (code, err.splitlines()) == (2, [
+        f"liveforge: {manifest}:7: parent directory {p!r} of 'usr/lib/node_modules/foo/index.js' "
+        "is not declared in any manifest"
+        for p in ("usr/lib/node_modules/foo", "usr/lib/node_modules", "usr/lib")])
+    assert not (ws / "output/platform-latest").exists()
+
+
 def test_names_too_long_are_file_line_errors(ws: Path, capsys: pytest.CaptureFixture[str]) -> None:
     manifest = ws / "manifest.d/base"
     name, deep = "n" * 256, "/".join(["d" * 203] * 20)     # deep is 4079 bytes: too long in proto

@@ -294,7 +294,8 @@ def add_verb_arguments(name: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("--strap", action="store_true", help="the bootstrap phase")
     elif name in ("live", "manifest"):
         p.add_argument("--strict", action="store_true",
-                       help="a path delivered twice is an error, not a warning")
+                       help="a path delivered twice or an undeclared parent directory is an error, "
+                       "not a warning")
         if name == "manifest":
             p.add_argument("action", choices=["lint", "show", "diff"])
             p.add_argument("platforms", nargs="*", metavar="PLATFORM",
