@@ -33,7 +33,7 @@ import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from itertools import accumulate
+from itertools import accumulate, compress
 from operator import add
 from pathlib import Path
 
@@ -457,7 +457,7 @@ def _parse_into(text: str, name: str, env: dict[str, str] | None, texts: list[st
     present = list(filter(None, paths)) if slow else paths
     suspects = _suspects(present, ascii_only)
     if suspects:
-        numbers = [n for n, path in enumerate(paths) if path] if slow else range(len(paths))
+        numbers = list(compress(range(len(paths)), paths)) if slow else range(len(paths))
         for index in suspects:
             number = numbers[index]
             if path_problem(paths[number]) is not None:
@@ -486,8 +486,8 @@ def _suspects(paths: list[str], ascii_only: bool) -> list[int]:
     # Joined with '/': an absolute path, a trailing '/' or an empty component shows as '//'; a
     # '.' or '..' component as '/.' (so do hidden files); one regex scan finds both. The first
     # path shows at the start ('/' or '.') and the last at the end ('/'), where the join adds no
-    # '/'. A match at position p names the path holding p, or the one after it when p is the
-    # '/' the join put between them: both are taken.
+    # '/'. A match at position p names the path holding p, and the one after it when the match
+    # touches the '/' the join put between them (the next match may overlap this one: "a///b").
     joined = "/".join(paths)
     found = [match.start() for match in _SUSPECT_RE.finditer(joined)]
     hits = set()
@@ -502,7 +502,8 @@ def _suspects(paths: list[str], ascii_only: bool) -> list[int]:
         for position in found:
             index = bisect_left(after, position)
             hits.add(index)
-            hits.add(index + 1)
+            if position + 1 >= after[index]:
+                hits.add(index + 1)
         hits.discard(len(paths))
     # A path is measured in bytes only when its characters may make more than MAX_NAME bytes.
     short = MAX_NAME if ascii_only else _SHORT_PATH
