@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from liveforge.assemble import ResolveErrors, resolve
-from liveforge.manifest import Manifest, parse_text
+from liveforge.manifest import Entry, Manifest, parse_text
 
 PASSWD = "root:x:0:0::/:/bin/sh\nbin:x:2:2::/:/bin/false\n"
 GROUP = "root:x:0:\nbin:x:2:\nsys:x:3:\n"
@@ -117,3 +117,66 @@ def test_parents_are_implicit_or_must_be_directories(proto: Path) -> None:
     with pytest.raises(ResolveErrors) as info:
         resolve(manifest("s usr=x\nf usr/bin/ls 0555 root bin\n"), [proto])
     assert "parent 'usr' is not a directory (it is a symlink, m:4)" in str(info.value)
+
+
+@pytest.mark.parametrize("how", ["self", "pair", "parent"])
+def test_symlink_loop_is_named_a_loop(proto: Path, how: str) -> None:
+    (proto / "lib").mkdir()
+    if how == "self":
+        os.symlink("libc.so", proto / "lib/libc.so")
+    elif how == "pair":
+        os.symlink("libc.so.6", proto / "lib/libc.so")
+        os.symlink("libc.so", proto / "lib/libc.so.6")
+    else:
+        (proto / "lib").rmdir()
+        os.symlink("lib", proto / "lib")
+    with pytest.raises(ResolveErrors) as info:
+        resolve(manifest("d lib 0755 root bin\nf lib/libc.so 0755 root bin\n"), [proto])
+    assert str(info.value) == {
+        "self": f"m:5: 'lib/libc.so' in {proto} is a symlink loop",
+        "pair": f"m:5: 'lib/libc.so' in {proto} is a symlink loop",
+        "parent": f"m:5: 'lib/libc.so' in {proto} is reached through a symlink loop"}[how]
+
+
+def test_names_too_long_for_the_file_system_are_errors(tmp_path: Path, proto: Path) -> None:
+    """Whatever reaches the file system with a name too long is an error naming the entry."""
+    name = "n" * 256                                    # the manifest parser refuses this one
+    deep = "/".join(["d" * 203] * 20)                   # 4079 bytes: fine, but not under proto
+    made = [Entry("f", name, 0o644, "root", "bin", "", "m", 7),
+            Entry("f", deep, 0o644, "root", "bin", "", "m", 8)]
+    entries, _ = parse_text(HEAD, "m")
+    with pytest.raises(ResolveErrors) as info:
+        resolve(Manifest.from_entries([*entries, *made]), [proto])
+    assert str(info.value).splitlines() == [
+        f"m:7: {name[:32]!r}...{name[-16:]!r} in {proto}: file name too long",
+        f"m:8: {deep[:32]!r}...{deep[-16:]!r} in {proto}: file name too long"]
+
+
+def test_undeclared_parents_warn_or_fail_when_strict(proto: Path) -> None:
+    text = "d usr 0755 root sys\nf usr/bin/grep 0555 root bin\nf usr/bin/ls 0555 root bin\n" \
+           "f var/lib/x/y 0644 root bin\n"
+    tree(proto, {"var/lib/x/y": "y"})
+    warnings: list[str] = []
+    image = resolve(manifest(text), [proto], warn=warnings.append)
+    assert warnings == [
+        "m:5: parent directory 'usr/bin' of 'usr/bin/grep' is not declared in any manifest "
+        "(made 0755 root root)",
+        "m:7: parent directory 'var/lib/x' of 'var/lib/x/y' is not declared in any manifest "
+        "(made 0755 root root)",
+        "m:7: parent directory 'var/lib' of 'var/lib/x/y' is not declared in any manifest "
+        "(made 0755 root root)",
+        "m:7: parent directory 'var' of 'var/lib/x/y' is not declared in any manifest "
+        "(made 0755 root root)"]
+    found = image.by_path()
+    assert [(p, found[p].mode, found[p].uid, found[p].gid, found[p].implicit)
+            for p in ("usr", "usr/bin", "var", "var/lib", "var/lib/x")] == [
+        ("usr", 0o755, 0, 3, False), ("usr/bin", 0o755, 0, 0, True), ("var", 0o755, 0, 0, True),
+        ("var/lib", 0o755, 0, 0, True), ("var/lib/x", 0o755, 0, 0, True)]
+    with pytest.raises(ResolveErrors) as info:
+        resolve(manifest(text), [proto], strict=True, warn=warnings.append)
+    assert str(info.value).splitlines() == [
+        "m:5: parent directory 'usr/bin' of 'usr/bin/grep' is not declared in any manifest",
+        "m:7: parent directory 'var/lib/x' of 'var/lib/x/y' is not declared in any manifest",
+        "m:7: parent directory 'var/lib' of 'var/lib/x/y' is not declared in any manifest",
+        "m:7: parent directory 'var' of 'var/lib/x/y' is not declared in any manifest"]
+    assert len(warnings) == 4

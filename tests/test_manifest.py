@@ -11,10 +11,12 @@ from liveforge.errors import InputErrors
 from liveforge.manifest import (
     Entry,
     _parse_line,
+    _suspects,
     combine,
     format_manifest,
     parse_file,
     parse_text,
+    path_problem,
     write_manifest,
 )
 from manifestgen import generate
@@ -56,7 +58,12 @@ def test_parses_every_kind_with_source_line() -> None:
     ("d a/../b 0755 root bin", "'..' component in path 'a/../b'"),
     ("d .. 0755 root bin", "'..' component in path '..'"),
     ("f a//b 0755 root bin", "empty component in path 'a//b'"),
-    ("d a/ 0755 root bin", "empty component in path 'a/'"),
+    ("d a// 0755 root bin", "empty component in path 'a//'"),
+    ("d / 0755 root bin", "absolute path '/' (paths are relative to the image root)"),
+    ("f a/ 0755 root bin", "'f' entry path 'a/' ends in '/' (only a 'd' entry may)"),
+    ("f usr/bin/ 0755 root bin", "'f' entry path 'usr/bin/' ends in '/' (only a 'd' entry may)"),
+    ("s a/=b", "'s' entry path 'a/' ends in '/' (only a 'd' entry may)"),
+    ("h a/=b", "'h' entry path 'a/' ends in '/' (only a 'd' entry may)"),
     ("f a/./b 0755 root bin", "'.' component in path 'a/./b'"),
     ("f a\0b 0755 root bin", "NUL character in path 'a\\x00b'"),
     ("s /abs=x", "absolute path '/abs' (paths are relative to the image root)"),
@@ -68,6 +75,97 @@ def test_parses_every_kind_with_source_line() -> None:
 ])
 def test_each_rule_has_its_error(line: str, message: str) -> None:
     assert errors_of(f"# first\n{line}\n") == [f"m:2: {message}"]
+
+
+NAME_255, NAME_256 = "n" * 255, "n" * 256
+WIDE_256 = "\u00e9" * 128                       # 128 characters, 256 bytes in UTF-8
+WIDE_254 = "\u00e9" * 127
+PATH_4095 = ("p" * 99 + "/") * 40 + "p" * 95    # 4095 bytes
+PATH_4096 = PATH_4095 + "p"
+
+
+@pytest.mark.parametrize("line, message", [
+    (f"d {NAME_256} 0755 root sys",
+     f"path component of 256 bytes (at most 255): {'n' * 32!r}...{'n' * 16!r}"),
+    (f"f usr/{NAME_256}/x 0644 root bin",
+     f"path component of 256 bytes (at most 255): {'n' * 32!r}...{'n' * 16!r}"),
+    (f"d usr/{WIDE_256}/ 0755 root sys",
+     f"path component of 256 bytes (at most 255): {WIDE_256[:32]!r}...{WIDE_256[:16]!r}"),
+    (f"s a/{NAME_256}=x",
+     f"path component of 256 bytes (at most 255): {'n' * 32!r}...{'n' * 16!r}"),
+    (f"f {PATH_4096} 0644 root bin",
+     f"path of 4096 bytes (at most 4095): {PATH_4096[:32]!r}...{PATH_4096[-16:]!r}"),
+    (f"h {PATH_4096}=a",
+     f"path of 4096 bytes (at most 4095): {PATH_4096[:32]!r}...{PATH_4096[-16:]!r}"),
+])
+def test_names_too_long_for_the_file_system(line: str, message: str) -> None:
+    """A component over 255 bytes or a path over 4095 bytes (NAME_MAX, PATH_MAX) is a file:line
+    error, counted in bytes of UTF-8, whether the line takes the fast path or not."""
+    ok = "d a 0755 root sys\n"
+    assert errors_of(f"{ok}{line}\n{ok}") == [f"m:2: {message}"]
+    assert errors_of(f"{ok}{line} # comment\n{ok}") == [f"m:2: {message}"]
+
+
+def test_longest_names_are_accepted() -> None:
+    text = (f"d {NAME_255} 0755 root sys\nf {NAME_255}/{WIDE_254}x 0644 root bin\n"
+            f"f {PATH_4095} 0644 root bin\ns {PATH_4095[:-1]}q=x\n")
+    entries, errors = parse_text(text, "m")
+    assert errors == []
+    assert [len(e.path.encode()) for e in entries] == [255, 255 + 1 + 255, 4095, 4095]
+
+
+def test_real_world_manifest_forms(tmp_path: Path) -> None:
+    """Trailing '/' on directories, tabs and runs of blanks, blank lines, comment lines and
+    comments after the fields: accepted, and manifest.gen holds the canonical lines."""
+    a = write(tmp_path / "a.manifest",
+              "# node modules\n"
+              "\n"
+              "d usr 0755 root sys\n"
+              "d usr/lib/ 0755 root bin\n"
+              "d\tusr/lib/node_modules/\t0755\troot\tbin\n"
+              "d  usr/lib/node_modules/foo/   0755 root  bin   \n"
+              "   \t\n"
+              "\t# indented comment\n"
+              "f usr/lib/node_modules/foo/index.js 0644 root bin # the entry point\n"
+              "f \t usr/lib/node_modules/foo/package.json\t \t0644 root bin#no space\n"
+              "s usr/lib/node_modules/foo/lib=.\t\n"
+              "h  usr/lib/node_modules/foo/main.js=usr/lib/node_modules/foo/index.js\r\n")
+    b = write(tmp_path / "b.manifest", "d usr/lib 0755 root bin\nd usr/lib/node_modules/foo/ "
+              "0750 root bin\n")
+    warnings: list[str] = []
+    manifest = combine([a, b], {}, False, warnings.append)
+    assert format_manifest(manifest) == (
+        "d usr 0755 root sys\n"
+        "d usr/lib 0755 root bin\n"
+        "d usr/lib/node_modules 0755 root bin\n"
+        "d usr/lib/node_modules/foo 0750 root bin\n"
+        "f usr/lib/node_modules/foo/index.js 0644 root bin\n"
+        "s usr/lib/node_modules/foo/lib=.\n"
+        "h usr/lib/node_modules/foo/main.js=usr/lib/node_modules/foo/index.js\n"
+        "f usr/lib/node_modules/foo/package.json 0644 root bin\n")
+    # 'd usr/lib/' and 'd usr/lib' are one key: identical lines are silent, others warn
+    assert warnings == [f"'usr/lib/node_modules/foo' is delivered twice: {a}:6 and {b}:2 "
+                        "(the later one wins)"]
+    entry = manifest.get("usr/lib/node_modules/foo")
+    assert entry is not None and entry.where == f"{b}:2" and "usr/lib/" not in manifest
+    with pytest.raises(InputErrors) as info:
+        combine([a, b], {}, True, lambda _: None)
+    assert str(info.value) == (f"{b}:2: 'usr/lib/node_modules/foo' is delivered twice: {a}:6 "
+                               f"and {b}:2")
+
+
+def test_non_utf8_lines_are_file_line_errors(tmp_path: Path) -> None:
+    """Every line that is not UTF-8 is named with its byte; the other lines are still checked."""
+    path = tmp_path / "m"
+    path.write_bytes(b"d a 0755 root sys\nf a/caf\xe9 0644 root bin\nq x\n"
+                     b"f a/\xff\xfe 0644 root bin\nf a/ok\xc3\xa9 0644 root bin\n")
+    for read in (lambda: parse_file(path), lambda: combine([path], {}, False, print)):
+        with pytest.raises(InputErrors) as info:
+            read()
+        assert str(info.value).splitlines() == [
+            f"{path}:2: not UTF-8: byte 0xe9 at column 8",
+            f"{path}:3: unknown entry type 'q': expected one of d, f, s, h",
+            f"{path}:4: not UTF-8: byte 0xff at column 5"]
 
 
 def test_symlink_target_text_is_literal() -> None:
@@ -121,7 +219,9 @@ FUZZ_TOKENS = ["f", "d", "s", "h", "x", "a", "b/c", ".hidden", "a/.b", "..", "."
                "dir/", "0755", "755", "07777", "17777", "0758", "root", "sys", "=", "a=b", "a=",
                "=b", "a=/t", "a=../t", "h=a", "a=a", "#", "#c", "$V", "${V}", "$NOPE", "a\0b",
                "\t", "\u00a0", "\r", "é", "a=b=c", "a=./b", "a=b/", "a=b//c",
-               "a=b/./c", "a=b/../c", "a=b/../../c", "a=b/.c"]
+               "a=b/./c", "a=b/../c", "a=b/../../c", "a=b/.c", "a/", "a/=b", "/", "a//", "",
+               "n" * 256, "n" * 300 + "/b", "\u00e9" * 128, "\u00e9" * 127,
+               "/".join(["n" * 250] * 17), "/".join(["n" * 200] * 20)]
 
 
 def test_fast_path_agrees_with_the_exact_rules() -> None:
@@ -154,6 +254,21 @@ def test_fast_path_agrees_with_the_exact_rules() -> None:
         assert [str(e) for e in errors] == expected_errors
         assert entries == expected_entries
         assert len(entries) > 300 and len(errors) > 300
+
+
+def test_every_unsafe_path_is_a_suspect() -> None:
+    """The fast path checks only the paths _suspects names: it names every unsafe one, wherever
+    it stands (first, last, beside another)."""
+    rng = random.Random(3)
+    safe = ["a", "b/c", "usr/lib/x.so", "a.b", "a/b.c", "n" * 255, "\u00e9" * 63]
+    unsafe = ["/a", "a/", "a//b", ".", "..", "./a", "a/..", "a/./b", "../a", "/", "n" * 256,
+              "\u00e9" * 128, "a/" + "n" * 300, ".h", "a/.h"]
+    for _ in range(2000):
+        paths = [rng.choice(safe if rng.random() < 0.8 else unsafe)
+                 for _ in range(rng.randint(1, 6))]
+        wide = not all(p.isascii() for p in paths)
+        expected = {i for i, p in enumerate(paths) if path_problem(p) is not None}
+        assert expected <= set(_suspects(paths, not wide)), paths
 
 
 def write(path: Path, text: str) -> Path:

@@ -42,3 +42,23 @@ def test_lint_reports_each_kind_of_problem(tmp_path: Path) -> None:
     assert by_path["etc/motd"].search_dir == str(overlay)
     assert by_path["usr/bin/su"].manifest == str(b)
     assert f"f usr/bin/gone 0555 root bin  [{a}:4 <- MISSING]" in format_show(rows)
+
+
+def test_lint_names_symlink_loops(tmp_path: Path) -> None:
+    proto = tmp_path / "proto"
+    (proto / "lib").mkdir(parents=True)
+    os.symlink("libc.so", proto / "lib/libc.so")
+    os.symlink("loop", proto / "loop")
+    a = tmp_path / "a"
+    a.write_text("d lib 0755 root bin\nf lib/libc.so 0644 root bin\nf loop/x 0644 root bin\n"
+                 "s lib/one=two\ns lib/two=one\ns lib/gone=nothere\n")
+    report = lint(combine([a], {}, False, lambda _: None), [proto], proto)
+    assert format_lint(report).splitlines() == [
+        f"{a}:2: error: 'lib/libc.so' in {proto} is a symlink loop",
+        f"{a}:3: error: 'loop/x' in {proto} is reached through a symlink loop",
+        f"{a}:3: error: parent directory 'loop' of 'loop/x' is not declared",
+        f"{a}:6: warning: dangling symlink lib/gone -> nothere",
+        f"{a}:4: warning: symlink loop lib/one -> two",
+        f"{a}:5: warning: symlink loop lib/two -> one",
+        "unshipped (1 paths in proto no manifest ships):",
+        "  loop"]

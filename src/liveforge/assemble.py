@@ -13,21 +13,25 @@
   proto; shipping them is up to the manifest, and ``manifest lint`` reports them when they are
   not shipped). A plain number is taken as a numeric id.
 * A parent directory the manifest does not declare is added as ``0755 root root`` (marked
-  ``implicit``) so every archive has parents before children; ``manifest lint`` reports them.
+  ``implicit``) so every archive has parents before children. Each is a warning naming the entry
+  under it (``manifest lint`` reports them too); with ``strict`` it is an error.
+* A path the file system cannot look up (a symlink loop on the way, a name too long once joined
+  to the search directory, no permission) is an error naming the entry, never a traceback.
 
 Every problem is collected; missing files are all listed. Then :class:`ResolveErrors` is raised.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InputError, InputErrors
-from .manifest import Entry, Manifest
+from .manifest import Entry, Manifest, shown
 
 IMPLICIT_DIR_MODE = 0o755
 
@@ -161,6 +165,8 @@ class SearchPath:
                 st = os.lstat(candidate)
             except (FileNotFoundError, NotADirectoryError):
                 continue
+            except OSError as exc:
+                return _lookup_problem(path, directory, exc, "is reached through a symlink loop")
             cache = self._parents[index]
             real_parent = cache[parent] if parent in cache else self._parent(index, parent)
             if real_parent is None:
@@ -172,8 +178,8 @@ class SearchPath:
                             f"(to {source})")
                 try:
                     st = os.stat(source)
-                except OSError:
-                    return f"{path!r} in {directory} is a dangling symlink"
+                except OSError as exc:
+                    return _lookup_problem(path, directory, exc, "is a symlink loop")
                 if not stat.S_ISREG(st.st_mode):
                     return f"{path!r} in {directory} is not a regular file"
                 return Path(source), directory
@@ -184,6 +190,18 @@ class SearchPath:
                 base = self._real_dirs[real_parent] = Path(real_parent)
             return base / name, directory
         return None
+
+
+def _lookup_problem(path: str, directory: Path, exc: OSError, loop: str) -> str:
+    """What the error ``exc``, met looking ``path`` up in ``directory``, means for the entry;
+    ``loop`` says what a symlink loop is there."""
+    if exc.errno == errno.ELOOP:
+        return f"{path!r} in {directory} {loop}"
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+        return f"{path!r} in {directory} is a dangling symlink"
+    if exc.errno == errno.ENAMETOOLONG:
+        return f"{shown(path)} in {directory}: file name too long"
+    return f"{shown(path)} in {directory}: {exc.strerror or exc}"
 
 
 # -- users and groups -------------------------------------------------------------------------
@@ -227,9 +245,12 @@ class _Ids:
 
 # -- resolution -------------------------------------------------------------------------------
 
-def resolve(manifest: Manifest, search: list[Path]) -> Image:
+def resolve(manifest: Manifest, search: list[Path], strict: bool = False,
+            warn: Callable[[str], None] | None = None) -> Image:
     """Turn ``manifest`` into image entries, finding every file in ``search`` (overlays in order,
-    then proto). Raises :class:`ResolveErrors` listing every problem."""
+    then proto). Raises :class:`ResolveErrors` listing every problem. A parent directory no
+    entry declares calls ``warn`` (it is made ``0755 root root``); with ``strict`` it is an
+    error."""
     finder = SearchPath(search)
     ids = _Ids(finder)
     entries = manifest.entries()
@@ -285,7 +306,12 @@ def resolve(manifest: Manifest, search: list[Path]) -> Image:
                 file = out[target.path]
                 out[entry.path] = new("h", entry.path, file.mode, file.uid, file.gid,
                                       target.path, None, None, entry)
-    _check_parents(out, declared, errors)
+    for entry, parent in _check_parents(out, declared, errors):
+        message = f"parent directory {parent!r} of {entry.path!r} is not declared in any manifest"
+        if strict:
+            errors.append(InputError(message, entry.file, entry.line))
+        elif warn is not None:
+            warn(f"{entry.where}: {message} (made {IMPLICIT_DIR_MODE:04o} root root)")
     if errors:
         errors.sort(key=lambda e: (e.file or "", e.line or 0))
         raise ResolveErrors(errors, missing)
@@ -309,21 +335,26 @@ def _link_target(entry: Entry, declared: dict[str, Entry]) -> Entry | str:
 
 
 def _check_parents(out: dict[str, ImageEntry], declared: dict[str, Entry],
-                   errors: list[InputError]) -> None:
-    """Add undeclared parent directories; refuse parents that are not directories."""
+                   errors: list[InputError]) -> list[tuple[Entry, str]]:
+    """Add undeclared parent directories; refuse parents that are not directories. Returns each
+    added directory with the first entry under it, nearest first."""
+    added: list[tuple[Entry, str]] = []
     for path in list(out):
+        entry = out[path].entry
+        assert entry is not None
         parent = path.rpartition("/")[0]
         while parent:
             existing = declared.get(parent)
-            if existing is not None and existing.kind != "d":
-                entry = out[path].entry
-                assert entry is not None
-                errors.append(InputError(
-                    f"{path!r}: parent {parent!r} is not a directory (it is "
-                    f"{'a symlink' if existing.kind == 's' else 'a file'}, {existing.where})",
-                    entry.file, entry.line))
-                break
+            if existing is not None:
+                if existing.kind != "d":
+                    errors.append(InputError(
+                        f"{path!r}: parent {parent!r} is not a directory (it is "
+                        f"{'a symlink' if existing.kind == 's' else 'a file'}, "
+                        f"{existing.where})", entry.file, entry.line))
+                break       # a directory (or one left out for an error of its own)
             if parent in out:
-                break
+                break       # added already
             out[parent] = ImageEntry("d", parent, IMPLICIT_DIR_MODE, 0, 0)
+            added.append((entry, parent))
             parent = parent.rpartition("/")[0]
+    return added

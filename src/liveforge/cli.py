@@ -324,7 +324,8 @@ def add_verb_arguments(name: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("--strap", action="store_true", help="the bootstrap phase")
     elif name in ("live", "manifest"):
         p.add_argument("--strict", action="store_true",
-                       help="a path delivered twice is an error, not a warning")
+                       help="a path delivered twice or an undeclared parent directory is an error, "
+                       "not a warning")
         if name == "live":
             p.add_argument("--root-tarball", action="store_true",
                            help="also write the image root as output/<platform>-root.tgz")

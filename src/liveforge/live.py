@@ -37,7 +37,7 @@ def live(ws: Workspace, reporter: Reporter, stamp: str, strict: bool = False,
          root_tarball: bool = False) -> LiveResult:
     world(ws, reporter, stamp)
     manifest = combine_manifests(ws, reporter, strict)
-    image = resolve(manifest, search=search_path(ws, stamp))
+    image = resolve(manifest, search=search_path(ws, stamp), strict=strict, warn=reporter.warn)
     return write_outputs(ws, image, stamp, reporter, root_tarball=root_tarball)
 
 

@@ -8,9 +8,13 @@ A manifest is a text file of entries, one per line::
     h usr/bin/egrep=usr/bin/grep   # hard link: name=path of a file in the image
 
 ``#`` ends a line anywhere; blank lines and surrounding whitespace are ignored; spaces and tabs
-separate fields. Paths are relative to the image root and must be *safe*: not absolute, no ``.``,
-``..`` or empty components, no NUL or newline. A symlink's target is literal text (absolute and
-``..`` targets are legal); a hard link's target is a path in the image and must stay inside it.
+(any run of them) separate fields. Paths are relative to the image root and must be *safe*: not
+absolute, no ``.``, ``..`` or empty components, no NUL or newline, no component over 255 bytes
+and no path over 4095 bytes (in UTF-8, as the file system counts them). A ``d`` path may end in
+one ``/`` (``d usr/lib/ 0755 root bin``, as many real manifests write it), which is dropped: it is
+the path ``usr/lib``. A symlink's target is literal text (absolute and ``..`` targets are legal);
+a hard link's target is a path in the image and must stay inside it. A manifest is UTF-8 text:
+each line that is not is an error.
 
 :func:`combine` reads several manifests (``manifest.d/*`` in name order, then each overlay's
 ``manifest``), substitutes ``$VAR`` / ``${VAR}`` from build.env (a value may not leave a field
@@ -23,18 +27,26 @@ malformed line of every file is reported, then :class:`InputErrors` is raised.
 from __future__ import annotations
 
 import gc
+import os
 import posixpath
 import re
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from itertools import accumulate, compress
+from operator import add
 from pathlib import Path
 
 from .errors import InputError, InputErrors
-from .keyvalue import read_text, write_atomic
+from .keyvalue import write_atomic
 
 KINDS = ("d", "f", "s", "h")
 MAX_MODE = 0o7777
+MAX_NAME = 255          # bytes in one path component (NAME_MAX)
+MAX_PATH = 4095         # bytes in a path (PATH_MAX, less the terminating NUL)
+# A path of this many characters or fewer is at most MAX_NAME bytes (4 bytes a character at most),
+# so neither of the limits above can be reached: only longer paths are measured.
+_SHORT_PATH = MAX_NAME // 4
 _MODE_RE = re.compile(r"[0-7]+\Z")
 _VAR_RE = re.compile(r"\$(?:\{([^}]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -162,15 +174,41 @@ def path_problem(path: str) -> str | None:
         return f"newline in path {path!r}"
     if path[0] == "/":
         return f"absolute path {path!r} (paths are relative to the image root)"
-    if "//" in path or path[-1] == "/":
+    if "//" in path:
         return f"empty component in path {path!r}"
+    if path[-1] == "/":
+        return f"trailing '/' in path {path!r}"
     if "." in path:
         wrapped = f"/{path}/"
         if "/../" in wrapped:
             return f"'..' component in path {path!r}"
         if "/./" in wrapped:
             return f"'.' component in path {path!r}"
+    if len(path) > _SHORT_PATH:
+        return _length_problem(path)
     return None
+
+
+def _length_problem(path: str) -> str | None:
+    """Why ``path`` is too long for the file system, or None."""
+    try:
+        encoded = os.fsencode(path)
+    except UnicodeEncodeError:
+        return f"path {shown(path)} cannot be encoded as a file name"
+    if len(encoded) > MAX_PATH:
+        return f"path of {len(encoded)} bytes (at most {MAX_PATH}): {shown(path)}"
+    if len(encoded) > MAX_NAME:
+        longest = max(encoded.split(b"/"), key=len)
+        if len(longest) > MAX_NAME:
+            return (f"path component of {len(longest)} bytes (at most {MAX_NAME}): "
+                    f"{shown(os.fsdecode(longest))}")
+    return None
+
+
+def shown(text: str) -> str:
+    """``repr(text)``, its middle left out when it is long (a message holding a path of 4000
+    bytes helps nobody)."""
+    return repr(text) if len(text) <= 64 else f"{text[:32]!r}...{text[-16:]!r}"
 
 
 def hardlink_target(name: str, target: str) -> tuple[str | None, str | None]:
@@ -278,18 +316,27 @@ def _parse_line(raw: str, name: str, number: int,
     return _parse_fields(fields, name, number)
 
 
+def _entry_path(kind: str, path: str) -> tuple[str, str | None]:
+    """An entry's path as keyed (a ``d`` path loses one trailing ``/``) and the problem with it."""
+    if len(path) > 1 and path[-1] == "/" and path[-2] != "/":
+        if kind == "d":
+            path = path[:-1]
+        elif path_problem(path[:-1]) is None:
+            return path, f"'{kind}' entry path {path!r} ends in '/' (only a 'd' entry may)"
+    return path, path_problem(path)
+
+
 def _parse_fields(fields: list[str], name: str, number: int) -> Entry | InputError:
     kind = fields[0]
     if kind == "f" or kind == "d":
         if len(fields) != 5:
             return InputError(f"'{kind}' entry needs exactly 5 fields (type path mode owner "
                               f"group), got {len(fields)}", name, number)
-        path = fields[1]
         mode = _mode(fields[2])
         if mode is None:
             return InputError(f"invalid mode {fields[2]!r}: expected an octal number <= 07777",
                               name, number)
-        problem = path_problem(path)
+        path, problem = _entry_path(kind, fields[1])
         if problem is not None:
             return InputError(problem, name, number)
         return Entry(kind, path, mode, fields[3], fields[4], "", name, number)
@@ -303,7 +350,7 @@ def _parse_fields(fields: list[str], name: str, number: int) -> Entry | InputErr
         if not path or not target:
             which = "name" if not path else "target"
             return InputError(f"'{kind}' entry has an empty {which} in {fields[1]!r}", name, number)
-        problem = path_problem(path)
+        path, problem = _entry_path(kind, path)
         if problem is None and kind == "h":
             norm, problem = hardlink_target(path, target)
             target = norm or target
@@ -367,7 +414,8 @@ def _parse_into(text: str, name: str, env: dict[str, str] | None, texts: list[st
     if lines[-1] == "":
         lines.pop()
     chars = _ASCII_ODD + ("$" if env is not None else "")
-    if not text.isascii():
+    ascii_only = text.isascii()
+    if not ascii_only:
         chars += _WIDE_ODD
     special = _special_lines(text, chars)
     del text
@@ -383,7 +431,8 @@ def _parse_into(text: str, name: str, env: dict[str, str] | None, texts: list[st
             count = len(parts)
             if count == 3:
                 kind, path, rest = parts
-                if (kind == "f" or kind == "d") and (rest in metas or _canonical_meta(rest)):
+                if (kind == "f" or kind == "d") and path and (rest in metas
+                                                              or _canonical_meta(rest)):
                     keep(path)
                     continue
             elif count == 2:
@@ -402,14 +451,17 @@ def _parse_into(text: str, name: str, env: dict[str, str] | None, texts: list[st
             slow += 1
             keep(_parse_slow(lines, stop, name, env, errors))
         start = stop + 1
-    # The fast path did not look at the paths: check them all at once, then one by one only
-    # when something looks wrong (paths the slow path took are fine and stay silent).
-    if _paths_suspect(list(filter(None, paths)) if slow else paths):
-        for number, path in enumerate(paths):
-            problem = path_problem(path) if path else None
-            if problem is not None:
-                errors.append(InputError(problem, name, number + 1))
-                paths[number] = ""
+    # The fast path did not look at the paths: look at them all at once, check one by one only
+    # those that look wrong, and hand a line whose path is wrong (a 'd' path ending in '/', say)
+    # to the exact parser. The paths the exact parser took are fine and stay silent.
+    present = list(filter(None, paths)) if slow else paths
+    suspects = _suspects(present, ascii_only)
+    if suspects:
+        numbers = list(compress(range(len(paths)), paths)) if slow else range(len(paths))
+        for index in suspects:
+            number = numbers[index]
+            if path_problem(paths[number]) is not None:
+                paths[number] = _parse_slow(lines, number, name, env, errors)
     texts += lines
     delivered += paths
 
@@ -427,14 +479,37 @@ def _parse_slow(lines: list[str], number: int, name: str, env: dict[str, str] | 
     return ""
 
 
-def _paths_suspect(paths: list[str]) -> bool:
-    """False when no path can be unsafe; True when one may be."""
-    # Joined with '/': an absolute path, a trailing '/', an empty path or an empty component
-    # shows as '//'; a '.' or '..' component as '/.' (so do hidden files); one regex scan finds
-    # both. The first path shows at the start ('/' or '.') and the last at the end ('/'), where
-    # the join adds no '/' (as a copy wrapped in '/' would, at the cost of copying it).
+def _suspects(paths: list[str], ascii_only: bool) -> list[int]:
+    """The indexes of the ``paths`` (none empty) that may be unsafe or too long, in order."""
+    if not paths:
+        return []
+    # Joined with '/': an absolute path, a trailing '/' or an empty component shows as '//'; a
+    # '.' or '..' component as '/.' (so do hidden files); one regex scan finds both. The first
+    # path shows at the start ('/' or '.') and the last at the end ('/'), where the join adds no
+    # '/'. A match at position p names the path holding p, and the one after it when the match
+    # touches the '/' the join put between them (the next match may overlap this one: "a///b").
     joined = "/".join(paths)
-    return joined[:1] in "/." or joined[-1:] == "/" or _SUSPECT_RE.search(joined) is not None
+    found = [match.start() for match in _SUSPECT_RE.finditer(joined)]
+    hits = set()
+    if joined[0] in "/.":
+        hits.add(0)
+    if joined[-1] == "/":
+        hits.add(len(paths) - 1)
+    del joined
+    if found:
+        # the position of the '/' after each path (or of the end, after the last)
+        after = list(map(add, accumulate(map(len, paths)), range(len(paths))))
+        for position in found:
+            index = bisect_left(after, position)
+            hits.add(index)
+            if position + 1 >= after[index]:
+                hits.add(index + 1)
+        hits.discard(len(paths))
+    # A path is measured in bytes only when its characters may make more than MAX_NAME bytes.
+    short = MAX_NAME if ascii_only else _SHORT_PATH
+    if max(map(len, paths)) > short:
+        hits.update(index for index, path in enumerate(paths) if len(path) > short)
+    return sorted(hits)
 
 
 def _overridden(paths: list[str]) -> list[tuple[int, int]]:
@@ -472,17 +547,35 @@ def parse_text(text: str, file: str | Path,
 
 def parse_file(path: Path, env: dict[str, str] | None = None) -> list[Entry]:
     """Parse one manifest file; raise :class:`InputErrors` listing every bad line."""
-    entries, errors = parse_text(_read(path), path, env)
+    text, errors = _read(path)
+    entries, parse_errors = parse_text(text, path, env)
+    errors = sorted(errors + parse_errors, key=lambda e: e.line or 0)
     if errors:
         raise InputErrors(errors)
     return entries
 
 
-def _read(path: Path) -> str:
+def _read(path: Path) -> tuple[str, list[InputError]]:
+    """The text of a manifest, and an error for each line that is not UTF-8 (left blank in the
+    text, so that the other lines are still checked)."""
     try:
-        return read_text(path)
+        data = path.read_bytes()
     except OSError as exc:
         raise InputError(f"cannot read manifest: {exc.strerror}", path) from None
+    try:
+        return data.decode("utf-8"), []
+    except UnicodeDecodeError:
+        pass
+    lines: list[str] = []
+    errors: list[InputError] = []
+    for number, raw in enumerate(data.split(b"\n"), 1):
+        try:
+            lines.append(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            lines.append("")
+            errors.append(InputError(f"not UTF-8: byte 0x{raw[exc.start]:02x} at column "
+                                     f"{exc.start + 1}", path, number))
+    return "\n".join(lines), errors
 
 
 # -- combination ------------------------------------------------------------------------------
@@ -502,11 +595,10 @@ def combine(files: list[Path], env: dict[str, str], strict: bool,
     errors: list[InputError] = []
     for file in files:
         try:
-            text = _read(file)
+            text, file_errors = _read(file)
         except InputError as exc:
             errors.append(exc)
             continue
-        file_errors: list[InputError] = []
         base = len(texts)
         _parse_into(text, str(file), env, texts, paths, file_errors)
         del text

@@ -1,8 +1,8 @@
 """``manifest lint``, ``manifest show`` and ``manifest diff``: structured results and text.
 
 * :func:`lint` checks a combined manifest against its search path: missing files, paths in proto
-  no manifest ships, entries whose parent directory is not declared, dangling symlinks inside the
-  image, setuid/setgid files, and paths delivered more than once.
+  no manifest ships, entries whose parent directory is not declared, dangling symlinks and
+  symlink loops inside the image, setuid/setgid files, and paths delivered more than once.
 * :func:`show` lists each entry with the manifest it came from and the search directory that
   delivers it.
 * :func:`diff` compares two platforms, each given as its directory or its tarball (``.tgz``,
@@ -35,11 +35,12 @@ class LintReport:
     dangling_symlinks: tuple[Entry, ...] = ()
     setid: tuple[Entry, ...] = ()
     duplicates: tuple[Override, ...] = ()
+    symlink_loops: tuple[Entry, ...] = ()
 
     @property
     def ok(self) -> bool:
-        """True when nothing is an error (dangling links, set-id files, duplicates, unshipped
-        paths are reported but are not errors)."""
+        """True when nothing is an error (dangling links, symlink loops, set-id files,
+        duplicates, unshipped paths are reported but are not errors)."""
         return not (self.missing or self.unresolvable or self.undeclared_parents)
 
 
@@ -61,10 +62,12 @@ def lint(manifest: Manifest, search: list[Path], proto: Path) -> LintReport:
         parent = entry.path.rpartition("/")[0]
         if parent and (parent not in declared or declared[parent].kind != "d"):
             undeclared.append((entry, parent))
-    dangling = [e for e in entries if e.kind == "s" and not _link_resolves(e, declared)]
+    links = [(e, _link_state(e, declared)) for e in entries if e.kind == "s"]
+    dangling = tuple(e for e, state in links if state == "dangling")
+    loops = tuple(e for e, state in links if state == "loop")
     setid = [e for e in entries if e.kind == "f" and e.mode & 0o6000]
     return LintReport(tuple(missing), tuple(unresolvable), tuple(_unshipped(proto, declared)),
-                      tuple(undeclared), tuple(dangling), tuple(setid), manifest.overrides)
+                      tuple(undeclared), dangling, tuple(setid), manifest.overrides, loops)
 
 
 # files liveforge itself keeps in the proto area (its identity and the last buildstamp)
@@ -101,15 +104,20 @@ def _unshipped(proto: Path, declared: dict[str, Entry]) -> list[str]:
     return sorted(out)
 
 
-def _link_resolves(entry: Entry, declared: dict[str, Entry], depth: int = 0) -> bool:
-    """Whether a symlink's target names a path of the image (following links in the image)."""
-    if depth > 40:
-        return False
+# symlinks followed in one lookup before it fails with ELOOP (Linux's MAXSYMLINKS)
+MAX_SYMLINKS = 40
+
+
+def _link_state(entry: Entry, declared: dict[str, Entry], depth: int = 0) -> str:
+    """Whether a symlink's target names a path of the image, following links in the image:
+    ``"ok"``, ``"dangling"``, or ``"loop"`` (more than MAX_SYMLINKS links on the way)."""
+    if depth > MAX_SYMLINKS:
+        return "loop"
     target = entry.target
     base = "" if target.startswith("/") else posixpath.dirname(entry.path)
     path = posixpath.normpath(posixpath.join("/", base, target)).lstrip("/")
     if path == "":
-        return True
+        return "ok"
     # Follow symlinked parents inside the image.
     parts = path.split("/")
     for i in range(1, len(parts)):
@@ -118,13 +126,14 @@ def _link_resolves(entry: Entry, declared: dict[str, Entry], depth: int = 0) -> 
         if link is not None and link.kind == "s":
             rest = "/".join(parts[i:])
             hop = Entry("s", entry.path, 0, "", "", _join_link(link, rest), entry.file, entry.line)
-            return _link_resolves(hop, declared, depth + 1)
+            return _link_state(hop, declared, depth + 1)
     found = declared.get(path)
     if found is None:
-        return any(p.startswith(path + "/") for p in declared)  # implicit directory
+        implicit = any(p.startswith(path + "/") for p in declared)  # an implicit directory
+        return "ok" if implicit else "dangling"
     if found.kind == "s":
-        return _link_resolves(found, declared, depth + 1)
-    return True
+        return _link_state(found, declared, depth + 1)
+    return "ok"
 
 
 def _join_link(link: Entry, rest: str) -> str:
@@ -144,6 +153,8 @@ def format_lint(report: LintReport) -> str:
                      f"is not declared")
     for entry in report.dangling_symlinks:
         lines.append(f"{entry.where}: warning: dangling symlink {entry.path} -> {entry.target}")
+    for entry in report.symlink_loops:
+        lines.append(f"{entry.where}: warning: symlink loop {entry.path} -> {entry.target}")
     for entry in report.setid:
         lines.append(f"{entry.where}: note: set-id file {entry.path} {entry.mode:04o}")
     for override in report.duplicates:
