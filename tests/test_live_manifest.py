@@ -99,6 +99,6 @@ def test_non_utf8_manifest_is_a_file_line_error(ws: Path,
     manifest.write_bytes(BASE.encode() + b"f etc/\xff 0644 root root\nf etc/motd\n")
     code, err = live(ws, capsys)
     assert (code, err.splitlines()) == (2, [
-        f"liveforge: {manifest}:6: not UTF-8: byte 0xff at column 7",
+        f"liveforge: {manifest}:6: not UTF-8 text (byte 0xff in column 7)",
         f"liveforge: {manifest}:7: 'f' entry needs exactly 5 fields (type path mode owner group), "
         "got 2"])

@@ -163,9 +163,9 @@ def test_non_utf8_lines_are_file_line_errors(tmp_path: Path) -> None:
         with pytest.raises(InputErrors) as info:
             read()
         assert str(info.value).splitlines() == [
-            f"{path}:2: not UTF-8: byte 0xe9 at column 8",
+            f"{path}:2: not UTF-8 text (byte 0xe9 in column 8)",
             f"{path}:3: unknown entry type 'q': expected one of d, f, s, h",
-            f"{path}:4: not UTF-8: byte 0xff at column 5"]
+            f"{path}:4: not UTF-8 text (byte 0xff in column 5)"]
 
 
 def test_symlink_target_text_is_literal() -> None:

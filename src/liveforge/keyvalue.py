@@ -65,9 +65,13 @@ def read_text(path: Path) -> str:
         return data.decode()
     except UnicodeDecodeError as exc:
         start = data.rfind(b"\n", 0, exc.start) + 1
-        raise InputError(f"not UTF-8 text (byte 0x{data[exc.start]:02x} in column "
-                         f"{exc.start - start + 1})", path,
-                         data.count(b"\n", 0, exc.start) + 1) from None
+        raise not_utf8(path, data.count(b"\n", 0, exc.start) + 1, data[exc.start],
+                       exc.start - start + 1) from None
+
+
+def not_utf8(path: Path, line: int, byte: int, column: int) -> InputError:
+    """The error for a text input's byte that is not UTF-8, at ``line`` and ``column``."""
+    return InputError(f"not UTF-8 text (byte 0x{byte:02x} in column {column})", path, line)
 
 
 def write_atomic(path: Path, data: str | bytes) -> None:

@@ -38,7 +38,7 @@ from operator import add
 from pathlib import Path
 
 from .errors import InputError, InputErrors
-from .keyvalue import write_atomic
+from .keyvalue import not_utf8, write_atomic
 
 KINDS = ("d", "f", "s", "h")
 MAX_MODE = 0o7777
@@ -573,8 +573,7 @@ def _read(path: Path) -> tuple[str, list[InputError]]:
             lines.append(raw.decode("utf-8"))
         except UnicodeDecodeError as exc:
             lines.append("")
-            errors.append(InputError(f"not UTF-8: byte 0x{raw[exc.start]:02x} at column "
-                                     f"{exc.start + 1}", path, number))
+            errors.append(not_utf8(path, number, raw[exc.start], exc.start + 1))
     return "\n".join(lines), errors
 
 
