@@ -22,9 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from liveforge.archive import write_archives  # noqa: E402
-from liveforge.assemble import resolve  # noqa: E402
-from liveforge.manifest import combine  # noqa: E402
+from liveforge.build.image.archive import write_archives  # noqa: E402
+from liveforge.build.image.assemble import resolve  # noqa: E402
+from liveforge.build.image.manifest import combine  # noqa: E402
 from manifestgen import generate, write_proto  # noqa: E402
 
 EPOCH = 1_700_000_000

@@ -6,10 +6,10 @@
 The baseline, measured in the same run, is QEMU started by hand (no liveforge runner) on the
 runner's own machine (boot.machine_args: same memory, no NIC, no display adapter) with the same
 kernel and a minimal initramfs whose init prints the marker and powers off: the cost of booting
-at all under TCG here. Each medium is then booted through liveforge.boot (direct, ISO BIOS/UEFI,
-USB BIOS/UEFI, netboot through iPXE BIOS/UEFI) from the given platform (default: the test
-fixture platform, Debian's kernel + busybox) and its time is reported as a ratio to the baseline
-(goal <= 1.5).
+at all under TCG here. Each medium is then booted through liveforge.build.media.boot
+(direct, ISO BIOS/UEFI, USB BIOS/UEFI, netboot through iPXE BIOS/UEFI) from the given
+platform (default: the test fixture platform, Debian's kernel + busybox) and its time is
+reported as a ratio to the baseline (goal <= 1.5).
 A UEFI case is also compared with the same bare boot started by OVMF (``-kernel`` through the
 firmware's EFI loader; columns bare-uefi, ratio-uefi): that ratio is what the medium adds, while
 the first one also counts OVMF's own start against SeaBIOS's.
@@ -36,10 +36,10 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE.parent / "src"))
 
 import kernelfix  # noqa: E402
-from liveforge.boot import MEMORY_MB, boot, machine_args  # noqa: E402
-from liveforge.media import build_iso, build_usb, get_console  # noqa: E402
-from liveforge.media.hosttools import OVMF_CODE, OVMF_VARS  # noqa: E402
-from liveforge.media.pxe import write_netboot  # noqa: E402
+from liveforge.build.media import build_iso, build_usb, get_console  # noqa: E402
+from liveforge.build.media.boot import MEMORY_MB, boot, machine_args  # noqa: E402
+from liveforge.build.media.hosttools import OVMF_CODE, OVMF_VARS  # noqa: E402
+from liveforge.build.media.pxe import write_netboot  # noqa: E402
 
 MARKER = b"BARE-READY"
 BARE_INIT = "#!/bin/busybox sh\n/bin/busybox echo BARE-READY\n/bin/busybox poweroff -f\n"

@@ -187,7 +187,7 @@ def shared_media(kind: str) -> Path:
     """The ISO (``iso``) or USB image (``usb``) of the good platform, built once."""
     key = f"media-{kind}"
     if key not in _shared:
-        from liveforge.media import build_iso, build_usb
+        from liveforge.build.media import build_iso, build_usb
 
         build = build_iso if kind == "iso" else build_usb
         _shared[key] = build(shared_platform(), STAMP, shared_dir() / f"output-{kind}")

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from liveforge.archive import read_cpio, read_tar, write_archives
-from liveforge.assemble import Image, resolve
-from liveforge.manifest import combine
+from liveforge.build.image.archive import read_cpio, read_tar, write_archives
+from liveforge.build.image.assemble import Image, resolve
+from liveforge.build.image.manifest import combine
 from manifestgen import generate, write_proto
 
 EPOCH = 1_700_000_000
@@ -156,7 +156,7 @@ def test_zstd_and_uncompressed(built: tuple[Image, Path, Path], tmp_path: Path) 
 
 
 def test_long_names_and_targets(tmp_path: Path) -> None:
-    from liveforge.assemble import ImageEntry
+    from liveforge.build.image.assemble import ImageEntry
     long = "/".join(["d" * 60] * 3)
     (tmp_path / "f").write_text("x")
     image = Image((ImageEntry("d", "a", 0o755, 0, 0),

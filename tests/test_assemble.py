@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from liveforge.assemble import ResolveErrors, resolve
-from liveforge.manifest import Entry, Manifest, parse_text
+from liveforge.build.image.assemble import ResolveErrors, resolve
+from liveforge.build.image.manifest import Entry, Manifest, parse_text
 
 PASSWD = "root:x:0:0::/:/bin/sh\nbin:x:2:2::/:/bin/false\n"
 GROUP = "root:x:0:\nbin:x:2:\nsys:x:3:\n"

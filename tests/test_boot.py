@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from kernelfix import STAMP, qemu_processes_mentioning, shared_platform
-from liveforge.boot import TAIL_LINES, Verdict, boot
-from liveforge.errors import LiveforgeError, UsageError
+from liveforge.build.media.boot import TAIL_LINES, Verdict, boot
+from liveforge.util.errors import LiveforgeError, UsageError
 
 
 def test_verdict_lines() -> None:
@@ -88,9 +88,9 @@ def test_timeout_kills_qemu(tmp_path: Path) -> None:
 
 
 def test_qemu_command_uses_tcg_and_private_vars(tmp_path: Path) -> None:
-    from liveforge.boot import qemu_command
-    from liveforge.media import get_console
-    from liveforge.media.hosttools import OVMF_VARS
+    from liveforge.build.media import get_console
+    from liveforge.build.media.boot import qemu_command
+    from liveforge.build.media.hosttools import OVMF_VARS
 
     work = tmp_path / "work"
     work.mkdir()
@@ -123,7 +123,7 @@ def test_qemu_command_uses_tcg_and_private_vars(tmp_path: Path) -> None:
 
 
 def test_log_name() -> None:
-    from liveforge.boot import log_name
+    from liveforge.build.media.boot import log_name
 
     assert log_name(STAMP, "iso") == f"boot.{STAMP}.iso.log"
     assert log_name(STAMP, "usb", uefi=True) == f"boot.{STAMP}.usb-uefi.log"
@@ -140,7 +140,7 @@ def test_qemu_dies_with_a_killed_runner(tmp_path: Path) -> None:
         "import sys; sys.path.insert(0, 'tests')\n"
         "from pathlib import Path\n"
         "import kernelfix\n"
-        "from liveforge.boot import boot\n"
+        "from liveforge.build.media.boot import boot\n"
         f"boot(kernelfix.make_platform(Path({str(tmp_path / 'p')!r}), kernelfix.STAMP),\n"
         f"     kernelfix.STAMP, timeout=120, log_path=Path({str(tmp_path / 'k.log')!r}))\n"
     )

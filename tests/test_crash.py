@@ -48,7 +48,7 @@ def slow_workspace(tmp_path: Path, capsys, nap: str) -> Path:  # type: ignore[no
 
 
 def start_world(root: Path, nap: str) -> subprocess.Popen[str]:
-    proc = subprocess.Popen([sys.executable, "-m", "liveforge.cli", "-C", str(root), "world"],
+    proc = subprocess.Popen([sys.executable, "-m", "liveforge.build.cli", "-C", str(root), "world"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert _wait_for(lambda: bool(_pids(f"^sleep {nap}$")), 20), "the slow step never started"
     return proc
@@ -60,7 +60,7 @@ def unslow(root: Path, nap: str) -> None:
 
 
 def status_rows(root: Path) -> dict[str, dict]:
-    proc = subprocess.run([sys.executable, "-m", "liveforge.cli", "-C", str(root), "--json",
+    proc = subprocess.run([sys.executable, "-m", "liveforge.build.cli", "-C", str(root), "--json",
                            "status"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     return {r["component"]: r for r in json.loads(proc.stdout)}
@@ -122,7 +122,7 @@ def test_status_says_building_for_the_running_step(tmp_path: Path, capsys) -> No
 
 def test_replace_tree_beats_a_writer_left_running(tmp_path: Path) -> None:
     """A scratch tree is replaced although a process still writes into the old one."""
-    from liveforge.scratch import replace_tree
+    from liveforge.util.scratch import replace_tree
 
     dest = tmp_path / "build"
     deep = dest / "a/b"
@@ -158,7 +158,7 @@ def _hidden(directory: Path) -> list[str]:
 
 BLOCK = "def block(*a, **k):\n    print('ready', flush=True); time.sleep(120)\n"
 
-DEB_HELPER = ("import sys, time\nfrom pathlib import Path\nimport liveforge.unpack as u\n"
+DEB_HELPER = ("import sys, time\nfrom pathlib import Path\nimport liveforge.util.unpack as u\n"
               "def block(tar, dest, label, **k):\n    (Path(dest) / 'partial').write_text('x')\n"
               "    print('ready', flush=True); time.sleep(120)\n"
               "u.extract_tar = block\n"
@@ -166,7 +166,7 @@ DEB_HELPER = ("import sys, time\nfrom pathlib import Path\nimport liveforge.unpa
 
 
 def test_deb_unpack_removes_what_a_killed_one_left(tmp_path: Path) -> None:
-    from liveforge.unpack import install_deb
+    from liveforge.util.unpack import install_deb
 
     deb = build_deb(tmp_path / "t.deb", "t", "1", files={"usr/share/t/big": "x" * 100000})
     proto, work = tmp_path / "proto", tmp_path / "work"
@@ -187,7 +187,7 @@ def test_deb_unpack_removes_what_a_killed_one_left(tmp_path: Path) -> None:
 
 
 MEDIA_HELPER = ("import sys, time\nfrom pathlib import Path\n" + BLOCK +
-                "import liveforge.media.{mod} as m\nm.{step} = block\n"
+                "import liveforge.build.media.{mod} as m\nm.{step} = block\n"
                 "m.build_{mod}(Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]))\n")
 
 
@@ -197,7 +197,7 @@ MEDIA_HELPER = ("import sys, time\nfrom pathlib import Path\n" + BLOCK +
 ])
 def test_media_verb_removes_what_a_killed_one_left(tmp_path: Path, mod: str, step: str,
                                                    names: list[str]) -> None:
-    from liveforge import media
+    from liveforge.build import media
 
     out = tmp_path / f"output-{mod}"
     platform = shared_platform()
@@ -211,7 +211,7 @@ def test_media_verb_removes_what_a_killed_one_left(tmp_path: Path, mod: str, ste
 
 def test_leftovers_of_this_process_in_progress_are_kept(tmp_path: Path) -> None:
     """Two threads of one run share a work folder: one's cleaning never takes the other's."""
-    from liveforge.scratch import make_temp_dir, remove_leftovers, remove_temp
+    from liveforge.util.scratch import make_temp_dir, remove_leftovers, remove_temp
 
     mine = make_temp_dir(tmp_path, "deb")
     done = make_temp_dir(tmp_path, "deb")

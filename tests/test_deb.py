@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from debutil import sample_repo
-from liveforge.cli import main
-from liveforge.kinds.deb import generated_manifest, lock_packages
-from liveforge.unpack import Entry
-from liveforge.workspace import Workspace
+from liveforge.build.cli import main
+from liveforge.build.kinds import known_kinds
+from liveforge.build.kinds.deb import generated_manifest, lock_packages
+from liveforge.build.workspace import Workspace
+from liveforge.util.unpack import Entry
 
 pytestmark = pytest.mark.skipif(shutil.which("dpkg-scanpackages") is None
                                 or shutil.which("apt-get") is None,
@@ -144,7 +145,7 @@ def test_lock_packages_api_and_unknown_name(tmp_path: Path) -> None:
     repo = sample_repo(tmp_path / "repo")
     root = make_ws(tmp_path / "ws", repo)
     lf(root, "configure")
-    ws = Workspace(root)
+    ws = Workspace(root, known_kinds())
     locked = lock_packages(ws, refresh=True)
     assert [e.pin.name for e in locked.values()] == ["lf-tool"]
     with pytest.raises(Exception, match="offline"):

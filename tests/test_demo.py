@@ -33,7 +33,7 @@ def lf(ws: Path, *args: str, stamp: str = STAMP, check: bool = True,
        timeout: float = 1800) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "BUILDSTAMP": stamp}
     env.pop("SOURCE_DATE_EPOCH", None)
-    proc = subprocess.run([sys.executable, "-m", "liveforge.cli", "-C", str(ws), *args],
+    proc = subprocess.run([sys.executable, "-m", "liveforge.build.cli", "-C", str(ws), *args],
                           capture_output=True, text=True, env=env, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"liveforge {' '.join(args)} failed ({proc.returncode}):\n"

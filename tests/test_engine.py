@@ -114,7 +114,7 @@ def test_failure_leaves_no_stamp_and_independent_work_completes(ws: Path, capsys
 def test_failure_output_names_component_and_log(ws: Path) -> None:
     mk = ws / "projects/f/Makefile"
     mk.write_text(mk.read_text().replace('test "$(FAIL)" != yes', "test yes != yes"))
-    proc = subprocess.run([sys.executable, "-m", "liveforge.cli", "-C", str(ws), "world"],
+    proc = subprocess.run([sys.executable, "-m", "liveforge.build.cli", "-C", str(ws), "world"],
                           capture_output=True, text=True)
     assert proc.returncode == 1
     assert "f FAILED" in proc.stderr and "deliberate failure of f" in proc.stderr
@@ -140,20 +140,22 @@ def test_build_pulls_in_stale_dependencies(ws: Path, capsys) -> None:  # type: i
 
 def test_concurrent_run_is_refused(ws: Path) -> None:
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from pathlib import Path; from liveforge.workspace import Workspace\n"
-        f"ws = Workspace(Path({str(ws)!r}))\n"
+        "import sys, time; from pathlib import Path\n"
+        "from liveforge.build.kinds import known_kinds\n"
+        "from liveforge.build.workspace import Workspace\n"
+        f"ws = Workspace(Path({str(ws)!r}), known_kinds())\n"
         "with ws.lock():\n    print('locked', flush=True); time.sleep(30)\n")],
         stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
-        proc = subprocess.run([sys.executable, "-m", "liveforge.cli", "-C", str(ws), "world"],
+        proc = subprocess.run([sys.executable, "-m", "liveforge.build.cli", "-C", str(ws), "world"],
                               capture_output=True, text=True, timeout=30)
         assert proc.returncode == 1
         assert f"in use by liveforge PID {holder.pid}" in proc.stderr
     finally:
         holder.kill()
         holder.wait()
-    proc = subprocess.run([sys.executable, "-m", "liveforge.cli", "-C", str(ws), "--wait",
+    proc = subprocess.run([sys.executable, "-m", "liveforge.build.cli", "-C", str(ws), "--wait",
                            "world"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
 
@@ -173,7 +175,7 @@ def test_update_pulls_and_only_changed_component_is_stale(ws: Path, capsys) -> N
 
 
 def test_update_failure_names_the_repo(ws: Path, capsys) -> None:  # type: ignore[no-untyped-def]
-    from liveforge.cli import main
+    from liveforge.build.cli import main
 
     git(ws / "projects/b", "remote", "set-url", "origin", str(ws / "nowhere"))
     capsys.readouterr()
@@ -189,7 +191,7 @@ def test_interrupt_stops_children_and_writes_no_stamp(tmp_path: Path, capsys) ->
     nap = f"60.{os.getpid()}"  # a sleep no other test runs
     mk.write_text(mk.read_text().replace("\tmkdir -p build\n", f"\tmkdir -p build\n\tsleep {nap}\n",
                                          1))
-    proc = subprocess.Popen([sys.executable, "-m", "liveforge.cli", "-C", str(root), "world"],
+    proc = subprocess.Popen([sys.executable, "-m", "liveforge.build.cli", "-C", str(root), "world"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 20
     while time.time() < deadline and not _has_child_sleep(nap):
@@ -233,7 +235,7 @@ def test_parallel_builds_respect_max_jobs(tmp_path: Path, capsys) -> None:  # ty
 
 
 def _status(root: Path, capsys) -> list[dict]:  # type: ignore[no-untyped-def]
-    from liveforge.cli import main
+    from liveforge.build.cli import main
 
     capsys.readouterr()
     assert main(["-C", str(root), "--json", "status"]) == 0

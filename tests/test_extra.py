@@ -20,7 +20,7 @@ from extrautil import (
     libdemo_tarball,
     package_toml,
 )
-from liveforge.cli import main
+from liveforge.build.cli import main
 
 pytestmark = pytest.mark.skipif(shutil.which("patch") is None, reason="patch is not installed")
 
@@ -203,7 +203,7 @@ def test_warm_cache_needs_no_network(tmp_path: Path, www: tuple[Path, str],
 
 
 def test_toolchain_env_flags(tmp_path: Path) -> None:
-    from liveforge.kinds.extra_build import toolchain_env
+    from liveforge.build.kinds.extra.build import toolchain_env
 
     proto = tmp_path / "proto"
     env = toolchain_env({}, cc="gcc", debug=True, bits="32", against=proto,

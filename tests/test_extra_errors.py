@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from liveforge.cli import main
-from liveforge.errors import InputError, InputErrors
-from liveforge.kinds.extra_package import build_order, load_packages
+from liveforge.build.cli import main
+from liveforge.build.kinds.extra.package import build_order, load_packages
+from liveforge.util.errors import InputError, InputErrors
 from test_extra import make_ws, state, www  # noqa: F401  (www is a fixture)
 
 BAD_PATCH = """\

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from extrautil import elf_class
-from liveforge.cli import main
+from liveforge.build.cli import main
 from test_sources import debian_reachable
 
 DEMO_EXTRA = Path(__file__).resolve().parent.parent / "examples/demo/projects/extra"

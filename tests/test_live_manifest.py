@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from liveforge.cli import main
-from liveforge.manifest_lint import read_platform
+from liveforge.build.cli import main
+from liveforge.build.image.lint import read_platform
 
 BASE = ("d etc 0755 root root\nf etc/passwd 0644 root root\nf etc/group 0644 root bin\n"
         "d boot 0755 root root\nf boot/vmlinuz 0644 root root\n")

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from liveforge.archive import read_cpio, read_tar
+from liveforge.build.image.archive import read_cpio, read_tar
 from wsutil import MAKEFILE, make_workspace
 
 STAMP = "20240102T030405Z"
@@ -50,7 +50,7 @@ def live_workspace(root: Path, upstream: Path) -> Path:
 
 def lf(root: Path, *args: str, stamp: str = STAMP) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, BUILDSTAMP=stamp, PYTHONPATH=os.pathsep.join(sys.path))
-    return subprocess.run([sys.executable, "-m", "liveforge.cli", "-C", str(root), *args],
+    return subprocess.run([sys.executable, "-m", "liveforge.build.cli", "-C", str(root), *args],
                           capture_output=True, text=True, timeout=300, env=env)
 
 

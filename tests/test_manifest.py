@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from liveforge.errors import InputErrors
-from liveforge.manifest import (
+from liveforge.build.image.manifest import (
     Entry,
     _parse_line,
     _suspects,
@@ -19,6 +18,7 @@ from liveforge.manifest import (
     path_problem,
     write_manifest,
 )
+from liveforge.util.errors import InputErrors
 from manifestgen import generate
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from liveforge.manifest import combine
-from liveforge.manifest_lint import format_lint, format_show, lint, show
+from liveforge.build.image.lint import format_lint, format_show, lint, show
+from liveforge.build.image.manifest import combine
 
 
 def test_lint_reports_each_kind_of_problem(tmp_path: Path) -> None:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from liveforge.errors import LiveforgeError, MissingToolError, UsageError
-from liveforge.media import CONSOLE_NAMES, build_iso, build_usb, get_console, hosttools
-from liveforge.media.grubcfg import embedded_cfg, grub_cfg
+from liveforge.build.media import CONSOLE_NAMES, build_iso, build_usb, get_console, hosttools
+from liveforge.build.media.grubcfg import embedded_cfg, grub_cfg
+from liveforge.util.errors import LiveforgeError, MissingToolError, UsageError
 
 STAMP = "20231114T221320Z"
 

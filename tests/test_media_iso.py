@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from kernelfix import STAMP, shared_media, shared_platform
-from liveforge.boot import boot
-from liveforge.media import build_iso
+from liveforge.build.media import build_iso
+from liveforge.build.media.boot import boot
 
 
 def iso_listing(iso: Path, path: str) -> str:
@@ -67,8 +67,8 @@ def test_iso_boots_as_raw_disk(uefi: bool, tmp_path: Path) -> None:
 def test_iso_menu_defaults_to_normal_entry(tmp_path: Path) -> None:
     """Without the boot test's SMBIOS string GRUB boots the normal entry (no self-test argument,
     no power-off): what a person booting the medium gets."""
-    from liveforge.boot import qemu_command, watch
-    from liveforge.media import get_console
+    from liveforge.build.media import get_console
+    from liveforge.build.media.boot import qemu_command, watch
 
     argv = qemu_command("qemu-system-x86_64", shared_media("iso"), STAMP, media="iso",
                         uefi=False, term=get_console("ttya"), interactive=False,

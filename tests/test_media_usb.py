@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from kernelfix import STAMP, shared_media, shared_platform
-from liveforge.boot import boot
-from liveforge.media import build_usb
+from liveforge.build.media import build_usb
+from liveforge.build.media.boot import boot
 
 
 @pytest.fixture(scope="module")

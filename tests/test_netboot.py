@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 
 from kernelfix import STAMP, qemu_processes_mentioning, shared_platform
-from liveforge.boot import boot, qemu_command
-from liveforge.cli import main
-from liveforge.errors import LiveforgeError, UsageError
-from liveforge.media import get_console
-from liveforge.media.grubcfg import SMBIOS_TEST_OPTION, grub_cfg
-from liveforge.media.pxe import LATEST, check_script, ipxe_script, write_netboot
+from liveforge.build.cli import main
+from liveforge.build.media import get_console
+from liveforge.build.media.boot import boot, qemu_command
+from liveforge.build.media.grubcfg import SMBIOS_TEST_OPTION, grub_cfg
+from liveforge.build.media.pxe import LATEST, check_script, ipxe_script, write_netboot
+from liveforge.util.errors import LiveforgeError, UsageError
+from liveforge.util.scratch import TMP_MARK
 
 NAME = f"platform-{STAMP}"
 
@@ -116,10 +117,10 @@ def test_rewrite_is_a_rename_and_leftovers_of_dead_runs_go(tmp_path: Path) -> No
     fake_platform(out)
     script = write_netboot(out, NAME, STAMP, "x86_64", console="ttya")
     dead = _dead_pid()
-    leftovers = [out / f".{NAME}.ipxe.tmp.{dead}", out / f".{LATEST}.tmp.{dead}"]
+    leftovers = [out / f".{NAME}.ipxe{TMP_MARK}{dead}", out / f".{LATEST}{TMP_MARK}{dead}"]
     for path in leftovers:
         path.write_text("partial")
-    unrelated = out / f".{NAME}.ipxe.tmp.{os.getppid()}"  # a live process's: not ours to take
+    unrelated = out / f".{NAME}.ipxe{TMP_MARK}{os.getppid()}"  # a live process's: not ours to take
     unrelated.write_text("busy")
     with open(script) as old:
         write_netboot(out, NAME, STAMP, "x86_64", console="ttyb")
@@ -283,7 +284,7 @@ def test_pxe_boot_that_never_reaches_the_kernel_says_where_to_look(tmp_path: Pat
 def test_pxe_script_defaults_to_the_normal_entry(tmp_path: Path) -> None:
     """Without the boot test's SMBIOS string the script boots the normal entry (no self-test
     argument, no power-off): what a machine netbooting from a boot server gets."""
-    from liveforge.boot import watch
+    from liveforge.build.media.boot import watch
 
     out = served(tmp_path)
     write_netboot(out, NAME, STAMP, "x86_64")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from liveforge.errors import InputError
-from liveforge.overlay import add_driver
+from liveforge.build.image.overlay import add_driver
+from liveforge.util.errors import InputError
 
 
 def test_creates_files_and_numbers_from_one(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from liveforge.archive import read_cpio, read_tar
+from liveforge.build.image.archive import read_cpio, read_tar
 from wsutil import make_repo
 
 STAMP = "20240102T030405Z"
@@ -48,7 +48,7 @@ def lf(root: Path, *args: str, env: dict[str, str] | None = None
        ) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items()
                if k not in ("BUILDSTAMP", "SOURCE_DATE_EPOCH")}
-    return subprocess.run([sys.executable, "-m", "liveforge.cli", "-C", str(root), *args],
+    return subprocess.run([sys.executable, "-m", "liveforge.build.cli", "-C", str(root), *args],
                           capture_output=True, text=True, timeout=300,
                           env={**environ, "BUILDSTAMP": STAMP, **(env or {})})
 
@@ -210,12 +210,13 @@ def test_every_platform_error_is_reported_at_once(tmp_path: Path) -> None:
 
 
 def test_a_platform_without_optional_keys_gets_defaults(tmp_path: Path) -> None:
-    from liveforge.workspace import load_platform
+    from liveforge.build.config import load_platform
+    from liveforge.build.kinds import known_kinds
 
     root = tmp_path / "ws"
     root.mkdir()
     (root / "platform.toml").write_text("[platform]\n")
-    platform, _ = load_platform(root / "platform.toml")
+    platform, _ = load_platform(root / "platform.toml", known_kinds())
     assert (platform.name, platform.overlays, platform.kernel, platform.arch,
             platform.compression, platform.templates) == (
         "ws", (), "boot/vmlinuz", "x86_64", "gzip", ("etc/release",))
@@ -266,7 +267,7 @@ def test_buildstamp_out_of_range_is_refused(tmp_path: Path, variable: str, value
     ({"SOURCE_DATE_EPOCH": "1700000000"}, "20231114T221320Z"),
 ])
 def test_buildstamps_at_the_limits(environ: dict[str, str], stamp: str) -> None:
-    from liveforge.workspace import buildstamp_now, stamp_epoch
+    from liveforge.build.buildstamp import buildstamp_now, stamp_epoch
 
     assert buildstamp_now(environ) == stamp
     assert 0 <= stamp_epoch(stamp) <= 2**32 - 1

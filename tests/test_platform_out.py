@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from liveforge.archive import read_cpio, read_tar
-from liveforge.assemble import resolve
-from liveforge.manifest import combine
-from liveforge.manifest_lint import diff, format_diff
-from liveforge.platform_out import gitstatus, write_platform
-from liveforge.workspace import stamp_epoch
+from liveforge.build.buildstamp import stamp_epoch
+from liveforge.build.image.archive import read_cpio, read_tar
+from liveforge.build.image.assemble import resolve
+from liveforge.build.image.lint import diff, format_diff
+from liveforge.build.image.manifest import combine
+from liveforge.build.image.platform import gitstatus, write_platform
 from manifestgen import generate, write_proto
 
 STAMP = "20240102T030405Z"
@@ -28,9 +28,9 @@ STAMP = "20240102T030405Z"
 BUILD = """
 import sys
 from pathlib import Path
-from liveforge.assemble import resolve
-from liveforge.manifest import combine
-from liveforge.platform_out import write_platform
+from liveforge.build.image.assemble import resolve
+from liveforge.build.image.manifest import combine
+from liveforge.build.image.platform import write_platform
 root, stamp = Path(sys.argv[1]), sys.argv[2]
 manifest = combine([root / "manifest"], {}, False, lambda _: None)
 image = resolve(manifest, [root / "proto"])
@@ -259,9 +259,9 @@ def test_killed_runs_leave_previous_outputs_intact(tmp_path: Path) -> None:
 KILL_AT = """
 import os, signal, sys
 from pathlib import Path
-from liveforge import platform_out
-from liveforge.assemble import resolve
-from liveforge.manifest import combine
+from liveforge.build.image import platform as platform_out
+from liveforge.build.image.assemble import resolve
+from liveforge.build.image.manifest import combine
 root, stamp, kill_at = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 def step(name):
     if name == kill_at:
@@ -284,7 +284,7 @@ def pair(out: Path, name: str) -> tuple[dict[str, tuple[str, str]], dict[str, tu
 
 def test_a_rebuild_killed_at_any_step_leaves_the_old_pair_or_the_new(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from liveforge import platform_out
+    from liveforge.build.image import platform as platform_out
 
     root = workspace(tmp_path, 300)
     out, name = root / "output", f"platform-{STAMP}"
@@ -340,7 +340,7 @@ def test_zstd_boot_archive(tmp_path: Path) -> None:
 
 
 def test_kernel_must_be_shipped(tmp_path: Path) -> None:
-    from liveforge.errors import BuildError
+    from liveforge.util.errors import BuildError
     root = workspace(tmp_path, 300)
     manifest = combine([root / "manifest"], {}, False, lambda _: None)
     image = resolve(manifest, [root / "proto"])

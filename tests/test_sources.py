@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from extrautil import http_server
-from liveforge.errors import FetchError
-from liveforge.sources import (
+from liveforge.util.errors import FetchError
+from liveforge.util.fetch import (
     DebianSource,
     DebPin,
     Fetcher,

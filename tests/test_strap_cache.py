@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from liveforge.kinds import extra_strap
+from liveforge.build.kinds.extra import strap as extra_strap
 
 KEY = "0" * 64
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from liveforge.cli import main
-from liveforge.treehash import TreeHasher
+from liveforge.build.cli import main
+from liveforge.util.treehash import TreeHasher
 from wsutil import GIT_ENV, built, commit_all, git, make_repo, make_workspace, run
 
 BAD = os.fsdecode(b"bad\xffname")  # not UTF-8: a name the file system has, as bytes
@@ -274,7 +274,7 @@ def test_hash_is_the_same_committed_staged_untracked_and_outside_git(tmp_path: P
 
 
 def test_git_failure_is_one_liveforge_error(tmp_path: Path) -> None:
-    from liveforge.errors import LiveforgeError
+    from liveforge.util.errors import LiveforgeError
 
     repo = tmp_path / "repo"
     repo.mkdir()

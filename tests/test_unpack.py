@@ -12,7 +12,7 @@ import pytest
 
 from debutil import build_deb
 from extrautil import add_file
-from liveforge.unpack import (
+from liveforge.util.unpack import (
     UnsafeArchiveError,
     install_deb,
     merge_tree,

@@ -20,7 +20,7 @@ def ws(tmp_path: Path, capsys) -> Path:  # type: ignore[no-untyped-def]
 
 
 def lf(root: Path, *args: str, **kw) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
-    return subprocess.run([sys.executable, "-m", "liveforge.cli", "-C", str(root), *args],
+    return subprocess.run([sys.executable, "-m", "liveforge.build.cli", "-C", str(root), *args],
                           capture_output=True, text=True, timeout=120, **kw)
 
 
@@ -83,8 +83,9 @@ def test_status_text_and_json_events(ws: Path) -> None:
 
 
 def test_rich_display_on_a_tty(ws: Path) -> None:
-    proc = subprocess.run(["script", "-qec", f"{sys.executable} -m liveforge.cli -C {ws} world",
-                           "/dev/null"], capture_output=True, text=True, timeout=120,
+    command = f"{sys.executable} -m liveforge.build.cli -C {ws} world"
+    proc = subprocess.run(["script", "-qec", command, "/dev/null"], capture_output=True,
+                          text=True, timeout=120,
                           env={**os.environ, "COLUMNS": "100", "TERM": "xterm"})
     assert proc.returncode == 0, proc.stdout
     assert "of 2" in proc.stdout and "✓" in proc.stdout

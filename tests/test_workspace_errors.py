@@ -26,7 +26,7 @@ depends = ["a"]
 
 
 def lf(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "liveforge.cli", "-C", str(root), *args],
+    return subprocess.run([sys.executable, "-m", "liveforge.build.cli", "-C", str(root), *args],
                           capture_output=True, text=True, timeout=120)
 
 
@@ -147,7 +147,8 @@ def test_debug_configure_names_platform(root: Path) -> None:
     assert lf(root, "configure", "-d").returncode == 0
     env = (root / "build.env").read_text()
     assert "DEBUG=yes" in env and "FORCE_STRAP_REBUILD=no" in env and "CLOBBER=no" in env
-    from liveforge.workspace import Workspace
+    from liveforge.build.kinds import known_kinds
+    from liveforge.build.workspace import Workspace
 
-    assert Workspace(root).platform_dirname("20260101T000000Z") == \
+    assert Workspace(root, known_kinds()).platform_dirname("20260101T000000Z") == \
         "platform-debug-20260101T000000Z"

@@ -1,0 +1,491 @@
+"""Command-line parsing only: one small function per verb, errors turned into exit codes."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from liveforge import __version__
+from liveforge.build.buildstamp import buildstamp_now
+from liveforge.build.kinds import known_kinds
+from liveforge.build.workspace import Workspace
+from liveforge.util.errors import InputErrors, LiveforgeError, UsageError
+from liveforge.util.events import Reporter, make_reporter
+
+TYPE_CHECKING = False  # typing's, without importing typing
+if TYPE_CHECKING:
+    import argparse
+    from argparse import Namespace
+    from collections.abc import Callable, Collection, Sequence
+    from typing import Any
+
+    from liveforge.build.workspace import WorkspaceLock
+else:
+    class Namespace:
+        """argparse's Namespace, for a command line read without argparse (see quick_args)."""
+
+        def __init__(self, **kwargs: object):
+            for name, value in kwargs.items():
+                setattr(self, name, value)
+
+        def __repr__(self) -> str:
+            fields = ", ".join(f"{name}={value!r}" for name, value in vars(self).items())
+            return f"Namespace({fields})"
+
+        def __eq__(self, other: object) -> bool:
+            if not hasattr(other, "__dict__") or type(other).__name__ != "Namespace":
+                return NotImplemented
+            return vars(self) == vars(other)
+
+        def __contains__(self, key: str) -> bool:
+            return key in self.__dict__
+
+
+class _Locked:
+    """``with ctx.locked() as ws``: the workspace, its lock held (no contextlib: a no-op run
+    imports nothing it does not use)."""
+
+    __slots__ = ("ws", "hold")
+
+    def __init__(self, ws: Workspace, wait: bool):
+        self.ws = ws
+        self.hold: WorkspaceLock = ws.lock(wait=wait)
+
+    def __enter__(self) -> Workspace:
+        self.hold.__enter__()
+        return self.ws
+
+    def __exit__(self, *exc: object) -> None:
+        self.hold.__exit__(*exc)
+
+
+class Ctx:
+    __slots__ = ("args", "reporter")
+
+    def __init__(self, args: Namespace, reporter: Reporter):
+        self.args = args
+        self.reporter = reporter
+
+    def __repr__(self) -> str:
+        return f"Ctx(args={self.args!r}, reporter={self.reporter!r})"
+
+    @property
+    def root(self) -> Path:
+        return Path(self.args.C or ".")
+
+    def workspace(self) -> Workspace:
+        ws = Workspace(self.root, known_kinds())
+        if self.args.jobs:
+            ws.jobs_override = self.args.jobs
+        return ws
+
+    def locked(self) -> _Locked:
+        return _Locked(self.workspace(), self.args.wait)
+
+    def buildstamp(self) -> str:
+        return buildstamp_now()
+
+
+# -- verbs ----------------------------------------------------------------------------------
+
+def cmd_configure(ctx: Ctx) -> int:
+    from liveforge.build.verbs.configure import ConfigureOptions, configure
+
+    a = ctx.args
+    opts = ConfigureOptions(debug=a.debug, force_strap=a.force_strap, clobber=a.clobber,
+                            jobs=a.jobs, refresh_lock=a.refresh_lock, offline=a.offline)
+    with ctx.locked() as ws:
+        configure(ws, opts, ctx.reporter)
+    return 0
+
+
+def cmd_world(ctx: Ctx) -> int:
+    from liveforge.build.verbs.world import world
+
+    with ctx.locked() as ws:
+        world(ws, ctx.reporter, ctx.buildstamp())
+    return 0
+
+
+def cmd_build(ctx: Ctx) -> int:
+    from liveforge.build.verbs.world import build_one
+
+    a = ctx.args
+    options: dict[str, str] = {}
+    target = a.component
+    if ":" in target:
+        component, package = target.split(":", 1)
+        if package not in ("strap",):
+            options["package"] = package
+            target = component
+    if a.variant:
+        options["variant"] = a.variant
+    if a.strap:
+        options["strap"] = "1"
+        target = f"{target}:strap"
+    with ctx.locked() as ws:
+        build_one(ws, ctx.reporter, ctx.buildstamp(), target, a.no_deps, options)
+    return 0
+
+
+def cmd_shell(ctx: Ctx) -> int:
+    from liveforge.build.verbs.shell import shell
+
+    return shell(ctx.workspace(), ctx.args.component, ctx.reporter, ctx.args.command)
+
+
+def cmd_status(ctx: Ctx) -> int:
+    from liveforge.build.verbs.status import print_status, status
+
+    rows = status(ctx.workspace())
+    if ctx.args.json:
+        import json
+
+        print(json.dumps(rows, indent=1))
+    else:
+        print_status(rows)
+    return 0
+
+
+def cmd_update(ctx: Ctx) -> int:
+    from liveforge.build.verbs.update import update
+
+    with ctx.locked() as ws:
+        changed = update(ws, ctx.reporter, ctx.buildstamp())
+    if ctx.args.json:
+        import json
+
+        print(json.dumps({"event": "updated", "changed": changed}))
+    return 0
+
+
+def cmd_clean(ctx: Ctx) -> int:
+    from liveforge.build.verbs.clean import clean
+
+    with ctx.locked() as ws:
+        return 1 if clean(ws, ctx.reporter) else 0
+
+
+def cmd_clobber(ctx: Ctx) -> int:
+    from liveforge.build.verbs.clean import clobber
+
+    with ctx.locked() as ws:
+        return 1 if clobber(ws, ctx.reporter) else 0
+
+
+def cmd_live(ctx: Ctx) -> int:
+    from liveforge.build.verbs.live import live
+
+    with ctx.locked() as ws:
+        live(ws, ctx.reporter, ctx.buildstamp(), strict=ctx.args.strict,
+             root_tarball=ctx.args.root_tarball)
+    return 0
+
+
+def cmd_manifest(ctx: Ctx) -> int:
+    from liveforge.build.image import lint as ml
+    from liveforge.build.verbs.live import combine_manifests, last_stamp, search_path
+
+    a = ctx.args
+    if a.action == "diff":
+        if len(a.platforms) != 2:
+            raise UsageError("manifest diff needs two platforms (directories or .tgz files)")
+        print(ml.format_diff(ml.diff(Path(a.platforms[0]), Path(a.platforms[1]))), end="")
+        return 0
+    if a.platforms:
+        raise UsageError(f"manifest {a.action} takes no platform arguments")
+    ws = ctx.workspace()
+    manifest = combine_manifests(ws, Reporter(verbose=-1) if not a.json else ctx.reporter,
+                                 strict=a.strict)
+    search = search_path(ws, last_stamp(ws))
+    if a.action == "show":
+        print(ml.format_show(ml.show(manifest, search)), end="")
+        return 0
+    report = ml.lint(manifest, search, ws.proto)
+    text = ml.format_lint(report)
+    print(text, end="" if text.endswith("\n") or not text else "\n")
+    return 0 if report.ok else 1
+
+
+def cmd_overlay(ctx: Ctx) -> int:
+    from liveforge.build.image.overlay import add_driver
+
+    a = ctx.args
+    ws_root = ctx.root
+    overlay = Path(a.overlay) if a.overlay else None
+    if overlay is None:
+        overlays = Workspace(ws_root, known_kinds()).overlay_dirs()
+        if not overlays:
+            raise UsageError("the workspace has no overlay; name one with --overlay DIR")
+        overlay = overlays[0]
+    major = add_driver(overlay, a.name, a.aliases)
+    ctx.reporter.info(f"driver {a.name} has major {major} in {overlay}")
+    return 0
+
+
+def cmd_media(ctx: Ctx) -> int:
+    """``iso`` and ``usb``: bootable media of the latest platform."""
+    from liveforge.build.media import build_iso, build_usb
+    from liveforge.build.verbs.live import latest_platform
+
+    kind = ctx.args.verb
+    writer, what = {"iso": (build_iso, "ISO"), "usb": (build_usb, "USB")}[kind]
+    with ctx.locked() as ws:
+        platform, stamp = latest_platform(ws)
+        ctx.reporter.step(f"writing the {what} image of {platform.name}")
+        out = writer(platform, stamp, ws.iso_dir if kind == "iso" else ws.usb_dir,
+                     console=ctx.args.console)
+    ctx.reporter.emit("media", kind=kind, path=str(out))
+    return 0
+
+
+def platform_dirname(ws: Workspace, platform: Path, stamp: str) -> str:
+    """The name under ``output/`` of the latest platform ``platform`` (resolved)."""
+    for name in (ws.platform_dirname(stamp), platform.name):
+        candidate = ws.output_dir / name
+        if candidate.is_dir() and candidate.resolve() == platform:
+            return name
+    raise LiveforgeError(f"the latest platform {platform} is not in {ws.output_dir}")
+
+
+def cmd_netboot(ctx: Ctx) -> int:
+    """``netboot``: the iPXE script of the latest platform, beside it in ``output/``."""
+    from liveforge.build.media.pxe import write_netboot
+    from liveforge.build.verbs.live import latest_platform
+
+    with ctx.locked() as ws:
+        platform, stamp = latest_platform(ws)
+        dirname = platform_dirname(ws, platform, stamp)
+        ctx.reporter.step(f"writing the netboot script of {dirname}")
+        out = write_netboot(ws.output_dir, dirname, stamp, ws.platform.arch,
+                            console=ctx.args.console)
+    ctx.reporter.emit("media", kind="netboot", path=str(out))
+    return 0
+
+
+def cmd_boot(ctx: Ctx) -> int:
+    from liveforge.build.media.boot import boot, log_name
+    from liveforge.build.media.pxe import script_name
+    from liveforge.build.verbs.live import latest_platform
+
+    a = ctx.args
+    ws = ctx.workspace()
+    platform, stamp = latest_platform(ws)
+    if a.media == "pxe":
+        target = ws.output_dir / script_name(platform_dirname(ws, platform, stamp))
+    else:
+        target = {"direct": platform, "iso": ws.iso_dir, "usb": ws.usb_dir}[a.media]
+    result = boot(target, stamp, media=a.media, uefi=a.uefi, console=a.console,
+                  timeout=a.timeout, interactive=a.interactive,
+                  log_path=ws.log_dir / log_name(stamp, a.media, a.uefi), reporter=ctx.reporter)
+    return result.exit_code
+
+
+def cmd_check(ctx: Ctx) -> int:
+    from liveforge.build.verbs.check import check
+
+    return check(ctx.root, ctx.reporter)
+
+
+VERBS: dict[str, tuple[Callable[[Ctx], int], str]] = {
+    "configure": (cmd_configure, "clone projects, check out branches, write build.env"),
+    "world": (cmd_world, "build every stale component"),
+    "build": (cmd_build, "build one component (dependents are not rebuilt)"),
+    "shell": (cmd_shell, "a shell with a component's build environment"),
+    "status": (cmd_status, "each component: up to date, stale and why, never built, building"),
+    "update": (cmd_update, "git pull --rebase every project, run update targets"),
+    "clean": (cmd_clean, "components' clean targets; remove proto areas and stamps"),
+    "clobber": (cmd_clobber, "clean, and remove every output"),
+    "live": (cmd_live, "world, then assemble the platform: boot archive, kernel, tarball"),
+    "manifest": (cmd_manifest, "lint, show or diff manifests and platforms"),
+    "overlay": (cmd_overlay, "overlay helpers: add-driver"),
+    "iso": (cmd_media, "a bootable ISO image (BIOS and UEFI) of the latest platform"),
+    "usb": (cmd_media, "a bootable USB stick image (BIOS and UEFI) of the latest platform"),
+    "netboot": (cmd_netboot, "an iPXE script beside the latest platform, for a boot server"),
+    "boot": (cmd_boot, "boot the latest platform in QEMU and wait for PLATFORM-READY"),
+    "check": (cmd_check, "lint liveforge itself, or a workspace's components and manifests"),
+}
+
+
+def add_verb_arguments(name: str, p: argparse.ArgumentParser) -> None:
+    import argparse
+
+    if name == "configure":
+        p.add_argument("-d", dest="debug", action="store_true", help="debug build (DEBUG=yes)")
+        p.add_argument("-r", dest="force_strap", action="store_true",
+                       help="build proto.strap locally instead of using the strap cache")
+        p.add_argument("-c", dest="clobber", action="store_true",
+                       help="clobber build state first (a build from scratch)")
+        p.add_argument("--refresh-lock", action="store_true",
+                       help="resolve Debian packages again and rewrite platform.lock")
+    elif name == "build":
+        p.add_argument("component", help="COMPONENT, or COMPONENT:PACKAGE for an extra package")
+        p.add_argument("--no-deps", action="store_true", help="do not build stale dependencies")
+        p.add_argument("--variant", choices=["32", "64"], help="one variant of an extra package")
+        p.add_argument("--strap", action="store_true", help="the bootstrap phase")
+    elif name in ("live", "manifest"):
+        p.add_argument("--strict", action="store_true",
+                       help="a path delivered twice or an undeclared parent directory is an error, "
+                       "not a warning")
+        if name == "live":
+            p.add_argument("--root-tarball", action="store_true",
+                           help="also write the image root as output/<platform>-root.tgz")
+        if name == "manifest":
+            p.add_argument("action", choices=["lint", "show", "diff"])
+            p.add_argument("platforms", nargs="*", metavar="PLATFORM",
+                           help="for diff: two platform directories or tarballs")
+    elif name == "overlay":
+        p.add_argument("action", choices=["add-driver"])
+        p.add_argument("name", help="the driver's name")
+        p.add_argument("aliases", nargs="*", metavar="ALIAS")
+        p.add_argument("--overlay", metavar="DIR", help="the overlay (default: the first)")
+    elif name in ("iso", "usb", "netboot", "boot"):
+        from liveforge.build.media.console import CONSOLE_NAMES
+
+        p.add_argument("-c", "--console", choices=CONSOLE_NAMES, default="ttya",
+                       help="the console: text (tty0) or a serial port ttya..ttyd (ttyS0..3)")
+        if name == "boot":
+            p.add_argument("--media", choices=["direct", "iso", "usb", "pxe"],
+                           default="direct", help="kernel+boot archive directly, the ISO or "
+                           "USB image, or the netboot script through iPXE (pxe)")
+            p.add_argument("--uefi", action="store_true", help="boot with OVMF (UEFI)")
+            p.add_argument("--timeout", type=float, default=180.0, metavar="S",
+                           help="seconds to wait for PLATFORM-READY")
+            p.add_argument("--interactive", action="store_true",
+                           help="attach the console to this terminal")
+    elif name == "shell":
+        p.add_argument("component")
+        p.add_argument("command", nargs=argparse.REMAINDER,
+                       help="run this command instead of an interactive shell")
+
+
+def global_options(p: argparse.ArgumentParser, suppress: bool) -> None:
+    import argparse
+
+    d: dict[str, Any] = {"default": argparse.SUPPRESS} if suppress else {}
+    p.add_argument("-C", metavar="WS", help="the workspace (default: .)", **d)
+    p.add_argument("-j", "--jobs", type=int, metavar="N", help="parallel jobs (MAX_JOBS)", **d)
+    p.add_argument("--json", action="store_true", help="JSON-lines events on stdout", **d)
+    p.add_argument("-v", "--verbose", action="count", help="more output", **d)
+    p.add_argument("-q", "--quiet", action="store_true", help="less output", **d)
+    p.add_argument("--wait", action="store_true", help="wait for the workspace lock", **d)
+    p.add_argument("--offline", action="store_true",
+                   help="never touch the network: any download is an error", **d)
+
+
+def parser(only: Collection[str] | None = None) -> argparse.ArgumentParser:
+    """The command line parser. With ``only``, the arguments of the verbs not in it are left
+    out (the verb itself stays, so usage and help are unchanged): a verb is parsed only when
+    it is on the command line, and its arguments are all that parsing it needs."""
+    import argparse
+
+    top = argparse.ArgumentParser(prog="liveforge", description="Build live Linux platforms.")
+    top.add_argument("--version", action="version", version=f"liveforge {__version__}")
+    global_options(top, suppress=False)
+    # prog: what argparse would work out with a help formatter (which imports shutil)
+    sub = top.add_subparsers(dest="verb", metavar="VERB", required=True, prog=top.prog)
+    for name, (_, help_text) in VERBS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if only is None or name in only:
+            global_options(p, suppress=True)
+            add_verb_arguments(name, p)
+    return top
+
+
+# verbs without arguments of their own, and the global options: flags and those with a value
+QUICK_VERBS = frozenset({"world", "status", "update", "clean", "clobber", "check"})
+QUICK_FLAGS = {"-q": "quiet", "--quiet": "quiet", "-v": "verbose", "--verbose": "verbose",
+               "--json": "json", "--wait": "wait", "--offline": "offline"}
+QUICK_VALUES = {"-C": "C", "-j": "jobs", "--jobs": "jobs"}
+
+
+def quick_args(words: Sequence[str]) -> Namespace | None:
+    """The command line as :func:`parser` reads it, for the plainest ones only: a verb without
+    arguments of its own and global options spelled out in full, each value a separate word
+    not starting with ``-`` (``-j``'s all digits); None for any other (argparse reads those,
+    and reports their errors). Options after the verb replace those before it, as argparse's
+    subparser does."""
+    top: dict[str, Any] = {"C": None, "jobs": None, "json": False, "verbose": None,
+                           "quiet": False, "wait": False, "offline": False}
+    after: dict[str, Any] = {}
+    verb = None
+    i = 0
+    while i < len(words):
+        word = words[i]
+        into = top if verb is None else after
+        flag = QUICK_FLAGS.get(word)
+        if flag == "verbose":
+            into["verbose"] = (into.get("verbose") or 0) + 1
+        elif flag is not None:
+            into[flag] = True
+        elif word in QUICK_VALUES:
+            if i + 1 == len(words):
+                return None
+            value = words[i + 1]
+            if not value or value.startswith("-"):
+                return None
+            if word == "-C":
+                into["C"] = value
+            elif value.isascii() and value.isdigit():
+                into["jobs"] = int(value)
+            else:
+                return None
+            i += 1
+        elif verb is None and word in QUICK_VERBS:
+            verb = word
+        else:
+            return None
+        i += 1
+    if verb is None:
+        return None
+    return Namespace(**{**top, "verb": verb, **after})
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    words = sys.argv[1:] if argv is None else argv
+    args = quick_args(words)
+    if args is None:
+        # every word that names a verb (one of them is the verb); argparse's prefix matching
+        # of verbs is off for subparsers, so the verb is spelled out in full
+        p = parser(only={w for w in words if w in VERBS})
+        try:
+            args = p.parse_args(argv)
+        except SystemExit as exc:
+            return int(exc.code or 0)
+    if args.jobs is not None and args.jobs < 1:
+        print("liveforge: error: -j must be at least 1", file=sys.stderr)
+        return 2
+    if args.offline:
+        os.environ["LIVEFORGE_OFFLINE"] = "1"
+    verbose = -1 if args.quiet else (args.verbose or 0)
+    reporter = make_reporter(json_mode=args.json, verbose=verbose)
+    func = VERBS[args.verb][0]
+    from liveforge.util.proc import Interrupted, handle_stop_signals
+
+    restore_signals = handle_stop_signals()
+    try:
+        return func(Ctx(args=args, reporter=reporter))
+    except InputErrors as exc:
+        for error in exc.errors:
+            print(f"liveforge: {error}", file=sys.stderr)
+        return exc.exit_code
+    except UsageError as exc:
+        print(f"liveforge {args.verb}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except LiveforgeError as exc:
+        print(f"liveforge: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt as exc:
+        signum = exc.signum if isinstance(exc, Interrupted) else 2  # SIGINT
+        name = exc.name if isinstance(exc, Interrupted) else "SIGINT"
+        print(f"liveforge: interrupted by {name}", file=sys.stderr)
+        return 128 + signum
+    except BrokenPipeError:
+        os._exit(1)
+    finally:
+        restore_signals()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

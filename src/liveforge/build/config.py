@@ -1,0 +1,383 @@
+"""platform.toml and configure-projects: what the platform is, as checked, frozen specs.
+
+Every problem is an error naming the file and line. Kinds are not imported here: the caller
+passes the known kinds, whose ``validate`` hooks check each component's own settings.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from liveforge.util import toml as tomlpos
+from liveforge.util.errors import InputError, InputErrors
+from liveforge.util.fileio import read_bytes, read_text
+from liveforge.util.records import Frozen
+
+TYPE_CHECKING = False  # typing's, without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from tomllib import TOMLDecodeError
+    from typing import Any, Protocol
+
+    class Kind(Protocol):  # what loading asks of a kind (kinds/base.py has the whole protocol)
+        def validate(self, spec: ComponentSpec) -> list[tuple[str | None, str]]: ...
+
+PLATFORM_FILE = "platform.toml"
+PROJECTS_FILE = "configure-projects"
+BUILD_CONFIG_FILE = "configure-build"
+BUILD_ENV_FILE = "build.env"
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*\Z")
+
+ARCHES = ("aarch64", "armv7l", "i686", "loongarch64", "ppc64le", "riscv64", "s390x", "x86_64")
+COMPRESSIONS = ("gzip", "zstd")
+COMMON_COMPONENT_KEYS = {"kind", "path", "depends", "env"}
+# build.env keys that never change what a component produces, so are never hashed.
+UNHASHED_KEYS = {"MAX_JOBS", "FORCE_STRAP_REBUILD", "CLOBBER"}
+
+
+class ComponentSpec(Frozen):
+    """One ``[components.NAME]`` table of platform.toml."""
+
+    __slots__ = ("name", "kind", "path", "depends", "env", "settings", "line")
+    _compare = ("name", "kind", "path", "depends", "env", "line")  # settings: not compared
+
+    name: str
+    kind: str
+    path: Path | None
+    depends: tuple[str, ...]
+    env: tuple[str, ...]
+    settings: dict[str, Any]
+    line: int | None
+
+    def __init__(self, name: str, kind: str, path: Path | None, depends: tuple[str, ...],
+                 env: tuple[str, ...], settings: dict[str, Any], line: int | None = None):
+        init = object.__setattr__
+        init(self, "name", name)
+        init(self, "kind", kind)
+        init(self, "path", path)
+        init(self, "depends", depends)
+        init(self, "env", env)
+        init(self, "settings", settings)
+        init(self, "line", line)
+
+    def settings_json(self) -> str:
+        import json
+
+        return json.dumps(self.settings, sort_keys=True, default=str)
+
+
+class PlatformSpec(Frozen):
+    __slots__ = ("name", "overlays", "kernel", "arch", "compression", "templates")
+
+    name: str
+    overlays: tuple[str, ...]
+    kernel: str
+    arch: str
+    compression: str
+    templates: tuple[str, ...]
+
+    def __init__(self, name: str, overlays: tuple[str, ...], kernel: str, arch: str,
+                 compression: str, templates: tuple[str, ...] = ("etc/release",)):
+        init = object.__setattr__
+        init(self, "name", name)
+        init(self, "overlays", overlays)
+        init(self, "kernel", kernel)
+        init(self, "arch", arch)
+        init(self, "compression", compression)
+        init(self, "templates", templates)
+
+
+class Project(Frozen):
+    """One line of configure-projects: ``<path under projects/>:<branch>:<url|origin|empty>``."""
+
+    __slots__ = ("path", "branch", "url", "line")
+
+    path: str
+    branch: str
+    url: str
+    line: int
+
+    def __init__(self, path: str, branch: str, url: str, line: int):
+        init = object.__setattr__
+        init(self, "path", path)
+        init(self, "branch", branch)
+        init(self, "url", url)
+        init(self, "line", line)
+
+
+def _toml_error(path: Path, exc: TOMLDecodeError) -> InputError:
+    message = str(exc)
+    m = re.search(r"\(at line (\d+), column \d+\)", message)
+    line = int(m.group(1)) if m else None
+    message = re.sub(r"\s*\(at line \d+, column \d+\)", "", message)
+    m2 = re.search(r"\(at end of document\)", message)
+    if m2:
+        message = message.replace(" (at end of document)", " at end of file")
+    return InputError(message, path, line)
+
+
+# .liveforge/platform.cache: platform.toml parsed, with its table header lines, as long as the
+# file's stat signature is unchanged (so a no-op run neither imports nor runs the TOML parser)
+PARSED_CACHE = "platform.cache"
+PARSED_FORMAT = 1
+
+
+def _stat_signature(path: Path) -> tuple[int, ...]:
+    st = os.stat(path)
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def parse_platform(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
+    """platform.toml's tables and the line of each table header (see :mod:`tomlpos`), from
+    ``.liveforge/platform.cache`` when the file's stat signature matches it, else parsed (and
+    the cache written when ``.liveforge`` exists)."""
+    import marshal
+
+    signature = _stat_signature(path)  # before reading: a later change makes the cache stale
+    cache = path.parent / ".liveforge" / PARSED_CACHE
+    try:
+        cached = marshal.loads(read_bytes(cache))
+        if (type(cached) is tuple and len(cached) == 4 and cached[0] == PARSED_FORMAT
+                and cached[1] == signature and type(cached[2]) is dict
+                and type(cached[3]) is dict):
+            return cached[2], cached[3]
+    except (OSError, EOFError, ValueError, TypeError):
+        pass
+    import tomllib
+
+    text = read_text(path)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise _toml_error(path, exc) from None
+    headers = tomlpos.headers(text)
+    if cache.parent.is_dir():
+        try:
+            blob = marshal.dumps((PARSED_FORMAT, signature, data, headers))
+        except ValueError:  # dates and times: not cached
+            pass
+        else:
+            from liveforge.util.fileio import write_atomic
+
+            try:
+                write_atomic(cache, blob)
+            except OSError:
+                pass
+    return data, headers
+
+
+# -- [platform] -------------------------------------------------------------------------------
+# A check returns the problems of a given value: (message, the list item it is about or None).
+Problems = list[tuple[str, str | None]]
+
+
+def _check_name(value: Any) -> Problems:
+    if isinstance(value, str) and NAME_RE.match(value):
+        return []
+    return [(f"name must be a plain name (letters, digits and _.+-), not {value!r}", None)]
+
+
+def _check_kernel(value: Any) -> Problems:
+    from liveforge.util.paths import path_problem
+
+    if not isinstance(value, str):
+        return [(f"kernel must be an image path, not {value!r}", None)]
+    problem = path_problem(value)
+    return [(f"kernel: {problem}", None)] if problem else []
+
+
+def _check_templates(value: Any) -> Problems:
+    from liveforge.util.paths import path_problem
+
+    if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+        return [("templates must be a list of image paths", None)]
+    return [(f"templates: {problem}", t) for t in value if (problem := path_problem(t))]
+
+
+def _check_overlays(value: Any) -> Problems:
+    if not isinstance(value, list) or not all(isinstance(o, str) for o in value):
+        return [("overlays must be a list of paths", None)]
+    problems: Problems = []
+    for overlay in value:
+        problem = workspace_path_problem(overlay)
+        if problem:
+            problems.append((f"overlays: {problem} (an overlay is a directory inside the "
+                             "workspace)", overlay))
+    return problems
+
+
+def _check_arch(value: Any) -> Problems:
+    if value in ARCHES:
+        return []
+    return [(f"arch must be a known architecture ({', '.join(ARCHES)}), not {value!r}", None)]
+
+
+def _check_compression(value: Any) -> Problems:
+    if value in COMPRESSIONS:
+        return []
+    return [(f'compression must be "gzip" or "zstd", not {value!r}', None)]
+
+
+# key: (default, check); the default of name (None) is the workspace directory's name
+PLATFORM_FIELDS: dict[str, tuple[Any, Callable[[Any], Problems]]] = {
+    "name": (None, _check_name),
+    "overlays": ([], _check_overlays),
+    "kernel": ("boot/vmlinuz", _check_kernel),
+    "arch": ("x86_64", _check_arch),
+    "compression": ("gzip", _check_compression),
+    "templates": (["etc/release"], _check_templates),
+}
+
+
+def workspace_path_problem(path: str) -> str | None:
+    """Why ``path`` (relative to the workspace) is not a path inside it, or None."""
+    if not path or "\0" in path:
+        return f"{path!r} is not a path"
+    if path.startswith("/"):
+        return f"{path} is absolute"
+    normal = os.path.normpath(path)
+    if normal == ".." or normal.startswith("../"):
+        return f"{path} leads outside the workspace"
+    return None
+
+
+def load_platform(path: Path, kinds: Mapping[str, Kind]
+                  ) -> tuple[PlatformSpec, dict[str, ComponentSpec]]:
+    """Parse and check platform.toml; every problem is reported as file:line. ``kinds``: the
+    known kinds, whose ``validate`` checks each component's own settings."""
+    data, headers = parse_platform(path)
+    errors: list[InputError] = []
+    root = path.parent
+    root_dir = str(root)
+    source: list[str] = []
+
+    def src() -> str:  # the text, read for line numbers of errors only
+        if not source:
+            source.append(read_text(path))
+        return source[0]
+
+    def err(msg: str, line: int | None) -> None:
+        errors.append(InputError(msg, path, line))
+
+    for key in data:
+        if key not in ("platform", "components"):
+            err(f"unknown table [{key}] (expected [platform] and [components.NAME])",
+                tomlpos.table_line(src(), key) or tomlpos.key_line(src(), "", key))
+    plat = data.get("platform", {})
+    if not isinstance(plat, dict):
+        err("[platform] must be a table", None)
+        plat = {}
+    for key in plat:
+        if key not in PLATFORM_FIELDS:
+            err(f"unknown key {key!r} in [platform] (known: {', '.join(sorted(PLATFORM_FIELDS))})",
+                tomlpos.key_line(src(), "platform", key))
+    values: dict[str, Any] = {}
+    for key, (default, check) in PLATFORM_FIELDS.items():
+        # a default is known good (and a no-op run then need not import the manifest module)
+        problems = check(plat[key]) if key in plat and plat[key] != default else []
+        for message, item in problems:
+            err(f"[platform] {message}", tomlpos.key_line(src(), "platform", key) if item is None
+                else tomlpos.value_line(src(), "platform", key, item))
+        values[key] = plat[key] if key in plat and not problems else default
+    for overlay in values["overlays"]:
+        if not (root / overlay).is_dir():
+            err(f"overlay {overlay!r} is not a directory",
+                tomlpos.value_line(src(), "platform", "overlays", overlay))
+    platform = PlatformSpec(
+        name=values["name"] or root.name, overlays=tuple(values["overlays"]),
+        kernel=values["kernel"], arch=values["arch"], compression=values["compression"],
+        templates=tuple(values["templates"]))
+
+    components: dict[str, ComponentSpec] = {}
+    tables = data.get("components", {})
+    if not isinstance(tables, dict):
+        err("[components] must hold tables [components.NAME]", tomlpos.table_line(src(),
+                                                                                  "components"))
+        tables = {}
+    for cname, table in tables.items():
+        line = headers.get(tomlpos.table_key(f"components.{cname}"))
+        if not NAME_RE.match(cname):
+            err(f"invalid component name {cname!r}", line)
+            continue
+        if not isinstance(table, dict):
+            err(f"components.{cname} must be a table", line)
+            continue
+        kind = table.get("kind")
+        if kind is None:
+            err(f"component {cname!r} has no kind (one of: {', '.join(sorted(kinds))})", line)
+            continue
+        if kind not in kinds:
+            err(f"component {cname!r}: unknown kind {kind!r} (known: {', '.join(sorted(kinds))})",
+                tomlpos.key_line(src(), f"components.{cname}", "kind"))
+            continue
+        depends = table.get("depends", [])
+        if not isinstance(depends, list) or not all(isinstance(d, str) for d in depends):
+            err(f"component {cname!r}: depends must be a list of component names",
+                tomlpos.key_line(src(), f"components.{cname}", "depends"))
+            depends = []
+        env = table.get("env", [])
+        if not isinstance(env, list) or not all(isinstance(d, str) for d in env):
+            err(f"component {cname!r}: env must be a list of build.env keys",
+                tomlpos.key_line(src(), f"components.{cname}", "env"))
+            env = []
+        cpath: Path | None = None
+        if "path" in table:
+            if not isinstance(table["path"], str):
+                err(f"component {cname!r}: path must be a string",
+                    tomlpos.key_line(src(), f"components.{cname}", "path"))
+            else:
+                cpath = Path(os.path.normpath(os.path.join(root_dir, table["path"])))
+        settings = {k: v for k, v in table.items() if k not in ("depends",)}
+        components[cname] = ComponentSpec(
+            name=cname, kind=kind, path=cpath, depends=tuple(depends), env=tuple(env),
+            settings=settings, line=line)
+        for problem in kinds[kind].validate(components[cname]):
+            where = problem[0]
+            err(f"component {cname!r}: {problem[1]}",
+                tomlpos.key_line(src(), f"components.{cname}", where) if where else line)
+    for cname, spec in components.items():
+        for dep in spec.depends:
+            if dep not in components:
+                err(f"component {cname!r} depends on unknown component {dep!r}",
+                    tomlpos.value_line(src(), f"components.{cname}", "depends", dep))
+    if errors:
+        raise InputErrors(errors)
+    return platform, components
+
+
+def load_projects(path: Path) -> list[Project]:
+    """Parse configure-projects (absent file: no projects)."""
+    if not path.is_file():
+        return []
+    projects: list[Project] = []
+    errors: list[InputError] = []
+    seen: dict[str, int] = {}
+    for number, raw in enumerate(read_text(path).splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        line = "".join(line.split())
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            errors.append(InputError(
+                f"expected <path>:<branch>:<url|origin|empty>, got {raw.strip()!r}", path, number))
+            continue
+        ppath, branch, url = parts
+        if not ppath or ppath.startswith("/") or ".." in Path(ppath).parts:
+            errors.append(InputError(f"project path {ppath!r} must be relative to projects/ "
+                                     "and stay inside it", path, number))
+            continue
+        if not branch and url:
+            errors.append(InputError(f"project {ppath!r} has no branch", path, number))
+            continue
+        if ppath in seen:
+            errors.append(InputError(f"project {ppath!r} is already listed on line "
+                                     f"{seen[ppath]}", path, number))
+            continue
+        seen[ppath] = number
+        projects.append(Project(path=ppath, branch=branch, url=url, line=number))
+    if errors:
+        raise InputErrors(errors)
+    return projects

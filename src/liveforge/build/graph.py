@@ -1,0 +1,192 @@
+"""The component graph: build steps, their order (graphlib), their inputs and staleness."""
+
+from __future__ import annotations
+
+import graphlib
+
+from liveforge.build.kinds import get_kind
+from liveforge.build.kinds.base import MAIN
+from liveforge.build.stamps import Inputs, read_stamp, settings_hash, why_stale
+from liveforge.util.errors import InputError
+from liveforge.util.fileio import write_atomic
+from liveforge.util.records import Frozen, Record
+
+TYPE_CHECKING = False  # typing's, without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from pathlib import Path
+
+    from liveforge.build.config import ComponentSpec
+    from liveforge.build.kinds.base import Kind
+    from liveforge.build.workspace import Workspace
+
+
+class Step(Frozen):
+    """One stamped unit of building: a phase of a component."""
+
+    __slots__ = ("name", "spec", "kind", "phase", "deps")
+
+    name: str
+    spec: ComponentSpec
+    kind: Kind
+    phase: str
+    deps: tuple[str, ...]
+
+    def __init__(self, name: str, spec: ComponentSpec, kind: Kind, phase: str,
+                 deps: tuple[str, ...]):
+        init = object.__setattr__
+        init(self, "name", name)
+        init(self, "spec", spec)
+        init(self, "kind", kind)
+        init(self, "phase", phase)
+        init(self, "deps", deps)
+
+    @property
+    def stamp_name(self) -> str:
+        return self.spec.name if self.phase == MAIN else f"{self.spec.name}-{self.phase}"
+
+    @property
+    def log_name(self) -> str:
+        return self.stamp_name
+
+
+def step_name(component: str, phase: str) -> str:
+    return component if phase == MAIN else f"{component}:{phase}"
+
+
+def make_steps(ws: Workspace) -> dict[str, Step]:
+    """Every step of every component. Non-main phases (the strap phase) of all components come
+    before every main step, as the bootstrap phase comes before the rest of the world."""
+    phases = {name: list(get_kind(spec.kind).phases(spec)) for name, spec in ws.components.items()}
+    early = [step_name(c, p) for c, ps in phases.items() for p in ps if p != MAIN]
+    steps: dict[str, Step] = {}
+    for cname, spec in ws.components.items():
+        kind = get_kind(spec.kind)
+        for phase in phases[cname]:
+            if phase == MAIN:
+                deps = [d for d in spec.depends] + early
+            else:
+                deps = [step_name(d, phase) for d in spec.depends if phase in phases[d]]
+            steps[step_name(cname, phase)] = Step(
+                name=step_name(cname, phase), spec=spec, kind=kind, phase=phase,
+                deps=tuple(dict.fromkeys(deps)))
+    return steps
+
+
+def topological(ws: Workspace, steps: dict[str, Step]) -> list[str]:
+    """Steps in dependency order; a cycle is an error naming it."""
+    sorter = graphlib.TopologicalSorter({name: step.deps for name, step in steps.items()})
+    try:
+        return list(sorter.static_order())
+    except graphlib.CycleError as exc:
+        cycle = [c.split(":")[0] for c in exc.args[1]]
+        first = ws.components[cycle[0]]
+        raise InputError("dependency cycle: " + " -> ".join(cycle), ws.toml_path,
+                         first.line) from None
+
+
+def closure(steps: dict[str, Step], roots: Iterable[str]) -> set[str]:
+    """The roots and everything they depend on."""
+    seen: set[str] = set()
+    todo = list(roots)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        todo.extend(steps[name].deps)
+    return seen
+
+
+PROTO_ID = ".liveforge-proto"
+
+
+def proto_identity(area: Path) -> str:
+    """A staging area's identity: a random id kept inside it, so stamps of what was installed
+    into a removed (or recreated) area are stale."""
+    try:
+        return (area / PROTO_ID).read_text().strip()
+    except OSError:
+        return "absent"
+
+
+def ensure_proto(area: Path) -> str:
+    identity = proto_identity(area)
+    if identity == "absent":
+        area.mkdir(parents=True, exist_ok=True)
+        import uuid
+
+        identity = uuid.uuid4().hex
+        write_atomic(area / PROTO_ID, identity + "\n")
+    return identity
+
+
+def prepare_areas(ws: Workspace) -> None:
+    """Create the staging areas a build installs into (before planning it)."""
+    ensure_proto(ws.proto)
+    if any(p != MAIN for spec in ws.components.values()
+           for p in get_kind(spec.kind).phases(spec)):
+        ensure_proto(ws.proto_strap)
+
+
+class RunResult(Record):
+    __slots__ = ("built", "failed", "logs")
+
+    built: list[str]
+    failed: dict[str, str]
+    logs: dict[str, Path]
+
+    def __init__(self, built: list[str] | None = None, failed: dict[str, str] | None = None,
+                 logs: dict[str, Path] | None = None):
+        self.built = [] if built is None else built
+        self.failed = {} if failed is None else failed
+        self.logs = {} if logs is None else logs
+
+
+class Plan(Record):
+    __slots__ = ("steps", "order", "inputs", "reasons")
+
+    steps: dict[str, Step]
+    order: list[str]
+    inputs: dict[str, Inputs]
+    reasons: dict[str, list[str]]       # empty list: up to date
+
+    def __init__(self, steps: dict[str, Step], order: list[str], inputs: dict[str, Inputs],
+                 reasons: dict[str, list[str]]):
+        self.steps = steps
+        self.order = order
+        self.inputs = inputs
+        self.reasons = reasons
+
+    def stale(self) -> list[str]:
+        return [n for n in self.order if self.reasons[n]]
+
+
+def plan(ws: Workspace) -> Plan:
+    """Compute every step's inputs and whether (and why) it is stale."""
+    steps = make_steps(ws)
+    order = topological(ws, steps)
+    inputs: dict[str, Inputs] = {}
+    reasons: dict[str, list[str]] = {}
+    areas = (proto_identity(ws.proto_strap), proto_identity(ws.proto))
+    envs: dict[tuple[str, ...], dict[str, str]] = {}  # a component's env list -> its env
+    root = str(ws.root)  # stamp paths as ws.stamp_path's, without a Path for each
+    ws.hasher.planning(spec.path for spec in ws.components.values() if spec.path is not None)
+    for name in order:
+        step = steps[name]
+        spec = step.spec
+        own = {**step.kind.inputs(ws, spec, step.phase), "proto": areas[step.phase == MAIN]}
+        env = envs.get(spec.env)
+        if env is None:
+            env = envs[spec.env] = ws.component_env(spec)
+        inp = Inputs(own=own, env=dict(env), settings=settings_hash(spec.settings_json()),
+                     deps={d: inputs[d].digest for d in step.deps})
+        inputs[name] = inp
+        why = why_stale(read_stamp(f"{root}/0-{step.stamp_name}-stamp"), inp)
+        if why != ["never built"]:
+            # a dependency rebuilt for another reason (a deleted stamp) is rebuilt first
+            why += [f"dependency {d} is rebuilt" for d in step.deps if reasons[d]
+                    and f"dependency {d} changed" not in why]
+        reasons[name] = why
+    ws.hasher.save()
+    return Plan(steps=steps, order=order, inputs=inputs, reasons=reasons)

@@ -1,0 +1,542 @@
+"""Deterministic archive writers (and readers): tar for the platform tarball, cpio newc for the
+boot archive, both written straight from image entries.
+
+Nothing on disk but file *content* is used: mode, uid and gid come from the manifest; every
+mtime is the buildstamp's time (so a checkout's file times never leak in); there are no user or
+group names, no device numbers, no atime. Entries are in path order (parents first). Hard links
+stay hard links: the first path of a link group (in path order) carries the data, the others
+refer to it (tar ``1`` entries; cpio entries sharing the inode number with no data).
+
+One pass reads each file once and feeds both archives (and the MD5 of each shipped file).
+Compression runs in worker threads (zlib and zstd release the GIL), so on two cores the two
+archives are compressed side by side while files are read. The gzip stream has mtime 0, no file
+name and OS byte 255, so its bytes depend on the input only.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import queue
+import shutil
+import stat
+import struct
+import subprocess
+import tarfile
+import threading
+import zlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from liveforge.build.image.assemble import Image, ImageEntry
+from liveforge.util.errors import BuildError, MissingToolError
+
+COMPRESSIONS = ("gzip", "zstd", "none")
+CHUNK = 1 << 20            # buffer size for writes and large-file reads
+SMALL = 1 << 20            # files up to this size are read in one call
+BLOCK = 512
+RECORD = 20 * BLOCK        # tar pads the archive to a multiple of this
+GZIP_LEVEL = 6
+ZSTD_LEVEL = 3
+
+
+# -- output sinks -----------------------------------------------------------------------------
+
+class _Sink:
+    """Buffered byte sink writing to a file descriptor."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self.buf = bytearray()
+        self.length = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.buf += data
+        self.length += len(data)
+        if len(self.buf) >= CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.buf:
+            self._out(bytes(self.buf))
+            self.buf.clear()
+
+    def _out(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            written = os.write(self.fd, view)
+            view = view[written:]
+
+    def close(self) -> None:
+        self.flush()
+
+    def abort(self) -> None:
+        """Give up after a failure elsewhere (nothing to stop here)."""
+
+
+class _ThreadedSink(_Sink, ABC):
+    """A sink whose chunks are transformed and written by a worker thread."""
+
+    def __init__(self, fd: int):
+        super().__init__(fd)
+        self.queue: queue.Queue[bytes | None] = queue.Queue(maxsize=16)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _out(self, data: bytes) -> None:
+        if self.error is not None:
+            self._raise()
+        self.queue.put(data)
+
+    def _raise(self) -> None:
+        """Report the worker's failure: a failed write (a full disk) as the OSError it is, so
+        that the caller can name the directory; anything else as a compression failure."""
+        if isinstance(self.error, OSError):
+            raise self.error
+        raise BuildError(f"compression failed: {self.error}")
+
+    def _run(self) -> None:
+        try:
+            while True:
+                data = self.queue.get()
+                if data is None:
+                    break
+                self._handle(data)
+            self._finish()
+        except BaseException as exc:  # reported by the writing thread
+            self.error = exc
+            while self.queue.get() is not None:
+                pass
+
+    @abstractmethod
+    def _handle(self, data: bytes) -> None:
+        """Compress and write one buffer (in the writer thread)."""
+
+    def _finish(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.flush()
+        self.queue.put(None)
+        self.thread.join()
+        if self.error is not None:
+            self._raise()
+
+    def abort(self) -> None:
+        """Stop the worker before the file is closed: it would write into whatever file reuses
+        the descriptor. It finishes what is queued, or drops it when it has failed itself."""
+        self.queue.put(None)
+        self.thread.join()
+
+
+class _GzipSink(_ThreadedSink):
+    def __init__(self, fd: int, level: int = GZIP_LEVEL):
+        self.compressor = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS)
+        self.crc = 0
+        self.size = 0
+        xfl = 2 if level == 9 else 4 if level == 1 else 0
+        # Written before the worker starts, so before anything it writes.
+        self.fd = fd
+        _Sink._out(self, b"\x1f\x8b\x08\x00\x00\x00\x00\x00" + bytes([xfl, 255]))
+        super().__init__(fd)
+
+    def _handle(self, data: bytes) -> None:
+        self.crc = zlib.crc32(data, self.crc)
+        self.size += len(data)
+        _Sink._out(self, self.compressor.compress(data))
+
+    def _finish(self) -> None:
+        tail = self.compressor.flush() + struct.pack("<II", self.crc, self.size & 0xFFFFFFFF)
+        _Sink._out(self, tail)
+
+
+class _ZstdSink(_ThreadedSink):
+    def __init__(self, fd: int, level: int = ZSTD_LEVEL):
+        if shutil.which("zstd") is None:
+            raise MissingToolError("zstd is needed for zstd compression: apt-get install zstd")
+        self.proc = subprocess.Popen(["zstd", "-q", "-c", f"-{level}", "--no-check"],
+                                     stdin=subprocess.PIPE, stdout=fd)
+        super().__init__(fd)
+
+    def _handle(self, data: bytes) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(data)
+
+    def _finish(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        if self.proc.wait() != 0:
+            raise BuildError(f"zstd exited with status {self.proc.returncode}")
+
+
+def _sink(fd: int, compression: str, level: int | None) -> _Sink:
+    if compression == "gzip":
+        return _GzipSink(fd, GZIP_LEVEL if level is None else level)
+    if compression == "zstd":
+        return _ZstdSink(fd, ZSTD_LEVEL if level is None else level)
+    if compression == "none":
+        return _Sink(fd)
+    raise BuildError(f"unknown compression {compression!r} (expected one of "
+                     f"{', '.join(COMPRESSIONS)})")
+
+
+# -- headers ----------------------------------------------------------------------------------
+
+def _tar_number(value: int, width: int) -> bytes:
+    """A tar numeric field: octal with a NUL, or GNU base-256 when too large."""
+    if value < 8 ** (width - 1):
+        return b"%0*o\0" % (width - 1, value)
+    return bytes([0x80]) + value.to_bytes(width - 1, "big")
+
+
+def _tar_block(name: bytes, mode: int, uid: int, gid: int, size: int, mtime: int,
+               typeflag: bytes, linkname: bytes = b"") -> bytes:
+    header = b"".join((
+        name[:100].ljust(100, b"\0"),
+        _tar_number(mode, 8), _tar_number(uid, 8), _tar_number(gid, 8),
+        _tar_number(size, 12), _tar_number(mtime, 12),
+        b"        ", typeflag, linkname[:100].ljust(100, b"\0"),
+        b"ustar  \0",                      # GNU magic and version
+        b"\0" * 32, b"\0" * 32,            # no user or group names
+        b"\0" * 8, b"\0" * 8,              # no device numbers
+        b"\0" * 167,                       # no atime, ctime or prefix
+    ))
+    checksum = b"%06o\0 " % sum(header)
+    return header[:148] + checksum + header[156:]
+
+
+def _tar_pad(size: int) -> bytes:
+    return b"\0" * (-size % BLOCK)
+
+
+def tar_header(path: str, kind: str, mode: int, uid: int, gid: int, size: int, mtime: int,
+               link: str = "") -> bytes:
+    """The header block(s) of one tar member, GNU long-name records first when needed."""
+    name = (path + "/" if kind == "d" else path).encode()
+    linkname = link.encode()
+    typeflag = {"f": b"0", "h": b"1", "s": b"2", "d": b"5"}[kind]
+    out = []
+    if len(linkname) > 100:
+        data = linkname + b"\0"
+        out += [_tar_block(b"././@LongLink", 0, 0, 0, len(data), 0, b"K"), data,
+                _tar_pad(len(data))]
+    if len(name) > 100:
+        data = name + b"\0"
+        out += [_tar_block(b"././@LongLink", 0, 0, 0, len(data), 0, b"L"), data,
+                _tar_pad(len(data))]
+    out.append(_tar_block(name, mode & 0o7777, uid, gid, size, mtime, typeflag, linkname))
+    return b"".join(out)
+
+
+_CPIO_TYPES = {"d": stat.S_IFDIR, "f": stat.S_IFREG, "h": stat.S_IFREG, "s": stat.S_IFLNK}
+
+
+def cpio_header(path: str, ino: int, mode: int, uid: int, gid: int, nlink: int, mtime: int,
+                size: int) -> bytes:
+    """A cpio newc header with its name and padding (device numbers and checksum zero)."""
+    name = path.encode() + b"\0"
+    if size > 0xFFFFFFFF:
+        raise BuildError(f"{path}: too large for a cpio newc archive ({size} bytes)")
+    header = b"070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X" % (
+        ino, mode, uid, gid, nlink, mtime, size, 0, 0, 0, 0, len(name), 0)
+    return header + name + b"\0" * (-(110 + len(name)) % 4)
+
+
+# -- the writer -------------------------------------------------------------------------------
+
+def _link_groups(image: Image) -> tuple[dict[str, str], dict[str, int], dict[str, ImageEntry]]:
+    """For each file path: the path carrying its data (first of its group), the group size, and
+    the ``f`` entry holding the source."""
+    members: dict[str, list[str]] = {}
+    files: dict[str, ImageEntry] = {}
+    for entry in image.entries:
+        if entry.kind == "f":
+            files[entry.path] = entry
+            members.setdefault(entry.path, []).append(entry.path)
+        elif entry.kind == "h":
+            members.setdefault(entry.target, []).append(entry.path)
+    primary: dict[str, str] = {}
+    count: dict[str, int] = {}
+    for file_path, paths in members.items():
+        first = min(paths)
+        for path in paths:
+            primary[path] = first
+            count[path] = len(paths)
+        files[first] = files[file_path]
+    return primary, count, files
+
+
+def _read_file(entry: ImageEntry) -> Iterator[bytes]:
+    """The content of ``entry``'s source, in one piece when small, else in chunks. The first
+    item is the size as 8 bytes, so headers can be written before the data."""
+    assert entry.source is not None
+    try:
+        fd = os.open(entry.source, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise BuildError(f"{entry.path}: cannot read {entry.source}: {exc.strerror}") from None
+    try:
+        size = os.fstat(fd).st_size
+        yield size.to_bytes(8, "big")
+        remaining = size
+        while remaining > 0:
+            data = os.read(fd, min(remaining, SMALL if size <= SMALL else CHUNK))
+            if not data:
+                raise BuildError(f"{entry.path}: {entry.source} shrank while being archived")
+            remaining -= len(data)
+            yield data
+    finally:
+        os.close(fd)
+
+
+def _open_sink(path: Path, compression: str, level: int | None,
+               outputs: list[tuple[int, _Sink]]) -> _Sink:
+    """Create ``path`` and a sink writing to it, added to ``outputs`` (the file is closed again
+    when the sink cannot start)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        sink = _sink(fd, compression, level)
+    except BaseException:
+        os.close(fd)
+        raise
+    outputs.append((fd, sink))
+    return sink
+
+
+def write_archives(image: Image, mtime: int, *, tar: Path | None = None,
+                   cpio: Path | None = None, tar_compression: str = "gzip",
+                   cpio_compression: str = "gzip", level: int | None = None,
+                   digests: bool = False, cpio_skip: frozenset[str] = frozenset()
+                   ) -> dict[str, str]:
+    """Write the tar and/or cpio archive of ``image`` to the given paths in one pass.
+
+    Paths in ``cpio_skip`` (files that are not hard-linked, and symlinks) go to the tar only:
+    the kernel, which boots beside the boot archive rather than from it.
+
+    ``mtime`` is the time given to every entry (the buildstamp's epoch). With ``digests``, the
+    MD5 of every regular file (and hard link) is returned, keyed by path. The files are created
+    (or truncated) and fsynced; the caller chooses temporary names and renames them.
+    """
+    primary, group_size, sources = _link_groups(image)
+    outputs: list[tuple[int, _Sink]] = []
+    tar_sink = cpio_sink = None
+    try:
+        if tar is not None:
+            tar_sink = _open_sink(tar, tar_compression, level, outputs)
+        if cpio is not None:
+            cpio_sink = _open_sink(cpio, cpio_compression, level, outputs)
+        md5s = _write_entries(image, mtime, tar_sink, cpio_sink, primary, group_size, sources,
+                              digests, cpio_skip)
+        if tar_sink is not None:
+            tar_sink.write(b"\0" * (2 * BLOCK))
+            tar_sink.write(b"\0" * (-tar_sink.length % RECORD))
+        if cpio_sink is not None:
+            cpio_sink.write(cpio_header("TRAILER!!!", 0, 0, 0, 0, 1, 0, 0))
+            cpio_sink.write(b"\0" * (-cpio_sink.length % BLOCK))
+        for fd, sink in outputs:
+            sink.close()
+            os.fsync(fd)
+    except BaseException:
+        for _, sink in outputs:
+            sink.abort()
+        raise
+    finally:
+        for fd, _ in outputs:
+            os.close(fd)
+    return md5s
+
+
+def _write_entries(image: Image, mtime: int, tar_sink: _Sink | None, cpio_sink: _Sink | None,
+                   primary: dict[str, str], group_size: dict[str, int],
+                   sources: dict[str, ImageEntry], digests: bool,
+                   cpio_skip: frozenset[str] = frozenset()) -> dict[str, str]:
+    md5s: dict[str, str] = {}
+    inodes: dict[str, int] = {}
+    tar_write = tar_sink.write if tar_sink is not None else None
+    cpio_all = cpio_sink.write if cpio_sink is not None else None
+    for ino, entry in enumerate(image.entries, 1):
+        kind, path = entry.kind, entry.path
+        skip = path in cpio_skip and (kind == "s" or kind == "f" and group_size[path] == 1)
+        cpio_write = None if skip else cpio_all
+        cpio_mode = _CPIO_TYPES[kind] | entry.mode
+        if kind == "d" or kind == "s":
+            link = entry.target
+            data = link.encode()
+            if tar_write is not None:
+                tar_write(tar_header(path, kind, entry.mode, entry.uid, entry.gid, 0, mtime, link))
+            if cpio_write is not None:
+                cpio_write(cpio_header(path, ino, cpio_mode, entry.uid, entry.gid,
+                                       2 if kind == "d" else 1, mtime, len(data)))
+                if data:
+                    cpio_write(data + b"\0" * (-len(data) % 4))
+            continue
+        first = primary[path]
+        nlink = group_size[path]
+        if first != path:
+            # A later member of a link group: refers to the first, carries no data.
+            if tar_write is not None:
+                tar_write(tar_header(path, "h", entry.mode, entry.uid, entry.gid, 0, mtime,
+                                     first))
+            if cpio_write is not None:
+                cpio_write(cpio_header(path, inodes[first], cpio_mode, entry.uid, entry.gid,
+                                       nlink, mtime, 0))
+            if digests:
+                md5s[path] = md5s[first]
+            continue
+        inodes[path] = ino
+        chunks = _read_file(sources[path])
+        size = int.from_bytes(next(chunks), "big")
+        if tar_write is not None:
+            tar_write(tar_header(path, "f", entry.mode, entry.uid, entry.gid, size, mtime))
+        if cpio_write is not None:
+            cpio_write(cpio_header(path, ino, cpio_mode, entry.uid, entry.gid, nlink, mtime,
+                                   size))
+        digest = hashlib.md5(usedforsecurity=False) if digests else None
+        for data in chunks:
+            if tar_write is not None:
+                tar_write(data)
+            if cpio_write is not None:
+                cpio_write(data)
+            if digest is not None:
+                digest.update(data)
+        if tar_write is not None:
+            tar_write(_tar_pad(size))
+        if cpio_write is not None:
+            cpio_write(b"\0" * (-size % 4))
+        if digest is not None:
+            md5s[path] = digest.hexdigest()
+    return md5s
+
+
+def tree_image(directory: Path, name: str) -> Image:
+    """The directories and regular files under ``directory`` as image entries under ``name/``:
+    what a tarball of the directory holds, unpacking to ``name/``. Owners are root (0:0);
+    directories are 0755 and files 0644 (0755 when executable), whatever the umask made on
+    disk. Anything but a directory or a regular file is an error."""
+    entries = [ImageEntry("d", name, 0o755, 0, 0)]
+    pending = [(directory, name)]
+    while pending:
+        path, prefix = pending.pop()
+        with os.scandir(path) as listing:
+            children = list(listing)
+        for child in children:
+            member = f"{prefix}/{child.name}"
+            if child.is_dir(follow_symlinks=False):
+                entries.append(ImageEntry("d", member, 0o755, 0, 0))
+                pending.append((Path(child.path), member))
+            elif child.is_file(follow_symlinks=False):
+                executable = child.stat(follow_symlinks=False).st_mode & 0o111
+                entries.append(ImageEntry("f", member, 0o755 if executable else 0o644, 0, 0,
+                                          source=Path(child.path)))
+            else:
+                raise BuildError(f"{child.path}: not a directory or a regular file")
+    return Image(tuple(sorted(entries, key=lambda entry: entry.path)))
+
+
+# -- readers (for lint, diff and tests) --------------------------------------------------------
+
+@dataclass(frozen=True)
+class Member:
+    """One archive member as read back: kind (d f s h), permissions, ids, link target, content."""
+
+    path: str
+    kind: str
+    mode: int
+    uid: int
+    gid: int
+    target: str = ""
+    sha256: str = ""
+    size: int = 0
+    mtime: int = 0
+
+
+def _decompressed(path: Path) -> BinaryIO:
+    with open(path, "rb") as handle:
+        magic = handle.read(4)
+    if magic[:2] == b"\x1f\x8b":
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    if magic == b"\x28\xb5\x2f\xfd":
+        out = subprocess.run(["zstd", "-dcq", str(path)], check=True, capture_output=True)
+        return io.BytesIO(out.stdout)
+    return open(path, "rb")
+
+
+def read_tar(path: Path) -> dict[str, Member]:
+    """Members of a (possibly compressed) tar archive, keyed by path without a trailing slash."""
+    members: dict[str, Member] = {}
+    with _decompressed(path) as raw, tarfile.open(fileobj=raw, mode="r|") as archive:
+        for info in archive:
+            name = info.name.rstrip("/")
+            if info.isdir():
+                members[name] = Member(name, "d", info.mode, info.uid, info.gid,
+                                       mtime=int(info.mtime))
+            elif info.issym():
+                members[name] = Member(name, "s", info.mode, info.uid, info.gid, info.linkname,
+                                       mtime=int(info.mtime))
+            elif info.islnk():
+                first = members[info.linkname]
+                members[name] = Member(name, "h", info.mode, info.uid, info.gid, info.linkname,
+                                       first.sha256, first.size, int(info.mtime))
+            elif info.isfile():
+                handle = archive.extractfile(info)
+                assert handle is not None
+                digest = _sha256_stream(handle.read)
+                members[name] = Member(name, "f", info.mode, info.uid, info.gid, "", digest,
+                                       info.size, int(info.mtime))
+    return members
+
+
+def _sha256_stream(read: Callable[[int], bytes]) -> str:
+    digest = hashlib.sha256()
+    while data := read(CHUNK):
+        digest.update(data)
+    return digest.hexdigest()
+
+
+def read_cpio(path: Path) -> dict[str, Member]:
+    """Members of a (possibly compressed) cpio newc archive. Of a set of entries sharing an
+    inode, the first is a file (``f``) and the others hard links (``h``) to it."""
+    members: dict[str, Member] = {}
+    by_ino: dict[int, str] = {}
+    content: dict[int, tuple[str, int]] = {}
+    with _decompressed(path) as raw:
+        while True:
+            header = raw.read(110)
+            if len(header) < 110 or header[:6] not in (b"070701", b"070702"):
+                raise BuildError(f"{path}: not a cpio newc archive")
+            fields = [int(header[6 + 8 * i:14 + 8 * i], 16) for i in range(13)]
+            ino, mode, uid, gid, nlink, mtime, size = fields[:7]
+            namesize = fields[11]
+            name = raw.read(namesize)[:-1].decode()
+            raw.read(-(110 + namesize) % 4)
+            data = raw.read(size)
+            raw.read(-size % 4)
+            if name == "TRAILER!!!":
+                break
+            perms = stat.S_IMODE(mode)
+            if stat.S_ISDIR(mode):
+                members[name] = Member(name, "d", perms, uid, gid, mtime=mtime)
+            elif stat.S_ISLNK(mode):
+                members[name] = Member(name, "s", perms, uid, gid, data.decode(), mtime=mtime)
+            else:
+                if size or ino not in content:
+                    content[ino] = (hashlib.sha256(data).hexdigest(), size)
+                if nlink > 1 and ino in by_ino:
+                    members[name] = Member(name, "h", perms, uid, gid, by_ino[ino], mtime=mtime)
+                else:
+                    by_ino[ino] = name
+                    members[name] = Member(name, "f", perms, uid, gid, mtime=mtime)
+    # Some writers put a link group's data on its last member: give every member the content.
+    first_ino = {name: ino for ino, name in by_ino.items()}
+    for name, member in members.items():
+        if member.kind in ("f", "h"):
+            ino = first_ino[member.target or name]
+            sha, size = content[ino]
+            members[name] = Member(name, member.kind, member.mode, member.uid, member.gid,
+                                   member.target, sha, size, member.mtime)
+    return members

@@ -1,0 +1,145 @@
+"""The one small interface every component kind implements, and the context it builds in.
+
+A kind turns a component spec into *phases* (most have one, ``main``; ``extra`` adds ``strap``,
+built before every other component). For each phase the engine asks the kind for its named
+input hashes (the stamp combines them with build.env keys, settings and dependency hashes), then
+calls :meth:`Kind.build` with a :class:`BuildContext` whose :meth:`BuildContext.run` logs output,
+honours cancellation and raises :class:`~liveforge.util.errors.BuildError` on failure.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from liveforge.util.errors import BuildError
+from liveforge.util.proc import ProcessGroup
+from liveforge.util.records import Record
+
+TYPE_CHECKING = False  # typing's, without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import IO, Protocol
+
+    from liveforge.build.config import ComponentSpec
+    from liveforge.build.workspace import Workspace
+    from liveforge.util.events import Reporter
+else:
+    Protocol = object  # Kind is a Protocol to mypy, a plain base class at run time
+
+MAIN = "main"
+STRAP = "strap"
+
+
+class Cancelled(BuildError):
+    """The run was interrupted; the step writes no stamp."""
+
+
+class BuildContext(Record):
+    """Everything one build step of one component may use."""
+
+    __slots__ = ("ws", "spec", "phase", "log", "log_path", "jobs", "reporter", "procs",
+                 "options")
+
+    ws: Workspace
+    spec: ComponentSpec
+    phase: str
+    log: IO[bytes]
+    log_path: Path
+    jobs: int
+    reporter: Reporter
+    procs: ProcessGroup
+    options: Mapping[str, str]
+
+    def __init__(self, ws: Workspace, spec: ComponentSpec, phase: str, log: IO[bytes],
+                 log_path: Path, jobs: int, reporter: Reporter,
+                 procs: ProcessGroup | None = None, options: Mapping[str, str] | None = None):
+        self.ws = ws
+        self.spec = spec
+        self.phase = phase
+        self.log = log
+        self.log_path = log_path
+        self.jobs = jobs
+        self.reporter = reporter
+        self.procs = ProcessGroup() if procs is None else procs
+        self.options = {} if options is None else options
+
+    @property
+    def env_vars(self) -> dict[str, str]:
+        """The build.env keys this component sees (DEBUG and its ``env`` list)."""
+        return self.ws.component_env(self.spec)
+
+    def base_env(self) -> dict[str, str]:
+        """Process environment: the caller's, with proto.strap's tools first on PATH."""
+        env = dict(os.environ)
+        strap = self.ws.proto_strap
+        extra = [str(strap / d) for d in ("usr/bin", "usr/sbin", "bin") if (strap / d).is_dir()]
+        env["PATH"] = os.pathsep.join([*extra, env.get("PATH", "/usr/bin:/bin")])
+        env["MAX_JOBS"] = str(self.jobs)
+        env.update(self.env_vars)
+        env.pop("MAKEFLAGS", None)
+        env.pop("MFLAGS", None)
+        env.pop("MAKELEVEL", None)
+        return env
+
+    def note(self, text: str) -> None:
+        self.log.write(f"==> {text}\n".encode())
+        self.log.flush()
+
+    def run(self, argv: Sequence[str | os.PathLike[str]], cwd: Path | None = None,
+            env: Mapping[str, str] | None = None, what: str | None = None) -> None:
+        """Run a command with output to the log; raise BuildError (or Cancelled) on failure."""
+        if self.procs.cancelled.is_set():
+            raise Cancelled("interrupted")
+        import subprocess
+
+        args = [str(a) for a in argv]
+        self.note(" ".join(args) + (f"   (in {cwd})" if cwd else ""))
+        try:
+            proc = self.procs.spawn(args, cwd=cwd, env=dict(env) if env is not None
+                                    else self.base_env(), stdin=subprocess.DEVNULL,
+                                    stdout=self.log, stderr=subprocess.STDOUT)
+        except OSError as exc:
+            raise BuildError(f"cannot run {args[0]}: {exc.strerror}", self.log_path) from None
+        status = self.procs.wait(proc)
+        if self.procs.cancelled.is_set():
+            raise Cancelled("interrupted")
+        if status != 0:
+            label = what or " ".join(args[:4])
+            raise BuildError(f"{label} failed with exit status {status}", self.log_path)
+
+
+class Kind(Protocol):
+    """What every component kind implements."""
+
+    name: str
+
+    def validate(self, spec: ComponentSpec) -> list[tuple[str | None, str]]:
+        """Problems with the component's platform.toml table: (key or None, message)."""
+        ...
+
+    def phases(self, spec: ComponentSpec) -> Sequence[str]:
+        """The component's build phases, e.g. ``["main"]`` or ``["strap", "main"]``."""
+        ...
+
+    def inputs(self, ws: Workspace, spec: ComponentSpec, phase: str) -> dict[str, str]:
+        """Named hashes of the step's own inputs (source tree, lock entries, packages...)."""
+        ...
+
+    def build(self, ctx: BuildContext) -> None:
+        """Build the step and install into the proto area (and write its manifest)."""
+        ...
+
+    def update(self, ctx: BuildContext) -> bool:
+        """Bring sources up to date; True when something changed."""
+        ...
+
+    def clean(self, ctx: BuildContext) -> None:
+        ...
+
+    def check(self, ctx: BuildContext) -> None:
+        ...
+
+    def shell_env(self, ctx: BuildContext) -> dict[str, str]:
+        """The environment of ``liveforge shell COMPONENT``."""
+        ...

@@ -1,0 +1,331 @@
+"""The ``deb`` kind: prebuilt Debian binary packages unpacked into proto/.
+
+platform.toml::
+
+    [components.kernel]
+    kind = "deb"
+    packages = ["linux-image-amd64", "busybox-static"]
+    manifest = "manifests/kernel.manifest"    # optional, relative to the workspace
+    include = ["boot/vmlinuz-*"]              # optional: what a generated manifest lists
+    links = { "boot/vmlinuz" = "boot/vmlinuz-*" }   # optional: symlinks to single glob matches
+
+``liveforge configure`` resolves each name (a metapackage to the one package it depends on) to
+an exact version, pool file and sha256 and records it in ``platform.lock``, a TOML file the user
+commits (:func:`lock_packages`; ``--refresh-lock`` resolves every name again). Builds use only
+the lock: each .deb is taken from the cache (verified) or downloaded with apt, then unpacked with
+the tar-slip checks, keeping modes. A locked version that the archive no longer has is an error
+telling to run ``liveforge configure --refresh-lock``.
+
+The component's manifest: with ``manifest``, that file with ``$VAR`` substitution (build.env,
+plus ``<REQUEST>_VERSION`` and ``<REQUEST>_PACKAGE`` of every locked name, e.g.
+``LINUX_IMAGE_AMD64_PACKAGE``); without it, one generated from everything unpacked (directories,
+files with their modes, symlinks, hard links; owner and group from the package), narrowed to the
+paths matching ``include`` (and their parent directories) when given, plus the ``links``.
+
+platform.lock::
+
+    format = 1
+
+    [[deb]]
+    component = "kernel"
+    request = "linux-image-amd64"
+    name = "linux-image-6.1.0-56-amd64"
+    version = "6.1.192-2"
+    arch = "amd64"
+    filename = "pool/main/l/linux-signed-amd64/linux-image-6.1.0-56-amd64_6.1.192-2_amd64.deb"
+    size = 70550672
+    sha256 = "..."
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from liveforge.build.config import ComponentSpec, workspace_path_problem
+from liveforge.build.kinds.base import MAIN, BuildContext
+from liveforge.build.kinds.extra.kind import substitute, truthy
+from liveforge.build.workspace import Workspace
+from liveforge.util.errors import InputError
+from liveforge.util.fetch import DEB_NAME_RE, DebPin, Fetcher, plain_file_name, sha256_file
+from liveforge.util.fileio import read_text, write_atomic
+from liveforge.util.paths import path_problem
+from liveforge.util.unpack import Entry, install_deb
+
+LOCK_FILE = "platform.lock"
+LOCK_FORMAT = 1
+SETTINGS = {"kind", "env", "packages", "manifest", "include", "links"}
+PIN_FIELDS = ("name", "version", "arch", "filename", "size", "sha256")
+
+
+@dataclass(frozen=True)
+class Locked:
+    component: str
+    request: str
+    pin: DebPin
+
+
+# -- platform.lock --------------------------------------------------------------------------
+def lock_path(ws: Workspace) -> Path:
+    return ws.root / LOCK_FILE
+
+
+def read_lock(ws: Workspace) -> tuple[dict[tuple[str, str], Locked], dict[str, Any]]:
+    """The locked packages by (component, request), and the file's other data (kept)."""
+    path = lock_path(ws)
+    if not path.is_file():
+        return {}, {}
+    try:
+        data = tomllib.loads(read_text(path))
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"unreadable lock file: {exc}; run `liveforge configure "
+                         "--refresh-lock`", path) from None
+    locked: dict[tuple[str, str], Locked] = {}
+    for number, item in enumerate(data.pop("deb", []), 1):
+        try:
+            pin = DebPin(**{k: item[k] for k in PIN_FIELDS})
+            entry = Locked(str(item["component"]), str(item["request"]), pin)
+        except (KeyError, TypeError) as exc:
+            raise InputError(f"[[deb]] entry {number} is incomplete ({exc}); run `liveforge "
+                             "configure --refresh-lock`", path) from None
+        if not plain_file_name(pin.basename):
+            raise InputError(f"[[deb]] entry {number}: filename {pin.filename!r} does not end "
+                             "in a plain file name; run `liveforge configure --refresh-lock`",
+                             path)
+        locked[(entry.component, entry.request)] = entry
+    data.pop("format", None)
+    return locked, data
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(str(value))
+
+
+def format_lock(locked: Mapping[tuple[str, str], Locked], other: Mapping[str, Any]) -> str:
+    lines = ["# platform.lock: exact versions and sha256 of fetched inputs, written by",
+             "# `liveforge configure`. Commit it; `liveforge configure --refresh-lock` resolves",
+             "# every name again.", f"format = {LOCK_FORMAT}"]
+    tables = {k: v for k, v in other.items() if isinstance(v, list) and v
+              and all(isinstance(i, dict) for i in v)}
+    for key, value in other.items():
+        if key not in tables:
+            lines.append(f"{key} = {_toml_value(value)}")
+    for entry in sorted(locked.values(), key=lambda e: (e.component, e.request)):
+        lines += ["", "[[deb]]", f"component = {_toml_value(entry.component)}",
+                  f"request = {_toml_value(entry.request)}"]
+        lines += [f"{k} = {_toml_value(getattr(entry.pin, k))}" for k in PIN_FIELDS]
+    for key, items in tables.items():
+        for item in items:
+            lines += ["", f"[[{key}]]"] + [f"{k} = {_toml_value(v)}" for k, v in item.items()]
+    return "\n".join(lines) + "\n"
+
+
+def fetcher_for(ws: Workspace, offline: bool, note: Any = None) -> Fetcher:
+    return Fetcher(ws.cache_dir, offline=offline,
+                   config={**ws.build_config, **ws.build_env}, note=note)
+
+
+def lock_packages(ws: Workspace, refresh: bool = False, offline: bool = False,
+                  note: Any = None, only: str | None = None) -> dict[tuple[str, str], Locked]:
+    """Resolve every deb component's package names not yet locked (all of them with
+    ``refresh``; just component ``only``'s when given) and rewrite platform.lock when anything
+    changed; entries of names no longer listed are dropped. Called by ``liveforge configure``
+    (through :meth:`DebKind.configure`)."""
+    locked, other = read_lock(ws)
+    wanted = {(spec.name, req): spec for spec in ws.components.values() if spec.kind == "deb"
+              for req in spec.settings.get("packages", [])}
+    result = {k: v for k, v in locked.items() if k in wanted}
+    todo = [k for k in wanted if (refresh or k not in result) and only in (None, k[0])]
+    if todo:
+        fetcher = fetcher_for(ws, offline, note)
+        if not offline:
+            fetcher.apt.update()  # resolve against the archive as it is now
+        for component, request in todo:
+            pin, via = fetcher.apt.resolve(request)
+            if note:
+                note(f"locked {request}{f' (via {via})' if via else ''}: "
+                     f"{pin.name}={pin.version}")
+            result[(component, request)] = Locked(component, request, pin)
+    if result != locked or not lock_path(ws).is_file():
+        write_atomic(lock_path(ws), format_lock(result, other))
+    return result
+
+
+# -- the kind -------------------------------------------------------------------------------
+def var_prefix(request: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]", "_", request).upper()
+
+
+class DebKind:
+    name = "deb"
+
+    def validate(self, spec: ComponentSpec) -> list[tuple[str | None, str]]:
+        problems: list[tuple[str | None, str]] = []
+        settings = spec.settings
+        for key in settings:
+            if key not in SETTINGS:
+                problems.append((key, f"unknown setting {key!r} for kind \"deb\" "
+                                      f"(known: {', '.join(sorted(SETTINGS))})"))
+        packages = settings.get("packages")
+        if not isinstance(packages, list) or not packages or \
+                not all(isinstance(p, str) and p for p in packages):
+            problems.append(("packages", "packages must be a non-empty list of Debian "
+                                         "package names"))
+        else:
+            problems += [("packages", f"packages: {p!r} is not a Debian package name")
+                         for p in packages if not DEB_NAME_RE.match(p)]
+        manifest = settings.get("manifest", "")
+        if not isinstance(manifest, str):
+            problems.append(("manifest", "manifest must be a path relative to the workspace"))
+        elif "manifest" in settings and (problem := workspace_path_problem(manifest)):
+            problems.append(("manifest", f"manifest: {problem} (the manifest is a file inside "
+                                         "the workspace)"))
+        include = settings.get("include", [])
+        if not isinstance(include, list) or not all(isinstance(i, str) for i in include):
+            problems.append(("include", "include must be a list of path patterns"))
+        links = settings.get("links", {})
+        if not isinstance(links, dict) or not all(isinstance(v, str) for v in links.values()):
+            problems.append(("links", "links must be a table of path = \"glob\""))
+        else:
+            for name, pattern in links.items():
+                if problem := path_problem(name):
+                    problems.append(("links", f"links: {problem}"))
+                elif path_problem(pattern):
+                    problems.append(("links", f"links: pattern {pattern!r} is not a path "
+                                              "inside proto/"))
+        return problems
+
+    def phases(self, spec: ComponentSpec) -> Sequence[str]:
+        return [MAIN]
+
+    def locked(self, ws: Workspace, spec: ComponentSpec) -> list[tuple[str, Locked | None]]:
+        entries, _ = read_lock(ws)
+        return [(req, entries.get((spec.name, req))) for req in spec.settings["packages"]]
+
+    def inputs(self, ws: Workspace, spec: ComponentSpec, phase: str) -> dict[str, str]:
+        own = {f"package:{req}": f"{e.pin.describe()} sha256:{e.pin.sha256}" if e else
+               "unlocked" for req, e in self.locked(ws, spec)}
+        manifest = spec.settings.get("manifest")
+        if manifest:
+            path = ws.root / manifest
+            own["manifest"] = sha256_file(path) if path.is_file() else "missing"
+        return own
+
+    def configure(self, ws: Workspace, spec: ComponentSpec, reporter: Any, refresh: bool,
+                  offline: bool) -> None:
+        """The configure hook: lock this workspace's Debian packages (all components)."""
+        note = getattr(reporter, "info", None)
+        lock_packages(ws, refresh=refresh, offline=offline, note=note, only=spec.name)
+
+    def build(self, ctx: BuildContext) -> None:
+        ws, spec = ctx.ws, ctx.spec
+        pins: list[tuple[str, Locked]] = []
+        for req, entry in self.locked(ws, spec):
+            if entry is None:
+                raise InputError(f"package {req!r} of component {spec.name!r} is not locked: "
+                                 "run `liveforge configure`", lock_path(ws))
+            pins.append((req, entry))
+        offline = truthy(ctx.options.get("offline")) or truthy(os.environ.get("LIVEFORGE_OFFLINE"))
+        fetcher = fetcher_for(ws, offline, ctx.note)
+        entries: list[Entry] = []
+        for _req, entry in pins:
+            deb = fetcher.fetch_deb(entry.pin)
+            ctx.note(f"unpacking {deb.name} into {ws.proto}")
+            entries += install_deb(deb, ws.proto, ws.state_dir / "deb")
+        links = self.make_links(ctx)
+        self.write_manifest(ctx, pins, entries, links)
+
+    def make_links(self, ctx: BuildContext) -> dict[str, str]:
+        """Create the ``links`` symlinks in proto/: name -> the single match of its glob."""
+        made: dict[str, str] = {}
+        proto = ctx.ws.proto
+        for name, pattern in sorted(ctx.spec.settings.get("links", {}).items()):
+            matches = sorted(p for p in proto.glob(pattern) if p.name != Path(name).name)
+            if len(matches) != 1:
+                raise InputError(f"links: {pattern!r} matches {len(matches)} paths in proto/ "
+                                 f"({', '.join(str(m.relative_to(proto)) for m in matches)})"
+                                 " but must match exactly one", ctx.ws.toml_path)
+            link = proto / name
+            target = os.path.relpath(matches[0], link.parent)
+            link.parent.mkdir(parents=True, exist_ok=True)
+            if link.is_symlink() or link.exists():
+                link.unlink()
+            os.symlink(target, link)
+            made[name] = target
+        return made
+
+    def write_manifest(self, ctx: BuildContext, pins: list[tuple[str, Locked]],
+                       entries: list[Entry], links: Mapping[str, str]) -> None:
+        ws, spec = ctx.ws, ctx.spec
+        out = ws.manifest_d / f"{spec.name}.manifest"
+        ws.manifest_d.mkdir(parents=True, exist_ok=True)
+        given = spec.settings.get("manifest")
+        if given:
+            source = ws.root / given
+            if not source.is_file():
+                raise InputError(f"component {spec.name!r}: manifest {given!r} does not exist",
+                                 ws.toml_path, spec.line)
+            values = {**ws.build_config, **ws.build_env}
+            for req, entry in pins:
+                values[f"{var_prefix(req)}_VERSION"] = entry.pin.version
+                values[f"{var_prefix(req)}_PACKAGE"] = entry.pin.name
+            write_atomic(out, substitute(read_text(source), values))
+            return
+        write_atomic(out, generated_manifest(entries, spec.settings.get("include", []), links))
+        ctx.note(f"wrote generated manifest {out}")
+
+    def update(self, ctx: BuildContext) -> bool:
+        return False
+
+    def clean(self, ctx: BuildContext) -> None:
+        pass
+
+    def check(self, ctx: BuildContext) -> None:
+        for req, entry in self.locked(ctx.ws, ctx.spec):
+            if entry is None:
+                raise InputError(f"package {req!r} is not locked: run `liveforge configure`",
+                                 lock_path(ctx.ws))
+
+    def shell_env(self, ctx: BuildContext) -> dict[str, str]:
+        return ctx.base_env()
+
+
+def generated_manifest(entries: list[Entry], include: Sequence[str],
+                       links: Mapping[str, str]) -> str:
+    """Manifest lines for unpacked entries (the last of a repeated path wins)."""
+    by_path = {e.path: e for e in entries}
+    keep = set(by_path)
+    if include:
+        keep = {p for p in by_path if any(fnmatch.fnmatch(p, pat) for pat in include)}
+        for path in list(keep):
+            parent = os.path.dirname(path)
+            while parent:
+                if parent in by_path:
+                    keep.add(parent)
+                parent = os.path.dirname(parent)
+    lines = ["# generated by liveforge from the unpacked Debian packages"]
+    for path in sorted(keep):
+        e = by_path[path]
+        if e.kind in ("d", "f"):
+            lines.append(f"{e.kind} {path} {e.mode:04o} {e.owner} {e.group}")
+        else:
+            lines.append(f"{e.kind} {path}={e.target}")
+    for name, target in sorted(links.items()):
+        lines.append(f"s {name}={target}")
+    return "\n".join(lines) + "\n"
+
+
+KIND = DebKind()

@@ -1,0 +1,283 @@
+"""The ``extra`` kind: third-party packages from pinned upstream sources plus our patches.
+
+smartos-live's illumos-extra as a component kind. The component folder holds one folder per
+package (see :mod:`.extra_package` for ``package.toml``) and a ``manifest`` file. Two phases:
+
+``strap``  packages with ``strap = true``, built against the host into proto.strap/ before the
+           rest of the world. The result is stored in the shared strap cache keyed by the hash
+           of every strap package's inputs, and restored from it when the key matches
+           (``FORCE_STRAP_REBUILD=yes`` in build.env always builds locally).
+``main``   every package's ``variants``, built against proto/ and installed into it; then the
+           component ``manifest`` is written to ``manifest.d/<component>.manifest`` with
+           ``$VAR``/``${VAR}`` replaced (``<NAME>_VERSION`` and ``vars`` of every package, then
+           build.env; unknown names are left for the manifest combiner).
+
+Each package has its own stamp in ``.liveforge/extra/<component>/stamps/<phase>/``, so only
+packages whose inputs changed (package folder, patches, variants, their dependencies, the
+build.env keys the component sees, the compiler; in the main phase also the component's
+dependencies and the strap packages) are rebuilt. Build and staging folders live in
+``.liveforge/extra/<component>/{build,stage}/<package>/<name>-<version>-<variant>``.
+
+platform.toml keys: ``path`` (required), ``manifest`` (default ``"manifest"``, relative to the
+component folder), plus the common ``env``/``depends``.
+
+Options read from the build context: ``package`` (build just this package, forced, with its
+stale dependencies), ``variant`` (``32``/``64``: only that variant of ``package``), ``strap``
+(the engine runs the strap step for it), ``offline`` (``1``: never fetch; also
+``LIVEFORGE_OFFLINE=1`` in the environment).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from liveforge.build.config import ComponentSpec
+from liveforge.build.kinds.base import MAIN, STRAP, BuildContext
+from liveforge.build.kinds.extra import strap as extra_strap
+from liveforge.build.kinds.extra.build import Variant, build_variant, toolchain_env
+from liveforge.build.kinds.extra.package import Package, build_order, closure, load_packages
+from liveforge.build.stamps import read_stamp
+from liveforge.build.workspace import Workspace
+from liveforge.util.errors import InputError, UsageError
+from liveforge.util.fetch import Fetcher, sha256_file
+from liveforge.util.fileio import read_text, write_atomic
+from liveforge.util.paths import path_problem
+from liveforge.util.scratch import remove_tree
+from liveforge.util.treehash import TreeHasher
+from liveforge.util.unpack import merge_tree
+
+SETTINGS = {"kind", "path", "env", "manifest"}
+VAR_RE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
+_compilers: dict[str, str] = {}
+
+
+def compiler_id(cc: str) -> str:
+    """Version and target of the host compiler (part of every package hash)."""
+    if cc not in _compilers:
+        try:
+            proc = subprocess.run([*cc.split(), "-dumpfullversion", "-dumpmachine"],
+                                  capture_output=True, text=True, check=False)
+            _compilers[cc] = " ".join(proc.stdout.split()) or "unknown"
+        except OSError:
+            _compilers[cc] = "missing"
+    return _compilers[cc]
+
+
+def truthy(value: str | None) -> bool:
+    return (value or "").lower() in ("1", "yes", "true")
+
+
+def substitute(text: str, values: Mapping[str, str]) -> str:
+    """Replace ``$VAR`` and ``${VAR}`` that ``values`` defines; leave the others."""
+    return VAR_RE.sub(lambda m: values.get(m.group(1) or m.group(2), m.group(0)), text)
+
+
+class ExtraKind:
+    name = "extra"
+
+    # -- the plan ---------------------------------------------------------------------------
+    def validate(self, spec: ComponentSpec) -> list[tuple[str | None, str]]:
+        problems: list[tuple[str | None, str]] = []
+        if spec.path is None:
+            problems.append((None, "kind \"extra\" needs a path"))
+        for key in spec.settings:
+            if key not in SETTINGS:
+                problems.append((key, f"unknown setting {key!r} for kind \"extra\" "
+                                      f"(known: {', '.join(sorted(SETTINGS))})"))
+        manifest = spec.settings.get("manifest", "manifest")
+        if not isinstance(manifest, str):
+            problems.append(("manifest", "manifest must be a path relative to the component"))
+        elif path_problem(manifest):
+            problems.append(("manifest", f"manifest {manifest!r} is not a path inside the "
+                                         "component"))
+        return problems
+
+    def packages(self, ws: Workspace, spec: ComponentSpec) -> dict[str, Package]:
+        return load_packages(ws.component_path(spec))
+
+    def phases(self, spec: ComponentSpec) -> Sequence[str]:
+        if spec.path is None or not spec.path.is_dir():
+            return [MAIN]
+        packages = load_packages(spec.path)
+        return [STRAP, MAIN] if any(p.strap for p in packages.values()) else [MAIN]
+
+    def package_hashes(self, ws: Workspace, spec: ComponentSpec, strap: bool,
+                       at_build: bool = False) -> dict[str, str]:
+        """Input hash of every package in a phase (those without variants there included,
+        since dependents hash them). ``at_build`` adds the hashes of the component's
+        dependency steps, which the engine's own stamp covers by itself."""
+        packages = self.packages(ws, spec)
+        order = build_order(packages)
+        hasher = TreeHasher(self.state(ws, spec) / "treecache.json")
+        context: dict[str, object] = {
+            "phase": STRAP if strap else MAIN,
+            "env": ws.component_env(spec),
+            "compiler": compiler_id(ws.env_value("CC", "gcc")),
+        }
+        if not strap:
+            stp = {n: p for n, p in packages.items() if p.strap}
+            if stp:
+                context["strap"] = extra_strap.strap_key(
+                    {n: h for n, h in self.package_hashes(ws, spec, True).items() if n in stp})
+            if at_build:
+                context["depends"] = {d: (read_stamp(ws.stamp_path(d)) or {}).get("hash", "")
+                                      for d in spec.depends}
+        hashes: dict[str, str] = {}
+        for name in order:
+            pkg = packages[name]
+            blob = {
+                "tree": hasher.hash(pkg.dir),
+                "patches": [sha256_file(p) for p in pkg.patches],
+                "variants": pkg.phase_variants(strap),
+                "deps": {d: hashes[d] for d in pkg.depends},
+                "context": context,
+            }
+            hashes[name] = hashlib.sha256(
+                json.dumps(blob, sort_keys=True).encode()).hexdigest()
+        hasher.save()
+        return hashes
+
+    def inputs(self, ws: Workspace, spec: ComponentSpec, phase: str) -> dict[str, str]:
+        path = ws.component_path(spec)
+        if not path.is_dir():
+            return {"source": "missing"}
+        strap = phase == STRAP
+        packages = self.packages(ws, spec)
+        own = {f"package:{n}": h for n, h in self.package_hashes(ws, spec, strap).items()
+               if packages[n].phase_variants(strap)}
+        if not strap:
+            manifest = self.manifest_path(ws, spec)
+            own["manifest"] = sha256_file(manifest) if manifest.is_file() else "missing"
+        return own
+
+    # -- building ---------------------------------------------------------------------------
+    @staticmethod
+    def state(ws: Workspace, spec: ComponentSpec) -> Path:
+        return ws.state_dir / "extra" / spec.name
+
+    def manifest_path(self, ws: Workspace, spec: ComponentSpec) -> Path:
+        return ws.component_path(spec) / str(spec.settings.get("manifest", "manifest"))
+
+    def fetcher(self, ctx: BuildContext) -> Fetcher:
+        offline = truthy(ctx.options.get("offline")) or truthy(os.environ.get("LIVEFORGE_OFFLINE"))
+        return Fetcher(ctx.ws.cache_dir, offline=offline,
+                       config={**ctx.ws.build_config, **ctx.ws.build_env}, note=ctx.note)
+
+    def build(self, ctx: BuildContext) -> None:
+        ws, spec = ctx.ws, ctx.spec
+        strap = ctx.phase == STRAP
+        target = ws.proto_strap if strap else ws.proto
+        target.mkdir(parents=True, exist_ok=True)
+        packages = self.packages(ws, spec)
+        order = build_order(packages)
+        hashes = self.package_hashes(ws, spec, strap, at_build=True)
+        requested = ctx.options.get("package")
+        only_variant = ctx.options.get("variant")
+        if requested is not None and requested not in packages:
+            raise UsageError(f"component {spec.name!r} has no package {requested!r} "
+                             f"(packages: {', '.join(sorted(packages))})")
+        if only_variant and only_variant not in ("32", "64"):
+            raise UsageError(f"unknown variant {only_variant!r} (known: 32, 64)")
+        wanted = [n for n in order if packages[n].phase_variants(strap)]
+        if requested is not None:
+            if not packages[requested].phase_variants(strap):
+                raise UsageError(f"package {requested!r} has no variants in the "
+                                 f"{'strap' if strap else 'main'} phase")
+            keep = closure(packages, [requested])
+            wanted = [n for n in wanted if n in keep]
+        force_all = strap and requested is None and \
+            ws.env_value("FORCE_STRAP_REBUILD", "no").lower() == "yes"
+        key = extra_strap.strap_key({n: hashes[n] for n in wanted}) if strap else ""
+        if strap and requested is None:
+            if force_all:
+                ctx.note("FORCE_STRAP_REBUILD=yes: building proto.strap locally")
+            elif extra_strap.restore(ws.cache_dir, key, target, self.state(ws, spec),
+                                     ctx.note):
+                return
+        fetcher = self.fetcher(ctx)
+        stages: list[Path] = []
+        for name in wanted:
+            pkg = packages[name]
+            forced = force_all or name == requested
+            stages += self.build_package(ctx, fetcher, pkg, strap, hashes[name], forced,
+                                         only_variant if name == requested else None)
+        if strap and requested is None and stages:
+            extra_strap.store(ws.cache_dir, key, stages, ctx.note)
+        if not strap:
+            self.write_manifest(ctx, packages)
+
+    def build_package(self, ctx: BuildContext, fetcher: Fetcher, pkg: Package, strap: bool,
+                      digest: str, forced: bool, only_variant: str | None) -> list[Path]:
+        """Build the package's variants of this phase unless its stamp is current; return
+        its staging folders (delivered into the proto area, also when nothing was built).
+        Packages are delivered in build order, so dependents build against them."""
+        state = self.state(ctx.ws, ctx.spec)
+        phase = STRAP if strap else MAIN
+        stamp = state / "stamps" / phase / f"{pkg.name}.json"
+        variants = [Variant(pkg, bits, strap) for bits in pkg.phase_variants(strap)]
+        stages = [state / "stage" / pkg.name / v.dirname for v in variants]
+        current = read_stamp(stamp) or {}
+        against = ctx.ws.proto_strap if strap else ctx.ws.proto
+        if not forced and current.get("hash") == digest and all(s.is_dir() for s in stages):
+            ctx.note(f"{pkg.name}: up to date")
+            for stage in stages:
+                merge_tree(stage, against)
+            return stages
+        stamp.unlink(missing_ok=True)
+        for v, stage in zip(variants, stages, strict=True):
+            if only_variant and v.bits != only_variant:
+                continue
+            build_variant(ctx, fetcher, v, state / "build" / pkg.name, stage.parent, against)
+            merge_tree(stage, against)  # at once: later packages build against it
+        if only_variant is None:
+            stamp.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(stamp, json.dumps({"hash": digest, "package": pkg.name,
+                                            "variants": [v.dirname for v in variants]}) + "\n")
+        return [s for s in stages if s.is_dir()]
+
+    def write_manifest(self, ctx: BuildContext, packages: Mapping[str, Package]) -> None:
+        ws, spec = ctx.ws, ctx.spec
+        source = self.manifest_path(ws, spec)
+        out = ws.manifest_d / f"{spec.name}.manifest"
+        if not source.is_file():
+            ctx.note(f"no manifest file {source}: the component ships nothing")
+            out.unlink(missing_ok=True)
+            return
+        values = {**ws.build_config, **ws.build_env}
+        for pkg in packages.values():
+            values.update(pkg.manifest_vars())
+        ws.manifest_d.mkdir(parents=True, exist_ok=True)
+        write_atomic(out, substitute(read_text(source), values))
+        ctx.note(f"wrote {out}")
+
+    # -- the other verbs --------------------------------------------------------------------
+    def update(self, ctx: BuildContext) -> bool:
+        return False  # sources are pinned by sha256; nothing to pull
+
+    def clean(self, ctx: BuildContext) -> None:
+        state = self.state(ctx.ws, ctx.spec)
+        for sub in ("build", "stage", "stamps"):
+            if (state / sub).exists():
+                remove_tree(state / sub)
+
+    def check(self, ctx: BuildContext) -> None:
+        packages = self.packages(ctx.ws, ctx.spec)
+        build_order(packages)
+        if not self.manifest_path(ctx.ws, ctx.spec).is_file():
+            raise InputError("the component has no manifest file",
+                             self.manifest_path(ctx.ws, ctx.spec))
+
+    def shell_env(self, ctx: BuildContext) -> dict[str, str]:
+        """The 64-bit main-phase toolchain environment (against proto/)."""
+        return toolchain_env(ctx.base_env(), cc=ctx.ws.env_value("CC", "gcc"),
+                             debug=ctx.ws.debug, bits="64", against=ctx.ws.proto,
+                             libdir="/usr/lib", prefix="/usr", jobs=ctx.jobs)
+
+
+KIND = ExtraKind()

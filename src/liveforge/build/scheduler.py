@@ -1,0 +1,146 @@
+"""Run build steps in dependency order, in parallel up to MAX_JOBS.
+
+On a failure the running steps finish and nothing new starts; on an interrupt every child is
+stopped. Only a step that finished successfully gets its stamp.
+"""
+
+from __future__ import annotations
+
+import graphlib
+import queue
+import threading
+import time
+import traceback
+from collections.abc import Callable, Collection
+from pathlib import Path
+from typing import TypeVar
+
+from liveforge.build.graph import Plan, RunResult, Step
+from liveforge.build.kinds.base import BuildContext, Cancelled, Kind
+from liveforge.build.running import finished, forget_dead, started
+from liveforge.build.stamps import write_stamp
+from liveforge.build.workspace import Workspace
+from liveforge.util.errors import LiveforgeError
+from liveforge.util.events import Reporter
+from liveforge.util.proc import ProcessGroup, log_tail
+
+T = TypeVar("T")
+
+
+def context_for(ws: Workspace, step: Step, reporter: Reporter, log, log_path: Path,
+                procs: ProcessGroup, options: dict[str, str] | None = None) -> BuildContext:
+    return BuildContext(ws=ws, spec=step.spec, phase=step.phase, log=log, log_path=log_path,
+                        jobs=ws.max_jobs, reporter=reporter, procs=procs,
+                        options=options or {})
+
+
+def run_steps(ws: Workspace, plan: Plan, targets: Collection[str], reporter: Reporter,
+              buildstamp: str, options: dict[str, str] | None = None) -> RunResult:
+    """Build ``targets`` (step names), respecting dependencies among them."""
+    wanted = set(targets)
+    graph = {n: tuple(d for d in plan.steps[n].deps if d in wanted) for n in wanted}
+    sorter = graphlib.TopologicalSorter(graph)
+    sorter.prepare()
+    ws.log_dir.mkdir(parents=True, exist_ok=True)
+    ws.proto.mkdir(parents=True, exist_ok=True)
+    ws.manifest_d.mkdir(parents=True, exist_ok=True)
+    forget_dead(ws)
+    procs = ProcessGroup()
+    done: queue.Queue[tuple[str, BaseException | None, float]] = queue.Queue()
+    result = RunResult()
+    running: dict[str, threading.Thread] = {}
+    failed = False
+    ready: list[str] = []
+    jobs = ws.max_jobs
+
+    def work(name: str) -> None:
+        step = plan.steps[name]
+        log_path = ws.log_dir / f"{step.log_name}.{buildstamp}.log"
+        result.logs[name] = log_path
+        began = time.monotonic()
+        error: BaseException | None = None
+        try:
+            started(ws, name)
+            with open(log_path, "wb") as log:
+                ctx = context_for(ws, step, reporter, log, log_path, procs, options)
+                step.kind.build(ctx)
+                if procs.cancelled.is_set():
+                    raise Cancelled("interrupted")
+            write_stamp(ws.stamp_path(step.stamp_name), plan.inputs[name], buildstamp)
+        except BaseException as exc:  # reported to the main thread
+            error = exc
+            # the log says why: a liveforge error's message, or a bug's traceback
+            why = f"==> error: {exc}\n" if isinstance(exc, LiveforgeError) else \
+                traceback.format_exc()
+            with open(log_path, "ab") as log:
+                log.write(why.encode())
+        finally:
+            finished(ws, name)
+        done.put((name, error, time.monotonic() - began))
+
+    reporter.begin(len(wanted))
+    try:
+        while sorter.is_active():
+            if not failed:
+                ready.extend(sorter.get_ready())
+                while ready and len(running) < jobs:
+                    name = ready.pop(0)
+                    # a stale stamp must not survive a failed rebuild
+                    ws.stamp_path(plan.steps[name].stamp_name).unlink(missing_ok=True)
+                    reporter.emit("start", component=name)
+                    thread = threading.Thread(target=work, args=(name,), daemon=True)
+                    running[name] = thread
+                    thread.start()
+            if not running:
+                break
+            try:
+                name, error, duration = done.get(timeout=0.25)
+            except queue.Empty:
+                continue
+            running.pop(name)
+            if error is None:
+                result.built.append(name)
+                sorter.done(name)
+                reporter.emit("finish", component=name, duration=duration)
+            else:
+                failed = True
+                msg = str(error) if isinstance(error, LiveforgeError) else \
+                    f"internal error: {error!r} (traceback in the log)"
+                result.failed[name] = msg
+                tail = getattr(error, "tail", "") or log_tail(result.logs[name])
+                reporter.emit("fail", component=name, error=msg, log=str(result.logs[name]),
+                              tail=tail, duration=duration)
+    except KeyboardInterrupt:
+        procs.cancel()
+        for thread in running.values():
+            thread.join(timeout=10)
+        raise
+    finally:
+        reporter.end()
+    return result
+
+
+def each_component(ws: Workspace, reporter: Reporter, action: str, log_suffix: str,
+                   fn: Callable[[Kind, BuildContext], T]
+                   ) -> tuple[dict[str, T], dict[str, str]]:
+    """Run ``fn`` (a kind's clean, check or update) for every component, one after the other,
+    each with its log ``log/<name>.<log_suffix>.log``. A failure is reported and the others
+    still run. Returns each component's result and each failure's message."""
+    from liveforge.build.graph import make_steps
+    from liveforge.build.kinds.base import MAIN
+
+    results: dict[str, T] = {}
+    failures: dict[str, str] = {}
+    ws.log_dir.mkdir(parents=True, exist_ok=True)
+    for name, step in make_steps(ws).items():
+        if step.phase != MAIN:
+            continue
+        log_path = ws.log_dir / f"{step.log_name}.{log_suffix}.log"
+        with open(log_path, "wb") as log:
+            ctx = context_for(ws, step, reporter, log, log_path, ProcessGroup())
+            try:
+                results[name] = fn(step.kind, ctx)
+            except Exception as exc:  # keep going with the others
+                failures[name] = str(exc)
+                reporter.warn(f"{action} of {name} failed: {exc} (log: {log_path})")
+    return results, failures

@@ -1,0 +1,111 @@
+"""Stamps: ``0-<step>-stamp`` files holding a step's input hash, and why a step is stale.
+
+A step's inputs are the kind's named hashes (its source tree, lock entries...), the build.env
+keys it sees, its platform.toml table, and the input hashes of the steps it depends on. The
+stamp records each part, so a stale step can say which one changed.
+"""
+
+from __future__ import annotations
+
+import json
+
+from liveforge.util.fileio import read_bytes, write_atomic
+from liveforge.util.records import Frozen
+from liveforge.util.treehash import sha256
+
+TYPE_CHECKING = False  # typing's, without importing typing
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any
+
+
+class Inputs(Frozen):
+    """Everything a step's output depends on."""
+
+    __slots__ = ("own", "env", "settings", "deps", "_digest")
+    _compare = ("own", "env", "settings", "deps")
+
+    own: dict[str, str]          # kind-provided hashes, e.g. {"source": ...}
+    env: dict[str, str]          # build.env keys the step sees -> values
+    settings: str                # hash of the component's platform.toml table
+    deps: dict[str, str]         # dependency step -> its input hash
+    _digest: str | None
+
+    def __init__(self, own: dict[str, str], env: dict[str, str], settings: str,
+                 deps: dict[str, str]):
+        init = object.__setattr__
+        init(self, "own", own)
+        init(self, "env", env)
+        init(self, "settings", settings)
+        init(self, "deps", deps)
+        init(self, "_digest", None)
+
+    def __repr__(self) -> str:
+        return (f"Inputs(own={self.own!r}, env={self.env!r}, settings={self.settings!r}, "
+                f"deps={self.deps!r})")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"own": self.own, "env": self.env, "settings": self.settings, "deps": self.deps}
+
+    @property
+    def digest(self) -> str:
+        """sha256 of the inputs as canonical JSON (computed once)."""
+        digest = self._digest
+        if digest is None:
+            blob = json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"))
+            digest = sha256(blob.encode()).hexdigest()
+            object.__setattr__(self, "_digest", digest)
+        return digest
+
+
+def settings_hash(settings_json: str) -> str:
+    return sha256(settings_json.encode()).hexdigest()[:16]
+
+
+def read_stamp(path: str | Path) -> dict[str, Any] | None:
+    """The stamp's recorded inputs, or None when there is no (readable) stamp."""
+    try:
+        data = json.loads(read_bytes(path))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or "hash" not in data:
+        return None
+    return data
+
+
+def write_stamp(path: Path, inputs: Inputs, buildstamp: str) -> None:
+    data = {"hash": inputs.digest, "inputs": inputs.as_dict(), "built": buildstamp}
+    write_atomic(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+
+def why_stale(stamp: dict[str, Any] | None, inputs: Inputs) -> list[str]:
+    """Empty when up to date; else the reasons, most specific first."""
+    if stamp is None:
+        return ["never built"]
+    if stamp.get("hash") == inputs.digest:
+        return []
+    old = stamp.get("inputs") or {}
+    reasons: list[str] = []
+    old_own = old.get("own", {})
+    for key in sorted(set(old_own) | set(inputs.own)):
+        if old_own.get(key) != inputs.own.get(key):
+            if key == "proto":
+                reasons.append("the staging area was removed or recreated")
+            else:
+                reasons.append(f"{key} changed" if key in old_own else f"new input {key}")
+    old_env = old.get("env", {})
+    for key in sorted(set(old_env) | set(inputs.env)):
+        if old_env.get(key) != inputs.env.get(key):
+            reasons.append(f"build.env {key}: {old_env.get(key, '(unset)')!s} -> "
+                           f"{inputs.env.get(key, '(unset)')!s}")
+    if old.get("settings") != inputs.settings:
+        reasons.append("platform.toml settings changed")
+    old_deps = old.get("deps", {})
+    for dep in sorted(set(old_deps) | set(inputs.deps)):
+        if dep not in inputs.deps:
+            reasons.append(f"dependency {dep} removed")
+        elif dep not in old_deps:
+            reasons.append(f"new dependency {dep}")
+        elif old_deps[dep] != inputs.deps[dep]:
+            reasons.append(f"dependency {dep} changed")
+    return reasons or ["stamp format changed"]

@@ -1,0 +1,59 @@
+"""``world`` and ``build``: bring components up to date in dependency order."""
+
+from __future__ import annotations
+
+from liveforge.build.graph import Plan, RunResult, closure, plan, prepare_areas
+from liveforge.build.workspace import Workspace
+from liveforge.util.errors import BuildError, UsageError
+from liveforge.util.events import Reporter
+
+
+def world(ws: Workspace, reporter: Reporter, buildstamp: str) -> RunResult:
+    """Build every stale step; a failure raises BuildError after running steps finish."""
+    prepare_areas(ws)
+    p = plan(ws)
+    stale = p.stale()
+    if not stale:
+        reporter.info(f"all {len(p.order)} components are up to date")
+        return RunResult()
+    for name in stale:
+        reporter.emit("stale", component=name, why=p.reasons[name])
+    from liveforge.build.scheduler import run_steps  # only now: a no-op run needs no threads
+
+    result = run_steps(ws, p, stale, reporter, buildstamp)
+    finish(result)
+    return result
+
+
+def build_one(ws: Workspace, reporter: Reporter, buildstamp: str, target: str,
+              no_deps: bool, options: dict[str, str]) -> RunResult:
+    """Build one step (always), its stale dependencies first unless ``no_deps``; dependents
+    are not rebuilt."""
+    prepare_areas(ws)
+    p = plan(ws)
+    name = resolve_target(p, target)
+    wanted = {name}
+    if not no_deps:
+        wanted |= {n for n in closure(p.steps, [name]) if p.reasons[n]}
+    from liveforge.build.scheduler import run_steps
+
+    result = run_steps(ws, p, wanted, reporter, buildstamp, options)
+    finish(result)
+    return result
+
+
+def resolve_target(p: Plan, target: str) -> str:
+    if target in p.steps:
+        return target
+    component = target.split(":", 1)[0]
+    if ":" in target and component in p.steps:
+        return component  # COMPONENT:PACKAGE; the package goes to the kind as an option
+    raise UsageError(f"no component {target!r} (components: {', '.join(sorted(p.steps))})")
+
+
+def finish(result: RunResult) -> None:
+    if result.failed:
+        names = ", ".join(sorted(result.failed))
+        first = sorted(result.failed)[0]
+        raise BuildError(f"build failed: {names} (log: {result.logs[first]})",
+                         result.logs[first])

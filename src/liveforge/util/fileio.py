@@ -1,0 +1,70 @@
+"""Reading inputs and writing outputs: plain reads, UTF-8 with file:line errors, atomic writes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from liveforge.util.errors import InputError
+from liveforge.util.scratch import tmp_name
+
+
+def read_bytes(path: str | Path) -> bytes:
+    """A file's content, read with plain system calls (no buffered file object: a no-op run
+    reads a few hundred small files)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
+
+
+def read_text(path: Path) -> str:
+    """A text input's content, decoded as UTF-8; a byte that is not UTF-8 is an
+    :class:`InputError` naming the file, its line and column."""
+    data = read_bytes(path)
+    try:
+        return data.decode()
+    except UnicodeDecodeError as exc:
+        start = data.rfind(b"\n", 0, exc.start) + 1
+        raise not_utf8(path, data.count(b"\n", 0, exc.start) + 1, data[exc.start],
+                       exc.start - start + 1) from None
+
+
+def not_utf8(path: Path, line: int, byte: int, column: int) -> InputError:
+    """The error for a text input's byte that is not UTF-8, at ``line`` and ``column``."""
+    return InputError(f"not UTF-8 text (byte 0x{byte:02x} in column {column})", path, line)
+
+
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path``, fsync, and rename it into place; on
+    any failure the temporary is removed (a killed run's is a leftover: scratch.py)."""
+    tmp = path.with_name(tmp_name(path.name))
+    mode = "wb" if isinstance(data, bytes) else "w"
+    try:
+        with open(tmp, mode) as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def swap_link(link: Path, target: str) -> None:
+    """Point the symlink ``link`` at ``target`` with one rename: a reader sees the old link or
+    the new one. Nothing is done when it already points there."""
+    if link.is_symlink() and os.readlink(link) == target:
+        return
+    tmp = link.with_name(tmp_name(link.name))
+    tmp.unlink(missing_ok=True)
+    os.symlink(target, tmp)
+    try:
+        os.replace(tmp, link)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

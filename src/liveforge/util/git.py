@@ -1,0 +1,87 @@
+"""Small wrappers over the git command line, with errors that name the repository."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from liveforge.util.errors import LiveforgeError
+
+
+class GitError(LiveforgeError):
+    pass
+
+
+def git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, check=False)
+    if check and proc.returncode != 0:
+        raise _failed(repo, args, proc.returncode, proc.stderr or proc.stdout)
+    return proc
+
+
+def git_bytes(repo: Path | str, *args: str) -> bytes:
+    """The standard output of ``git -C repo ARGS``, as bytes: file names are bytes (``-z``)."""
+    proc = subprocess.run(["git", "-C", str(repo), *args], capture_output=True,
+                          stdin=subprocess.DEVNULL, check=False)
+    if proc.returncode != 0:
+        raise _failed(repo, args, proc.returncode, proc.stderr.decode(errors="replace"))
+    return proc.stdout
+
+
+def _failed(repo: Path | str, args: tuple[str, ...], code: int, output: str) -> GitError:
+    detail = output.strip().splitlines()
+    if "--" in args:  # the command, not every path it was given
+        args = args[:args.index("--")]
+    return GitError(f"git {' '.join(args)} failed in {repo}: "
+                    f"{detail[-1] if detail else 'exit status ' + str(code)}")
+
+
+def is_repo(path: Path) -> bool:
+    return (path / ".git").exists()
+
+
+def head(repo: Path) -> str:
+    return git(repo, "rev-parse", "HEAD").stdout.strip()
+
+
+def current_branch(repo: Path) -> str:
+    return git(repo, "rev-parse", "--abbrev-ref", "HEAD").stdout.strip()
+
+
+def is_dirty(repo: Path) -> bool:
+    return bool(git(repo, "status", "--porcelain").stdout.strip())
+
+
+def has_ref(repo: Path, ref: str) -> bool:
+    return git(repo, "rev-parse", "--verify", "--quiet", ref, check=False).returncode == 0
+
+
+def clone(url: str, dest: Path, branch: str) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.cloning")
+    if tmp.exists():
+        subprocess.run(["rm", "-rf", str(tmp)], check=False)
+    proc = subprocess.run(["git", "clone", "--quiet", url, str(tmp)], capture_output=True,
+                          text=True, stdin=subprocess.DEVNULL, check=False)
+    if proc.returncode != 0:
+        detail = proc.stderr.strip().splitlines()
+        raise GitError(f"cannot clone {url} into {dest}: {detail[-1] if detail else ''}")
+    tmp.rename(dest)
+
+
+def checkout(repo: Path, branch: str, label: str) -> None:
+    """Check out ``branch``, creating it from origin (fetching it if absent)."""
+    if current_branch(repo) == branch:
+        return
+    if not has_ref(repo, f"refs/heads/{branch}") and \
+            not has_ref(repo, f"refs/remotes/origin/{branch}"):
+        if git(repo, "remote", check=False).stdout.strip():
+            git(repo, "fetch", "--quiet", "origin",
+                f"+refs/heads/{branch}:refs/remotes/origin/{branch}", check=False)
+    if has_ref(repo, f"refs/heads/{branch}"):
+        git(repo, "checkout", "--quiet", branch)
+    elif has_ref(repo, f"refs/remotes/origin/{branch}"):
+        git(repo, "checkout", "--quiet", "-b", branch, "--track", f"origin/{branch}")
+    else:
+        raise GitError(f"{label}: branch {branch!r} does not exist (not local, not on origin)")

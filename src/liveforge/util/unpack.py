@@ -1,0 +1,262 @@
+"""Safe unpacking of tarballs and Debian packages (no tar slip).
+
+Every member is checked before anything is written: an absolute path, a ``..`` component, a
+device, FIFO or socket, a hard link to something outside the archive, or a symbolic link whose
+target leaves the tree is refused with :class:`UnsafeArchiveError` naming the member. On top of
+the name checks, the directory a member lands in is resolved on disk and must still lie inside
+the destination, so a chain of links planted by earlier members cannot redirect a later one.
+
+Unpacking goes to a temporary directory beside the destination, which is renamed (a source
+tree) or merged entry by entry (a .deb into proto/) only when the whole archive was good. The
+temporaries carry their owner's process id: those of a killed run are removed by the next
+unpack into the same place (see :mod:`liveforge.util.scratch`).
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import shutil
+import signal
+import stat
+import subprocess
+import tarfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from liveforge.util.errors import FetchError, LiveforgeError
+from liveforge.util.proc import signal_group, spawn, wait_group
+from liveforge.util.scratch import make_temp_dir, remove_leftovers, remove_temp, replace_tree
+
+
+class UnsafeArchiveError(LiveforgeError):
+    """An archive member would escape the tree or is a device: nothing was unpacked."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One unpacked member: kind ``d`` (directory), ``f`` (file), ``s`` (symlink), ``h`` (hard
+    link, ``target`` is the linked path)."""
+
+    path: str
+    kind: str
+    mode: int
+    target: str = ""
+    owner: str = "root"
+    group: str = "root"
+
+
+def _inside(root: str, path: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def member_name(archive: str, name: str) -> str:
+    """The member's path relative to the tree ('' for the root), refusing unsafe names."""
+    if name.startswith("/"):
+        raise UnsafeArchiveError(f"{archive}: member {name!r} has an absolute path")
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise UnsafeArchiveError(f"{archive}: member {name!r} has a '..' component")
+    return "/".join(parts)
+
+
+def _check_symlink(archive: str, rel: str, target: str, allow_absolute: bool) -> None:
+    if not target:
+        raise UnsafeArchiveError(f"{archive}: symlink {rel!r} has an empty target")
+    if target.startswith("/"):
+        if allow_absolute:
+            return  # resolved against the image root; writes through it are still checked
+        raise UnsafeArchiveError(
+            f"{archive}: symlink {rel!r} -> {target!r} points outside the tree")
+    joined = posixpath.normpath(posixpath.join(posixpath.dirname(rel), target))
+    if joined == ".." or joined.startswith("../"):
+        raise UnsafeArchiveError(
+            f"{archive}: symlink {rel!r} -> {target!r} points outside the tree")
+
+
+def _check_parent(archive: str, root: str, full: str, rel: str) -> None:
+    parent = os.path.realpath(os.path.dirname(full))
+    if not _inside(root, parent):
+        raise UnsafeArchiveError(
+            f"{archive}: member {rel!r} would be written through a link outside the tree")
+
+
+def _clear(full: str) -> None:
+    """Remove whatever (not a directory) is at ``full`` so a later member replaces it."""
+    try:
+        st = os.lstat(full)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        raise UnsafeArchiveError(f"cannot replace directory {full} with a non-directory")
+    os.unlink(full)
+
+
+def extract_tar(tar: tarfile.TarFile, dest: Path, label: str, *,
+                allow_absolute_symlinks: bool = False) -> list[Entry]:
+    """Extract every member of an open tarfile (stream mode is fine) into the directory
+    ``dest``, keeping modes and mtimes but not owners; returns the entries in archive order."""
+    root = os.path.realpath(dest)
+    entries: list[Entry] = []
+    dir_modes: list[tuple[str, int, int]] = []
+    for member in tar:
+        rel = member_name(label, member.name)
+        if member.ischr() or member.isblk() or member.isfifo() or not (
+                member.isdir() or member.isfile() or member.issym() or member.islnk()):
+            raise UnsafeArchiveError(
+                f"{label}: member {member.name!r} is a device or special file")
+        if not rel:
+            if member.isdir():
+                continue
+            raise UnsafeArchiveError(f"{label}: member {member.name!r} names the tree root")
+        full = os.path.join(root, rel)
+        _check_parent(label, root, full, rel)
+        os.makedirs(os.path.dirname(full), 0o755, exist_ok=True)
+        mode = member.mode & 0o7777
+        owner, group = member.uname or "root", member.gname or "root"
+        if member.isdir():
+            if not os.path.isdir(full) or os.path.islink(full):
+                _clear(full)
+                os.makedirs(full, 0o700, exist_ok=True)
+            os.chmod(full, 0o700)
+            dir_modes.append((full, mode, int(member.mtime)))
+            entries.append(Entry(rel, "d", mode, owner=owner, group=group))
+        elif member.issym():
+            _check_symlink(label, rel, member.linkname, allow_absolute_symlinks)
+            if not member.linkname.startswith("/") and not _inside(root, os.path.realpath(
+                    os.path.join(os.path.realpath(os.path.dirname(full)), member.linkname))):
+                raise UnsafeArchiveError(f"{label}: symlink {rel!r} -> {member.linkname!r} "
+                                         "points outside the tree (through earlier links)")
+            _clear(full)
+            os.symlink(member.linkname, full)
+            entries.append(Entry(rel, "s", 0o777, member.linkname, owner, group))
+        elif member.islnk():
+            target = member_name(label, member.linkname)
+            source = os.path.join(root, target)
+            if not target or not _inside(root, os.path.realpath(source)) \
+                    or not os.path.isfile(source) or os.path.islink(source):
+                raise UnsafeArchiveError(f"{label}: hard link {member.name!r} -> "
+                                         f"{member.linkname!r} points outside the tree")
+            _clear(full)
+            os.link(source, full)
+            entries.append(Entry(rel, "h", mode, target, owner, group))
+        else:
+            _clear(full)
+            src = tar.extractfile(member)
+            assert src is not None
+            fd = os.open(full, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                shutil.copyfileobj(src, out, 1 << 20)
+                os.fchmod(out.fileno(), mode)
+            os.utime(full, (member.mtime, member.mtime), follow_symlinks=False)
+            entries.append(Entry(rel, "f", mode, owner=owner, group=group))
+    for full, mode, mtime in reversed(dir_modes):
+        os.chmod(full, mode | 0o700 if os.geteuid() != 0 else mode)
+        os.utime(full, (mtime, mtime))
+    return entries
+
+
+def _open_tar(archive: Path) -> tarfile.TarFile:
+    try:
+        return tarfile.open(archive, "r:*")
+    except (tarfile.TarError, OSError) as exc:
+        raise FetchError(f"{archive}: not a readable tar archive: {exc}") from None
+
+
+def unpack_tarball(archive: Path, into: Path) -> list[Entry]:
+    """Unpack ``archive`` into the existing directory ``into``."""
+    with _open_tar(archive) as tar:
+        try:
+            return extract_tar(tar, into, str(archive))
+        except (tarfile.TarError, EOFError) as exc:
+            raise FetchError(f"{archive}: corrupt tar archive: {exc}") from None
+
+
+def unpack_source(archive: Path, dest: Path,
+                  prepare: Callable[[Path], None] | None = None) -> Path:
+    """Unpack a source tarball to ``dest`` (replaced if present): into a temporary folder
+    beside it, descend into the single top directory if there is one, run ``prepare`` on the
+    tree (patching), then rename. On any error nothing is left behind."""
+    remove_leftovers(dest.parent)
+    tmp = make_temp_dir(dest.parent, dest.name)
+    try:
+        unpack_tarball(archive, tmp)
+        top = [p for p in tmp.iterdir()]
+        tree = top[0] if len(top) == 1 and top[0].is_dir() and not top[0].is_symlink() else tmp
+        if prepare is not None:
+            prepare(tree)
+        replace_tree(tree, dest)
+    finally:
+        remove_temp(tmp)
+    return dest
+
+
+def merge_tree(src: Path, dst: Path, *, move: bool = False) -> None:
+    """Install the tree ``src`` over ``dst`` entry by entry (files replaced atomically, symlinks
+    kept as links, directories merged), never writing through a link that leaves ``dst``."""
+    root = os.path.realpath(dst)
+    dst.mkdir(parents=True, exist_ok=True)
+    for dirpath, dirnames, filenames in os.walk(src):
+        rel_dir = os.path.relpath(dirpath, src)
+        out_dir = root if rel_dir == "." else os.path.join(root, rel_dir)
+        if not _inside(root, os.path.realpath(out_dir)):
+            raise UnsafeArchiveError(f"{dst}: {rel_dir!r} is a link leading outside {dst}")
+        links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+        dirnames[:] = sorted(d for d in dirnames if d not in links)
+        for name in dirnames:
+            target = os.path.join(out_dir, name)
+            mode = stat.S_IMODE(os.lstat(os.path.join(dirpath, name)).st_mode)
+            if os.path.islink(target) and os.path.isdir(target):
+                continue  # e.g. proto's bin -> usr/bin: merge through the link (checked above)
+            if not os.path.isdir(target) or os.path.islink(target):
+                _clear(target)
+                os.mkdir(target)
+            os.chmod(target, mode)
+        for name in sorted(filenames + links):
+            source = os.path.join(dirpath, name)
+            target = os.path.join(out_dir, name)
+            if os.path.isdir(target) and not os.path.islink(target):
+                raise UnsafeArchiveError(f"cannot replace directory {target} with a file")
+            tmp = os.path.join(out_dir, f".{name}.lf-tmp")
+            _clear(tmp)
+            if os.path.islink(source):
+                os.symlink(os.readlink(source), tmp)
+            elif move:
+                os.rename(source, tmp)
+            else:
+                shutil.copy2(source, tmp, follow_symlinks=False)
+            os.replace(tmp, target)
+
+
+def install_deb(deb: Path, dest: Path, workdir: Path) -> list[Entry]:
+    """Unpack a .deb's data (``dpkg-deb --fsys-tarfile``) with the member checks, into a
+    temporary folder under ``workdir`` (same file system as ``dest``), then merge into ``dest``.
+    Absolute symlinks are allowed (they resolve against the image root)."""
+    remove_leftovers(workdir)
+    tmp = make_temp_dir(workdir, "deb")
+    try:
+        proc = spawn(["dpkg-deb", "--fsys-tarfile", str(deb)], stdin=subprocess.DEVNULL,
+                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert proc.stdout is not None and proc.stderr is not None
+        stream: IO[bytes] = proc.stdout
+        try:
+            with tarfile.open(fileobj=stream, mode="r|") as tar:
+                entries = extract_tar(tar, tmp, deb.name, allow_absolute_symlinks=True)
+        except (tarfile.TarError, EOFError) as exc:
+            signal_group(proc, signal.SIGKILL)
+            wait_group(proc)
+            raise FetchError(f"{deb}: cannot read the package data: {exc}: "
+                             f"{proc.stderr.read().decode(errors='replace').strip()}") from None
+        except BaseException:
+            signal_group(proc, signal.SIGKILL)
+            wait_group(proc)
+            raise
+        err = proc.stderr.read().decode(errors="replace").strip()
+        if wait_group(proc) != 0:
+            raise FetchError(f"{deb}: dpkg-deb --fsys-tarfile failed: {err}")
+        merge_tree(tmp, dest, move=True)
+        return entries
+    finally:
+        remove_temp(tmp)
