@@ -43,7 +43,6 @@ import fnmatch
 import json
 import os
 import re
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +56,7 @@ from liveforge.util.errors import InputError
 from liveforge.util.fetch import DEB_NAME_RE, DebPin, Fetcher, plain_file_name, sha256_file
 from liveforge.util.fileio import read_text, write_atomic
 from liveforge.util.paths import path_problem
+from liveforge.util.toml import read_toml
 from liveforge.util.unpack import Entry, install_deb
 
 LOCK_FILE = "platform.lock"
@@ -83,12 +83,12 @@ def read_lock(ws: Workspace) -> tuple[dict[tuple[str, str], Locked], dict[str, A
     if not path.is_file():
         return {}, {}
     try:
-        data = tomllib.loads(read_text(path))
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"unreadable lock file: {exc}; run `liveforge configure "
-                         "--refresh-lock`", path) from None
+        data, _ = read_toml(path)
+    except InputError as exc:
+        raise InputError(f"unreadable lock file: {exc.message}; run `liveforge configure "
+                         "--refresh-lock`", path, exc.line) from None
     locked: dict[tuple[str, str], Locked] = {}
-    for number, item in enumerate(data.pop("deb", []), 1):
+    for number, item in enumerate(data.get("deb", []), 1):
         try:
             pin = DebPin(**{k: item[k] for k in PIN_FIELDS})
             entry = Locked(str(item["component"]), str(item["request"]), pin)
@@ -100,8 +100,7 @@ def read_lock(ws: Workspace) -> tuple[dict[tuple[str, str], Locked], dict[str, A
                              "in a plain file name; run `liveforge configure --refresh-lock`",
                              path)
         locked[(entry.component, entry.request)] = entry
-    data.pop("format", None)
-    return locked, data
+    return locked, {k: v for k, v in data.items() if k not in ("deb", "format")}
 
 
 def _toml_value(value: Any) -> str:
