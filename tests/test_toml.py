@@ -1,5 +1,5 @@
 """util/toml.py: the one TOML reader (errors name file and line; one parse per text) and the
-line finder."""
+line finder; the writer."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from liveforge.util.errors import InputError
-from liveforge.util.toml import Lines, read_toml
+from liveforge.util.toml import Lines, dumps, read_toml
 
 TEXT = """\
 top = 1
@@ -84,4 +84,11 @@ def test_lines(tmp_path: Path) -> None:
     # without the text: read when first needed, headers given by a cache
     later = Lines(path, headers={("table",): 5})
     assert later.table("table") == 5 and later.key("table", "key") == 6
+
+
+def test_dumps_comment_and_round_trip() -> None:
+    data = {"format": 1, "name": 'quo"te', "deb": [{"a": 1}, {"a": 2}]}
+    text = dumps(data, "first line\n\nthird")
+    assert text.startswith("# first line\n#\n# third\nformat = 1\n")
+    assert tomllib.loads(text) == data
 

@@ -1,4 +1,5 @@
-"""TOML files: one reader (:func:`read_toml`), whose errors name the file and line.
+"""TOML files: one reader (:func:`read_toml`), whose errors name the file and line, and one
+writer (:func:`dumps`, tomli-w).
 
 tomllib gives no positions, so :class:`Lines` finds the line of a table, a key or a value in
 the text when an error needs it. A text is parsed once per process: every reader of the same
@@ -16,6 +17,7 @@ from liveforge.util.fileio import read_text
 
 TYPE_CHECKING = False  # typing's, without importing typing
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any
 
 HEADER_RE = re.compile(r"\s*\[([^\[\]]+)\]\s*(#.*)?$")
@@ -124,3 +126,10 @@ class Lines:
                 return number + 1
         return first
 
+
+def dumps(data: Mapping[str, Any], comment: str = "") -> str:
+    """``data`` as TOML text (tomli-w), after ``comment``'s lines as ``#`` comments."""
+    import tomli_w
+
+    head = "".join(f"# {line}".rstrip() + "\n" for line in comment.splitlines())
+    return head + tomli_w.dumps(data)
