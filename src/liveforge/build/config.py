@@ -27,6 +27,7 @@ PLATFORM_FILE = "platform.toml"
 PROJECTS_FILE = "configure-projects"
 BUILD_CONFIG_FILE = "configure-build"
 BUILD_ENV_FILE = "build.env"
+# a plain name: of a platform, a component, a package of an extra component, a driver
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*\Z")
 
 ARCHES = ("aarch64", "armv7l", "i686", "loongarch64", "ppc64le", "riscv64", "s390x", "x86_64")

@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from liveforge.build.config import NAME_RE
 from liveforge.util.errors import InputError, InputErrors
 from liveforge.util.fetch import (
     DEB_NAME_RE,
@@ -61,7 +62,6 @@ from liveforge.util.toml import Lines, read_toml
 PACKAGE_FILE = "package.toml"
 BUILD_SYSTEMS = ("autotools", "make", "commands")
 VARIANTS = ("32", "64")
-NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*\Z")
 
 
 @dataclass(frozen=True)
