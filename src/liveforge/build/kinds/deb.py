@@ -49,11 +49,12 @@ from typing import Any
 
 from liveforge.build.config import ComponentSpec, workspace_path_problem
 from liveforge.build.kinds.base import MAIN, BuildContext
-from liveforge.build.kinds.extra.kind import substitute, truthy
+from liveforge.build.kinds.extra.kind import truthy
 from liveforge.build.workspace import Workspace
 from liveforge.util.errors import InputError
 from liveforge.util.fetch import DEB_NAME_RE, DebPin, Fetcher, plain_file_name, sha256_file
 from liveforge.util.fileio import read_text, write_atomic
+from liveforge.util.keyvalue import substitute
 from liveforge.util.paths import path_problem
 from liveforge.util.toml import dumps, read_toml
 from liveforge.util.unpack import Entry, install_deb
@@ -264,7 +265,7 @@ class DebKind:
             for req, entry in pins:
                 values[f"{var_prefix(req)}_VERSION"] = entry.pin.version
                 values[f"{var_prefix(req)}_PACKAGE"] = entry.pin.name
-            write_atomic(out, substitute(read_text(source), values))
+            write_atomic(out, substitute(read_text(source), values, keep_undefined=True))
             return
         write_atomic(out, generated_manifest(entries, spec.settings.get("include", []), links))
         ctx.note(f"wrote generated manifest {out}")
