@@ -178,3 +178,40 @@ def test_real_busybox_static(tmp_path: Path) -> None:
     assert lf(root, "configure") == 0
     assert lf(root, "world") == 0
     assert any((root / "proto" / p).is_file() for p in ("bin/busybox", "usr/bin/busybox"))
+
+
+def test_lock_round_trip(tmp_path: Path) -> None:
+    """platform.lock is written by tomli-w and read back the same, data that is not ours kept;
+    the demo's committed lock is rewritten byte for byte."""
+    from types import SimpleNamespace
+
+    from liveforge.build.kinds.deb import Locked, format_lock, read_lock
+    from liveforge.util.fetch import DebPin
+
+    ws = SimpleNamespace(root=tmp_path)
+    locked = {(c, r): Locked(c, r, DebPin(f"{r}-bin", '1:2.0-1+"q"', "amd64",
+                                          f"pool/main/{r}_2.0_amd64.deb", 1234, "ab" * 32))
+              for c, r in (("kernel", "linux-image-amd64"), ("busybox", "busybox-static"))}
+    other = {"note": "kept", "sizes": [1, 2], "extra": [{"a": "b"}], "table": {"k": "v"}}
+    text = format_lock(locked, other)
+    assert text.startswith("# platform.lock: exact versions")
+    (tmp_path / "platform.lock").write_text(text)
+    assert read_lock(ws) == (locked, other)  # type: ignore[arg-type]
+    assert tomllib.loads(text)["deb"][0]["component"] == "busybox"  # in (component, request) order
+
+    demo = Path(__file__).resolve().parent.parent / "examples" / "demo"
+    assert format_lock(*read_lock(SimpleNamespace(root=demo))) == \
+        (demo / "platform.lock").read_text()  # type: ignore[arg-type]
+
+
+def test_unreadable_lock_names_the_line(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from liveforge.build.kinds.deb import read_lock
+    from liveforge.util.errors import InputError
+
+    (tmp_path / "platform.lock").write_text("format = 1\n\n[[deb]]\ncomponent = \n")
+    with pytest.raises(InputError) as info:
+        read_lock(SimpleNamespace(root=tmp_path))  # type: ignore[arg-type]
+    assert str(info.value).startswith(f"{tmp_path / 'platform.lock'}:4: unreadable lock file: ")
+    assert str(info.value).endswith("; run `liveforge configure --refresh-lock`")

@@ -19,6 +19,7 @@ from liveforge.build.image.manifest import (
     write_manifest,
 )
 from liveforge.util.errors import InputErrors
+from liveforge.util.keyvalue import UndefinedVariable, substitute
 from manifestgen import generate
 
 
@@ -201,6 +202,21 @@ def test_undefined_variable_is_named() -> None:
     assert errors_of("d a 0755 root sys\nf $NOPE/x 0644 root bin\n", {}) == [
         "m:2: undefined variable 'NOPE'"]
     assert errors_of("f ${BAD-NAME} 0644 root bin\n", {}) == ["m:1: undefined variable 'BAD-NAME'"]
+
+
+def test_substitute_keeps_or_names_undefined() -> None:
+    """The one $VAR rule: manifest lines name an undefined variable, component manifests keep
+    it for combine."""
+    values = {"A": "1", "B_2": "two"}
+    assert substitute("$A-${B_2}$$A", values) == "1-two$1"
+    with pytest.raises(UndefinedVariable) as info:
+        substitute("x $C", values)
+    assert info.value.name == "C"
+    with pytest.raises(UndefinedVariable) as info:
+        substitute("${not a name}", values)
+    assert info.value.name == "not a name"
+    # kept as written: the others are substituted later (component manifests)
+    assert substitute("$C ${C} ${x $A} $A", values, keep_undefined=True) == "$C ${C} ${x 1} 1"
 
 
 def test_variable_cannot_smuggle_an_unsafe_path() -> None:

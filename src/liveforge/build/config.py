@@ -10,15 +10,14 @@ import os
 import re
 from pathlib import Path
 
-from liveforge.util import toml as tomlpos
 from liveforge.util.errors import InputError, InputErrors
 from liveforge.util.fileio import read_bytes, read_text
 from liveforge.util.records import Frozen
+from liveforge.util.toml import Lines, read_toml
 
 TYPE_CHECKING = False  # typing's, without importing typing
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
-    from tomllib import TOMLDecodeError
     from typing import Any, Protocol
 
     class Kind(Protocol):  # what loading asks of a kind (kinds/base.py has the whole protocol)
@@ -28,6 +27,7 @@ PLATFORM_FILE = "platform.toml"
 PROJECTS_FILE = "configure-projects"
 BUILD_CONFIG_FILE = "configure-build"
 BUILD_ENV_FILE = "build.env"
+# a plain name: of a platform, a component, a package of an extra component, a driver
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*\Z")
 
 ARCHES = ("aarch64", "armv7l", "i686", "loongarch64", "ppc64le", "riscv64", "s390x", "x86_64")
@@ -107,17 +107,6 @@ class Project(Frozen):
         init(self, "line", line)
 
 
-def _toml_error(path: Path, exc: TOMLDecodeError) -> InputError:
-    message = str(exc)
-    m = re.search(r"\(at line (\d+), column \d+\)", message)
-    line = int(m.group(1)) if m else None
-    message = re.sub(r"\s*\(at line \d+, column \d+\)", "", message)
-    m2 = re.search(r"\(at end of document\)", message)
-    if m2:
-        message = message.replace(" (at end of document)", " at end of file")
-    return InputError(message, path, line)
-
-
 # .liveforge/platform.cache: platform.toml parsed, with its table header lines, as long as the
 # file's stat signature is unchanged (so a no-op run neither imports nor runs the TOML parser)
 PARSED_CACHE = "platform.cache"
@@ -129,10 +118,10 @@ def _stat_signature(path: Path) -> tuple[int, ...]:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
-def parse_platform(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
-    """platform.toml's tables and the line of each table header (see :mod:`tomlpos`), from
-    ``.liveforge/platform.cache`` when the file's stat signature matches it, else parsed (and
-    the cache written when ``.liveforge`` exists)."""
+def parse_platform(path: Path) -> tuple[dict[str, Any], Lines]:
+    """platform.toml's tables and their :class:`Lines`, from ``.liveforge/platform.cache``
+    (which keeps the table header lines) when the file's stat signature matches it, else read
+    with :func:`read_toml` (and the cache written when ``.liveforge`` exists)."""
     import marshal
 
     signature = _stat_signature(path)  # before reading: a later change makes the cache stale
@@ -142,20 +131,13 @@ def parse_platform(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], in
         if (type(cached) is tuple and len(cached) == 4 and cached[0] == PARSED_FORMAT
                 and cached[1] == signature and type(cached[2]) is dict
                 and type(cached[3]) is dict):
-            return cached[2], cached[3]
+            return cached[2], Lines(path, headers=cached[3])
     except (OSError, EOFError, ValueError, TypeError):
         pass
-    import tomllib
-
-    text = read_text(path)
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise _toml_error(path, exc) from None
-    headers = tomlpos.headers(text)
+    data, lines = read_toml(path)
     if cache.parent.is_dir():
         try:
-            blob = marshal.dumps((PARSED_FORMAT, signature, data, headers))
+            blob = marshal.dumps((PARSED_FORMAT, signature, data, lines.headers()))
         except ValueError:  # dates and times: not cached
             pass
         else:
@@ -165,7 +147,7 @@ def parse_platform(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], in
                 write_atomic(cache, blob)
             except OSError:
                 pass
-    return data, headers
+    return data, lines
 
 
 # -- [platform] -------------------------------------------------------------------------------
@@ -247,16 +229,10 @@ def load_platform(path: Path, kinds: Mapping[str, Kind]
                   ) -> tuple[PlatformSpec, dict[str, ComponentSpec]]:
     """Parse and check platform.toml; every problem is reported as file:line. ``kinds``: the
     known kinds, whose ``validate`` checks each component's own settings."""
-    data, headers = parse_platform(path)
+    data, lines = parse_platform(path)
     errors: list[InputError] = []
     root = path.parent
     root_dir = str(root)
-    source: list[str] = []
-
-    def src() -> str:  # the text, read for line numbers of errors only
-        if not source:
-            source.append(read_text(path))
-        return source[0]
 
     def err(msg: str, line: int | None) -> None:
         errors.append(InputError(msg, path, line))
@@ -264,7 +240,7 @@ def load_platform(path: Path, kinds: Mapping[str, Kind]
     for key in data:
         if key not in ("platform", "components"):
             err(f"unknown table [{key}] (expected [platform] and [components.NAME])",
-                tomlpos.table_line(src(), key) or tomlpos.key_line(src(), "", key))
+                lines.table(key) or lines.key("", key))
     plat = data.get("platform", {})
     if not isinstance(plat, dict):
         err("[platform] must be a table", None)
@@ -272,19 +248,19 @@ def load_platform(path: Path, kinds: Mapping[str, Kind]
     for key in plat:
         if key not in PLATFORM_FIELDS:
             err(f"unknown key {key!r} in [platform] (known: {', '.join(sorted(PLATFORM_FIELDS))})",
-                tomlpos.key_line(src(), "platform", key))
+                lines.key("platform", key))
     values: dict[str, Any] = {}
     for key, (default, check) in PLATFORM_FIELDS.items():
         # a default is known good (and a no-op run then need not import the manifest module)
         problems = check(plat[key]) if key in plat and plat[key] != default else []
         for message, item in problems:
-            err(f"[platform] {message}", tomlpos.key_line(src(), "platform", key) if item is None
-                else tomlpos.value_line(src(), "platform", key, item))
+            err(f"[platform] {message}", lines.key("platform", key) if item is None
+                else lines.value("platform", key, item))
         values[key] = plat[key] if key in plat and not problems else default
     for overlay in values["overlays"]:
         if not (root / overlay).is_dir():
             err(f"overlay {overlay!r} is not a directory",
-                tomlpos.value_line(src(), "platform", "overlays", overlay))
+                lines.value("platform", "overlays", overlay))
     platform = PlatformSpec(
         name=values["name"] or root.name, overlays=tuple(values["overlays"]),
         kernel=values["kernel"], arch=values["arch"], compression=values["compression"],
@@ -293,11 +269,10 @@ def load_platform(path: Path, kinds: Mapping[str, Kind]
     components: dict[str, ComponentSpec] = {}
     tables = data.get("components", {})
     if not isinstance(tables, dict):
-        err("[components] must hold tables [components.NAME]", tomlpos.table_line(src(),
-                                                                                  "components"))
+        err("[components] must hold tables [components.NAME]", lines.table("components"))
         tables = {}
     for cname, table in tables.items():
-        line = headers.get(tomlpos.table_key(f"components.{cname}"))
+        line = lines.table(f"components.{cname}")
         if not NAME_RE.match(cname):
             err(f"invalid component name {cname!r}", line)
             continue
@@ -310,23 +285,23 @@ def load_platform(path: Path, kinds: Mapping[str, Kind]
             continue
         if kind not in kinds:
             err(f"component {cname!r}: unknown kind {kind!r} (known: {', '.join(sorted(kinds))})",
-                tomlpos.key_line(src(), f"components.{cname}", "kind"))
+                lines.key(f"components.{cname}", "kind"))
             continue
         depends = table.get("depends", [])
         if not isinstance(depends, list) or not all(isinstance(d, str) for d in depends):
             err(f"component {cname!r}: depends must be a list of component names",
-                tomlpos.key_line(src(), f"components.{cname}", "depends"))
+                lines.key(f"components.{cname}", "depends"))
             depends = []
         env = table.get("env", [])
         if not isinstance(env, list) or not all(isinstance(d, str) for d in env):
             err(f"component {cname!r}: env must be a list of build.env keys",
-                tomlpos.key_line(src(), f"components.{cname}", "env"))
+                lines.key(f"components.{cname}", "env"))
             env = []
         cpath: Path | None = None
         if "path" in table:
             if not isinstance(table["path"], str):
                 err(f"component {cname!r}: path must be a string",
-                    tomlpos.key_line(src(), f"components.{cname}", "path"))
+                    lines.key(f"components.{cname}", "path"))
             else:
                 cpath = Path(os.path.normpath(os.path.join(root_dir, table["path"])))
         settings = {k: v for k, v in table.items() if k not in ("depends",)}
@@ -336,12 +311,12 @@ def load_platform(path: Path, kinds: Mapping[str, Kind]
         for problem in kinds[kind].validate(components[cname]):
             where = problem[0]
             err(f"component {cname!r}: {problem[1]}",
-                tomlpos.key_line(src(), f"components.{cname}", where) if where else line)
+                lines.key(f"components.{cname}", where) if where else line)
     for cname, spec in components.items():
         for dep in spec.depends:
             if dep not in components:
                 err(f"component {cname!r} depends on unknown component {dep!r}",
-                    tomlpos.value_line(src(), f"components.{cname}", "depends", dep))
+                    lines.value(f"components.{cname}", "depends", dep))
     if errors:
         raise InputErrors(errors)
     return platform, components

@@ -15,9 +15,9 @@ from liveforge.build.config import (
     load_platform,
     load_projects,
 )
-from liveforge.util import toml as tomlpos
 from liveforge.util.errors import InputError, LockError
 from liveforge.util.keyvalue import parse_keyvalue
+from liveforge.util.toml import Lines
 from liveforge.util.treehash import TreeHasher
 
 TYPE_CHECKING = False
@@ -120,8 +120,7 @@ class Workspace:
         if spec.path is None:
             raise InputError(f"component {spec.name!r} has no path", self.toml_path, spec.line)
         if not spec.path.is_dir():
-            line = tomlpos.key_line(self.toml_path.read_text(), f"components.{spec.name}",
-                                    "path")
+            line = Lines(self.toml_path).key(f"components.{spec.name}", "path")
             hint = " (run 'liveforge configure' to clone it)" if any(
                 self.root / "projects" / p.path == spec.path for p in self.projects) else ""
             raise InputError(f"component {spec.name!r}: path {spec.settings.get('path')!r} "

@@ -38,13 +38,12 @@ from pathlib import Path
 
 from liveforge.util.errors import InputError, InputErrors
 from liveforge.util.fileio import not_utf8, write_atomic
+from liveforge.util.keyvalue import UndefinedVariable, substitute
 from liveforge.util.paths import MAX_NAME, SHORT_PATH, path_problem
 
 KINDS = ("d", "f", "s", "h")
 MAX_MODE = 0o7777
 _MODE_RE = re.compile(r"[0-7]+\Z")
-_VAR_RE = re.compile(r"\$(?:\{([^}]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
-_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _SUSPECT_RE = re.compile(r"/[/.]")
 
 
@@ -175,28 +174,6 @@ def hardlink_target(name: str, target: str) -> tuple[str | None, str | None]:
     return norm, None
 
 
-# -- variables --------------------------------------------------------------------------------
-
-class _Undefined(Exception):
-    def __init__(self, name: str):
-        self.name = name
-
-
-def substitute(text: str, env: dict[str, str]) -> str:
-    """Replace ``$VAR`` and ``${VAR}`` from ``env``; raise :class:`_Undefined` for a missing one."""
-
-    def one(match: re.Match[str]) -> str:
-        name = match.group(1) if match.group(1) is not None else match.group(2)
-        if match.group(1) is not None and not _NAME_RE.match(name):
-            raise _Undefined(name)
-        try:
-            return env[name]
-        except KeyError:
-            raise _Undefined(name) from None
-
-    return _VAR_RE.sub(one, text)
-
-
 # -- parsing ----------------------------------------------------------------------------------
 #
 # Parsing is on the critical path of every build (a platform's manifests run to hundreds of
@@ -253,7 +230,7 @@ def _parse_line(raw: str, name: str, number: int,
     if env is not None and "$" in raw:
         try:
             values = [substitute(f, env) if "$" in f else f for f in fields]
-        except _Undefined as undefined:
+        except UndefinedVariable as undefined:
             return InputError(f"undefined variable {undefined.name!r}", name, number)
         result = _parse_fields(values, name, number)
         for field, value in zip(fields, values, strict=True):

@@ -7,13 +7,12 @@ largest in use plus one) and records its aliases; a driver already present is re
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
+from liveforge.build.config import NAME_RE
 from liveforge.util.errors import InputError
 from liveforge.util.fileio import read_text, write_atomic
 
-NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*\Z")
 NAME_TO_MAJOR = "etc/name_to_major"
 DRIVER_ALIASES = "etc/driver_aliases"
 

@@ -40,10 +40,8 @@ platform.lock::
 from __future__ import annotations
 
 import fnmatch
-import json
 import os
 import re
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,18 +49,23 @@ from typing import Any
 
 from liveforge.build.config import ComponentSpec, workspace_path_problem
 from liveforge.build.kinds.base import MAIN, BuildContext
-from liveforge.build.kinds.extra.kind import substitute, truthy
+from liveforge.build.kinds.extra.kind import truthy
 from liveforge.build.workspace import Workspace
 from liveforge.util.errors import InputError
 from liveforge.util.fetch import DEB_NAME_RE, DebPin, Fetcher, plain_file_name, sha256_file
 from liveforge.util.fileio import read_text, write_atomic
+from liveforge.util.keyvalue import substitute
 from liveforge.util.paths import path_problem
+from liveforge.util.toml import dumps, read_toml
 from liveforge.util.unpack import Entry, install_deb
 
 LOCK_FILE = "platform.lock"
 LOCK_FORMAT = 1
 SETTINGS = {"kind", "env", "packages", "manifest", "include", "links"}
 PIN_FIELDS = ("name", "version", "arch", "filename", "size", "sha256")
+LOCK_COMMENT = """platform.lock: exact versions and sha256 of fetched inputs, written by
+`liveforge configure`. Commit it; `liveforge configure --refresh-lock` resolves
+every name again."""
 
 
 @dataclass(frozen=True)
@@ -83,12 +86,12 @@ def read_lock(ws: Workspace) -> tuple[dict[tuple[str, str], Locked], dict[str, A
     if not path.is_file():
         return {}, {}
     try:
-        data = tomllib.loads(read_text(path))
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"unreadable lock file: {exc}; run `liveforge configure "
-                         "--refresh-lock`", path) from None
+        data, _ = read_toml(path)
+    except InputError as exc:
+        raise InputError(f"unreadable lock file: {exc.message}; run `liveforge configure "
+                         "--refresh-lock`", path, exc.line) from None
     locked: dict[tuple[str, str], Locked] = {}
-    for number, item in enumerate(data.pop("deb", []), 1):
+    for number, item in enumerate(data.get("deb", []), 1):
         try:
             pin = DebPin(**{k: item[k] for k in PIN_FIELDS})
             entry = Locked(str(item["component"]), str(item["request"]), pin)
@@ -100,37 +103,17 @@ def read_lock(ws: Workspace) -> tuple[dict[tuple[str, str], Locked], dict[str, A
                              "in a plain file name; run `liveforge configure --refresh-lock`",
                              path)
         locked[(entry.component, entry.request)] = entry
-    data.pop("format", None)
-    return locked, data
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    return json.dumps(str(value))
+    return locked, {k: v for k, v in data.items() if k not in ("deb", "format")}
 
 
 def format_lock(locked: Mapping[tuple[str, str], Locked], other: Mapping[str, Any]) -> str:
-    lines = ["# platform.lock: exact versions and sha256 of fetched inputs, written by",
-             "# `liveforge configure`. Commit it; `liveforge configure --refresh-lock` resolves",
-             "# every name again.", f"format = {LOCK_FORMAT}"]
-    tables = {k: v for k, v in other.items() if isinstance(v, list) and v
-              and all(isinstance(i, dict) for i in v)}
-    for key, value in other.items():
-        if key not in tables:
-            lines.append(f"{key} = {_toml_value(value)}")
-    for entry in sorted(locked.values(), key=lambda e: (e.component, e.request)):
-        lines += ["", "[[deb]]", f"component = {_toml_value(entry.component)}",
-                  f"request = {_toml_value(entry.request)}"]
-        lines += [f"{k} = {_toml_value(getattr(entry.pin, k))}" for k in PIN_FIELDS]
-    for key, items in tables.items():
-        for item in items:
-            lines += ["", f"[[{key}]]"] + [f"{k} = {_toml_value(v)}" for k, v in item.items()]
-    return "\n".join(lines) + "\n"
+    """platform.lock's text: the format, ``other`` (the data of a read lock that is not ours,
+    kept) and the ``[[deb]]`` entries in (component, request) order."""
+    entries = [{"component": e.component, "request": e.request,
+                **{k: getattr(e.pin, k) for k in PIN_FIELDS}}
+               for e in sorted(locked.values(), key=lambda e: (e.component, e.request))]
+    return dumps({"format": LOCK_FORMAT, **({"deb": entries} if entries else {}), **other},
+                 LOCK_COMMENT)
 
 
 def fetcher_for(ws: Workspace, offline: bool, note: Any = None) -> Fetcher:
@@ -282,7 +265,7 @@ class DebKind:
             for req, entry in pins:
                 values[f"{var_prefix(req)}_VERSION"] = entry.pin.version
                 values[f"{var_prefix(req)}_PACKAGE"] = entry.pin.name
-            write_atomic(out, substitute(read_text(source), values))
+            write_atomic(out, substitute(read_text(source), values, keep_undefined=True))
             return
         write_atomic(out, generated_manifest(entries, spec.settings.get("include", []), links))
         ctx.note(f"wrote generated manifest {out}")

@@ -12,13 +12,12 @@ Both media carry the same tree (``/`` of the ISO filesystem, ``/`` of the USB FA
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from liveforge.build.buildstamp import STAMP_RE
 from liveforge.util.errors import LiveforgeError, UsageError
 
-STAMP_RE = re.compile(r"\d{8}T\d{6}Z\Z")
 PLATFORM_DIR = "platform"
 KERNEL = f"{PLATFORM_DIR}/x86_64/vmlinuz"
 BOOT_ARCHIVE = f"{PLATFORM_DIR}/x86_64/boot_archive"

@@ -18,10 +18,10 @@ from liveforge.build.image.manifest import Manifest, combine, manifest_files, wr
 from liveforge.build.image.platform import gitstatus, write_platform
 from liveforge.build.verbs.world import world
 from liveforge.build.workspace import Workspace
-from liveforge.util import toml as tomlpos
 from liveforge.util.errors import InputError, InputErrors, LiveforgeError
 from liveforge.util.events import Reporter
 from liveforge.util.fileio import read_text, write_atomic
+from liveforge.util.toml import Lines
 
 TEMPLATE_MARKS = ("@NAME@", "@STAMP@", "@PLATFORM@")
 
@@ -86,8 +86,7 @@ def write_version_files(ws: Workspace, stamp: str) -> Path:
     for template in ws.platform.templates:
         found = search.find(template)
         if isinstance(found, str):
-            line = tomlpos.value_line(read_text(ws.toml_path), "platform", "templates",
-                                      template)
+            line = Lines(ws.toml_path).value("platform", "templates", template)
             errors.append(InputError(f"template {template!r}: {found}", ws.toml_path, line))
             continue
         if found is None:

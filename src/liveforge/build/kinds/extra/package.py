@@ -41,13 +41,12 @@ from __future__ import annotations
 
 import graphlib
 import re
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from liveforge.util import toml as tomlpos
+from liveforge.build.config import NAME_RE
 from liveforge.util.errors import InputError, InputErrors
 from liveforge.util.fetch import (
     DEB_NAME_RE,
@@ -57,13 +56,12 @@ from liveforge.util.fetch import (
     UrlSource,
     plain_file_name,
 )
-from liveforge.util.fileio import read_text
 from liveforge.util.paths import path_problem
+from liveforge.util.toml import Lines, read_toml
 
 PACKAGE_FILE = "package.toml"
 BUILD_SYSTEMS = ("autotools", "make", "commands")
 VARIANTS = ("32", "64")
-NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*\Z")
 
 
 @dataclass(frozen=True)
@@ -156,31 +154,6 @@ class Package:
         return {f"{key}_VERSION": self.version, **self.vars}
 
 
-def _line(text: str, table: str, key: str) -> int | None:
-    if not table:
-        for number, raw in enumerate(text.splitlines(), 1):
-            if re.match(r"\s*\[", raw):
-                break
-            if re.match(rf"\s*\"?{re.escape(key)}\"?\s*=", raw):
-                return number
-        return None
-    return tomlpos.key_line(text, table, key)
-
-
-def _value_line(text: str, key: str, value: str) -> int | None:
-    """Line of the string ``value`` in the top-level array ``key`` (else the key's line)."""
-    first = _line(text, "", key)
-    if first is None:
-        return None
-    lines = text.splitlines()
-    for number in range(first - 1, len(lines)):
-        if number > first - 1 and re.match(r"\s*(\[|[A-Za-z0-9_\"-]+\s*=)", lines[number]):
-            break
-        if f'"{value}"' in lines[number] or f"'{value}'" in lines[number]:
-            return number + 1
-    return first
-
-
 def _typed(value: Any, kind: str) -> bool:
     if kind == "str":
         return isinstance(value, str)
@@ -214,18 +187,12 @@ def _read_table(data: Mapping[str, Any], fields: Iterable[Field], where: str,
 def load_package(directory: Path) -> Package:
     """Parse ``directory/package.toml``; every problem is reported as file:line."""
     path = directory / PACKAGE_FILE
-    text = read_text(path)
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        m = re.search(r"\s*\(at line (\d+), column \d+\)", str(exc))
-        message = str(exc).replace(m.group(0), "") if m else str(exc)
-        raise InputError(message, path, int(m.group(1)) if m else None) from None
+    data, lines = read_toml(path)
     errors: list[InputError] = []
 
     def err(message: str, table: str = "", key: str = "") -> None:
-        errors.append(InputError(message, path, _line(text, table, key) if key else
-                                 tomlpos.table_line(text, table) if table else None))
+        errors.append(InputError(message, path, lines.key(table, key) if key else
+                                 lines.table(table) if table else None))
 
     top = _read_table(data, FIELDS, "", err)
     for key in ("name", "version"):
@@ -278,10 +245,10 @@ def load_package(directory: Path) -> Package:
         for p, rel in zip(patches, top["patches"], strict=True):
             if path_problem(rel):
                 errors.append(InputError(f"patch {rel!r} is not a path inside the package "
-                                         "folder", path, _value_line(text, "patches", rel)))
+                                         "folder", path, lines.value("", "patches", rel)))
             elif not p.is_file():
                 errors.append(InputError(f"patch {rel!r} does not exist", path,
-                                         _value_line(text, "patches", rel)))
+                                         lines.value("", "patches", rel)))
     if errors:
         raise InputErrors(errors)
     assert source is not None
@@ -367,13 +334,12 @@ def build_order(packages: Mapping[str, Package]) -> list[str]:
     """Packages in dependency order; an unknown dependency or a cycle is an InputError."""
     errors: list[InputError] = []
     for pkg in packages.values():
-        text = read_text(pkg.toml)
         for dep in pkg.depends:
             if dep not in packages:
                 errors.append(InputError(
                     f"package {pkg.name!r} depends on unknown package {dep!r} "
                     f"(packages: {', '.join(sorted(packages))})", pkg.toml,
-                    _value_line(text, "depends", dep)))
+                    Lines(pkg.toml).value("", "depends", dep)))
     if errors:
         raise InputErrors(errors)
     sorter = graphlib.TopologicalSorter({n: p.depends for n, p in sorted(packages.items())})
@@ -383,7 +349,7 @@ def build_order(packages: Mapping[str, Package]) -> list[str]:
         cycle = list(exc.args[1])
         first = packages[cycle[0]]
         raise InputError("package dependency cycle: " + " -> ".join(cycle), first.toml,
-                         _line(read_text(first.toml), "", "depends")) from None
+                         Lines(first.toml).key("", "depends")) from None
 
 
 def closure(packages: Mapping[str, Package], names: Iterable[str]) -> set[str]:
