@@ -185,7 +185,7 @@ def cmd_live(ctx: Ctx) -> int:
 
 def cmd_manifest(ctx: Ctx) -> int:
     from liveforge.build.image import lint as ml
-    from liveforge.build.verbs.live import combine_manifests, last_stamp, search_path
+    from liveforge.build.verbs.manifest import lint_manifests, show_manifests
 
     a = ctx.args
     if a.action == "diff":
@@ -196,13 +196,11 @@ def cmd_manifest(ctx: Ctx) -> int:
     if a.platforms:
         raise UsageError(f"manifest {a.action} takes no platform arguments")
     ws = ctx.workspace()
-    manifest = combine_manifests(ws, Reporter(verbose=-1) if not a.json else ctx.reporter,
-                                 strict=a.strict)
-    search = search_path(ws, last_stamp(ws))
+    reporter = Reporter(verbose=-1) if not a.json else ctx.reporter
     if a.action == "show":
-        print(ml.format_show(ml.show(manifest, search)), end="")
+        print(ml.format_show(show_manifests(ws, reporter, strict=a.strict)), end="")
         return 0
-    report = ml.lint(manifest, search, ws.proto)
+    report = lint_manifests(ws, reporter, strict=a.strict)
     text = ml.format_lint(report)
     print(text, end="" if text.endswith("\n") or not text else "\n")
     return 0 if report.ok else 1

@@ -23,6 +23,7 @@ from pathlib import Path
 from liveforge.build.image.archive import Member, read_cpio, read_tar
 from liveforge.build.image.assemble import SearchPath
 from liveforge.build.image.manifest import Entry, Manifest, Override
+from liveforge.build.image.version import BUILDSTAMP_FILE
 from liveforge.util.errors import InputError
 
 
@@ -71,7 +72,7 @@ def lint(manifest: Manifest, search: list[Path], proto: Path) -> LintReport:
 
 
 # files liveforge itself keeps in the proto area (its identity and the last buildstamp)
-BUILD_FILES = {".liveforge-proto", "buildstamp"}
+BUILD_FILES = {".liveforge-proto", BUILDSTAMP_FILE}
 
 
 def _unshipped(proto: Path, declared: dict[str, Entry]) -> list[str]:
