@@ -224,13 +224,13 @@ def cmd_overlay(ctx: Ctx) -> int:
 
 def cmd_media(ctx: Ctx) -> int:
     """``iso`` and ``usb``: bootable media of the latest platform."""
+    from liveforge.build.image.platform import latest_platform
     from liveforge.build.media import build_iso, build_usb
-    from liveforge.build.verbs.live import latest_platform
 
     kind = ctx.args.verb
     writer, what = {"iso": (build_iso, "ISO"), "usb": (build_usb, "USB")}[kind]
     with ctx.locked() as ws:
-        platform, stamp = latest_platform(ws)
+        platform, stamp = latest_platform(ws.output_dir)
         ctx.reporter.step(f"writing the {what} image of {platform.name}")
         out = writer(platform, stamp, ws.iso_dir if kind == "iso" else ws.usb_dir,
                      console=ctx.args.console)
@@ -249,11 +249,11 @@ def platform_dirname(ws: Workspace, platform: Path, stamp: str) -> str:
 
 def cmd_netboot(ctx: Ctx) -> int:
     """``netboot``: the iPXE script of the latest platform, beside it in ``output/``."""
+    from liveforge.build.image.platform import latest_platform
     from liveforge.build.media.pxe import write_netboot
-    from liveforge.build.verbs.live import latest_platform
 
     with ctx.locked() as ws:
-        platform, stamp = latest_platform(ws)
+        platform, stamp = latest_platform(ws.output_dir)
         dirname = platform_dirname(ws, platform, stamp)
         ctx.reporter.step(f"writing the netboot script of {dirname}")
         out = write_netboot(ws.output_dir, dirname, stamp, ws.platform.arch,
@@ -263,13 +263,13 @@ def cmd_netboot(ctx: Ctx) -> int:
 
 
 def cmd_boot(ctx: Ctx) -> int:
+    from liveforge.build.image.platform import latest_platform
     from liveforge.build.media.boot import boot, log_name
     from liveforge.build.media.pxe import script_name
-    from liveforge.build.verbs.live import latest_platform
 
     a = ctx.args
     ws = ctx.workspace()
-    platform, stamp = latest_platform(ws)
+    platform, stamp = latest_platform(ws.output_dir)
     if a.media == "pxe":
         target = ws.output_dir / script_name(platform_dirname(ws, platform, stamp))
     else:

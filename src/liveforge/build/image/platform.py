@@ -40,6 +40,7 @@ import errno
 import hashlib
 import json
 import os
+import posixpath
 import shutil
 import subprocess
 import time
@@ -49,7 +50,7 @@ from typing import Any
 from liveforge.build.buildstamp import stamp_epoch
 from liveforge.build.image.archive import tree_image, write_archives
 from liveforge.build.image.assemble import Image
-from liveforge.util.errors import BuildError
+from liveforge.util.errors import BuildError, InputError, LiveforgeError
 from liveforge.util.fileio import swap_link
 from liveforge.util.scratch import TMP_MARK, tmp_name
 from liveforge.util.scratch import remove_leftovers as _remove_leftovers
@@ -120,6 +121,31 @@ def write_platform(output_dir: Path, dirname: str, image: Image, *, stamp: str, 
     _remove_unused(output_dir)          # the previous generation of a rebuilt platform
     _step("done")
     return output_dir / dirname
+
+
+def kernel_file(image: Image, path: str) -> str:
+    """The image path of the kernel file ``path`` ([platform] kernel) leads to, following
+    symlinks within the image."""
+    entries = image.by_path()
+    seen: set[str] = set()
+    while path in entries and entries[path].kind == "s" and path not in seen:
+        seen.add(path)
+        target = entries[path].target
+        path = posixpath.normpath(target.lstrip("/") if target.startswith("/")
+                                  else posixpath.join(posixpath.dirname(path), target))
+    if path not in entries:
+        raise InputError(f"the kernel {path!r} ([platform] kernel) is not in the image")
+    return path
+
+
+def latest_platform(output_dir: Path) -> tuple[Path, str]:
+    """The platform ``output_dir/platform-latest`` leads to, and its buildstamp."""
+    latest = output_dir / LATEST
+    version = latest / "etc" / "version" / "platform"
+    if not version.is_file():
+        raise LiveforgeError(f"no platform built yet in {output_dir}: run 'liveforge live' "
+                             "(or 'make live') first")
+    return latest.resolve(), version.read_text().strip()
 
 
 def _step(name: str) -> None:

@@ -7,13 +7,12 @@ The recipe reads as its steps::
 
 from __future__ import annotations
 
-import posixpath
 from dataclasses import dataclass
 from pathlib import Path
 
 from liveforge.build.image.assemble import Image, resolve
 from liveforge.build.image.manifest import write_manifest
-from liveforge.build.image.platform import gitstatus, write_platform
+from liveforge.build.image.platform import LATEST, gitstatus, kernel_file, write_platform
 from liveforge.build.image.version import record_stamp, write_version_dir
 from liveforge.build.verbs.manifest import (
     combine_manifests,
@@ -23,7 +22,6 @@ from liveforge.build.verbs.manifest import (
 )
 from liveforge.build.verbs.world import world
 from liveforge.build.workspace import Workspace
-from liveforge.util.errors import InputError, LiveforgeError
 from liveforge.util.events import Reporter
 
 
@@ -48,20 +46,6 @@ def live(ws: Workspace, reporter: Reporter, stamp: str, strict: bool = False,
     return write_outputs(ws, image, stamp, reporter, root_tarball=root_tarball)
 
 
-def kernel_file(image: Image, path: str) -> str:
-    """The image path of the kernel file, following symlinks within the image."""
-    entries = image.by_path()
-    seen: set[str] = set()
-    while path in entries and entries[path].kind == "s" and path not in seen:
-        seen.add(path)
-        target = entries[path].target
-        path = posixpath.normpath(target.lstrip("/") if target.startswith("/")
-                                  else posixpath.join(posixpath.dirname(path), target))
-    if path not in entries:
-        raise InputError(f"the kernel {path!r} ([platform] kernel) is not in the image")
-    return path
-
-
 def write_outputs(ws: Workspace, image: Image, stamp: str, reporter: Reporter,
                   root_tarball: bool = False) -> LiveResult:
     """Boot archive, kernel, hash, manifest, gitstatus, the tarball of the platform directory
@@ -76,7 +60,7 @@ def write_outputs(ws: Workspace, image: Image, stamp: str, reporter: Reporter,
                               boot_archive_skip=frozenset({kernel, ws.platform.kernel}),
                               root_tarball=root_tarball)
     result = LiveResult(platform=platform, tarball=ws.output_dir / f"{dirname}.tgz",
-                        latest=ws.output_dir / "platform-latest",
+                        latest=ws.output_dir / LATEST,
                         root_tarball=ws.output_dir / f"{dirname}-root.tgz" if root_tarball
                         else None)
     extra = {"root_tarball": str(result.root_tarball)} if result.root_tarball else {}
@@ -84,12 +68,3 @@ def write_outputs(ws: Workspace, image: Image, stamp: str, reporter: Reporter,
                   latest=str(result.latest), stamp=stamp, **extra)
     return result
 
-
-def latest_platform(ws: Workspace) -> tuple[Path, str]:
-    """The platform ``platform-latest`` points at, and its buildstamp."""
-    latest = ws.output_dir / "platform-latest"
-    version = latest / "etc" / "version" / "platform"
-    if not version.is_file():
-        raise LiveforgeError(f"no platform built yet in {ws.root}: run 'liveforge live' "
-                             "(or 'make live') first")
-    return latest.resolve(), version.read_text().strip()
