@@ -233,7 +233,7 @@ def cmd_media(ctx: Ctx) -> int:
         platform, stamp = latest_platform(ws.output_dir)
         ctx.reporter.step(f"writing the {what} image of {platform.name}")
         out = writer(platform, stamp, ws.iso_dir if kind == "iso" else ws.usb_dir,
-                     console=ctx.args.console)
+                     arch=ws.platform.arch, console=ctx.args.console)
     ctx.reporter.emit("media", kind=kind, path=str(out))
     return 0
 
@@ -274,8 +274,8 @@ def cmd_boot(ctx: Ctx) -> int:
         target = ws.output_dir / script_name(platform_dirname(ws, platform, stamp))
     else:
         target = {"direct": platform, "iso": ws.iso_dir, "usb": ws.usb_dir}[a.media]
-    result = boot(target, stamp, media=a.media, uefi=a.uefi, console=a.console,
-                  timeout=a.timeout, interactive=a.interactive,
+    result = boot(target, stamp, arch=ws.platform.arch, media=a.media, uefi=a.uefi,
+                  console=a.console, timeout=a.timeout, interactive=a.interactive,
                   log_path=ws.log_dir / log_name(stamp, a.media, a.uefi), reporter=ctx.reporter)
     return result.exit_code
 

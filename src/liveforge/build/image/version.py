@@ -21,11 +21,11 @@ from pathlib import Path
 
 from liveforge.build.buildstamp import buildstamp_now
 from liveforge.build.image.assemble import SearchPath
+from liveforge.build.image.layout import VERSION
 from liveforge.util import toml as tomlpos
 from liveforge.util.errors import InputError, InputErrors
 from liveforge.util.fileio import read_text, write_atomic
 
-VERSION_FILE = "etc/version/platform"
 #: the directory under the workspace's ``.liveforge/`` where ``live`` writes the version files
 GENERATED_DIR = "generated"
 #: the file in the proto area recording the buildstamp of the last assembly
@@ -40,7 +40,7 @@ def version_files(stamp: str, *, name: str, dirname: str, templates: Iterable[st
     that cannot be used is an error naming its line in ``toml_path``."""
     values = {"@NAME@": name, "@STAMP@": stamp, "@PLATFORM@": dirname}
     finder = SearchPath(search)
-    files = {VERSION_FILE: stamp + "\n"}
+    files = {VERSION: stamp + "\n"}
     errors: list[InputError] = []
     for template in templates:
         found = finder.find(template)
