@@ -34,6 +34,8 @@ def check_self(root: Path, reporter: Reporter) -> int:
 
 
 def check_workspace(ws: Workspace, reporter: Reporter) -> int:
+    """Each component's ``check`` target, then the manifest lint; like ``status`` and
+    ``manifest``, it writes nothing in the workspace (the logs are kept while it runs)."""
     _, failed = each_component(ws, reporter, "check", "check",
                                lambda kind, ctx: kind.check(ctx), keep_logs=False)
     failures = len(failed)
