@@ -36,11 +36,13 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE.parent / "src"))
 
 import kernelfix  # noqa: E402
+from liveforge.build.image.layout import PlatformLayout  # noqa: E402
 from liveforge.build.media import build_iso, build_usb, get_console  # noqa: E402
 from liveforge.build.media.boot import MEMORY_MB, boot, machine_args  # noqa: E402
 from liveforge.build.media.hosttools import OVMF_CODE, OVMF_VARS  # noqa: E402
 from liveforge.build.media.pxe import write_netboot  # noqa: E402
 
+ARCH = "x86_64"  # the platforms kernelfix makes, booted by qemu-system-x86_64
 MARKER = b"BARE-READY"
 BARE_INIT = "#!/bin/busybox sh\n/bin/busybox echo BARE-READY\n/bin/busybox poweroff -f\n"
 
@@ -112,19 +114,19 @@ def main() -> int:
         else:
             stamp = kernelfix.STAMP
             platform = kernelfix.make_platform(work / "platform", stamp)
-        kernel = platform / "x86_64" / "vmlinuz"
+        kernel = platform / PlatformLayout(ARCH).kernel
         initrd = work / "bare.initrd"
         initrd.write_bytes(bare_initramfs())
         images = {"direct": platform}
         if any(c.startswith("iso") for c in cases):
-            images["iso"] = build_iso(platform, stamp, work / "iso")
+            images["iso"] = build_iso(platform, stamp, work / "iso", arch=ARCH)
         if any(c.startswith("usb") for c in cases):
-            images["usb"] = build_usb(platform, stamp, work / "usb")
+            images["usb"] = build_usb(platform, stamp, work / "usb", arch=ARCH)
         if any(c.startswith("pxe") for c in cases):
             served = work / "tftp"
             served.mkdir()
             (served / f"platform-{stamp}").symlink_to(platform)
-            images["pxe"] = write_netboot(served, f"platform-{stamp}", stamp, "x86_64")
+            images["pxe"] = write_netboot(served, f"platform-{stamp}", stamp, ARCH)
 
         print(f"{'case':<10} {'seconds':>8} {'bare':>6} {'ratio':>6} {'bare-uefi':>10} "
               f"{'ratio-uefi':>10}")
@@ -134,7 +136,7 @@ def main() -> int:
             for i in range(args.repeat):
                 bare = time_bare(kernel, initrd, work)
                 fw_bare = time_bare(kernel, initrd, work, uefi=True) if uefi else bare
-                result = boot(images[media], stamp, media=media, uefi=uefi, timeout=300,
+                result = boot(images[media], stamp, arch=ARCH, media=media, uefi=uefi, timeout=300,
                               log_path=work / f"{case}.{i}.log")
                 if not result.ok:
                     print(f"{case}: {result.message}\n{result.tail}", file=sys.stderr)

@@ -190,7 +190,8 @@ def shared_media(kind: str) -> Path:
         from liveforge.build.media import build_iso, build_usb
 
         build = build_iso if kind == "iso" else build_usb
-        _shared[key] = build(shared_platform(), STAMP, shared_dir() / f"output-{kind}")
+        _shared[key] = build(shared_platform(), STAMP, shared_dir() / f"output-{kind}",
+                             arch="x86_64")
     return _shared[key]
 
 

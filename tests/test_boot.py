@@ -34,23 +34,23 @@ def test_verdict_lines() -> None:
 def test_bad_arguments(tmp_path: Path) -> None:
     log = tmp_path / "boot.log"
     with pytest.raises(UsageError, match="direct, iso, usb"):
-        boot(tmp_path, STAMP, media="floppy", log_path=log)
+        boot(tmp_path, STAMP, arch="x86_64", media="floppy", log_path=log)
     with pytest.raises(UsageError, match="ttya"):
-        boot(tmp_path, STAMP, console="com1", log_path=log)
+        boot(tmp_path, STAMP, arch="x86_64", console="com1", log_path=log)
     with pytest.raises(UsageError, match="serial"):
-        boot(tmp_path, STAMP, console="text", log_path=log)
+        boot(tmp_path, STAMP, arch="x86_64", console="text", log_path=log)
     with pytest.raises(LiveforgeError, match="liveforge iso"):
-        boot(tmp_path, STAMP, media="iso", log_path=log)
+        boot(tmp_path, STAMP, arch="x86_64", media="iso", log_path=log)
     with pytest.raises(LiveforgeError, match="liveforge usb"):
-        boot(tmp_path / "x.usb.gz", STAMP, media="usb", log_path=log)
+        boot(tmp_path / "x.usb.gz", STAMP, arch="x86_64", media="usb", log_path=log)
     with pytest.raises(LiveforgeError, match="liveforge live"):
-        boot(tmp_path, STAMP, log_path=log)
+        boot(tmp_path, STAMP, arch="x86_64", log_path=log)
 
 
 @pytest.mark.slow
 def test_direct_boot_ready(tmp_path: Path) -> None:
     log = tmp_path / "log" / f"boot.{STAMP}.direct.log"
-    result = boot(shared_platform(), STAMP, timeout=120, log_path=log)
+    result = boot(shared_platform(), STAMP, arch="x86_64", timeout=120, log_path=log)
     assert result.ok and result.status == "ready" and result.exit_code == 0, result.tail
     assert f"PLATFORM-READY {STAMP}" in log.read_text(errors="replace")
     assert "liveforge.test=1" in log.read_text(errors="replace")
@@ -59,7 +59,8 @@ def test_direct_boot_ready(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_broken_selftest_fails(tmp_path: Path) -> None:
-    result = boot(shared_platform("broken"), STAMP, timeout=120, log_path=tmp_path / "b.log")
+    result = boot(shared_platform("broken"), STAMP, arch="x86_64", timeout=120,
+                  log_path=tmp_path / "b.log")
     assert not result.ok and result.exit_code == 1
     assert result.status == "failed"
     assert result.message == "PLATFORM-FAILED selftest-broken"
@@ -69,7 +70,8 @@ def test_broken_selftest_fails(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_truncated_archive_fails_with_kernel_message(tmp_path: Path) -> None:
-    result = boot(shared_platform("truncated"), STAMP, timeout=120, log_path=tmp_path / "t.log")
+    result = boot(shared_platform("truncated"), STAMP, arch="x86_64", timeout=120,
+                  log_path=tmp_path / "t.log")
     assert not result.ok
     assert result.status == "panic", result.message
     assert "Kernel panic" in result.message
@@ -80,7 +82,8 @@ def test_truncated_archive_fails_with_kernel_message(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_timeout_kills_qemu(tmp_path: Path) -> None:
-    result = boot(shared_platform(), STAMP, timeout=2, log_path=tmp_path / "slow.log")
+    result = boot(shared_platform(), STAMP, arch="x86_64", timeout=2,
+                  log_path=tmp_path / "slow.log")
     assert not result.ok and result.status == "timeout"
     assert "2s" in result.message
     assert not Path(f"/proc/{result.pid}").exists()
@@ -94,8 +97,8 @@ def test_qemu_command_uses_tcg_and_private_vars(tmp_path: Path) -> None:
 
     work = tmp_path / "work"
     work.mkdir()
-    argv = qemu_command("qemu-system-x86_64", shared_platform(), STAMP, media="direct",
-                        uefi=True, term=get_console("ttyb"), interactive=False,
+    argv = qemu_command("qemu-system-x86_64", shared_platform(), STAMP, arch="x86_64",
+                        media="direct", uefi=True, term=get_console("ttyb"), interactive=False,
                         log_path=tmp_path / "log", work=work)
     assert argv[argv.index("-accel") + 1] == "tcg"
     assert not any("kvm" in arg for arg in argv)
@@ -107,17 +110,18 @@ def test_qemu_command_uses_tcg_and_private_vars(tmp_path: Path) -> None:
     assert append == "console=ttyS1,115200n8 panic=-1 liveforge.test=1"
     # ttyb is the second serial port: the first is a null device, the second the console
     assert argv[-4:] == ["-serial", "null", "-serial", "stdio"]
-    interactive = qemu_command("qemu-system-x86_64", shared_platform(), STAMP, media="direct",
-                               uefi=False, term=get_console("ttya"), interactive=True,
-                               log_path=tmp_path / "log", work=work)
+    interactive = qemu_command("qemu-system-x86_64", shared_platform(), STAMP, arch="x86_64",
+                               media="direct", uefi=False, term=get_console("ttya"),
+                               interactive=True, log_path=tmp_path / "log", work=work)
     assert "liveforge.test=1" not in interactive[interactive.index("-append") + 1]
     assert "chardev:con" in interactive
     interactive_uefi = qemu_command("qemu-system-x86_64", shared_platform(), STAMP,
-                                    media="direct", uefi=True, term=get_console("ttya"),
-                                    interactive=True, log_path=tmp_path / "log", work=work)
+                                    arch="x86_64", media="direct", uefi=True,
+                                    term=get_console("ttya"), interactive=True,
+                                    log_path=tmp_path / "log", work=work)
     assert f"if=pflash,format=raw,file={work / 'OVMF_VARS.fd'}" in interactive_uefi
-    text = qemu_command("qemu-system-x86_64", shared_platform(), STAMP, media="direct",
-                        uefi=False, term=get_console("text"), interactive=True,
+    text = qemu_command("qemu-system-x86_64", shared_platform(), STAMP, arch="x86_64",
+                        media="direct", uefi=False, term=get_console("text"), interactive=True,
                         log_path=tmp_path / "log", work=work)
     assert "-vga" not in text  # the text console is the display adapter's
 
@@ -142,7 +146,8 @@ def test_qemu_dies_with_a_killed_runner(tmp_path: Path) -> None:
         "import kernelfix\n"
         "from liveforge.build.media.boot import boot\n"
         f"boot(kernelfix.make_platform(Path({str(tmp_path / 'p')!r}), kernelfix.STAMP),\n"
-        f"     kernelfix.STAMP, timeout=120, log_path=Path({str(tmp_path / 'k.log')!r}))\n"
+        f"     kernelfix.STAMP, arch='x86_64', timeout=120,\n"
+        f"     log_path=Path({str(tmp_path / 'k.log')!r}))\n"
     )
     runner = subprocess.Popen([sys.executable, "-c", script],
                               cwd=Path(__file__).resolve().parent.parent)

@@ -188,7 +188,7 @@ def test_deb_unpack_removes_what_a_killed_one_left(tmp_path: Path) -> None:
 
 MEDIA_HELPER = ("import sys, time\nfrom pathlib import Path\n" + BLOCK +
                 "import liveforge.build.media.{mod} as m\nm.{step} = block\n"
-                "m.build_{mod}(Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]))\n")
+                "m.build_{mod}(Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]), arch='x86_64')\n")
 
 
 @pytest.mark.parametrize("mod,step,names", [
@@ -205,7 +205,7 @@ def test_media_verb_removes_what_a_killed_one_left(tmp_path: Path, mod: str, ste
     killed.kill()
     killed.wait()
     assert _hidden(out), "the killed run left nothing to clean"
-    getattr(media, f"build_{mod}")(platform, STAMP, out)
+    getattr(media, f"build_{mod}")(platform, STAMP, out, arch="x86_64")
     assert sorted(p.name for p in out.iterdir()) == [n.format(STAMP) for n in names]
 
 

@@ -156,3 +156,46 @@ def test_a_full_disk_is_one_clear_error_and_leaves_the_previous_platform(
             assert tree(disk) == before
     finally:
         subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_the_platform_layout_follows_the_workspaces_arch(tmp_path: Path) -> None:
+    """arch = "aarch64": the platform directory, the media's tree, their GRUB menu, the netboot
+    script and a direct boot all name aarch64 paths (nothing is booted)."""
+    from liveforge.build.media.boot import direct_args
+    from liveforge.build.media.console import get_console
+    from liveforge.build.media.grubcfg import grub_cfg
+    from liveforge.build.media.layout import platform_files
+
+    ws = live_workspace(tmp_path / "ws", tmp_path / "upstream")
+    toml = (ws / "platform.toml").read_text()
+    (ws / "platform.toml").write_text(toml.replace('name = "test"',
+                                                   'name = "test"\narch = "aarch64"'))
+    for verb in ("live", "netboot"):
+        built = lf(ws, verb)
+        assert built.returncode == 0, built.stderr
+    name = f"platform-{STAMP}"
+    platform = ws / "output" / name
+    assert sorted(p.relative_to(platform).as_posix() for p in platform.rglob("*")
+                  if p.is_file()) == [
+        "aarch64/boot_archive", "aarch64/boot_archive.gitstatus", "aarch64/boot_archive.hash",
+        "aarch64/boot_archive.manifest", "aarch64/vmlinuz", "etc/version/platform"]
+    assert read_cpio(platform / "aarch64/boot_archive")["etc/version/platform"]
+    # the ISO's and the USB stick's tree, and their menu
+    assert [f.dest for f in platform_files(platform, STAMP, "aarch64")] == [
+        f"platform/{rel}" for rel in ("aarch64/boot_archive", "aarch64/boot_archive.gitstatus",
+                                      "aarch64/boot_archive.hash",
+                                      "aarch64/boot_archive.manifest", "aarch64/vmlinuz",
+                                      "etc/version/platform")]
+    menu = grub_cfg(STAMP, get_console("ttya"), "aarch64")
+    loads = [line.split()[:2] for line in menu.splitlines()
+             if line.split()[:1] in (["linux"], ["linux16"], ["initrd"], ["initrd16"])]
+    assert loads == [["linux16", "/platform/aarch64/vmlinuz"],
+                     ["initrd16", "/platform/aarch64/boot_archive"],
+                     ["linux", "/platform/aarch64/vmlinuz"],
+                     ["initrd", "/platform/aarch64/boot_archive"]] * 2
+    assert "x86_64" not in menu
+    script = (ws / "output" / f"{name}.ipxe").read_text()
+    assert f"kernel {name}/aarch64/vmlinuz " in script and "x86_64" not in script
+    argv = direct_args(platform, STAMP, "aarch64", get_console("ttya"), False, tmp_path)
+    assert argv[:4] == ["-kernel", str(platform / "aarch64/vmlinuz"),
+                        "-initrd", str(platform / "aarch64/boot_archive")]

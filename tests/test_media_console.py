@@ -45,12 +45,12 @@ def test_bad_console_name_lists_choices() -> None:
 @pytest.mark.parametrize("build", [build_iso, build_usb])
 def test_media_reject_bad_console_first(build, tmp_path: Path) -> None:
     with pytest.raises(UsageError):
-        build(tmp_path / "nowhere", STAMP, tmp_path / "out", console="com1")
+        build(tmp_path / "nowhere", STAMP, tmp_path / "out", arch="x86_64", console="com1")
     assert not (tmp_path / "out").exists()
 
 
 def test_grub_cfg_entries() -> None:
-    cfg = grub_cfg(STAMP, get_console("ttyb"))
+    cfg = grub_cfg(STAMP, get_console("ttyb"), "x86_64")
     assert "serial --unit=1" in cfg
     assert "set default=normal" in cfg
     assert "--id normal" in cfg and "--id test" in cfg
@@ -64,15 +64,15 @@ def test_grub_cfg_entries() -> None:
 @pytest.mark.parametrize("build", [build_iso, build_usb])
 def test_no_platform_names_the_verb(build, tmp_path: Path) -> None:
     with pytest.raises(LiveforgeError, match="liveforge live"):
-        build(tmp_path / "missing", STAMP, tmp_path / "out")
+        build(tmp_path / "missing", STAMP, tmp_path / "out", arch="x86_64")
     (tmp_path / "partial" / "x86_64").mkdir(parents=True)
     with pytest.raises(LiveforgeError, match="liveforge live"):
-        build(tmp_path / "partial", STAMP, tmp_path / "out")
+        build(tmp_path / "partial", STAMP, tmp_path / "out", arch="x86_64")
 
 
 def test_bad_stamp(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="YYYYMMDDTHHMMSSZ"):
-        build_iso(tmp_path, "yesterday", tmp_path / "out")
+        build_iso(tmp_path, "yesterday", tmp_path / "out", arch="x86_64")
 
 
 def test_missing_tools_give_apt_line(monkeypatch: pytest.MonkeyPatch) -> None:

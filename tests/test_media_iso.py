@@ -31,21 +31,22 @@ def test_iso_name_and_content() -> None:
 
 
 def test_iso_reproducible(tmp_path: Path) -> None:
-    first = build_iso(shared_platform(), STAMP, tmp_path / "a")
+    first = build_iso(shared_platform(), STAMP, tmp_path / "a", arch="x86_64")
     time.sleep(1.1)  # a clock leaking into the image would now differ
-    second = build_iso(shared_platform(), STAMP, tmp_path / "b", console="ttya")
+    second = build_iso(shared_platform(), STAMP, tmp_path / "b", arch="x86_64", console="ttya")
     assert first.read_bytes() == second.read_bytes()
 
 
 def test_iso_console_changes_image(tmp_path: Path) -> None:
-    text = build_iso(shared_platform(), STAMP, tmp_path / "text", console="text")
+    text = build_iso(shared_platform(), STAMP, tmp_path / "text", arch="x86_64",
+                     console="text")
     assert text.read_bytes() != shared_media("iso").read_bytes()
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("uefi", [False, True], ids=["bios", "uefi"])
 def test_iso_boots(uefi: bool, tmp_path: Path) -> None:
-    result = boot(shared_media("iso"), STAMP, media="iso", uefi=uefi, timeout=150,
+    result = boot(shared_media("iso"), STAMP, arch="x86_64", media="iso", uefi=uefi, timeout=150,
                   log_path=tmp_path / "boot.log")
     assert result.ok, f"{result.message}\n{result.tail}"
     assert f"PLATFORM-READY {STAMP}" in (tmp_path / "boot.log").read_text(errors="replace")
@@ -58,7 +59,7 @@ def test_iso_boots(uefi: bool, tmp_path: Path) -> None:
 def test_iso_boots_as_raw_disk(uefi: bool, tmp_path: Path) -> None:
     """The hybrid ISO written to a USB stick and attached raw: BIOS through the hybrid MBR,
     UEFI through the appended EFI system partition."""
-    result = boot(shared_media("iso"), STAMP, media="usb", uefi=uefi, timeout=150,
+    result = boot(shared_media("iso"), STAMP, arch="x86_64", media="usb", uefi=uefi, timeout=150,
                   log_path=tmp_path / "boot.log")
     assert result.ok, f"{result.message}\n{result.tail}"
 
@@ -70,8 +71,8 @@ def test_iso_menu_defaults_to_normal_entry(tmp_path: Path) -> None:
     from liveforge.build.media import get_console
     from liveforge.build.media.boot import qemu_command, watch
 
-    argv = qemu_command("qemu-system-x86_64", shared_media("iso"), STAMP, media="iso",
-                        uefi=False, term=get_console("ttya"), interactive=False,
+    argv = qemu_command("qemu-system-x86_64", shared_media("iso"), STAMP, arch="x86_64",
+                        media="iso", uefi=False, term=get_console("ttya"), interactive=False,
                         log_path=tmp_path / "log", work=tmp_path)
     at = argv.index("-smbios")
     del argv[at:at + 2]

@@ -58,9 +58,9 @@ def test_usb_filesystem(raw_usb: Path) -> None:
 
 
 def test_usb_reproducible(tmp_path: Path) -> None:
-    first = build_usb(shared_platform(), STAMP, tmp_path / "a")
+    first = build_usb(shared_platform(), STAMP, tmp_path / "a", arch="x86_64")
     time.sleep(1.1)
-    second = build_usb(shared_platform(), STAMP, tmp_path / "b")
+    second = build_usb(shared_platform(), STAMP, tmp_path / "b", arch="x86_64")
     assert first.read_bytes() == second.read_bytes()
     assert (tmp_path / "a/partition.map").read_text() == (tmp_path / "b/partition.map").read_text()
 
@@ -68,7 +68,7 @@ def test_usb_reproducible(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("uefi", [False, True], ids=["bios", "uefi"])
 def test_usb_boots(uefi: bool, tmp_path: Path) -> None:
-    result = boot(shared_media("usb"), STAMP, media="usb", uefi=uefi, timeout=150,
+    result = boot(shared_media("usb"), STAMP, arch="x86_64", media="usb", uefi=uefi, timeout=150,
                   log_path=tmp_path / "boot.log")
     assert result.ok, f"{result.message}\n{result.tail}"
     assert f"PLATFORM-READY {STAMP}" in (tmp_path / "boot.log").read_text(errors="replace")

@@ -58,7 +58,7 @@ def test_script_boots_the_platform_by_relative_paths_with_the_grub_arguments() -
         f"initrd {NAME}/x86_64/boot_archive"] * 2
     normal, test = kernel_lines(text)
     # the same arguments as the media's GRUB entries (normal, self-test), after initrd=
-    grub = [line.split(None, 2)[2] for line in grub_cfg(STAMP, console).splitlines()
+    grub = [line.split(None, 2)[2] for line in grub_cfg(STAMP, console, "x86_64").splitlines()
             if line.strip().startswith("linux ")]
     assert grub == ["console=ttyS1,115200n8", "console=ttyS1,115200n8 panic=-1 liveforge.test=1"]
     assert normal == f"kernel {NAME}/x86_64/vmlinuz initrd=boot_archive {grub[0]}"
@@ -231,8 +231,8 @@ def test_qemu_serves_the_scripts_directory_and_selects_the_test_entry(tmp_path: 
     work = tmp_path / "work"
     work.mkdir()
     for interactive in (False, True):
-        argv = qemu_command("qemu-system-x86_64", out, STAMP, media="pxe", uefi=False,
-                            term=get_console("ttya"), interactive=interactive,
+        argv = qemu_command("qemu-system-x86_64", out, STAMP, arch="x86_64", media="pxe",
+                            uefi=False, term=get_console("ttya"), interactive=interactive,
                             log_path=tmp_path / "log", work=work)
         assert argv[argv.index("-netdev") + 1] == f"user,id=net0,tftp={out},bootfile={script.name}"
         assert argv[argv.index("-device") + 1] == "virtio-net-pci,netdev=net0,bootindex=0"
@@ -246,7 +246,8 @@ def test_pxe_boot_ready(tmp_path: Path, uefi: bool) -> None:
     out = served(tmp_path)
     write_netboot(out, NAME, STAMP, "x86_64")
     log = tmp_path / "log" / f"boot.{STAMP}.pxe.log"
-    result = boot(out / LATEST, STAMP, media="pxe", uefi=uefi, timeout=240, log_path=log)
+    result = boot(out / LATEST, STAMP, arch="x86_64", media="pxe", uefi=uefi, timeout=240,
+                  log_path=log)
     text = log.read_text(errors="replace")
     assert result.ok and result.status == "ready" and result.exit_code == 0, result.message + text
     # the kernel came up with the script's self-test entry: its exact arguments
@@ -264,7 +265,7 @@ def test_pxe_boot_ready(tmp_path: Path, uefi: bool) -> None:
 def test_pxe_boot_of_a_failing_platform_fails(tmp_path: Path) -> None:
     out = served(tmp_path, "broken")
     write_netboot(out, NAME, STAMP, "x86_64")
-    result = boot(out, STAMP, media="pxe", timeout=240, log_path=tmp_path / "b.log")
+    result = boot(out, STAMP, arch="x86_64", media="pxe", timeout=240, log_path=tmp_path / "b.log")
     assert not result.ok and result.exit_code == 1
     assert result.message == "PLATFORM-FAILED selftest-broken"
     assert not qemu_processes_mentioning(str(tmp_path))
@@ -274,7 +275,7 @@ def test_pxe_boot_of_a_failing_platform_fails(tmp_path: Path) -> None:
 def test_pxe_boot_that_never_reaches_the_kernel_says_where_to_look(tmp_path: Path) -> None:
     out = served(tmp_path)
     write_netboot(out, NAME, STAMP, "x86_64")
-    result = boot(out, STAMP, media="pxe", timeout=2, log_path=tmp_path / "t.log")
+    result = boot(out, STAMP, arch="x86_64", media="pxe", timeout=2, log_path=tmp_path / "t.log")
     assert result.status == "timeout"
     assert "iPXE prints to the screen only" in result.message and "--uefi" in result.message
     assert not qemu_processes_mentioning(str(tmp_path))
@@ -288,7 +289,7 @@ def test_pxe_script_defaults_to_the_normal_entry(tmp_path: Path) -> None:
 
     out = served(tmp_path)
     write_netboot(out, NAME, STAMP, "x86_64")
-    argv = qemu_command("qemu-system-x86_64", out, STAMP, media="pxe", uefi=False,
+    argv = qemu_command("qemu-system-x86_64", out, STAMP, arch="x86_64", media="pxe", uefi=False,
                         term=get_console("ttya"), interactive=False, log_path=tmp_path / "log",
                         work=tmp_path)
     at = argv.index("-smbios")

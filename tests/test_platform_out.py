@@ -36,7 +36,8 @@ manifest = combine([root / "manifest"], {}, False, lambda _: None)
 image = resolve(manifest, [root / "proto"])
 print("ready", flush=True)
 write_platform(root / "output", "platform-" + stamp, image, stamp=stamp,
-               kernel_path="boot/vmlinuz", gitstatus=[], compression="gzip")
+               kernel_path="boot/vmlinuz", gitstatus=[], compression="gzip",
+               arch="x86_64")
 """
 
 
@@ -54,7 +55,7 @@ def platform(root: Path, stamp: str = STAMP, compression: str = "gzip",
     status = [{"repo": "r", "branch": "main", "rev": "abc", "commit_date": "d", "url": "u"}]
     return write_platform(root / "output", f"platform-{stamp}", image, stamp=stamp,
                           kernel_path="boot/vmlinuz", gitstatus=status, compression=compression,
-                          root_tarball=root_tarball)
+                          arch="x86_64", root_tarball=root_tarball)
 
 
 def directory_listing(directory: Path) -> dict[str, tuple[str, str]]:
@@ -270,7 +271,8 @@ platform_out._step = step
 manifest = combine([root / "manifest"], {}, False, lambda _: None)
 platform_out.write_platform(root / "output", "platform-" + stamp,
                             resolve(manifest, [root / "proto"]), stamp=stamp,
-                            kernel_path="boot/vmlinuz", gitstatus=[], compression="gzip")
+                            kernel_path="boot/vmlinuz", gitstatus=[], compression="gzip",
+                            arch="x86_64")
 """
 
 
@@ -346,7 +348,7 @@ def test_kernel_must_be_shipped(tmp_path: Path) -> None:
     image = resolve(manifest, [root / "proto"])
     with pytest.raises(BuildError, match="kernel 'boot/nope'"):
         write_platform(root / "output", "p", image, stamp=STAMP, kernel_path="boot/nope",
-                       gitstatus=[], compression="gzip")
+                       gitstatus=[], compression="gzip", arch="x86_64")
 
 
 def test_gitstatus(tmp_path: Path) -> None:

@@ -89,3 +89,60 @@ def test_rich_display_on_a_tty(ws: Path) -> None:
                           env={**os.environ, "COLUMNS": "100", "TERM": "xterm"})
     assert proc.returncode == 0, proc.stdout
     assert "of 2" in proc.stdout and "✓" in proc.stdout
+
+
+# -- read-only verbs ------------------------------------------------------------------------
+
+SECOND = "20240203T040506Z"
+
+
+@pytest.fixture(scope="module")
+def built_ws(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A workspace with two platforms built (STAMP, then SECOND: platform-latest)."""
+    from test_live_outputs import STAMP, live_workspace
+    from test_live_outputs import lf as live_lf
+
+    top = tmp_path_factory.mktemp("readonly")
+    root = live_workspace(top / "ws", top / "upstream")
+    for stamp in (STAMP, SECOND):
+        proc = live_lf(root, "live", stamp=stamp)
+        assert proc.returncode == 0, proc.stderr
+    return root
+
+
+def snapshot(root: Path) -> dict[str, tuple[object, ...]]:
+    """Every path under ``root`` but ``.liveforge/`` (liveforge's caches): its type and mode,
+    size, modification time and content (a file's digest, a link's text)."""
+    import hashlib
+    import stat
+
+    state: dict[str, tuple[object, ...]] = {}
+    for directory, dirs, files in os.walk(root):
+        if directory == str(root):
+            dirs[:] = [d for d in dirs if d != ".liveforge"]
+        for name in [".", *dirs, *files]:
+            path = Path(directory) / name
+            st = path.lstat()
+            if stat.S_ISLNK(st.st_mode):
+                content: object = os.readlink(path)
+            elif stat.S_ISREG(st.st_mode):
+                content = hashlib.sha256(path.read_bytes()).hexdigest()
+            else:
+                content = None
+            state[os.path.normpath(path.relative_to(root))] = (
+                st.st_mode, st.st_size, st.st_mtime_ns, content)
+    return state
+
+
+@pytest.mark.parametrize("args", [
+    ("status",), ("status", "--json"), ("manifest", "show"), ("manifest", "lint"),
+    ("manifest", "diff", f"output/platform-{SECOND}", "output/platform-20240102T030405Z.tgz"),
+    ("check",)], ids=" ".join)
+def test_read_only_verbs_write_nothing(built_ws: Path, args: tuple[str, ...]) -> None:
+    before = snapshot(built_ws)
+    proc = lf(built_ws, *args, cwd=built_ws)
+    assert proc.returncode == 0, proc.stderr
+    after = snapshot(built_ws)
+    changed = sorted(path for path in before.keys() | after.keys()
+                     if before.get(path) != after.get(path))
+    assert changed == [], changed

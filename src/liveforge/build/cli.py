@@ -185,7 +185,7 @@ def cmd_live(ctx: Ctx) -> int:
 
 def cmd_manifest(ctx: Ctx) -> int:
     from liveforge.build.image import lint as ml
-    from liveforge.build.verbs.live import combine_manifests, last_stamp, search_path
+    from liveforge.build.verbs.manifest import lint_manifests, show_manifests
 
     a = ctx.args
     if a.action == "diff":
@@ -196,13 +196,11 @@ def cmd_manifest(ctx: Ctx) -> int:
     if a.platforms:
         raise UsageError(f"manifest {a.action} takes no platform arguments")
     ws = ctx.workspace()
-    manifest = combine_manifests(ws, Reporter(verbose=-1) if not a.json else ctx.reporter,
-                                 strict=a.strict)
-    search = search_path(ws, last_stamp(ws))
+    reporter = Reporter(verbose=-1) if not a.json else ctx.reporter
     if a.action == "show":
-        print(ml.format_show(ml.show(manifest, search)), end="")
+        print(ml.format_show(show_manifests(ws, reporter, strict=a.strict)), end="")
         return 0
-    report = ml.lint(manifest, search, ws.proto)
+    report = lint_manifests(ws, reporter, strict=a.strict)
     text = ml.format_lint(report)
     print(text, end="" if text.endswith("\n") or not text else "\n")
     return 0 if report.ok else 1
@@ -226,16 +224,16 @@ def cmd_overlay(ctx: Ctx) -> int:
 
 def cmd_media(ctx: Ctx) -> int:
     """``iso`` and ``usb``: bootable media of the latest platform."""
+    from liveforge.build.image.platform import latest_platform
     from liveforge.build.media import build_iso, build_usb
-    from liveforge.build.verbs.live import latest_platform
 
     kind = ctx.args.verb
     writer, what = {"iso": (build_iso, "ISO"), "usb": (build_usb, "USB")}[kind]
     with ctx.locked() as ws:
-        platform, stamp = latest_platform(ws)
+        platform, stamp = latest_platform(ws.output_dir)
         ctx.reporter.step(f"writing the {what} image of {platform.name}")
         out = writer(platform, stamp, ws.iso_dir if kind == "iso" else ws.usb_dir,
-                     console=ctx.args.console)
+                     arch=ws.platform.arch, console=ctx.args.console)
     ctx.reporter.emit("media", kind=kind, path=str(out))
     return 0
 
@@ -251,11 +249,11 @@ def platform_dirname(ws: Workspace, platform: Path, stamp: str) -> str:
 
 def cmd_netboot(ctx: Ctx) -> int:
     """``netboot``: the iPXE script of the latest platform, beside it in ``output/``."""
+    from liveforge.build.image.platform import latest_platform
     from liveforge.build.media.pxe import write_netboot
-    from liveforge.build.verbs.live import latest_platform
 
     with ctx.locked() as ws:
-        platform, stamp = latest_platform(ws)
+        platform, stamp = latest_platform(ws.output_dir)
         dirname = platform_dirname(ws, platform, stamp)
         ctx.reporter.step(f"writing the netboot script of {dirname}")
         out = write_netboot(ws.output_dir, dirname, stamp, ws.platform.arch,
@@ -265,19 +263,19 @@ def cmd_netboot(ctx: Ctx) -> int:
 
 
 def cmd_boot(ctx: Ctx) -> int:
+    from liveforge.build.image.platform import latest_platform
     from liveforge.build.media.boot import boot, log_name
     from liveforge.build.media.pxe import script_name
-    from liveforge.build.verbs.live import latest_platform
 
     a = ctx.args
     ws = ctx.workspace()
-    platform, stamp = latest_platform(ws)
+    platform, stamp = latest_platform(ws.output_dir)
     if a.media == "pxe":
         target = ws.output_dir / script_name(platform_dirname(ws, platform, stamp))
     else:
         target = {"direct": platform, "iso": ws.iso_dir, "usb": ws.usb_dir}[a.media]
-    result = boot(target, stamp, media=a.media, uefi=a.uefi, console=a.console,
-                  timeout=a.timeout, interactive=a.interactive,
+    result = boot(target, stamp, arch=ws.platform.arch, media=a.media, uefi=a.uefi,
+                  console=a.console, timeout=a.timeout, interactive=a.interactive,
                   log_path=ws.log_dir / log_name(stamp, a.media, a.uefi), reporter=ctx.reporter)
     return result.exit_code
 

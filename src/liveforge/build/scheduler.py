@@ -121,26 +121,44 @@ def run_steps(ws: Workspace, plan: Plan, targets: Collection[str], reporter: Rep
 
 
 def each_component(ws: Workspace, reporter: Reporter, action: str, log_suffix: str,
-                   fn: Callable[[Kind, BuildContext], T]
+                   fn: Callable[[Kind, BuildContext], T], keep_logs: bool = True
                    ) -> tuple[dict[str, T], dict[str, str]]:
     """Run ``fn`` (a kind's clean, check or update) for every component, one after the other,
     each with its log ``log/<name>.<log_suffix>.log``. A failure is reported and the others
-    still run. Returns each component's result and each failure's message."""
+    still run. Returns each component's result and each failure's message.
+
+    Without ``keep_logs`` (a verb that writes nothing in the workspace) the logs are private
+    temporary files, and a failure's report ends with its log's last lines instead of its
+    path."""
+    import tempfile
+
     from liveforge.build.graph import make_steps
     from liveforge.build.kinds.base import MAIN
 
     results: dict[str, T] = {}
     failures: dict[str, str] = {}
-    ws.log_dir.mkdir(parents=True, exist_ok=True)
-    for name, step in make_steps(ws).items():
-        if step.phase != MAIN:
-            continue
-        log_path = ws.log_dir / f"{step.log_name}.{log_suffix}.log"
-        with open(log_path, "wb") as log:
-            ctx = context_for(ws, step, reporter, log, log_path, ProcessGroup())
-            try:
-                results[name] = fn(step.kind, ctx)
-            except Exception as exc:  # keep going with the others
-                failures[name] = str(exc)
-                reporter.warn(f"{action} of {name} failed: {exc} (log: {log_path})")
+    private = None if keep_logs else tempfile.TemporaryDirectory(prefix=f"liveforge-{action}.")
+    log_dir = ws.log_dir if private is None else Path(private.name)
+    try:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        for name, step in make_steps(ws).items():
+            if step.phase != MAIN:
+                continue
+            log_path = log_dir / f"{step.log_name}.{log_suffix}.log"
+            with open(log_path, "wb") as log:
+                ctx = context_for(ws, step, reporter, log, log_path, ProcessGroup())
+                try:
+                    results[name] = fn(step.kind, ctx)
+                except Exception as exc:  # keep going with the others
+                    failures[name] = str(exc)
+                    log.flush()
+                    if private is None:
+                        detail = f" (log: {log_path})"
+                    else:
+                        tail = log_tail(log_path)
+                        detail = f"; its log ends:\n{tail}" if tail else ""
+                    reporter.warn(f"{action} of {name} failed: {exc}{detail}")
+    finally:
+        if private is not None:
+            private.cleanup()
     return results, failures

@@ -146,9 +146,10 @@ class _GitAnswer:
         self.top = top
         self.where = where
         self._specs = [where] if where else []  # pathspecs (literal), relative to top
-        out = git_bytes(top, "--literal-pathspecs", "status", "--porcelain=v2", "-z",
-                        "--untracked-files=all", "--branch", "--no-ahead-behind",
-                        "--ignore-submodules=dirty", "--", *self._specs)
+        # no optional locks: a look at the tree never writes the repository's index
+        out = git_bytes(top, "--no-optional-locks", "--literal-pathspecs", "status",
+                        "--porcelain=v2", "-z", "--untracked-files=all", "--branch",
+                        "--no-ahead-behind", "--ignore-submodules=dirty", "--", *self._specs)
         self.head = b""
         # (path, path it was renamed from or b"", work tree differs from the index, raw entry)
         self.changes: list[tuple[bytes, bytes, bool, bytes]] = []

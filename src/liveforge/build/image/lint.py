@@ -6,7 +6,7 @@
 * :func:`show` lists each entry with the manifest it came from and the search directory that
   delivers it.
 * :func:`diff` compares two platforms, each given as its directory or its tarball (``.tgz``,
-  the directory), both read through ``x86_64/boot_archive``, or as a tarball of the image root
+  the directory), both read through ``<arch>/boot_archive``, or as a tarball of the image root
   (``live --root-tarball``).
 """
 
@@ -22,7 +22,9 @@ from pathlib import Path
 
 from liveforge.build.image.archive import Member, read_cpio, read_tar
 from liveforge.build.image.assemble import SearchPath
+from liveforge.build.image.layout import BOOT_ARCHIVE
 from liveforge.build.image.manifest import Entry, Manifest, Override
+from liveforge.build.image.version import BUILDSTAMP_FILE
 from liveforge.util.errors import InputError
 
 
@@ -71,7 +73,7 @@ def lint(manifest: Manifest, search: list[Path], proto: Path) -> LintReport:
 
 
 # files liveforge itself keeps in the proto area (its identity and the last buildstamp)
-BUILD_FILES = {".liveforge-proto", "buildstamp"}
+BUILD_FILES = {".liveforge-proto", BUILDSTAMP_FILE}
 
 
 def _unshipped(proto: Path, declared: dict[str, Entry]) -> list[str]:
@@ -222,7 +224,7 @@ def read_platform(path: Path) -> dict[str, Member]:
     """The image members of a platform given as its directory, its tarball or a tarball of its
     image root."""
     if path.is_dir():
-        archives = sorted(path.glob("*/boot_archive"))
+        archives = sorted(path.glob(f"*/{BOOT_ARCHIVE}"))
         if not archives:
             raise InputError("not a platform directory (no */boot_archive)", path)
         return read_cpio(archives[0])
@@ -247,7 +249,7 @@ def _unpack_boot_archive(tarball: Path, into: Path) -> Path | None:
                 top = parts[0] if top is None else top
                 if parts[0] != top:
                     return None
-                if len(parts) == 3 and parts[2] == "boot_archive" and info.isfile():
+                if len(parts) == 3 and parts[2] == BOOT_ARCHIVE and info.isfile():
                     source = archive.extractfile(info)
                     assert source is not None
                     with open(into / "boot_archive", "wb") as dest:

@@ -2,12 +2,8 @@
 
 What a user sees, ``<D>`` being the platform's name (``platform-<STAMP>``)::
 
-    <output>/<D>/x86_64/vmlinuz                  the image's kernel, copied out
-    <output>/<D>/x86_64/boot_archive             cpio newc, gzip (or zstd)
-    <output>/<D>/x86_64/boot_archive.hash        sha1 of boot_archive
-    <output>/<D>/x86_64/boot_archive.manifest    md5 of each shipped file (md5sum format)
-    <output>/<D>/x86_64/boot_archive.gitstatus   JSON list of component repos
-    <output>/<D>/etc/version/platform            the buildstamp
+    <output>/<D>/...                             the platform directory (image/layout.py):
+                                                 <arch>/vmlinuz, <arch>/boot_archive, ...
     <output>/<D>.tgz                             the platform directory: <D>/...
     <output>/<D>-root.tgz                        the image root (on request)
     <output>/platform-latest -> <D>,  <output>/platform-latest.tgz -> <D>.tgz
@@ -40,16 +36,18 @@ import errno
 import hashlib
 import json
 import os
+import posixpath
 import shutil
 import subprocess
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from liveforge.build.buildstamp import stamp_epoch
 from liveforge.build.image.archive import tree_image, write_archives
 from liveforge.build.image.assemble import Image
-from liveforge.util.errors import BuildError
+from liveforge.build.image.layout import VERSION, PlatformLayout
+from liveforge.util.errors import BuildError, InputError, LiveforgeError
 from liveforge.util.fileio import swap_link
 from liveforge.util.scratch import TMP_MARK, tmp_name
 from liveforge.util.scratch import remove_leftovers as _remove_leftovers
@@ -62,7 +60,7 @@ AT_FDCWD = -100
 
 def write_platform(output_dir: Path, dirname: str, image: Image, *, stamp: str, kernel_path: str,
                    gitstatus: list[dict[str, Any]], compression: str,
-                   arch: str = "x86_64", boot_archive_skip: frozenset[str] = frozenset(),
+                   arch: str, boot_archive_skip: frozenset[str] = frozenset(),
                    root_tarball: bool = False) -> Path:
     """Assemble the platform ``output_dir/dirname`` from ``image``; return its path.
 
@@ -122,6 +120,31 @@ def write_platform(output_dir: Path, dirname: str, image: Image, *, stamp: str, 
     return output_dir / dirname
 
 
+def kernel_file(image: Image, path: str) -> str:
+    """The image path of the kernel file ``path`` ([platform] kernel) leads to, following
+    symlinks within the image."""
+    entries = image.by_path()
+    seen: set[str] = set()
+    while path in entries and entries[path].kind == "s" and path not in seen:
+        seen.add(path)
+        target = entries[path].target
+        path = posixpath.normpath(target.lstrip("/") if target.startswith("/")
+                                  else posixpath.join(posixpath.dirname(path), target))
+    if path not in entries:
+        raise InputError(f"the kernel {path!r} ([platform] kernel) is not in the image")
+    return path
+
+
+def latest_platform(output_dir: Path) -> tuple[Path, str]:
+    """The platform ``output_dir/platform-latest`` leads to, and its buildstamp."""
+    latest = output_dir / LATEST
+    version = latest / VERSION
+    if not version.is_file():
+        raise LiveforgeError(f"no platform built yet in {output_dir}: run 'liveforge live' "
+                             "(or 'make live') first")
+    return latest.resolve(), version.read_text().strip()
+
+
 def _step(name: str) -> None:
     """Called at each step boundary: a test makes a run die there."""
 
@@ -131,20 +154,23 @@ def _write_platform_dir(platform: Path, image: Image, *, stamp: str, epoch: int,
                         arch: str, boot_archive_skip: frozenset[str],
                         root_tarball: Path | None) -> None:
     """The platform directory (and the root tarball, in the same pass as the boot archive)."""
+    layout = PlatformLayout(arch)
     archdir = platform / arch
     archdir.mkdir(parents=True)
-    boot_archive = archdir / "boot_archive"
+    boot_archive = platform / layout.boot_archive
     digests = write_archives(image, epoch, tar=root_tarball, cpio=boot_archive,
                              tar_compression="gzip", cpio_compression=compression, digests=True,
                              cpio_skip=boot_archive_skip)
-    _write(archdir / "boot_archive.hash", _sha1(boot_archive) + "\n")
-    _write(archdir / "boot_archive.manifest",
+    _write(platform / layout.hash, _sha1(boot_archive) + "\n")
+    _write(platform / layout.manifest,
            "".join(f"{digests[path]}  {path}\n" for path in sorted(digests)))
-    _write(archdir / "boot_archive.gitstatus", json.dumps(gitstatus, indent=2) + "\n")
-    _copy_kernel(image, kernel_path, archdir / "vmlinuz")
-    (platform / "etc" / "version").mkdir(parents=True)
-    _write(platform / "etc" / "version" / "platform", stamp + "\n")
-    for directory in (archdir, platform / "etc" / "version", platform / "etc", platform):
+    _write(platform / layout.gitstatus, json.dumps(gitstatus, indent=2) + "\n")
+    _copy_kernel(image, kernel_path, platform / layout.kernel)
+    version = platform / layout.version
+    version.parent.mkdir(parents=True)
+    _write(version, stamp + "\n")
+    # each directory made, innermost first: <arch>, etc/version, etc, the platform
+    for directory in (archdir, *(platform / d for d in PurePosixPath(layout.version).parents)):
         _fsync_dir(directory)
 
 
@@ -254,7 +280,7 @@ def _check_link_places(output_dir: Path, dirname: str, stamp: str) -> None:
         path = output_dir / name
         if not path.is_dir() or path.is_symlink():
             continue
-        version = path / "etc" / "version" / "platform"
+        version = path / VERSION
         if name == dirname and version.is_file() and version.read_text().strip() == stamp:
             continue
         raise BuildError(f"{path} is a directory, not the link liveforge makes there: move it "

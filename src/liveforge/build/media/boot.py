@@ -66,6 +66,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from liveforge.build.image.layout import PlatformLayout
 from liveforge.build.media.console import Console, get_console
 from liveforge.build.media.grubcfg import SMBIOS_TEST_OPTION, kernel_args
 from liveforge.build.media.hosttools import (
@@ -122,13 +123,14 @@ def log_name(stamp: str, media: str, uefi: bool = False) -> str:
     return f"boot.{stamp}.{media}{'-uefi' if uefi else ''}.log"
 
 
-def boot(target: Path, stamp: str, *, media: str = "direct", uefi: bool = False,
+def boot(target: Path, stamp: str, *, arch: str, media: str = "direct", uefi: bool = False,
          console: str = "ttya", timeout: float = DEFAULT_TIMEOUT, interactive: bool = False,
          log_path: Path, reporter: Reporter | None = None, accel: str = "tcg",
          memory_mb: int = MEMORY_MB) -> BootResult:
     """Boot ``target`` (a platform directory for ``direct``; an image, or the directory holding
     ``platform-<stamp>.iso``/``.usb.gz``, for ``iso``/``usb``; a netboot script, or the
-    directory holding ``platform-<stamp>.ipxe``, for ``pxe``) and return the verdict."""
+    directory holding ``platform-<stamp>.ipxe``, for ``pxe``) of a platform for ``arch`` and
+    return the verdict."""
     check_stamp(stamp)
     if media not in MEDIA:
         raise UsageError(f"unknown boot media {media!r}: choose one of {', '.join(MEDIA)}")
@@ -144,9 +146,9 @@ def boot(target: Path, stamp: str, *, media: str = "direct", uefi: bool = False,
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="liveforge-boot.") as tmp:
         work = Path(tmp)
-        argv = qemu_command(tools["qemu-system-x86_64"], Path(target), stamp, media=media,
-                            uefi=uefi, term=term, interactive=interactive, log_path=log_path,
-                            work=work, accel=accel, memory_mb=memory_mb)
+        argv = qemu_command(tools["qemu-system-x86_64"], Path(target), stamp, arch=arch,
+                            media=media, uefi=uefi, term=term, interactive=interactive,
+                            log_path=log_path, work=work, accel=accel, memory_mb=memory_mb)
         what = f"{media}{' (UEFI)' if uefi else ''}"
         if reporter is not None:
             reporter.step(f"booting {what} under QEMU ({accel}); console log {log_path}")
@@ -167,9 +169,9 @@ def boot(target: Path, stamp: str, *, media: str = "direct", uefi: bool = False,
     return result
 
 
-def qemu_command(qemu: str, target: Path, stamp: str, *, media: str, uefi: bool, term: Console,
-                 interactive: bool, log_path: Path, work: Path, accel: str = "tcg",
-                 memory_mb: int = MEMORY_MB) -> list[str]:
+def qemu_command(qemu: str, target: Path, stamp: str, *, arch: str, media: str, uefi: bool,
+                 term: Console, interactive: bool, log_path: Path, work: Path,
+                 accel: str = "tcg", memory_mb: int = MEMORY_MB) -> list[str]:
     """QEMU's command line; ``work`` is a private directory (OVMF variables, unpacked USB)."""
     argv = [qemu, "-name", f"liveforge-{stamp}", *machine_args(accel, memory_mb, term)]
     if uefi:
@@ -178,7 +180,7 @@ def qemu_command(qemu: str, target: Path, stamp: str, *, media: str, uefi: bool,
         writable = "" if interactive else "readonly=on,"
         argv += ["-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
                  "-drive", f"if=pflash,format=raw,{writable}file={vars_copy}"]
-    argv += MEDIA_ARGS[media](target, stamp, term, interactive, work)
+    argv += MEDIA_ARGS[media](target, stamp, arch, term, interactive, work)
     if media != "direct" and not interactive:
         argv += ["-smbios", SMBIOS_TEST_OPTION]
     return argv + serial_args(term, interactive, log_path)
@@ -193,15 +195,17 @@ def machine_args(accel: str, memory_mb: int, term: Console) -> list[str]:
 
 # -- media -----------------------------------------------------------------------------------
 
-def direct_args(target: Path, stamp: str, term: Console, interactive: bool,
+def direct_args(target: Path, stamp: str, arch: str, term: Console, interactive: bool,
                 work: Path) -> list[str]:
-    platform_files(target, stamp)  # a clear message when the platform is missing or incomplete
+    # a clear message when the platform is missing or incomplete
+    platform_files(target, stamp, arch)
+    layout = PlatformLayout(arch)
     append = kernel_args(term, test=not interactive)
-    return ["-kernel", str(target / "x86_64" / "vmlinuz"),
-            "-initrd", str(target / "x86_64" / "boot_archive"), "-append", append]
+    return ["-kernel", str(target / layout.kernel),
+            "-initrd", str(target / layout.boot_archive), "-append", append]
 
 
-def iso_args(target: Path, stamp: str, term: Console, interactive: bool,
+def iso_args(target: Path, stamp: str, arch: str, term: Console, interactive: bool,
              work: Path) -> list[str]:
     image = find_image(target, iso_name(stamp), "iso")
     return ["-device", "virtio-scsi-pci,id=scsi", "-drive",
@@ -209,7 +213,7 @@ def iso_args(target: Path, stamp: str, term: Console, interactive: bool,
             "-device", "scsi-cd,drive=cd,bootindex=0"]
 
 
-def usb_args(target: Path, stamp: str, term: Console, interactive: bool,
+def usb_args(target: Path, stamp: str, arch: str, term: Console, interactive: bool,
              work: Path) -> list[str]:
     image = find_image(target, usb_name(stamp), "usb")
     if image.name.endswith(".gz"):
@@ -222,7 +226,7 @@ def usb_args(target: Path, stamp: str, term: Console, interactive: bool,
             "-device", "scsi-hd,drive=stick,removable=on,bootindex=0"]
 
 
-def pxe_args(target: Path, stamp: str, term: Console, interactive: bool,
+def pxe_args(target: Path, stamp: str, arch: str, term: Console, interactive: bool,
              work: Path) -> list[str]:
     script = target / script_name(f"platform-{stamp}") if target.is_dir() else target
     if not script.is_file():
@@ -234,7 +238,8 @@ def pxe_args(target: Path, stamp: str, term: Console, interactive: bool,
             "-device", "virtio-net-pci,netdev=net0,bootindex=0"]
 
 
-MEDIA_ARGS: dict[str, Callable[[Path, str, Console, bool, Path], list[str]]] = {
+# each medium's arguments: (target, stamp, arch, console, interactive, private directory)
+MEDIA_ARGS: dict[str, Callable[[Path, str, str, Console, bool, Path], list[str]]] = {
     "direct": direct_args, "iso": iso_args, "usb": usb_args, "pxe": pxe_args,
 }
 

@@ -11,8 +11,9 @@ Real hardware never carries that string, so the shipped medium behaves normally 
 
 from __future__ import annotations
 
+from liveforge.build.image.layout import PlatformLayout
 from liveforge.build.media.console import Console
-from liveforge.build.media.layout import BOOT_ARCHIVE, GRUB_CFG, GRUB_DIR, KERNEL, marker_name
+from liveforge.build.media.layout import GRUB_CFG, GRUB_DIR, marker_name, on_media
 
 TEST_ARG = "liveforge.test=1"
 #: What QEMU passes to select the test entry (see the module docstring).
@@ -45,8 +46,10 @@ def embedded_cfg(stamp: str) -> str:
     )
 
 
-def grub_cfg(stamp: str, console: Console) -> str:
-    """The menu for a platform ``stamp`` shown on, and booting the kernel onto, ``console``."""
+def grub_cfg(stamp: str, console: Console, arch: str) -> str:
+    """The menu for a platform ``stamp`` of ``arch`` shown on, and booting the kernel onto,
+    ``console``."""
+    layout = PlatformLayout(arch)
     lines = [
         f"# liveforge platform {stamp}, console {console.name} ({console.device})",
         *console.grub_lines(),
@@ -65,29 +68,30 @@ def grub_cfg(stamp: str, console: Console) -> str:
         "# BIOS boots the kernel by its 16-bit protocol (linux16), UEFI by its EFI stub.",
         "",
         f'menuentry "liveforge {stamp}" --id normal {{',
-        *_load(kernel_args(console)),
+        *_load(layout, kernel_args(console)),
         "}",
         "",
         f'menuentry "liveforge {stamp} self-test (powers off)" --id test {{',
-        *_load(kernel_args(console, test=True)),
+        *_load(layout, kernel_args(console, test=True)),
         "}",
     ]
     return "\n".join(lines) + "\n"
 
 
-def _load(kernel_args: str) -> list[str]:
+def _load(layout: PlatformLayout, kernel_args: str) -> list[str]:
     """A menu entry's body: load the kernel and the boot archive.
 
     On BIOS the kernel is loaded by the 16-bit boot protocol (``linux16``), which runs the
     kernel's own real-mode setup as a boot loader would on a PC; under emulation it reaches the
     kernel about 2.5 s sooner than GRUB's 32-bit ``linux`` (bench/boot.py).
     """
+    kernel, boot_archive = on_media(layout.kernel), on_media(layout.boot_archive)
     return [
         '  if [ "$grub_platform" = "pc" ]; then',
-        f"    linux16 /{KERNEL} {kernel_args}",
-        f"    initrd16 /{BOOT_ARCHIVE}",
+        f"    linux16 /{kernel} {kernel_args}",
+        f"    initrd16 /{boot_archive}",
         "  else",
-        f"    linux /{KERNEL} {kernel_args}",
-        f"    initrd /{BOOT_ARCHIVE}",
+        f"    linux /{kernel} {kernel_args}",
+        f"    initrd /{boot_archive}",
         "  fi",
     ]

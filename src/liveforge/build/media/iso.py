@@ -56,10 +56,11 @@ def iso_date(epoch: int) -> str:
     return _dt.datetime.fromtimestamp(epoch, _dt.UTC).strftime("%Y%m%d%H%M%S00")
 
 
-def build_iso(platform_dir: Path, stamp: str, out_dir: Path, console: str = "ttya") -> Path:
+def build_iso(platform_dir: Path, stamp: str, out_dir: Path, *, arch: str,
+              console: str = "ttya") -> Path:
     """Write ``out_dir/platform-<stamp>.iso`` from a built platform; returns its path."""
     term = get_console(console)
-    files = platform_files(Path(platform_dir), stamp)
+    files = platform_files(Path(platform_dir), stamp, arch)
     tools = require(ISO_TOOLS)
     epoch = stamp_epoch(stamp)
     env = repro_env(epoch)
@@ -70,7 +71,7 @@ def build_iso(platform_dir: Path, stamp: str, out_dir: Path, console: str = "tty
     work = make_temp_dir(out_dir, final.name)
     try:
         root = work / "root"
-        stage_tree(root, files, stamp, grub_cfg(stamp, term))
+        stage_tree(root, files, stamp, grub_cfg(stamp, term, arch))
         grubimg.bios_eltorito(tools, root / BIOS_IMAGE, stamp, env)
         make_efi_image(tools, work, root / EFI_IMAGE, stamp, epoch, env)
         pin_mtimes(root, epoch)

@@ -3,8 +3,8 @@
 Both media carry the same tree (``/`` of the ISO filesystem, ``/`` of the USB FAT partition)::
 
     boot/grub/grub.cfg              the menu (see grubcfg.py)
-    platform/x86_64/vmlinuz         the platform directory, copied whole and in name order
-    platform/x86_64/boot_archive
+    platform/<arch>/vmlinuz         the platform directory (image/layout.py), copied whole and
+    platform/<arch>/boot_archive    in name order
     platform/etc/version/platform
     platform-<STAMP>                an empty marker; GRUB's embedded config searches for it to
                                     find its own medium even with other disks attached
@@ -16,14 +16,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from liveforge.build.buildstamp import STAMP_RE
+from liveforge.build.image.layout import PlatformLayout
 from liveforge.util.errors import LiveforgeError, UsageError
 
 PLATFORM_DIR = "platform"
-KERNEL = f"{PLATFORM_DIR}/x86_64/vmlinuz"
-BOOT_ARCHIVE = f"{PLATFORM_DIR}/x86_64/boot_archive"
 GRUB_DIR = "boot/grub"
 GRUB_CFG = f"{GRUB_DIR}/grub.cfg"
 EFI_LOADER = "EFI/BOOT/BOOTX64.EFI"
+
+
+def on_media(name: str) -> str:
+    """Where the platform file ``name`` (relative to the platform directory, as
+    :class:`PlatformLayout` names it) is on a medium, relative to its root."""
+    return f"{PLATFORM_DIR}/{name}"
 
 
 def marker_name(stamp: str) -> str:
@@ -44,7 +49,7 @@ def check_stamp(stamp: str) -> None:
         raise UsageError(f"bad buildstamp {stamp!r}: expected YYYYMMDDTHHMMSSZ")
 
 
-def platform_files(platform_dir: Path, stamp: str, arch: str = "x86_64") -> list[MediaFile]:
+def platform_files(platform_dir: Path, stamp: str, arch: str) -> list[MediaFile]:
     """The platform's files in name order, checked to be a complete platform for ``stamp`` with
     its kernel and boot archive under ``arch/``."""
     check_stamp(stamp)
@@ -52,20 +57,20 @@ def platform_files(platform_dir: Path, stamp: str, arch: str = "x86_64") -> list
     if not platform_dir.is_dir():
         raise LiveforgeError(
             f"no platform at {platform_dir}: build one first with 'liveforge live'")
-    for needed in (f"{arch}/vmlinuz", f"{arch}/boot_archive", "etc/version/platform"):
+    layout = PlatformLayout(arch)
+    for needed in layout.needed:
         if not (platform_dir / needed).is_file():
             raise LiveforgeError(
                 f"{platform_dir} has no {needed}: not a complete platform; "
                 "rebuild it with 'liveforge live'")
-    recorded = (platform_dir / "etc/version/platform").read_text().strip()
+    recorded = (platform_dir / layout.version).read_text().strip()
     if recorded != stamp:
         raise LiveforgeError(
-            f"{platform_dir}/etc/version/platform says {recorded!r}, expected {stamp!r}")
+            f"{platform_dir}/{layout.version} says {recorded!r}, expected {stamp!r}")
     files: list[MediaFile] = []
     for path in sorted(platform_dir.rglob("*")):
         if path.is_file():
-            rel = path.relative_to(platform_dir).as_posix()
-            files.append(MediaFile(path, f"{PLATFORM_DIR}/{rel}"))
+            files.append(MediaFile(path, on_media(path.relative_to(platform_dir).as_posix())))
     return files
 
 

@@ -6,18 +6,18 @@ and points ``output/platform-latest.ipxe`` at it::
 
     #!ipxe
     ...
-    kernel platform-<STAMP>/x86_64/vmlinuz initrd=boot_archive console=ttyS0,115200n8
-    initrd platform-<STAMP>/x86_64/boot_archive
+    kernel platform-<STAMP>/<arch>/vmlinuz initrd=boot_archive console=ttyS0,115200n8
+    initrd platform-<STAMP>/<arch>/boot_archive
     boot
 
 The paths are relative: iPXE resolves them against the script's own URL, so a boot server that
 serves ``output/`` over TFTP or HTTP boots any platform in it (DHCP's boot file, or a ``chain``,
 names ``platform-<STAMP>.ipxe`` or ``platform-latest.ipxe``). The architecture directory is the
-platform's ``arch`` setting. The kernel arguments are those of the media's GRUB entries
-(grubcfg.kernel_args), for the console chosen with ``-c``, after ``initrd=boot_archive``: under
-UEFI, iPXE hands the boot archive over as a file that the kernel's EFI stub loads by the name
-given there (the image's name, the last part of its path); under BIOS iPXE loads it itself and
-the kernel ignores the argument.
+platform's ``arch`` setting (image/layout.py). The kernel arguments are those of the media's GRUB
+entries (grubcfg.kernel_args), for the console chosen with ``-c``, after ``initrd=boot_archive``:
+under UEFI, iPXE hands the boot archive over as a file that the kernel's EFI stub loads by the
+name given there (the image's name, the last part of its path); under BIOS iPXE loads it itself
+and the kernel ignores the argument.
 
 Why beside the platform directory and not inside it: the directory and its tarball are one unit,
 written once by ``live`` and replaced as one. The console is chosen when the script is written,
@@ -43,6 +43,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from liveforge.build.image.layout import BOOT_ARCHIVE, PlatformLayout
 from liveforge.build.media.console import Console, get_console
 from liveforge.build.media.grubcfg import TEST_ARG, kernel_args
 from liveforge.build.media.layout import platform_files
@@ -51,7 +52,6 @@ from liveforge.util.fileio import swap_link, write_atomic
 from liveforge.util.scratch import remove_leftovers
 
 SUFFIX = ".ipxe"
-ARCHIVE = "boot_archive"
 LATEST = "platform-latest.ipxe"
 TEST_LABEL = "selftest"
 # a name in the script is one path component of these characters: no space splits an iPXE
@@ -70,11 +70,12 @@ def ipxe_script(dirname: str, stamp: str, arch: str, console: Console) -> str:
         if not PLAIN_NAME.match(name):
             raise UsageError(f"{what} {name!r} cannot be named in an iPXE script: "
                              "expected a plain name (letters, digits, '.', '_', '-')")
-    kernel = f"{dirname}/{arch}/vmlinuz"
-    archive = f"{dirname}/{arch}/{ARCHIVE}"
+    layout = PlatformLayout(arch)
+    kernel = f"{dirname}/{layout.kernel}"
+    archive = f"{dirname}/{layout.boot_archive}"
 
     def entry(args: str) -> list[str]:
-        return [f"kernel {kernel} initrd={ARCHIVE} {args}", f"initrd {archive}", "boot"]
+        return [f"kernel {kernel} initrd={BOOT_ARCHIVE} {args}", f"initrd {archive}", "boot"]
 
     lines = [
         "#!ipxe",

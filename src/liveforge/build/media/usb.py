@@ -58,10 +58,11 @@ def partition_size(payload: int) -> int:
     return -(-wanted // MIB) * MIB
 
 
-def build_usb(platform_dir: Path, stamp: str, out_dir: Path, console: str = "ttya") -> Path:
+def build_usb(platform_dir: Path, stamp: str, out_dir: Path, *, arch: str,
+              console: str = "ttya") -> Path:
     """Write ``platform-<stamp>.usb.gz`` and ``partition.map`` in ``out_dir``; return the image."""
     term = get_console(console)
-    files = platform_files(Path(platform_dir), stamp)
+    files = platform_files(Path(platform_dir), stamp, arch)
     tools = require(USB_TOOLS)
     epoch = stamp_epoch(stamp)
     env = repro_env(epoch)
@@ -76,7 +77,7 @@ def build_usb(platform_dir: Path, stamp: str, out_dir: Path, console: str = "tty
         core = grubimg.bios_core(tools, loaders / "core.img", stamp, env)
         efi = grubimg.efi_loader(tools, loaders / "BOOTX64.EFI", stamp, env)
         menu = loaders / "grub.cfg"
-        menu.write_text(grub_cfg(stamp, term))
+        menu.write_text(grub_cfg(stamp, term, arch))
         marker = loaders / "marker"
         marker.write_bytes(b"")
         contents = [*files, MediaFile(menu, GRUB_CFG), MediaFile(efi, EFI_LOADER),

@@ -34,8 +34,10 @@ def check_self(root: Path, reporter: Reporter) -> int:
 
 
 def check_workspace(ws: Workspace, reporter: Reporter) -> int:
+    """Each component's ``check`` target, then the manifest lint; like ``status`` and
+    ``manifest``, it writes nothing in the workspace (the logs are kept while it runs)."""
     _, failed = each_component(ws, reporter, "check", "check",
-                               lambda kind, ctx: kind.check(ctx))
+                               lambda kind, ctx: kind.check(ctx), keep_logs=False)
     failures = len(failed)
     if ws.manifest_d.is_dir():
         failures += not lint_workspace(ws, reporter)
@@ -44,10 +46,10 @@ def check_workspace(ws: Workspace, reporter: Reporter) -> int:
 
 def lint_workspace(ws: Workspace, reporter: Reporter) -> bool:
     """The manifest lint of the built workspace; True when it found no error."""
-    from liveforge.build.image.lint import format_lint, lint
-    from liveforge.build.verbs.live import combine_manifests, last_stamp, search_path
+    from liveforge.build.image.lint import format_lint
+    from liveforge.build.verbs.manifest import lint_manifests
 
-    report = lint(combine_manifests(ws, reporter), search_path(ws, last_stamp(ws)), ws.proto)
+    report = lint_manifests(ws, reporter)
     text = format_lint(report).rstrip("\n")
     if text:
         print(text)
