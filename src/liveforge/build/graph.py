@@ -179,7 +179,7 @@ def plan(ws: Workspace) -> Plan:
         env = envs.get(spec.env)
         if env is None:
             env = envs[spec.env] = ws.component_env(spec)
-        inp = Inputs(own=own, env=dict(env), settings=settings_hash(spec.settings_json()),
+        inp = Inputs(own=own, env=dict(env), settings=settings_hash(spec.settings),
                      deps={d: inputs[d].digest for d in step.deps})
         inputs[name] = inp
         why = why_stale(read_stamp(f"{root}/0-{step.stamp_name}-stamp"), inp)

@@ -35,20 +35,12 @@ from stat import S_ISDIR, S_ISLNK, S_ISREG
 
 from liveforge.util.errors import LiveforgeError
 from liveforge.util.fileio import read_bytes, write_atomic
+from liveforge.util.hashing import sha256
 
 TYPE_CHECKING = False  # typing's, without importing typing
 if TYPE_CHECKING:
     from collections.abc import Iterable
-    from hashlib import sha256
     from typing import Any
-else:
-    try:  # CPython's own SHA-256: the same digests, without loading OpenSSL (hashlib: ~4 ms)
-        from _sha256 import sha256
-    except ImportError:
-        try:
-            from _sha2 import sha256
-        except ImportError:
-            from hashlib import sha256
 
 CACHE_FORMAT = 2
 GITLINK = "160000"

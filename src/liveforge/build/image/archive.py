@@ -28,13 +28,14 @@ import tarfile
 import threading
 import zlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from liveforge.build.image.assemble import Image, ImageEntry
 from liveforge.util.errors import BuildError, MissingToolError
+from liveforge.util.hashing import stream_digest
 
 COMPRESSIONS = ("gzip", "zstd", "none")
 CHUNK = 1 << 20            # buffer size for writes and large-file reads
@@ -485,17 +486,10 @@ def read_tar(path: Path) -> dict[str, Member]:
             elif info.isfile():
                 handle = archive.extractfile(info)
                 assert handle is not None
-                digest = _sha256_stream(handle.read)
+                digest = stream_digest(handle)
                 members[name] = Member(name, "f", info.mode, info.uid, info.gid, "", digest,
                                        info.size, int(info.mtime))
     return members
-
-
-def _sha256_stream(read: Callable[[int], bytes]) -> str:
-    digest = hashlib.sha256()
-    while data := read(CHUNK):
-        digest.update(data)
-    return digest.hexdigest()
 
 
 def read_cpio(path: Path) -> dict[str, Member]:

@@ -29,7 +29,6 @@ stale dependencies), ``variant`` (``32``/``64``: only that variant of ``package`
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -45,8 +44,9 @@ from liveforge.build.kinds.extra.package import Package, build_order, closure, l
 from liveforge.build.stamps import read_stamp
 from liveforge.build.workspace import Workspace
 from liveforge.util.errors import InputError, UsageError
-from liveforge.util.fetch import Fetcher, sha256_file
+from liveforge.util.fetch import Fetcher
 from liveforge.util.fileio import read_text, write_atomic
+from liveforge.util.hashing import file_digest, json_digest
 from liveforge.util.paths import path_problem
 from liveforge.util.scratch import remove_tree
 from liveforge.util.treehash import TreeHasher
@@ -133,13 +133,12 @@ class ExtraKind:
             pkg = packages[name]
             blob = {
                 "tree": hasher.hash(pkg.dir),
-                "patches": [sha256_file(p) for p in pkg.patches],
+                "patches": [file_digest(p) for p in pkg.patches],
                 "variants": pkg.phase_variants(strap),
                 "deps": {d: hashes[d] for d in pkg.depends},
                 "context": context,
             }
-            hashes[name] = hashlib.sha256(
-                json.dumps(blob, sort_keys=True).encode()).hexdigest()
+            hashes[name] = json_digest(blob)
         hasher.save()
         return hashes
 
@@ -153,7 +152,7 @@ class ExtraKind:
                if packages[n].phase_variants(strap)}
         if not strap:
             manifest = self.manifest_path(ws, spec)
-            own["manifest"] = sha256_file(manifest) if manifest.is_file() else "missing"
+            own["manifest"] = file_digest(manifest) if manifest.is_file() else "missing"
         return own
 
     # -- building ---------------------------------------------------------------------------

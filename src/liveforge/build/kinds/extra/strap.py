@@ -12,15 +12,13 @@ temporary is removed by the next store.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import re
 import tarfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
-from liveforge.util.fetch import sha256_file
+from liveforge.util.hashing import file_digest, json_digest
 from liveforge.util.scratch import make_temp_dir, remove_leftovers, remove_temp, tmp_name
 from liveforge.util.unpack import UnsafeArchiveError, extract_tar, merge_tree
 
@@ -30,9 +28,7 @@ SUFFIX = ".tar.gz"
 
 def strap_key(hashes: Mapping[str, str]) -> str:
     """The cache key of a set of strap packages (name -> package input hash)."""
-    blob = json.dumps({"format": FORMAT, "packages": dict(sorted(hashes.items()))},
-                      sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()
+    return json_digest({"format": FORMAT, "packages": dict(hashes)})
 
 
 def entries(cache_dir: Path, key: str) -> list[tuple[Path, str]]:
@@ -60,7 +56,7 @@ def restore(cache_dir: Path, key: str, dest: Path, workdir: Path,
     remove_leftovers(workdir)
     for tarball, expected in entries(cache_dir, key):
         try:
-            actual = sha256_file(tarball)
+            actual = file_digest(tarball)
         except FileNotFoundError:  # replaced by a writer meanwhile
             continue
         if actual != expected:
@@ -114,7 +110,7 @@ def store(cache_dir: Path, key: str, stages: Iterable[Path],
                         tar.add(full, arcname=arc, recursive=False, filter=_normalize)
         with open(partial, "rb+") as handle:
             os.fsync(handle.fileno())
-        tarball = strap / f"{key}.{sha256_file(partial)}{SUFFIX}"
+        tarball = strap / f"{key}.{file_digest(partial)}{SUFFIX}"
         os.replace(partial, tarball)
     finally:
         partial.unlink(missing_ok=True)
