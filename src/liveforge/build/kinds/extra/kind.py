@@ -49,7 +49,6 @@ from liveforge.util.fileio import read_text, write_atomic
 from liveforge.util.hashing import file_digest, json_digest
 from liveforge.util.paths import path_problem
 from liveforge.util.scratch import remove_tree
-from liveforge.util.treehash import TreeHasher
 from liveforge.util.unpack import merge_tree
 
 SETTINGS = {"kind", "path", "env", "manifest"}
@@ -114,7 +113,7 @@ class ExtraKind:
         dependency steps, which the engine's own stamp covers by itself."""
         packages = self.packages(ws, spec)
         order = build_order(packages)
-        hasher = TreeHasher(self.state(ws, spec) / "treecache.json")
+        trees = dict(zip(order, ws.hasher.hash_all(packages[n].dir for n in order), strict=True))
         context: dict[str, object] = {
             "phase": STRAP if strap else MAIN,
             "env": ws.component_env(spec),
@@ -132,14 +131,13 @@ class ExtraKind:
         for name in order:
             pkg = packages[name]
             blob = {
-                "tree": hasher.hash(pkg.dir),
+                "tree": trees[name],
                 "patches": [file_digest(p) for p in pkg.patches],
                 "variants": pkg.phase_variants(strap),
                 "deps": {d: hashes[d] for d in pkg.depends},
                 "context": context,
             }
             hashes[name] = json_digest(blob)
-        hasher.save()
         return hashes
 
     def inputs(self, ws: Workspace, spec: ComponentSpec, phase: str) -> dict[str, str]:
