@@ -40,9 +40,15 @@ from liveforge.build.config import ComponentSpec
 from liveforge.build.kinds.base import MAIN, STRAP, BuildContext
 from liveforge.build.kinds.extra import strap as extra_strap
 from liveforge.build.kinds.extra.build import Variant, build_variant, toolchain_env
-from liveforge.build.kinds.extra.package import Package, build_order, closure, load_packages
+from liveforge.build.kinds.extra.package import (
+    Package,
+    build_order,
+    dependencies,
+    load_packages,
+)
 from liveforge.build.stamps import read_stamp
 from liveforge.build.workspace import Workspace
+from liveforge.util.depgraph import closure
 from liveforge.util.errors import InputError, UsageError
 from liveforge.util.fetch import Fetcher
 from liveforge.util.fileio import read_text, write_atomic
@@ -186,7 +192,7 @@ class ExtraKind:
             if not packages[requested].phase_variants(strap):
                 raise UsageError(f"package {requested!r} has no variants in the "
                                  f"{'strap' if strap else 'main'} phase")
-            keep = closure(packages, [requested])
+            keep = closure(dependencies(packages), [requested])
             wanted = [n for n in wanted if n in keep]
         force_all = strap and requested is None and \
             ws.env_value("FORCE_STRAP_REBUILD", "no").lower() == "yes"

@@ -39,7 +39,6 @@ documentation above all follow that table.
 
 from __future__ import annotations
 
-import graphlib
 import re
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -48,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from liveforge.util import toml as tomlpos
+from liveforge.util.depgraph import DependencyCycle, topo_order
 from liveforge.util.errors import InputError, InputErrors
 from liveforge.util.fetch import (
     DEB_NAME_RE,
@@ -363,6 +363,11 @@ def load_packages(component: Path) -> dict[str, Package]:
     return packages
 
 
+def dependencies(packages: Mapping[str, Package]) -> dict[str, tuple[str, ...]]:
+    """The packages' graph: each package's name -> the packages it depends on, by name."""
+    return {n: p.depends for n, p in sorted(packages.items())}
+
+
 def build_order(packages: Mapping[str, Package]) -> list[str]:
     """Packages in dependency order; an unknown dependency or a cycle is an InputError."""
     errors: list[InputError] = []
@@ -376,23 +381,10 @@ def build_order(packages: Mapping[str, Package]) -> list[str]:
                     _value_line(text, "depends", dep)))
     if errors:
         raise InputErrors(errors)
-    sorter = graphlib.TopologicalSorter({n: p.depends for n, p in sorted(packages.items())})
     try:
-        return list(sorter.static_order())
-    except graphlib.CycleError as exc:
-        cycle = list(exc.args[1])
+        return topo_order(dependencies(packages))
+    except DependencyCycle as exc:
+        cycle = exc.cycle
         first = packages[cycle[0]]
         raise InputError("package dependency cycle: " + " -> ".join(cycle), first.toml,
                          _line(read_text(first.toml), "", "depends")) from None
-
-
-def closure(packages: Mapping[str, Package], names: Iterable[str]) -> set[str]:
-    """The named packages and everything they depend on."""
-    seen: set[str] = set()
-    todo = list(names)
-    while todo:
-        name = todo.pop()
-        if name not in seen and name in packages:
-            seen.add(name)
-            todo.extend(packages[name].depends)
-    return seen
