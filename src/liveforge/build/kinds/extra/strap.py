@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import tarfile
+import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
@@ -85,31 +86,20 @@ def restore(cache_dir: Path, key: str, dest: Path, workdir: Path,
     return False
 
 
-def _normalize(info: tarfile.TarInfo) -> tarfile.TarInfo:
-    info.uid = info.gid = 0
-    info.uname = info.gname = "root"
-    return info
-
-
 def store(cache_dir: Path, key: str, stages: Iterable[Path],
           note: Callable[[str], None]) -> Path:
-    """Pack the staging folders (merged, later ones win) as the cache entry for ``key``."""
+    """Pack the staging folders (merged, later ones win) as the cache entry for ``key``: a
+    gzipped tarball from the image archive writer, owners root, every mtime the time of
+    storing."""
+    from liveforge.build.image.archive import merged_image, write_archives  # only when storing
+
     strap = cache_dir / "strap"
     strap.mkdir(parents=True, exist_ok=True)
     remove_leftovers(strap)
     partial = strap / tmp_name(f"{key}{SUFFIX}")
     try:
-        with tarfile.open(partial, "w:gz", compresslevel=6) as tar:
-            for stage in stages:
-                for dirpath, dirnames, filenames in os.walk(stage):
-                    dirnames.sort()
-                    rel = os.path.relpath(dirpath, stage)
-                    for name in [*dirnames, *sorted(filenames)]:
-                        full = os.path.join(dirpath, name)
-                        arc = name if rel == "." else f"{rel}/{name}"
-                        tar.add(full, arcname=arc, recursive=False, filter=_normalize)
-        with open(partial, "rb+") as handle:
-            os.fsync(handle.fileno())
+        write_archives(merged_image(stages), int(time.time()), tar=partial,
+                       tar_compression="gzip")
         tarball = strap / f"{key}.{file_digest(partial)}{SUFFIX}"
         os.replace(partial, tarball)
     finally:
