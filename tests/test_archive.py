@@ -14,6 +14,7 @@ import pytest
 from liveforge.build.image.archive import read_cpio, read_tar, write_archives
 from liveforge.build.image.assemble import Image, resolve
 from liveforge.build.image.manifest import combine
+from liveforge.util.errors import BuildError
 from manifestgen import generate, write_proto
 
 EPOCH = 1_700_000_000
@@ -183,3 +184,57 @@ def test_a_full_disk_is_an_oserror_and_stops_every_writer_thread(tmp_path: Path)
         assert failed.value.errno == errno.ENOSPC
         # no compressor is left running: it would write into whatever file reuses its fd
         assert threading.active_count() == before
+
+
+def test_gzip_file_is_the_deterministic_gzip(tmp_path: Path) -> None:
+    """The one gzip writer: the bytes of gzip with mtime 0 and no name, whatever the chunks."""
+    import gzip
+    import io
+
+    from liveforge.build.image.archive import gzip_file
+
+    data = b"".join(b"%d " % i * (i % 7) for i in range(300_000)) + os.urandom(1 << 16)
+    (tmp_path / "raw").write_bytes(data)
+    gzip_file(tmp_path / "raw", tmp_path / "raw.gz")
+    packed = (tmp_path / "raw.gz").read_bytes()
+    reference = io.BytesIO()
+    with gzip.GzipFile(filename="", mode="wb", fileobj=reference, mtime=0, compresslevel=6) as gz:
+        gz.write(data)
+    assert packed == reference.getvalue()
+    assert packed[3:8] == b"\0" * 5  # no name, mtime 0
+    assert gzip.decompress(packed) == data
+    with pytest.raises(OSError):
+        gzip_file(tmp_path / "raw", Path("/dev/full"))
+
+
+def test_merged_image_keeps_modes_links_and_later_trees_win(tmp_path: Path) -> None:
+    from liveforge.build.image.archive import merged_image
+
+    one, two = tmp_path / "one", tmp_path / "two"
+    (one / "usr/lib").mkdir(parents=True)
+    (one / "usr/lib/libx.so.1").write_text("x1")
+    (one / "usr/lib/libx.so").symlink_to("libx.so.1")
+    (one / "usr/bin").mkdir()
+    (one / "usr/bin/tool").write_text("tool")
+    (one / "usr/bin/tool").chmod(0o4755)
+    os.link(one / "usr/bin/tool", one / "usr/bin/alias")
+    (one / "usr/bin/old").write_text("old")
+    (two / "usr/bin").mkdir(parents=True)
+    (two / "usr/bin/old").write_text("new")
+    image = merged_image([one, two])
+    by_path = image.by_path()
+    assert [e.path for e in image.entries] == sorted(by_path)
+    assert by_path["usr/lib/libx.so"].kind == "s" and by_path["usr/lib/libx.so"].target == \
+        "libx.so.1"
+    assert (by_path["usr/bin/alias"].kind, by_path["usr/bin/tool"].kind) == ("f", "h")
+    assert by_path["usr/bin/tool"].target == "usr/bin/alias"
+    assert by_path["usr/bin/tool"].mode == 0o4755
+    assert by_path["usr/bin/old"].source == two / "usr/bin/old"
+    assert {e.uid for e in image.entries} == {0}
+    write_archives(image, EPOCH, tar=tmp_path / "t.tgz")
+    members = read_tar(tmp_path / "t.tgz")
+    assert members["usr/bin/tool"].kind == "h" and members["usr/bin/tool"].mode == 0o4755
+    assert members["usr/bin/old"].sha256 == sha(b"new")
+    os.mkfifo(two / "fifo")
+    with pytest.raises(BuildError, match="fifo: not a directory"):
+        merged_image([one, two])

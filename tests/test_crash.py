@@ -193,7 +193,7 @@ MEDIA_HELPER = ("import sys, time\nfrom pathlib import Path\n" + BLOCK +
 
 @pytest.mark.parametrize("mod,step,names", [
     ("iso", "run_xorriso", ["platform-{}.iso"]),
-    ("usb", "compress", ["partition.map", "platform-{}.usb.gz"]),
+    ("usb", "gzip_file", ["partition.map", "platform-{}.usb.gz"]),
 ])
 def test_media_verb_removes_what_a_killed_one_left(tmp_path: Path, mod: str, step: str,
                                                    names: list[str]) -> None:

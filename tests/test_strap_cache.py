@@ -96,3 +96,25 @@ def test_a_killed_writers_temporary_is_removed_by_the_next_store(tmp_path: Path)
     extra_strap.store(cache, KEY, [stage], notes.append)
     assert not partial.exists()
     assert [p.name for p in (cache / "strap").iterdir() if p.name.startswith(".")] == []
+
+
+def test_an_entry_keeps_links_and_modes_and_later_stages_win(tmp_path: Path) -> None:
+    """Entries are written by the image archive writer: symlinks, hard links and modes come
+    back as they were staged; of two stages, the later one's file is restored."""
+    cache, stage = tmp_path / "cache", staging(tmp_path)
+    (stage / "usr/bin/tool").chmod(0o755)
+    (stage / "usr/bin/link").symlink_to("tool")
+    os.link(stage / "usr/bin/tool", stage / "usr/bin/hard")
+    later = tmp_path / "later"
+    (later / "usr/bin").mkdir(parents=True)
+    (later / "usr/bin/other").write_text("later\n")
+    (later / "usr/bin/hard").write_text("replaced\n")
+    notes: list[str] = []
+    extra_strap.store(cache, KEY, [stage, later], notes.append)
+    dest = tmp_path / "dest"
+    assert extra_strap.restore(cache, KEY, dest, tmp_path / "work", notes.append)
+    assert os.readlink(dest / "usr/bin/link") == "tool"
+    assert (dest / "usr/bin/tool").read_text() == "strap tool\n"
+    assert (dest / "usr/bin/tool").stat().st_mode & 0o777 == 0o755
+    assert (dest / "usr/bin/hard").read_text() == "replaced\n"
+    assert (dest / "usr/bin/other").read_text() == "later\n"

@@ -62,11 +62,6 @@ class ComponentSpec(Frozen):
         init(self, "settings", settings)
         init(self, "line", line)
 
-    def settings_json(self) -> str:
-        import json
-
-        return json.dumps(self.settings, sort_keys=True, default=str)
-
 
 class PlatformSpec(Frozen):
     __slots__ = ("name", "overlays", "kernel", "arch", "compression", "templates")

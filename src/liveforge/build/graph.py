@@ -1,19 +1,17 @@
-"""The component graph: build steps, their order (graphlib), their inputs and staleness."""
+"""The component graph: build steps, their order, their inputs and staleness."""
 
 from __future__ import annotations
-
-import graphlib
 
 from liveforge.build.kinds import get_kind
 from liveforge.build.kinds.base import MAIN
 from liveforge.build.stamps import Inputs, read_stamp, settings_hash, why_stale
+from liveforge.util.depgraph import DependencyCycle, topo_order
 from liveforge.util.errors import InputError
 from liveforge.util.fileio import write_atomic
 from liveforge.util.records import Frozen, Record
 
 TYPE_CHECKING = False  # typing's, without importing typing
 if TYPE_CHECKING:
-    from collections.abc import Iterable
     from pathlib import Path
 
     from liveforge.build.config import ComponentSpec
@@ -75,27 +73,18 @@ def make_steps(ws: Workspace) -> dict[str, Step]:
 
 def topological(ws: Workspace, steps: dict[str, Step]) -> list[str]:
     """Steps in dependency order; a cycle is an error naming it."""
-    sorter = graphlib.TopologicalSorter({name: step.deps for name, step in steps.items()})
     try:
-        return list(sorter.static_order())
-    except graphlib.CycleError as exc:
-        cycle = [c.split(":")[0] for c in exc.args[1]]
+        return topo_order(dependencies(steps))
+    except DependencyCycle as exc:
+        cycle = [c.split(":")[0] for c in exc.cycle]
         first = ws.components[cycle[0]]
         raise InputError("dependency cycle: " + " -> ".join(cycle), ws.toml_path,
                          first.line) from None
 
 
-def closure(steps: dict[str, Step], roots: Iterable[str]) -> set[str]:
-    """The roots and everything they depend on."""
-    seen: set[str] = set()
-    todo = list(roots)
-    while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        todo.extend(steps[name].deps)
-    return seen
+def dependencies(steps: dict[str, Step]) -> dict[str, tuple[str, ...]]:
+    """The steps' graph: each step's name -> the names of the steps it depends on."""
+    return {name: step.deps for name, step in steps.items()}
 
 
 PROTO_ID = ".liveforge-proto"
@@ -179,7 +168,7 @@ def plan(ws: Workspace) -> Plan:
         env = envs.get(spec.env)
         if env is None:
             env = envs[spec.env] = ws.component_env(spec)
-        inp = Inputs(own=own, env=dict(env), settings=settings_hash(spec.settings_json()),
+        inp = Inputs(own=own, env=dict(env), settings=settings_hash(spec.settings),
                      deps={d: inputs[d].digest for d in step.deps})
         inputs[name] = inp
         why = why_stale(read_stamp(f"{root}/0-{step.stamp_name}-stamp"), inp)

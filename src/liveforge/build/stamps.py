@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 
 from liveforge.util.fileio import read_bytes, write_atomic
+from liveforge.util.hashing import json_digest
 from liveforge.util.records import Frozen
-from liveforge.util.treehash import sha256
 
 TYPE_CHECKING = False  # typing's, without importing typing
 if TYPE_CHECKING:
@@ -49,17 +49,17 @@ class Inputs(Frozen):
 
     @property
     def digest(self) -> str:
-        """sha256 of the inputs as canonical JSON (computed once)."""
+        """:func:`~liveforge.util.hashing.json_digest` of the inputs (computed once)."""
         digest = self._digest
         if digest is None:
-            blob = json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"))
-            digest = sha256(blob.encode()).hexdigest()
+            digest = json_digest(self.as_dict())
             object.__setattr__(self, "_digest", digest)
         return digest
 
 
-def settings_hash(settings_json: str) -> str:
-    return sha256(settings_json.encode()).hexdigest()[:16]
+def settings_hash(settings: dict[str, Any]) -> str:
+    """The hash of a component's platform.toml table, as stamps record it."""
+    return json_digest(settings)[:16]
 
 
 def read_stamp(path: str | Path) -> dict[str, Any] | None:

@@ -22,7 +22,6 @@ for a flat one) or, by default, the Debian entries of the host's own apt sources
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import os
 import re
 import shutil
@@ -37,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from liveforge.util.errors import FetchError
+from liveforge.util.hashing import file_digest, sha256
 from liveforge.util.paths import path_problem
 
 Note = Callable[[str], None]
@@ -51,17 +51,9 @@ def plain_file_name(name: str) -> bool:
     return "/" not in name and path_problem(name) is None
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def verify(path: Path, expected: str, what: str | None = None) -> None:
     """Check ``path`` against its sha256; on a mismatch delete it and raise FetchError."""
-    actual = sha256_file(path)
+    actual = file_digest(path)
     if actual != expected.lower():
         path.unlink(missing_ok=True)
         raise FetchError(f"checksum mismatch for {what or path.name}: expected sha256 "
@@ -219,7 +211,7 @@ class AptArchive:
     def __init__(self, cache_dir: Path, config: Mapping[str, str], offline: bool = False,
                  note: Note | None = None):
         text = private_sources(config)
-        key = hashlib.sha256(text.encode()).hexdigest()[:16]
+        key = sha256(text.encode()).hexdigest()[:16]
         self.root = cache_dir / "apt" / key
         self.offline = offline
         self.note = note or (lambda _msg: None)

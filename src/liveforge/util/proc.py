@@ -259,8 +259,14 @@ class ProcessGroup:
                 signal_group(proc, signal.SIGKILL)
 
 
+def text_tail(text: str, lines: int = TAIL_LINES) -> str:
+    """The last ``lines`` lines of a command's output or a log."""
+    return "\n".join(text.splitlines()[-lines:])
+
+
 def log_tail(path: Path, lines: int = TAIL_LINES) -> str:
-    """The last ``lines`` lines of a log (read from its last 64 KiB)."""
+    """The last ``lines`` lines of a log file (read from its last 64 KiB); "" when it cannot be
+    read."""
     try:
         with open(path, "rb") as handle:
             handle.seek(0, 2)
@@ -268,4 +274,4 @@ def log_tail(path: Path, lines: int = TAIL_LINES) -> str:
             data = handle.read().decode(errors="replace")
     except OSError:
         return ""
-    return "\n".join(data.splitlines()[-lines:])
+    return text_tail(data, lines)

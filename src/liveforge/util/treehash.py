@@ -29,26 +29,19 @@ from __future__ import annotations
 
 import json
 import os
+from _thread import RLock
 from bisect import bisect_left
 from pathlib import Path
 from stat import S_ISDIR, S_ISLNK, S_ISREG
 
 from liveforge.util.errors import LiveforgeError
 from liveforge.util.fileio import read_bytes, write_atomic
+from liveforge.util.hashing import sha256
 
 TYPE_CHECKING = False  # typing's, without importing typing
 if TYPE_CHECKING:
     from collections.abc import Iterable
-    from hashlib import sha256
     from typing import Any
-else:
-    try:  # CPython's own SHA-256: the same digests, without loading OpenSSL (hashlib: ~4 ms)
-        from _sha256 import sha256
-    except ImportError:
-        try:
-            from _sha2 import sha256
-        except ImportError:
-            from hashlib import sha256
 
 CACHE_FORMAT = 2
 GITLINK = "160000"
@@ -274,10 +267,14 @@ def _scan(root: str) -> tuple[list[Stat], list[str]]:
 
 
 class TreeHasher:
-    """Hash source trees, caching results in a JSON file (``.liveforge/treecache.json``)."""
+    """Hash source trees, caching results in a JSON file (``.liveforge/treecache.json``).
+
+    One hasher serves a workspace: its components' trees and the trees inside them (an extra
+    component's packages). It may be used from several threads (steps building side by side)."""
 
     def __init__(self, cache_file: Path | None):
         self.cache_file = cache_file
+        self._lock = RLock()
         self.trees: dict[str, Any] = {}
         self.dirty = False
         # directory -> holds a .git; kept until save(), the end of one plan
@@ -294,24 +291,44 @@ class TreeHasher:
                 self.trees = {}
 
     def planning(self, trees: Iterable[Path] = ()) -> None:
-        """Until save(): git is asked once per work tree, about all of ``trees`` in it (one
-        plan hashes many trees, and nothing changes them meanwhile)."""
-        self._answers = {}
-        self._hints = [os.fspath(t) for t in trees]
+        """Until save(): git is asked once per work tree, about all of ``trees`` in it and the
+        trees inside them (one plan hashes many trees, and nothing changes them meanwhile)."""
+        with self._lock:
+            self._answers = {}
+            self._hints = [os.fspath(t) for t in trees]
 
     def save(self) -> None:
-        self._git_dirs.clear()
-        self._answers = None
-        self._hints = []
-        if self.cache_file is None or not self.dirty:
-            return
-        self.cache_file.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(self.cache_file, json.dumps({"format": CACHE_FORMAT, "trees": self.trees},
-                                                 separators=(",", ":")))
-        self.dirty = False
+        """End the plan (see planning()) and write the cache if it changed."""
+        with self._lock:
+            self._git_dirs.clear()
+            self._answers = None
+            self._hints = []
+            if self.cache_file is None or not self.dirty:
+                return
+            self.cache_file.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(self.cache_file, json.dumps(
+                {"format": CACHE_FORMAT, "trees": self.trees}, separators=(",", ":")))
+            self.dirty = False
+
+    def hash_all(self, trees: Iterable[Path]) -> list[str]:
+        """The content hashes of ``trees``. Within a plan, as :meth:`hash`; else they are
+        hashed as a plan of their own (git asked once per work tree), saved at the end."""
+        trees = list(trees)
+        with self._lock:
+            if self._answers is not None:
+                return [self._hash(tree) for tree in trees]
+            self.planning(trees)
+            try:
+                return [self._hash(tree) for tree in trees]
+            finally:
+                self.save()
 
     def hash(self, tree: Path) -> str:
         """The content hash of ``tree`` (a missing tree hashes as ``missing``)."""
+        with self._lock:
+            return self._hash(tree)
+
+    def _hash(self, tree: Path) -> str:
         key = os.fspath(tree)
         if not os.path.isdir(key):
             return "missing"
@@ -324,7 +341,7 @@ class TreeHasher:
         return str(entry["hash"])
 
     def _same_subs(self, key: str, subs: dict[str, str]) -> bool:
-        return all(self.hash(Path(key, name)) == digest for name, digest in subs.items())
+        return all(self._hash(Path(key, name)) == digest for name, digest in subs.items())
 
     def _read(self, key: str, name: str, sig: list[int], old: dict[str, list[Any]],
               files: dict[str, list[Any]], records: Records) -> None:
@@ -355,7 +372,7 @@ class TreeHasher:
         for name, *sig in stats:
             if not _ignored(name, patterns):
                 self._read(key, name, sig, old, files, records)
-        subs = {name: self.hash(Path(key, name)) for name in repos
+        subs = {name: self._hash(Path(key, name)) for name in repos
                 if not _ignored(name, patterns)}
         for name, digest in subs.items():
             records[os.fsencode(name)] = (GITLINK, digest)
@@ -426,6 +443,6 @@ class TreeHasher:
                 records[rel] = (GITLINK, commit)
         for rel in nested:
             name = os.fsdecode(rel)
-            subs[name] = self.hash(Path(key, name))
+            subs[name] = self._hash(Path(key, name))
             records[rel] = (GITLINK, subs[name])
         return {"status": state, "files": files, "subs": subs, "hash": _digest(records)}

@@ -10,7 +10,11 @@ refer to it (tar ``1`` entries; cpio entries sharing the inode number with no da
 One pass reads each file once and feeds both archives (and the MD5 of each shipped file).
 Compression runs in worker threads (zlib and zstd release the GIL), so on two cores the two
 archives are compressed side by side while files are read. The gzip stream has mtime 0, no file
-name and OS byte 255, so its bytes depend on the input only.
+name and OS byte 255, so its bytes depend on the input only; :func:`gzip_file` writes every
+other gzip file liveforge makes (a USB image) the same way.
+
+The tar writer is liveforge's only one: the platform tarball, the platform directory's tarball
+(:func:`tree_image`) and the strap cache's entries (:func:`merged_image`) are all written here.
 """
 
 from __future__ import annotations
@@ -28,13 +32,15 @@ import tarfile
 import threading
 import zlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from liveforge.build.image.assemble import Image, ImageEntry
 from liveforge.util.errors import BuildError, MissingToolError
+from liveforge.util.hashing import stream_digest
 
 COMPRESSIONS = ("gzip", "zstd", "none")
 CHUNK = 1 << 20            # buffer size for writes and large-file reads
@@ -217,9 +223,10 @@ def _tar_pad(size: int) -> bytes:
 
 def tar_header(path: str, kind: str, mode: int, uid: int, gid: int, size: int, mtime: int,
                link: str = "") -> bytes:
-    """The header block(s) of one tar member, GNU long-name records first when needed."""
-    name = (path + "/" if kind == "d" else path).encode()
-    linkname = link.encode()
+    """The header block(s) of one tar member, GNU long-name records first when needed. Names
+    are written as the file system gave them (bytes that are not UTF-8 included)."""
+    name = (path + "/" if kind == "d" else path).encode(errors="surrogateescape")
+    linkname = link.encode(errors="surrogateescape")
     typeflag = {"f": b"0", "h": b"1", "s": b"2", "d": b"5"}[kind]
     out = []
     if len(linkname) > 100:
@@ -308,6 +315,35 @@ def _open_sink(path: Path, compression: str, level: int | None,
     return sink
 
 
+@contextmanager
+def _outputs() -> Iterator[list[tuple[int, _Sink]]]:
+    """The sinks the block opens (:func:`_open_sink`): when it succeeds each is closed and its
+    file fsynced; when anything fails each worker is stopped. The files are closed either way."""
+    outputs: list[tuple[int, _Sink]] = []
+    try:
+        yield outputs
+        for fd, sink in outputs:
+            sink.close()
+            os.fsync(fd)
+    except BaseException:
+        for _, sink in outputs:
+            sink.abort()
+        raise
+    finally:
+        for fd, _ in outputs:
+            os.close(fd)
+
+
+def gzip_file(source: Path, target: Path, level: int = GZIP_LEVEL) -> None:
+    """Compress the file ``source`` into ``target`` (created or truncated, then fsynced) as the
+    archives are: mtime 0 and no name in the header, so the same content gives the same
+    bytes."""
+    with _outputs() as outputs, open(source, "rb") as handle:
+        sink = _open_sink(target, "gzip", level, outputs)
+        while data := handle.read(CHUNK):
+            sink.write(data)
+
+
 def write_archives(image: Image, mtime: int, *, tar: Path | None = None,
                    cpio: Path | None = None, tar_compression: str = "gzip",
                    cpio_compression: str = "gzip", level: int | None = None,
@@ -323,9 +359,8 @@ def write_archives(image: Image, mtime: int, *, tar: Path | None = None,
     (or truncated) and fsynced; the caller chooses temporary names and renames them.
     """
     primary, group_size, sources = _link_groups(image)
-    outputs: list[tuple[int, _Sink]] = []
     tar_sink = cpio_sink = None
-    try:
+    with _outputs() as outputs:
         if tar is not None:
             tar_sink = _open_sink(tar, tar_compression, level, outputs)
         if cpio is not None:
@@ -338,16 +373,6 @@ def write_archives(image: Image, mtime: int, *, tar: Path | None = None,
         if cpio_sink is not None:
             cpio_sink.write(cpio_header("TRAILER!!!", 0, 0, 0, 0, 1, 0, 0))
             cpio_sink.write(b"\0" * (-cpio_sink.length % BLOCK))
-        for fd, sink in outputs:
-            sink.close()
-            os.fsync(fd)
-    except BaseException:
-        for _, sink in outputs:
-            sink.abort()
-        raise
-    finally:
-        for fd, _ in outputs:
-            os.close(fd)
     return md5s
 
 
@@ -438,6 +463,46 @@ def tree_image(directory: Path, name: str) -> Image:
     return Image(tuple(sorted(entries, key=lambda entry: entry.path)))
 
 
+def merged_image(trees: Iterable[Path]) -> Image:
+    """Everything under the directories ``trees`` as image entries, merged as installing them
+    in turn would: a path under a later tree replaces the same path under an earlier one. Modes
+    are as on disk, owners root (0:0); symlinks stay symlinks and files hard-linked within one
+    tree stay hard links. Anything else (a FIFO, a device) is an error."""
+    found: dict[str, tuple[ImageEntry, tuple[int, int, int] | None]] = {}
+    for index, tree in enumerate(trees):
+        pending = [(os.fspath(tree), "")]
+        while pending:
+            directory, prefix = pending.pop()
+            with os.scandir(directory) as listing:
+                children = list(listing)
+            for child in children:
+                path = prefix + child.name
+                st = child.stat(follow_symlinks=False)
+                mode = stat.S_IMODE(st.st_mode)
+                inode = None
+                if stat.S_ISDIR(st.st_mode):
+                    entry = ImageEntry("d", path, mode, 0, 0)
+                    pending.append((child.path, path + "/"))
+                elif stat.S_ISLNK(st.st_mode):
+                    entry = ImageEntry("s", path, 0o777, 0, 0, os.readlink(child.path))
+                elif stat.S_ISREG(st.st_mode):
+                    entry = ImageEntry("f", path, mode, 0, 0, source=Path(child.path))
+                    if st.st_nlink > 1:
+                        inode = (index, st.st_dev, st.st_ino)
+                else:
+                    raise BuildError(f"{child.path}: not a directory, a regular file or a "
+                                     "symbolic link")
+                found[path] = (entry, inode)
+    entries = []
+    first: dict[tuple[int, int, int], str] = {}  # a hard-linked file -> its first path left
+    for path in sorted(found):
+        entry, inode = found[path]
+        if inode is not None and first.setdefault(inode, path) != path:
+            entry = ImageEntry("h", path, entry.mode, 0, 0, first[inode])
+        entries.append(entry)
+    return Image(tuple(entries))
+
+
 # -- readers (for lint, diff and tests) --------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -485,17 +550,10 @@ def read_tar(path: Path) -> dict[str, Member]:
             elif info.isfile():
                 handle = archive.extractfile(info)
                 assert handle is not None
-                digest = _sha256_stream(handle.read)
+                digest = stream_digest(handle)
                 members[name] = Member(name, "f", info.mode, info.uid, info.gid, "", digest,
                                        info.size, int(info.mtime))
     return members
-
-
-def _sha256_stream(read: Callable[[int], bytes]) -> str:
-    digest = hashlib.sha256()
-    while data := read(CHUNK):
-        digest.update(data)
-    return digest.hexdigest()
 
 
 def read_cpio(path: Path) -> dict[str, Member]:

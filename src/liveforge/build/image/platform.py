@@ -33,7 +33,6 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
-import hashlib
 import json
 import os
 import posixpath
@@ -49,6 +48,7 @@ from liveforge.build.image.assemble import Image
 from liveforge.build.image.layout import VERSION, PlatformLayout
 from liveforge.util.errors import BuildError, InputError, LiveforgeError
 from liveforge.util.fileio import swap_link
+from liveforge.util.hashing import file_digest
 from liveforge.util.scratch import TMP_MARK, tmp_name
 from liveforge.util.scratch import remove_leftovers as _remove_leftovers
 
@@ -161,7 +161,7 @@ def _write_platform_dir(platform: Path, image: Image, *, stamp: str, epoch: int,
     digests = write_archives(image, epoch, tar=root_tarball, cpio=boot_archive,
                              tar_compression="gzip", cpio_compression=compression, digests=True,
                              cpio_skip=boot_archive_skip)
-    _write(platform / layout.hash, _sha1(boot_archive) + "\n")
+    _write(platform / layout.hash, file_digest(boot_archive, "sha1") + "\n")
     _write(platform / layout.manifest,
            "".join(f"{digests[path]}  {path}\n" for path in sorted(digests)))
     _write(platform / layout.gitstatus, json.dumps(gitstatus, indent=2) + "\n")
@@ -195,14 +195,6 @@ def _write(path: Path, text: str) -> None:
         handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())
-
-
-def _sha1(path: Path) -> str:
-    digest = hashlib.sha1(usedforsecurity=False)
-    with open(path, "rb") as handle:
-        while data := handle.read(1 << 20):
-            digest.update(data)
-    return digest.hexdigest()
 
 
 def _copy_kernel(image: Image, kernel_path: str, dest: Path) -> None:

@@ -52,8 +52,9 @@ from liveforge.build.kinds.base import MAIN, BuildContext
 from liveforge.build.kinds.extra.kind import truthy
 from liveforge.build.workspace import Workspace
 from liveforge.util.errors import InputError
-from liveforge.util.fetch import DEB_NAME_RE, DebPin, Fetcher, plain_file_name, sha256_file
+from liveforge.util.fetch import DEB_NAME_RE, DebPin, Fetcher, plain_file_name
 from liveforge.util.fileio import read_text, write_atomic
+from liveforge.util.hashing import file_digest
 from liveforge.util.keyvalue import substitute
 from liveforge.util.paths import path_problem
 from liveforge.util.toml import dumps, read_toml
@@ -204,7 +205,7 @@ class DebKind:
         manifest = spec.settings.get("manifest")
         if manifest:
             path = ws.root / manifest
-            own["manifest"] = sha256_file(path) if path.is_file() else "missing"
+            own["manifest"] = file_digest(path) if path.is_file() else "missing"
         return own
 
     def configure(self, ws: Workspace, spec: ComponentSpec, reporter: Any, refresh: bool,

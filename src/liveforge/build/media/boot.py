@@ -83,11 +83,10 @@ from liveforge.build.media.pxe import check_script, script_name
 from liveforge.build.media.usb import usb_name
 from liveforge.util.errors import LiveforgeError, UsageError
 from liveforge.util.events import Reporter
-from liveforge.util.proc import die_with_parent
+from liveforge.util.proc import TAIL_LINES, die_with_parent, text_tail
 
 MEDIA = ("direct", "iso", "usb", "pxe")
 DEFAULT_TIMEOUT = 180.0
-TAIL_LINES = 30
 MEMORY_MB = 512
 EXIT_GRACE = 10.0  # seconds a guest gets to power off after its verdict
 KILL_GRACE = 3.0  # seconds between SIGTERM and SIGKILL
@@ -365,7 +364,7 @@ def watch(argv: list[str], stamp: str, timeout: float, log_path: Path, stderr_pa
             message = f"QEMU exited (status {proc.returncode}) before PLATFORM-READY"
             qemu_err = stderr_path.read_text(errors="replace").strip()
             if qemu_err:
-                message += f": {qemu_err.splitlines()[-1]}"
+                message += f": {text_tail(qemu_err, 1)}"
     if status != "ready" and verdict.hints:
         message += " (" + "; ".join(verdict.hints) + ")"
     return BootResult(status == "ready", status, message, elapsed, log_path, tail, proc.pid)

@@ -94,12 +94,12 @@ def run(argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = N
     import subprocess
 
     from liveforge.util.errors import BuildError
-    from liveforge.util.proc import die_with_parent
+    from liveforge.util.proc import die_with_parent, text_tail
 
     proc = subprocess.run(argv, env=env, cwd=cwd, input=stdin, capture_output=True,
                           preexec_fn=die_with_parent)
     output = (proc.stdout + proc.stderr).decode(errors="replace")
     if proc.returncode != 0:
         raise BuildError(f"{Path(argv[0]).name} failed (exit {proc.returncode})",
-                         tail="\n".join(output.splitlines()[-20:]))
+                         tail=text_tail(output, 20))
     return output

@@ -14,12 +14,11 @@ grub-mkimage output is deterministic and the gzip header has mtime 0 and no name
 
 from __future__ import annotations
 
-import gzip
 import os
-import shutil
 from pathlib import Path
 
 from liveforge.build.buildstamp import stamp_epoch
+from liveforge.build.image.archive import gzip_file
 from liveforge.build.media import fat, grubimg
 from liveforge.build.media.console import get_console
 from liveforge.build.media.grubcfg import grub_cfg
@@ -93,7 +92,7 @@ def build_usb(platform_dir: Path, stamp: str, out_dir: Path, *, arch: str,
         fat.populate(tools, image, contents, env, offset_bytes=PARTITION_START)
         install_bios_boot(image, core)
         packed = work / final.name
-        compress(image, packed)
+        gzip_file(image, packed)
         write_atomic(out_dir / "partition.map", partition_map(size))
         os.replace(packed, final)
     finally:
@@ -125,13 +124,6 @@ def install_bios_boot(image: Path, core: Path) -> None:
         handle.write(boot)
         handle.seek(fat.SECTOR)
         handle.write(core_bytes)
-
-
-def compress(image: Path, out: Path) -> None:
-    """gzip with no name and mtime 0 in the header: the same image gives the same bytes."""
-    with open(image, "rb") as src, open(out, "wb") as raw:
-        with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as gz:
-            shutil.copyfileobj(src, gz, MIB)
 
 
 def partition_map(size: int) -> str:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from liveforge.build.graph import Plan, RunResult, closure, plan, prepare_areas
+from liveforge.build.graph import Plan, RunResult, dependencies, plan, prepare_areas
 from liveforge.build.workspace import Workspace
+from liveforge.util.depgraph import closure
 from liveforge.util.errors import BuildError, UsageError
 from liveforge.util.events import Reporter
 
@@ -34,7 +35,7 @@ def build_one(ws: Workspace, reporter: Reporter, buildstamp: str, target: str,
     name = resolve_target(p, target)
     wanted = {name}
     if not no_deps:
-        wanted |= {n for n in closure(p.steps, [name]) if p.reasons[n]}
+        wanted |= {n for n in closure(dependencies(p.steps), [name]) if p.reasons[n]}
     from liveforge.build.scheduler import run_steps
 
     result = run_steps(ws, p, wanted, reporter, buildstamp, options)

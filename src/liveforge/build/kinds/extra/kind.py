@@ -29,7 +29,6 @@ stale dependencies), ``variant`` (``32``/``64``: only that variant of ``package`
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -40,16 +39,22 @@ from liveforge.build.config import ComponentSpec
 from liveforge.build.kinds.base import MAIN, STRAP, BuildContext
 from liveforge.build.kinds.extra import strap as extra_strap
 from liveforge.build.kinds.extra.build import Variant, build_variant, toolchain_env
-from liveforge.build.kinds.extra.package import Package, build_order, closure, load_packages
+from liveforge.build.kinds.extra.package import (
+    Package,
+    build_order,
+    dependencies,
+    load_packages,
+)
 from liveforge.build.stamps import read_stamp
 from liveforge.build.workspace import Workspace
+from liveforge.util.depgraph import closure
 from liveforge.util.errors import InputError, UsageError
-from liveforge.util.fetch import Fetcher, sha256_file
+from liveforge.util.fetch import Fetcher
 from liveforge.util.fileio import read_text, write_atomic
+from liveforge.util.hashing import file_digest, json_digest
 from liveforge.util.keyvalue import substitute
 from liveforge.util.paths import path_problem
 from liveforge.util.scratch import remove_tree
-from liveforge.util.treehash import TreeHasher
 from liveforge.util.unpack import merge_tree
 
 SETTINGS = {"kind", "path", "env", "manifest"}
@@ -108,7 +113,7 @@ class ExtraKind:
         dependency steps, which the engine's own stamp covers by itself."""
         packages = self.packages(ws, spec)
         order = build_order(packages)
-        hasher = TreeHasher(self.state(ws, spec) / "treecache.json")
+        trees = dict(zip(order, ws.hasher.hash_all(packages[n].dir for n in order), strict=True))
         context: dict[str, object] = {
             "phase": STRAP if strap else MAIN,
             "env": ws.component_env(spec),
@@ -126,15 +131,13 @@ class ExtraKind:
         for name in order:
             pkg = packages[name]
             blob = {
-                "tree": hasher.hash(pkg.dir),
-                "patches": [sha256_file(p) for p in pkg.patches],
+                "tree": trees[name],
+                "patches": [file_digest(p) for p in pkg.patches],
                 "variants": pkg.phase_variants(strap),
                 "deps": {d: hashes[d] for d in pkg.depends},
                 "context": context,
             }
-            hashes[name] = hashlib.sha256(
-                json.dumps(blob, sort_keys=True).encode()).hexdigest()
-        hasher.save()
+            hashes[name] = json_digest(blob)
         return hashes
 
     def inputs(self, ws: Workspace, spec: ComponentSpec, phase: str) -> dict[str, str]:
@@ -147,7 +150,7 @@ class ExtraKind:
                if packages[n].phase_variants(strap)}
         if not strap:
             manifest = self.manifest_path(ws, spec)
-            own["manifest"] = sha256_file(manifest) if manifest.is_file() else "missing"
+            own["manifest"] = file_digest(manifest) if manifest.is_file() else "missing"
         return own
 
     # -- building ---------------------------------------------------------------------------
@@ -183,7 +186,7 @@ class ExtraKind:
             if not packages[requested].phase_variants(strap):
                 raise UsageError(f"package {requested!r} has no variants in the "
                                  f"{'strap' if strap else 'main'} phase")
-            keep = closure(packages, [requested])
+            keep = closure(dependencies(packages), [requested])
             wanted = [n for n in wanted if n in keep]
         force_all = strap and requested is None and \
             ws.env_value("FORCE_STRAP_REBUILD", "no").lower() == "yes"

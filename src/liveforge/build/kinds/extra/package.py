@@ -39,7 +39,6 @@ documentation above all follow that table.
 
 from __future__ import annotations
 
-import graphlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -47,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from liveforge.build.config import NAME_RE
+from liveforge.util.depgraph import DependencyCycle, topo_order
 from liveforge.util.errors import InputError, InputErrors
 from liveforge.util.fetch import (
     DEB_NAME_RE,
@@ -330,6 +330,11 @@ def load_packages(component: Path) -> dict[str, Package]:
     return packages
 
 
+def dependencies(packages: Mapping[str, Package]) -> dict[str, tuple[str, ...]]:
+    """The packages' graph: each package's name -> the packages it depends on, by name."""
+    return {n: p.depends for n, p in sorted(packages.items())}
+
+
 def build_order(packages: Mapping[str, Package]) -> list[str]:
     """Packages in dependency order; an unknown dependency or a cycle is an InputError."""
     errors: list[InputError] = []
@@ -342,23 +347,10 @@ def build_order(packages: Mapping[str, Package]) -> list[str]:
                     Lines(pkg.toml).value("", "depends", dep)))
     if errors:
         raise InputErrors(errors)
-    sorter = graphlib.TopologicalSorter({n: p.depends for n, p in sorted(packages.items())})
     try:
-        return list(sorter.static_order())
-    except graphlib.CycleError as exc:
-        cycle = list(exc.args[1])
+        return topo_order(dependencies(packages))
+    except DependencyCycle as exc:
+        cycle = exc.cycle
         first = packages[cycle[0]]
         raise InputError("package dependency cycle: " + " -> ".join(cycle), first.toml,
                          Lines(first.toml).key("", "depends")) from None
-
-
-def closure(packages: Mapping[str, Package], names: Iterable[str]) -> set[str]:
-    """The named packages and everything they depend on."""
-    seen: set[str] = set()
-    todo = list(names)
-    while todo:
-        name = todo.pop()
-        if name not in seen and name in packages:
-            seen.add(name)
-            todo.extend(packages[name].depends)
-    return seen

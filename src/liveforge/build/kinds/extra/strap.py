@@ -12,15 +12,14 @@ temporary is removed by the next store.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import re
 import tarfile
+import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
-from liveforge.util.fetch import sha256_file
+from liveforge.util.hashing import file_digest, json_digest
 from liveforge.util.scratch import make_temp_dir, remove_leftovers, remove_temp, tmp_name
 from liveforge.util.unpack import UnsafeArchiveError, extract_tar, merge_tree
 
@@ -30,9 +29,7 @@ SUFFIX = ".tar.gz"
 
 def strap_key(hashes: Mapping[str, str]) -> str:
     """The cache key of a set of strap packages (name -> package input hash)."""
-    blob = json.dumps({"format": FORMAT, "packages": dict(sorted(hashes.items()))},
-                      sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()
+    return json_digest({"format": FORMAT, "packages": dict(hashes)})
 
 
 def entries(cache_dir: Path, key: str) -> list[tuple[Path, str]]:
@@ -60,7 +57,7 @@ def restore(cache_dir: Path, key: str, dest: Path, workdir: Path,
     remove_leftovers(workdir)
     for tarball, expected in entries(cache_dir, key):
         try:
-            actual = sha256_file(tarball)
+            actual = file_digest(tarball)
         except FileNotFoundError:  # replaced by a writer meanwhile
             continue
         if actual != expected:
@@ -89,32 +86,21 @@ def restore(cache_dir: Path, key: str, dest: Path, workdir: Path,
     return False
 
 
-def _normalize(info: tarfile.TarInfo) -> tarfile.TarInfo:
-    info.uid = info.gid = 0
-    info.uname = info.gname = "root"
-    return info
-
-
 def store(cache_dir: Path, key: str, stages: Iterable[Path],
           note: Callable[[str], None]) -> Path:
-    """Pack the staging folders (merged, later ones win) as the cache entry for ``key``."""
+    """Pack the staging folders (merged, later ones win) as the cache entry for ``key``: a
+    gzipped tarball from the image archive writer, owners root, every mtime the time of
+    storing."""
+    from liveforge.build.image.archive import merged_image, write_archives  # only when storing
+
     strap = cache_dir / "strap"
     strap.mkdir(parents=True, exist_ok=True)
     remove_leftovers(strap)
     partial = strap / tmp_name(f"{key}{SUFFIX}")
     try:
-        with tarfile.open(partial, "w:gz", compresslevel=6) as tar:
-            for stage in stages:
-                for dirpath, dirnames, filenames in os.walk(stage):
-                    dirnames.sort()
-                    rel = os.path.relpath(dirpath, stage)
-                    for name in [*dirnames, *sorted(filenames)]:
-                        full = os.path.join(dirpath, name)
-                        arc = name if rel == "." else f"{rel}/{name}"
-                        tar.add(full, arcname=arc, recursive=False, filter=_normalize)
-        with open(partial, "rb+") as handle:
-            os.fsync(handle.fileno())
-        tarball = strap / f"{key}.{sha256_file(partial)}{SUFFIX}"
+        write_archives(merged_image(stages), int(time.time()), tar=partial,
+                       tar_compression="gzip")
+        tarball = strap / f"{key}.{file_digest(partial)}{SUFFIX}"
         os.replace(partial, tarball)
     finally:
         partial.unlink(missing_ok=True)
