@@ -1,4 +1,4 @@
-"""The manifest format (DESIGN.md §4): parser rules, path safety, combination."""
+"""The manifest format (README, "Manifests"): parser rules, path safety, combination."""
 
 from __future__ import annotations
 

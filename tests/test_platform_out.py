@@ -1,4 +1,4 @@
-"""Platform outputs: layout of DESIGN.md §6, atomic replacement, crash safety, gitstatus."""
+"""Platform outputs: the layout of README "Outputs", atomic replacement, crash safety, gitstatus."""
 
 from __future__ import annotations
 

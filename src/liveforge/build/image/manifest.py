@@ -1,4 +1,4 @@
-"""Manifests: what ships in the image (DESIGN.md §4).
+"""Manifests: what ships in the image (README, "Manifests").
 
 A manifest is a text file of entries, one per line::
 

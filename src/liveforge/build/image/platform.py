@@ -1,4 +1,4 @@
-"""Platform outputs (DESIGN.md §6): the platform directory, its tarball and the latest links.
+"""Platform outputs (README, "Outputs"): the platform directory, its tarball and the latest links.
 
 What a user sees, ``<D>`` being the platform's name (``platform-<STAMP>``)::
 
