@@ -35,7 +35,6 @@ f usr/bin/$UNKNOWN 0555 root bin
 @pytest.fixture
 def www(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, str]]:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.delenv("LIVEFORGE_OFFLINE", raising=False)
     root = tmp_path / "www"
     root.mkdir()
     libdemo_tarball(root / "libdemo-1.0.tar.gz")
@@ -187,18 +186,16 @@ def test_build_one_package_by_hand(tmp_path: Path, www: tuple[Path, str]) -> Non
     assert stamp["variants"] == ["libdemo-1.0-64strap"]
 
 
-def test_warm_cache_needs_no_network(tmp_path: Path, www: tuple[Path, str],
-                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_warm_cache_needs_no_network(tmp_path: Path, www: tuple[Path, str]) -> None:
     root = make_ws(tmp_path / "ws", www, app=False)
     assert world(root) == 0
     files, _url = www
     lib_sha = sha(files / "libdemo-1.0.tar.gz")
     for p in files.iterdir():
         p.unlink()
-    monkeypatch.setenv("LIVEFORGE_OFFLINE", "1")
     second = make_ws(tmp_path / "ws2", www, app=False, lib_sha=lib_sha)
     (second / "build.env").write_text("FORCE_STRAP_REBUILD=yes\n")
-    assert world(second) == 0
+    assert world(second, "--offline") == 0
     assert elf_class(second / "proto/usr/lib/32/libdemo.so.1") == 32
 
 

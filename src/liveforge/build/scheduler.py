@@ -28,15 +28,18 @@ T = TypeVar("T")
 
 
 def context_for(ws: Workspace, step: Step, reporter: Reporter, log, log_path: Path,
-                procs: ProcessGroup, options: dict[str, str] | None = None) -> BuildContext:
+                procs: ProcessGroup, package: str | None = None,
+                variant: str | None = None) -> BuildContext:
     return BuildContext(ws=ws, spec=step.spec, phase=step.phase, log=log, log_path=log_path,
-                        jobs=ws.max_jobs, reporter=reporter, procs=procs,
-                        options=options or {})
+                        jobs=ws.max_jobs, reporter=reporter, procs=procs, package=package,
+                        variant=variant)
 
 
 def run_steps(ws: Workspace, plan: Plan, targets: Collection[str], reporter: Reporter,
-              buildstamp: str, options: dict[str, str] | None = None) -> RunResult:
-    """Build ``targets`` (step names), respecting dependencies among them."""
+              buildstamp: str, package: str | None = None,
+              variant: str | None = None) -> RunResult:
+    """Build ``targets`` (step names), respecting dependencies among them; ``package`` and
+    ``variant`` go to each step's context (see :class:`BuildContext`)."""
     wanted = set(targets)
     graph = {n: tuple(d for d in plan.steps[n].deps if d in wanted) for n in wanted}
     sorter = graphlib.TopologicalSorter(graph)
@@ -62,7 +65,8 @@ def run_steps(ws: Workspace, plan: Plan, targets: Collection[str], reporter: Rep
         try:
             started(ws, name)
             with open(log_path, "wb") as log:
-                ctx = context_for(ws, step, reporter, log, log_path, procs, options)
+                ctx = context_for(ws, step, reporter, log, log_path, procs, package,
+                                  variant)
                 step.kind.build(ctx)
                 if procs.cancelled.is_set():
                     raise Cancelled("interrupted")

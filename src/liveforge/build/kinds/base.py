@@ -18,12 +18,13 @@ from liveforge.util.records import Record
 
 TYPE_CHECKING = False  # typing's, without importing typing
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
     from typing import IO, Protocol
 
     from liveforge.build.config import ComponentSpec
     from liveforge.build.workspace import Workspace
     from liveforge.util.events import Reporter
+    from liveforge.util.fetch import Fetcher
 else:
     Protocol = object  # Kind is a Protocol to mypy, a plain base class at run time
 
@@ -36,24 +37,28 @@ class Cancelled(BuildError):
 
 
 class BuildContext(Record):
-    """Everything one build step of one component may use."""
+    """Everything one build step of one component may use. The run's settings come from the
+    workspace the command line made (``-j``, ``--offline``: :class:`Workspace`); those of one
+    ``liveforge build COMPONENT:PACKAGE [--variant N]`` are ``package`` and ``variant``."""
 
     __slots__ = ("ws", "spec", "phase", "log", "log_path", "jobs", "reporter", "procs",
-                 "options")
+                 "package", "variant")
 
     ws: Workspace
     spec: ComponentSpec
     phase: str
     log: IO[bytes]
     log_path: Path
-    jobs: int
+    jobs: int                    # parallel jobs (MAX_JOBS)
     reporter: Reporter
     procs: ProcessGroup
-    options: Mapping[str, str]
+    package: str | None          # build just this package of the component (forced)
+    variant: str | None          # and just this variant of it ("32", "64")
 
     def __init__(self, ws: Workspace, spec: ComponentSpec, phase: str, log: IO[bytes],
                  log_path: Path, jobs: int, reporter: Reporter,
-                 procs: ProcessGroup | None = None, options: Mapping[str, str] | None = None):
+                 procs: ProcessGroup | None = None, package: str | None = None,
+                 variant: str | None = None):
         self.ws = ws
         self.spec = spec
         self.phase = phase
@@ -62,7 +67,12 @@ class BuildContext(Record):
         self.jobs = jobs
         self.reporter = reporter
         self.procs = ProcessGroup() if procs is None else procs
-        self.options = {} if options is None else options
+        self.package = package
+        self.variant = variant
+
+    def fetcher(self) -> Fetcher:
+        """The step's downloader, noting what it fetches in the log."""
+        return make_fetcher(self.ws, self.note)
 
     @property
     def env_vars(self) -> dict[str, str]:
@@ -107,6 +117,15 @@ class BuildContext(Record):
         if status != 0:
             label = what or " ".join(args[:4])
             raise BuildError(f"{label} failed with exit status {status}", self.log_path)
+
+
+def make_fetcher(ws: Workspace, note: Callable[[str], None] | None = None) -> Fetcher:
+    """The one way a kind gets a :class:`~liveforge.util.fetch.Fetcher`: the workspace's
+    download cache and build settings (mirrors, trust), and its offline setting."""
+    from liveforge.util.fetch import Fetcher
+
+    return Fetcher(ws.cache_dir, offline=ws.offline,
+                   config={**ws.build_config, **ws.build_env}, note=note)
 
 
 class Kind(Protocol):

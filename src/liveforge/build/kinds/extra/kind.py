@@ -21,17 +21,15 @@ dependencies and the strap packages) are rebuilt. Build and staging folders live
 platform.toml keys: ``path`` (required), ``manifest`` (default ``"manifest"``, relative to the
 component folder), plus the common ``env``/``depends``.
 
-Options read from the build context: ``package`` (build just this package, forced, with its
-stale dependencies), ``variant`` (``32``/``64``: only that variant of ``package``), ``strap``
-(the engine runs the strap step for it), ``offline`` (``1``: never fetch; also
-``LIVEFORGE_OFFLINE=1`` in the environment).
+From the build context: ``package`` (build just this package, forced, with its stale
+dependencies), ``variant`` (``32``/``64``: only that variant of ``package``), ``phase`` (the
+strap phase for ``liveforge build --strap``), and its fetcher (offline with ``--offline``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -67,10 +65,6 @@ def compiler_id(cc: str) -> str:
         except OSError:
             _compilers[cc] = "missing"
     return _compilers[cc]
-
-
-def truthy(value: str | None) -> bool:
-    return (value or "").lower() in ("1", "yes", "true")
 
 
 def substitute(text: str, values: Mapping[str, str]) -> str:
@@ -164,11 +158,6 @@ class ExtraKind:
     def manifest_path(self, ws: Workspace, spec: ComponentSpec) -> Path:
         return ws.component_path(spec) / str(spec.settings.get("manifest", "manifest"))
 
-    def fetcher(self, ctx: BuildContext) -> Fetcher:
-        offline = truthy(ctx.options.get("offline")) or truthy(os.environ.get("LIVEFORGE_OFFLINE"))
-        return Fetcher(ctx.ws.cache_dir, offline=offline,
-                       config={**ctx.ws.build_config, **ctx.ws.build_env}, note=ctx.note)
-
     def build(self, ctx: BuildContext) -> None:
         ws, spec = ctx.ws, ctx.spec
         strap = ctx.phase == STRAP
@@ -177,8 +166,8 @@ class ExtraKind:
         packages = self.packages(ws, spec)
         order = build_order(packages)
         hashes = self.package_hashes(ws, spec, strap, at_build=True)
-        requested = ctx.options.get("package")
-        only_variant = ctx.options.get("variant")
+        requested = ctx.package
+        only_variant = ctx.variant
         if requested is not None and requested not in packages:
             raise UsageError(f"component {spec.name!r} has no package {requested!r} "
                              f"(packages: {', '.join(sorted(packages))})")
@@ -200,7 +189,7 @@ class ExtraKind:
             elif extra_strap.restore(ws.cache_dir, key, target, self.state(ws, spec),
                                      ctx.note):
                 return
-        fetcher = self.fetcher(ctx)
+        fetcher = ctx.fetcher()
         stages: list[Path] = []
         for name in wanted:
             pkg = packages[name]
