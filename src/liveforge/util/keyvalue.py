@@ -1,14 +1,17 @@
-"""``KEY=value`` files (build.env, configure-build): parse with file:line errors."""
+"""``KEY=value`` files (build.env, configure-build): parse with file:line errors; and their
+values put into text as ``$KEY`` or ``${KEY}``."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 from liveforge.util.errors import InputError, InputErrors
 from liveforge.util.fileio import read_text
 
 KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+VAR_RE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 
 
 def parse_keyvalue(path: Path) -> dict[str, str]:
@@ -48,3 +51,8 @@ def format_keyvalue(values: dict[str, str]) -> str:
     for key in sorted(values):
         lines.append(f"{key}={values[key]}")
     return "\n".join(lines) + "\n"
+
+
+def substitute(text: str, values: Mapping[str, str]) -> str:
+    """Replace ``$VAR`` and ``${VAR}`` that ``values`` defines; leave the others."""
+    return VAR_RE.sub(lambda m: values.get(m.group(1) or m.group(2), m.group(0)), text)

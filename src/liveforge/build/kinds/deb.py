@@ -51,12 +51,12 @@ from typing import Any
 
 from liveforge.build.config import ComponentSpec, workspace_path_problem
 from liveforge.build.kinds.base import MAIN, BuildContext, make_fetcher
-from liveforge.build.kinds.extra.kind import substitute
 from liveforge.build.workspace import Workspace
 from liveforge.util.errors import InputError
 from liveforge.util.events import Reporter
 from liveforge.util.fetch import DEB_NAME_RE, DebPin, plain_file_name, sha256_file
 from liveforge.util.fileio import read_text, write_atomic
+from liveforge.util.keyvalue import substitute
 from liveforge.util.paths import path_problem
 from liveforge.util.unpack import Entry, install_deb
 

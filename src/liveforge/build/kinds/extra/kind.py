@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -45,13 +44,13 @@ from liveforge.build.workspace import Workspace
 from liveforge.util.errors import InputError, UsageError
 from liveforge.util.fetch import Fetcher, sha256_file
 from liveforge.util.fileio import read_text, write_atomic
+from liveforge.util.keyvalue import substitute
 from liveforge.util.paths import path_problem
 from liveforge.util.scratch import remove_tree
 from liveforge.util.treehash import TreeHasher
 from liveforge.util.unpack import merge_tree
 
 SETTINGS = {"kind", "path", "env", "manifest"}
-VAR_RE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 _compilers: dict[str, str] = {}
 
 
@@ -65,11 +64,6 @@ def compiler_id(cc: str) -> str:
         except OSError:
             _compilers[cc] = "missing"
     return _compilers[cc]
-
-
-def substitute(text: str, values: Mapping[str, str]) -> str:
-    """Replace ``$VAR`` and ``${VAR}`` that ``values`` defines; leave the others."""
-    return VAR_RE.sub(lambda m: values.get(m.group(1) or m.group(2), m.group(0)), text)
 
 
 class ExtraKind:
