@@ -129,7 +129,8 @@ def make_fetcher(ws: Workspace, note: Callable[[str], None] | None = None) -> Fe
 
 
 class Kind(Protocol):
-    """What every component kind implements."""
+    """What every component kind implements: each kind subclasses it and defines the hooks
+    without a body here; the others have a default."""
 
     name: str
 
@@ -145,20 +146,29 @@ class Kind(Protocol):
         """Named hashes of the step's own inputs (source tree, lock entries, packages...)."""
         ...
 
+    def configure(self, ws: Workspace, spec: ComponentSpec, reporter: Reporter,
+                  refresh: bool) -> None:
+        """``liveforge configure``, after the projects and build.env: pin what the component
+        fetches (``refresh``: ``--refresh-lock``, pin it again). By default nothing."""
+        return None
+
     def build(self, ctx: BuildContext) -> None:
         """Build the step and install into the proto area (and write its manifest)."""
         ...
 
     def update(self, ctx: BuildContext) -> bool:
-        """Bring sources up to date; True when something changed."""
-        ...
+        """Bring sources up to date; True when something changed. By default nothing to
+        pull."""
+        return False
 
     def clean(self, ctx: BuildContext) -> None:
-        ...
+        """Remove the component's build products. By default nothing."""
+        return None
 
     def check(self, ctx: BuildContext) -> None:
+        """The component's own checks (``liveforge check``)."""
         ...
 
     def shell_env(self, ctx: BuildContext) -> dict[str, str]:
-        """The environment of ``liveforge shell COMPONENT``."""
-        ...
+        """The environment of ``liveforge shell COMPONENT``; by default the build's."""
+        return ctx.base_env()

@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from liveforge.build.config import ComponentSpec, workspace_path_problem
-from liveforge.build.kinds.base import MAIN, BuildContext, make_fetcher
+from liveforge.build.kinds.base import MAIN, BuildContext, Kind, make_fetcher
 from liveforge.build.workspace import Workspace
 from liveforge.util.errors import InputError
 from liveforge.util.events import Reporter
@@ -165,7 +165,7 @@ def var_prefix(request: str) -> str:
     return re.sub(r"[^A-Za-z0-9]", "_", request).upper()
 
 
-class DebKind:
+class DebKind(Kind):
     name = "deb"
 
     def validate(self, spec: ComponentSpec) -> list[tuple[str | None, str]]:
@@ -281,20 +281,11 @@ class DebKind:
         write_atomic(out, generated_manifest(entries, spec.settings.get("include", []), links))
         ctx.note(f"wrote generated manifest {out}")
 
-    def update(self, ctx: BuildContext) -> bool:
-        return False
-
-    def clean(self, ctx: BuildContext) -> None:
-        pass
-
     def check(self, ctx: BuildContext) -> None:
         for req, entry in self.locked(ctx.ws, ctx.spec):
             if entry is None:
                 raise InputError(f"package {req!r} is not locked: run `liveforge configure`",
                                  lock_path(ctx.ws))
-
-    def shell_env(self, ctx: BuildContext) -> dict[str, str]:
-        return ctx.base_env()
 
 
 def generated_manifest(entries: list[Entry], include: Sequence[str],

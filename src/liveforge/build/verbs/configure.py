@@ -44,9 +44,7 @@ def configure(ws: Workspace, opts: ConfigureOptions, reporter: Reporter) -> None
 
         clobber(ws, reporter, outputs=False)
     for spec in ws.components.values():
-        hook = getattr(get_kind(spec.kind), "configure", None)
-        if hook is not None:
-            hook(ws, spec, reporter, refresh=opts.refresh_lock)
+        get_kind(spec.kind).configure(ws, spec, reporter, refresh=opts.refresh_lock)
     reporter.info(f"configured {ws.root} (DEBUG={ws.build_env['DEBUG']}, "
                   f"MAX_JOBS={ws.build_env['MAX_JOBS']})")
 

@@ -35,7 +35,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from liveforge.build.config import ComponentSpec
-from liveforge.build.kinds.base import MAIN, STRAP, BuildContext
+from liveforge.build.kinds.base import MAIN, STRAP, BuildContext, Kind
 from liveforge.build.kinds.extra import strap as extra_strap
 from liveforge.build.kinds.extra.build import Variant, build_variant, toolchain_env
 from liveforge.build.kinds.extra.package import Package, build_order, closure, load_packages
@@ -66,7 +66,7 @@ def compiler_id(cc: str) -> str:
     return _compilers[cc]
 
 
-class ExtraKind:
+class ExtraKind(Kind):
     name = "extra"
 
     # -- the plan ---------------------------------------------------------------------------
@@ -239,10 +239,7 @@ class ExtraKind:
         write_atomic(out, substitute(read_text(source), values))
         ctx.note(f"wrote {out}")
 
-    # -- the other verbs --------------------------------------------------------------------
-    def update(self, ctx: BuildContext) -> bool:
-        return False  # sources are pinned by sha256; nothing to pull
-
+    # -- the other verbs (update: the default, nothing to pull; sources are pinned by sha256) -
     def clean(self, ctx: BuildContext) -> None:
         state = self.state(ctx.ws, ctx.spec)
         for sub in ("build", "stage", "stamps"):
