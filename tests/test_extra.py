@@ -222,3 +222,31 @@ def test_debug_rebuilds_packages(tmp_path: Path, www: tuple[Path, str]) -> None:
     assert world(root) == 0
     assert (state(root) / "stage/libdemo/libdemo-1.0-64").stat().st_ino != ino
     assert "-O0 -g" in logs(root)
+
+
+def test_a_changed_dependency_rebuilds_the_packages(tmp_path: Path,
+                                                    www: tuple[Path, str]) -> None:
+    """The engine gives the kind its dependencies' input hashes (BuildContext.deps, not their
+    stamp files): a changed dependency rebuilds the packages, an unchanged one none."""
+    root = make_ws(tmp_path / "ws", www, app=False)
+    base = root / "projects" / "base"
+    base.mkdir()
+    (base / "Makefile").write_text("world:\n\t@true\ninstall:\n\t@true\n"
+                                   "manifest:\n\t@touch $(DESTDIR)/$(DESTNAME)\n")
+    (base / "data").write_text("1\n")
+    toml = root / "platform.toml"
+    toml.write_text(toml.read_text() + 'depends = ["base"]\n\n[components.base]\n'
+                    'kind = "make"\npath = "projects/base"\n')
+    assert world(root) == 0
+    stamp = state(root) / "stamps/main/libdemo.json"
+    stage = state(root) / "stage/libdemo/libdemo-1.0-64"
+    first, ino = json.loads(stamp.read_text())["hash"], stage.stat().st_ino
+    (root / "0-extra-stamp").unlink()  # the step runs again; its packages are up to date
+    assert world(root) == 0
+    assert json.loads(stamp.read_text())["hash"] == first and stage.stat().st_ino == ino
+    (base / "data").write_text("2\n")
+    # without its dependency rebuilt, the component builds against base as installed
+    assert main(["-C", str(root), "build", "--no-deps", "extra"]) == 0
+    assert json.loads(stamp.read_text())["hash"] == first and stage.stat().st_ino == ino
+    assert world(root) == 0
+    assert json.loads(stamp.read_text())["hash"] != first and stage.stat().st_ino != ino

@@ -39,10 +39,12 @@ class Cancelled(BuildError):
 class BuildContext(Record):
     """Everything one build step of one component may use. The run's settings come from the
     workspace the command line made (``-j``, ``--offline``: :class:`Workspace`); those of one
-    ``liveforge build COMPONENT:PACKAGE [--variant N]`` are ``package`` and ``variant``."""
+    ``liveforge build COMPONENT:PACKAGE [--variant N]`` are ``package`` and ``variant``. The
+    engine tells what the step builds against in ``deps``: the input hash of each step it
+    depends on, as installed in the staging areas (a kind never reads the engine's stamps)."""
 
     __slots__ = ("ws", "spec", "phase", "log", "log_path", "jobs", "reporter", "procs",
-                 "package", "variant")
+                 "package", "variant", "deps")
 
     ws: Workspace
     spec: ComponentSpec
@@ -54,11 +56,12 @@ class BuildContext(Record):
     procs: ProcessGroup
     package: str | None          # build just this package of the component (forced)
     variant: str | None          # and just this variant of it ("32", "64")
+    deps: Mapping[str, str]      # dependency step -> its input hash, as installed
 
     def __init__(self, ws: Workspace, spec: ComponentSpec, phase: str, log: IO[bytes],
                  log_path: Path, jobs: int, reporter: Reporter,
                  procs: ProcessGroup | None = None, package: str | None = None,
-                 variant: str | None = None):
+                 variant: str | None = None, deps: Mapping[str, str] | None = None):
         self.ws = ws
         self.spec = spec
         self.phase = phase
@@ -69,6 +72,7 @@ class BuildContext(Record):
         self.procs = ProcessGroup() if procs is None else procs
         self.package = package
         self.variant = variant
+        self.deps = {} if deps is None else deps
 
     def fetcher(self) -> Fetcher:
         """The step's downloader, noting what it fetches in the log."""

@@ -39,11 +39,10 @@ from liveforge.build.kinds.base import MAIN, STRAP, BuildContext, Kind
 from liveforge.build.kinds.extra import strap as extra_strap
 from liveforge.build.kinds.extra.build import Variant, build_variant, toolchain_env
 from liveforge.build.kinds.extra.package import Package, build_order, closure, load_packages
-from liveforge.build.stamps import read_stamp
 from liveforge.build.workspace import Workspace
 from liveforge.util.errors import InputError, UsageError
 from liveforge.util.fetch import Fetcher, sha256_file
-from liveforge.util.fileio import read_text, write_atomic
+from liveforge.util.fileio import read_json, read_text, write_atomic
 from liveforge.util.keyvalue import substitute
 from liveforge.util.paths import path_problem
 from liveforge.util.scratch import remove_tree
@@ -96,10 +95,11 @@ class ExtraKind(Kind):
         return [STRAP, MAIN] if any(p.strap for p in packages.values()) else [MAIN]
 
     def package_hashes(self, ws: Workspace, spec: ComponentSpec, strap: bool,
-                       at_build: bool = False) -> dict[str, str]:
+                       deps: Mapping[str, str] | None = None) -> dict[str, str]:
         """Input hash of every package in a phase (those without variants there included,
-        since dependents hash them). ``at_build`` adds the hashes of the component's
-        dependency steps, which the engine's own stamp covers by itself."""
+        since dependents hash them). At build time, ``deps`` (``BuildContext.deps``) gives the
+        main phase the input hashes of the component's dependencies, which the engine's own
+        stamp covers by itself."""
         packages = self.packages(ws, spec)
         order = build_order(packages)
         hasher = TreeHasher(self.state(ws, spec) / "treecache.json")
@@ -113,9 +113,8 @@ class ExtraKind(Kind):
             if stp:
                 context["strap"] = extra_strap.strap_key(
                     {n: h for n, h in self.package_hashes(ws, spec, True).items() if n in stp})
-            if at_build:
-                context["depends"] = {d: (read_stamp(ws.stamp_path(d)) or {}).get("hash", "")
-                                      for d in spec.depends}
+            if deps is not None:
+                context["depends"] = {d: deps[d] for d in spec.depends}
         hashes: dict[str, str] = {}
         for name in order:
             pkg = packages[name]
@@ -159,7 +158,7 @@ class ExtraKind(Kind):
         target.mkdir(parents=True, exist_ok=True)
         packages = self.packages(ws, spec)
         order = build_order(packages)
-        hashes = self.package_hashes(ws, spec, strap, at_build=True)
+        hashes = self.package_hashes(ws, spec, strap, deps=ctx.deps)
         requested = ctx.package
         only_variant = ctx.variant
         if requested is not None and requested not in packages:
@@ -205,9 +204,10 @@ class ExtraKind(Kind):
         stamp = state / "stamps" / phase / f"{pkg.name}.json"
         variants = [Variant(pkg, bits, strap) for bits in pkg.phase_variants(strap)]
         stages = [state / "stage" / pkg.name / v.dirname for v in variants]
-        current = read_stamp(stamp) or {}
+        current = read_json(stamp)
         against = ctx.ws.proto_strap if strap else ctx.ws.proto
-        if not forced and current.get("hash") == digest and all(s.is_dir() for s in stages):
+        if not forced and isinstance(current, dict) and current.get("hash") == digest and \
+                all(s.is_dir() for s in stages):
             ctx.note(f"{pkg.name}: up to date")
             for stage in stages:
                 merge_tree(stage, against)
