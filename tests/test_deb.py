@@ -24,7 +24,6 @@ pytestmark = pytest.mark.skipif(shutil.which("dpkg-scanpackages") is None
 @pytest.fixture(autouse=True)
 def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.delenv("LIVEFORGE_OFFLINE", raising=False)
 
 
 def make_ws(root: Path, repo: Path, settings: str = "") -> Path:
@@ -104,31 +103,31 @@ def test_builds_use_the_lock_and_refresh(tmp_path: Path, capsys: pytest.CaptureF
 
 
 def test_warm_cache_offline_and_checksum_mismatch(tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     repo = sample_repo(tmp_path / "repo")
     root = make_ws(tmp_path / "ws", repo)
     assert lf(root, "configure") == 0
     assert lf(root, "world") == 0
     shutil.rmtree(repo)
-    monkeypatch.setenv("LIVEFORGE_OFFLINE", "1")
+    environ = dict(os.environ)
     second = make_ws(tmp_path / "ws2", repo)
     shutil.copy(root / "platform.lock", second / "platform.lock")
-    assert lf(second, "world") == 0
+    assert lf(second, "--offline", "world") == 0
     assert (second / "proto/usr/bin/lftool").is_file()
     # a lock whose sha256 does not match the archive's file
     text = (second / "platform.lock").read_text()
     sha = tomllib.loads(text)["deb"][0]["sha256"]
     (second / "platform.lock").write_text(text.replace(sha, "0" * 64))
     capsys.readouterr()
-    assert lf(second, "world") != 0
+    assert lf(second, "--offline", "world") != 0
     logs = "".join(p.read_text() for p in (second / "log").glob("*.log"))
     assert "checksum mismatch" in logs and "0" * 64 in logs and sha in logs
     assert not list((tmp_path / "xdg/liveforge/debs").glob("*.deb"))  # deleted
     # offline with nothing cached: an error, no network
-    assert lf(second, "world") != 0
+    assert lf(second, "--offline", "world") != 0
     logs = "".join(p.read_text() for p in (second / "log").glob("*.log"))
     assert "offline" in logs
+    assert dict(os.environ) == environ  # --offline reaches the kind as an argument
 
 
 def test_unlocked_package_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -151,7 +150,7 @@ def test_lock_packages_api_and_unknown_name(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="offline"):
         (root / "platform.lock").unlink()
         shutil.rmtree(tmp_path / "xdg")
-        lock_packages(ws, offline=True)
+        lock_packages(Workspace(root, known_kinds(), offline=True))
 
 
 def test_generated_manifest_hard_links() -> None:

@@ -252,3 +252,16 @@ def test_removed_proto_area_makes_everything_stale(ws: Path, capsys) -> None:  #
     assert world(ws, capsys)[1] == set(DIAMOND)
     assert (ws / "proto/usr/share/e/e.txt").is_file()
     assert world(ws, capsys)[1] == set()
+
+
+def test_every_kind_has_every_hook() -> None:
+    """Each registered kind is a Kind: the engine calls its hooks (configure too) directly."""
+    from liveforge.build.kinds import known_kinds
+    from liveforge.build.kinds.base import Kind
+
+    assert sorted(known_kinds()) == ["deb", "extra", "make"]
+    for name, kind in known_kinds().items():
+        assert isinstance(kind, Kind) and kind.name == name
+        for hook in ("validate", "phases", "inputs", "configure", "build", "update", "clean",
+                     "check", "shell_env"):
+            assert callable(getattr(kind, hook))

@@ -35,7 +35,6 @@ f usr/bin/$UNKNOWN 0555 root bin
 @pytest.fixture
 def www(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, str]]:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.delenv("LIVEFORGE_OFFLINE", raising=False)
     root = tmp_path / "www"
     root.mkdir()
     libdemo_tarball(root / "libdemo-1.0.tar.gz")
@@ -187,18 +186,16 @@ def test_build_one_package_by_hand(tmp_path: Path, www: tuple[Path, str]) -> Non
     assert stamp["variants"] == ["libdemo-1.0-64strap"]
 
 
-def test_warm_cache_needs_no_network(tmp_path: Path, www: tuple[Path, str],
-                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_warm_cache_needs_no_network(tmp_path: Path, www: tuple[Path, str]) -> None:
     root = make_ws(tmp_path / "ws", www, app=False)
     assert world(root) == 0
     files, _url = www
     lib_sha = sha(files / "libdemo-1.0.tar.gz")
     for p in files.iterdir():
         p.unlink()
-    monkeypatch.setenv("LIVEFORGE_OFFLINE", "1")
     second = make_ws(tmp_path / "ws2", www, app=False, lib_sha=lib_sha)
     (second / "build.env").write_text("FORCE_STRAP_REBUILD=yes\n")
-    assert world(second) == 0
+    assert world(second, "--offline") == 0
     assert elf_class(second / "proto/usr/lib/32/libdemo.so.1") == 32
 
 
@@ -225,3 +222,31 @@ def test_debug_rebuilds_packages(tmp_path: Path, www: tuple[Path, str]) -> None:
     assert world(root) == 0
     assert (state(root) / "stage/libdemo/libdemo-1.0-64").stat().st_ino != ino
     assert "-O0 -g" in logs(root)
+
+
+def test_a_changed_dependency_rebuilds_the_packages(tmp_path: Path,
+                                                    www: tuple[Path, str]) -> None:
+    """The engine gives the kind its dependencies' input hashes (BuildContext.deps, not their
+    stamp files): a changed dependency rebuilds the packages, an unchanged one none."""
+    root = make_ws(tmp_path / "ws", www, app=False)
+    base = root / "projects" / "base"
+    base.mkdir()
+    (base / "Makefile").write_text("world:\n\t@true\ninstall:\n\t@true\n"
+                                   "manifest:\n\t@touch $(DESTDIR)/$(DESTNAME)\n")
+    (base / "data").write_text("1\n")
+    toml = root / "platform.toml"
+    toml.write_text(toml.read_text() + 'depends = ["base"]\n\n[components.base]\n'
+                    'kind = "make"\npath = "projects/base"\n')
+    assert world(root) == 0
+    stamp = state(root) / "stamps/main/libdemo.json"
+    stage = state(root) / "stage/libdemo/libdemo-1.0-64"
+    first, ino = json.loads(stamp.read_text())["hash"], stage.stat().st_ino
+    (root / "0-extra-stamp").unlink()  # the step runs again; its packages are up to date
+    assert world(root) == 0
+    assert json.loads(stamp.read_text())["hash"] == first and stage.stat().st_ino == ino
+    (base / "data").write_text("2\n")
+    # without its dependency rebuilt, the component builds against base as installed
+    assert main(["-C", str(root), "build", "--no-deps", "extra"]) == 0
+    assert json.loads(stamp.read_text())["hash"] == first and stage.stat().st_ino == ino
+    assert world(root) == 0
+    assert json.loads(stamp.read_text())["hash"] != first and stage.stat().st_ino != ino

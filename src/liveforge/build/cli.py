@@ -75,10 +75,8 @@ class Ctx:
         return Path(self.args.C or ".")
 
     def workspace(self) -> Workspace:
-        ws = Workspace(self.root, known_kinds())
-        if self.args.jobs:
-            ws.jobs_override = self.args.jobs
-        return ws
+        return Workspace(self.root, known_kinds(), jobs=self.args.jobs,
+                         offline=self.args.offline)
 
     def locked(self) -> _Locked:
         return _Locked(self.workspace(), self.args.wait)
@@ -94,7 +92,7 @@ def cmd_configure(ctx: Ctx) -> int:
 
     a = ctx.args
     opts = ConfigureOptions(debug=a.debug, force_strap=a.force_strap, clobber=a.clobber,
-                            jobs=a.jobs, refresh_lock=a.refresh_lock, offline=a.offline)
+                            refresh_lock=a.refresh_lock)
     with ctx.locked() as ws:
         configure(ws, opts, ctx.reporter)
     return 0
@@ -112,20 +110,16 @@ def cmd_build(ctx: Ctx) -> int:
     from liveforge.build.verbs.world import build_one
 
     a = ctx.args
-    options: dict[str, str] = {}
-    target = a.component
+    target, package = a.component, None
     if ":" in target:
-        component, package = target.split(":", 1)
-        if package not in ("strap",):
-            options["package"] = package
-            target = component
-    if a.variant:
-        options["variant"] = a.variant
+        component, name = target.split(":", 1)
+        if name != "strap":
+            target, package = component, name
     if a.strap:
-        options["strap"] = "1"
         target = f"{target}:strap"
     with ctx.locked() as ws:
-        build_one(ws, ctx.reporter, ctx.buildstamp(), target, a.no_deps, options)
+        build_one(ws, ctx.reporter, ctx.buildstamp(), target, a.no_deps, package=package,
+                  variant=a.variant)
     return 0
 
 
@@ -454,8 +448,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.jobs is not None and args.jobs < 1:
         print("liveforge: error: -j must be at least 1", file=sys.stderr)
         return 2
-    if args.offline:
-        os.environ["LIVEFORGE_OFFLINE"] = "1"
     verbose = -1 if args.quiet else (args.verbose or 0)
     reporter = make_reporter(json_mode=args.json, verbose=verbose)
     func = VERBS[args.verb][0]

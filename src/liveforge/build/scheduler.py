@@ -18,7 +18,7 @@ from typing import TypeVar
 from liveforge.build.graph import Plan, RunResult, Step
 from liveforge.build.kinds.base import BuildContext, Cancelled, Kind
 from liveforge.build.running import finished, forget_dead, started
-from liveforge.build.stamps import write_stamp
+from liveforge.build.stamps import read_stamp, write_stamp
 from liveforge.build.workspace import Workspace
 from liveforge.util.errors import LiveforgeError
 from liveforge.util.events import Reporter
@@ -28,15 +28,33 @@ T = TypeVar("T")
 
 
 def context_for(ws: Workspace, step: Step, reporter: Reporter, log, log_path: Path,
-                procs: ProcessGroup, options: dict[str, str] | None = None) -> BuildContext:
+                procs: ProcessGroup, package: str | None = None, variant: str | None = None,
+                deps: dict[str, str] | None = None) -> BuildContext:
     return BuildContext(ws=ws, spec=step.spec, phase=step.phase, log=log, log_path=log_path,
-                        jobs=ws.max_jobs, reporter=reporter, procs=procs,
-                        options=options or {})
+                        jobs=ws.max_jobs, reporter=reporter, procs=procs, package=package,
+                        variant=variant, deps=deps)
+
+
+def installed_deps(ws: Workspace, plan: Plan, step: Step, built: Collection[str]
+                   ) -> dict[str, str]:
+    """The input hash of each step ``step`` depends on, as the staging areas hold it: the
+    plan's for one ``built`` in this run or up to date, else what its stamp recorded ("" for
+    none: ``build --no-deps`` leaves a stale dependency as it is)."""
+    deps: dict[str, str] = {}
+    for dep in step.deps:
+        if dep in built or not plan.reasons[dep]:
+            deps[dep] = plan.inputs[dep].digest
+        else:
+            deps[dep] = (read_stamp(ws.stamp_path(plan.steps[dep].stamp_name)) or {}).get(
+                "hash", "")
+    return deps
 
 
 def run_steps(ws: Workspace, plan: Plan, targets: Collection[str], reporter: Reporter,
-              buildstamp: str, options: dict[str, str] | None = None) -> RunResult:
-    """Build ``targets`` (step names), respecting dependencies among them."""
+              buildstamp: str, package: str | None = None,
+              variant: str | None = None) -> RunResult:
+    """Build ``targets`` (step names), respecting dependencies among them; ``package`` and
+    ``variant`` go to each step's context (see :class:`BuildContext`)."""
     wanted = set(targets)
     graph = {n: tuple(d for d in plan.steps[n].deps if d in wanted) for n in wanted}
     sorter = graphlib.TopologicalSorter(graph)
@@ -62,7 +80,8 @@ def run_steps(ws: Workspace, plan: Plan, targets: Collection[str], reporter: Rep
         try:
             started(ws, name)
             with open(log_path, "wb") as log:
-                ctx = context_for(ws, step, reporter, log, log_path, procs, options)
+                ctx = context_for(ws, step, reporter, log, log_path, procs, package,
+                                  variant, installed_deps(ws, plan, step, wanted))
                 step.kind.build(ctx)
                 if procs.cancelled.is_set():
                     raise Cancelled("interrupted")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from liveforge.util.fileio import read_bytes, write_atomic
+from liveforge.util.fileio import read_json, write_atomic
 from liveforge.util.hashing import json_digest
 from liveforge.util.records import Frozen
 
@@ -64,10 +64,7 @@ def settings_hash(settings: dict[str, Any]) -> str:
 
 def read_stamp(path: str | Path) -> dict[str, Any] | None:
     """The stamp's recorded inputs, or None when there is no (readable) stamp."""
-    try:
-        data = json.loads(read_bytes(path))
-    except (OSError, ValueError):
-        return None
+    data = read_json(path)
     if not isinstance(data, dict) or "hash" not in data:
         return None
     return data

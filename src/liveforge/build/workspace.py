@@ -43,9 +43,12 @@ def default_max_jobs() -> int:
 class Workspace:
     """A platform's definition and build state, rooted at ``root``."""
 
-    def __init__(self, root: Path, kinds: Mapping[str, Kind]):
+    def __init__(self, root: Path, kinds: Mapping[str, Kind], *, jobs: int | None = None,
+                 offline: bool = False):
         """``kinds``: the known kinds (``liveforge.build.kinds.known_kinds()``), which check
-        their components' settings as platform.toml is loaded."""
+        their components' settings as platform.toml is loaded. The run's settings from the
+        command line: ``jobs`` (``-j``: parallel jobs, over MAX_JOBS) and ``offline``
+        (``--offline``: any download is an error)."""
         self.root = root.resolve()
         self.toml_path = self.root / PLATFORM_FILE
         if not self.toml_path.is_file():
@@ -56,7 +59,8 @@ class Workspace:
         self.build_config = parse_keyvalue(config) if config.is_file() else {}
         env_file = self.root / BUILD_ENV_FILE
         self.build_env = parse_keyvalue(env_file) if env_file.is_file() else {}
-        self.jobs_override: int | None = None
+        self.jobs_override = jobs
+        self.offline = offline
         self._hasher: TreeHasher | None = None
 
     @property

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 from liveforge.util.errors import InputError
 from liveforge.util.scratch import tmp_name
+
+TYPE_CHECKING = False  # typing's, without importing typing
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def read_bytes(path: str | Path) -> bytes:
@@ -20,6 +25,15 @@ def read_bytes(path: str | Path) -> bytes:
     finally:
         os.close(fd)
     return b"".join(chunks)
+
+
+def read_json(path: str | Path) -> Any:
+    """The JSON value a file holds; None when the file is missing or unreadable or is not JSON
+    (a stamp or cache that is gone or torn means "build again", not an error)."""
+    try:
+        return json.loads(read_bytes(path))
+    except (OSError, ValueError):
+        return None
 
 
 def read_text(path: Path) -> str:

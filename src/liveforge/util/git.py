@@ -6,15 +6,26 @@ import subprocess
 from pathlib import Path
 
 from liveforge.util.errors import LiveforgeError
+from liveforge.util.scratch import remove_tree
+
+TYPE_CHECKING = False  # typing's, without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
 
 
 class GitError(LiveforgeError):
     pass
 
 
-def git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
+def _run(args: Sequence[str], text: bool) -> subprocess.CompletedProcess[Any]:
+    """The one place liveforge runs git: no terminal input, output captured."""
+    return subprocess.run(["git", *args], capture_output=True, text=text,
                           stdin=subprocess.DEVNULL, check=False)
+
+
+def git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = _run(["-C", str(repo), *args], text=True)
     if check and proc.returncode != 0:
         raise _failed(repo, args, proc.returncode, proc.stderr or proc.stdout)
     return proc
@@ -22,11 +33,16 @@ def git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProce
 
 def git_bytes(repo: Path | str, *args: str) -> bytes:
     """The standard output of ``git -C repo ARGS``, as bytes: file names are bytes (``-z``)."""
-    proc = subprocess.run(["git", "-C", str(repo), *args], capture_output=True,
-                          stdin=subprocess.DEVNULL, check=False)
+    proc = _run(["-C", str(repo), *args], text=False)
     if proc.returncode != 0:
         raise _failed(repo, args, proc.returncode, proc.stderr.decode(errors="replace"))
     return proc.stdout
+
+
+def git_value(repo: Path, *args: str) -> str:
+    """git's answer on one line, "" when it has none (not a repository, no such key)."""
+    proc = git(repo, *args, check=False)
+    return proc.stdout.strip() if proc.returncode == 0 else ""
 
 
 def _failed(repo: Path | str, args: tuple[str, ...], code: int, output: str) -> GitError:
@@ -60,10 +76,8 @@ def has_ref(repo: Path, ref: str) -> bool:
 def clone(url: str, dest: Path, branch: str) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.cloning")
-    if tmp.exists():
-        subprocess.run(["rm", "-rf", str(tmp)], check=False)
-    proc = subprocess.run(["git", "clone", "--quiet", url, str(tmp)], capture_output=True,
-                          text=True, stdin=subprocess.DEVNULL, check=False)
+    remove_tree(tmp)
+    proc = _run(["clone", "--quiet", url, str(tmp)], text=True)
     if proc.returncode != 0:
         detail = proc.stderr.strip().splitlines()
         raise GitError(f"cannot clone {url} into {dest}: {detail[-1] if detail else ''}")

@@ -103,7 +103,8 @@ def _digest(records: Records) -> str:
 
 
 def _git_top(where: str, known: dict[str, bool] | None) -> str | None:
-    """:func:`git_toplevel` on strings."""
+    """The git work tree holding ``where``, found by looking for ``.git`` upwards; None outside
+    git. ``known`` remembers, per directory, whether it holds a ``.git``."""
     while True:  # path, then each of its parents
         found = known.get(where) if known is not None else None
         if found is None:
@@ -116,13 +117,6 @@ def _git_top(where: str, known: dict[str, bool] | None) -> str | None:
         if parent == where or where == ".":
             return None
         where = parent
-
-
-def git_toplevel(path: Path, known: dict[str, bool] | None = None) -> Path | None:
-    """The git work tree holding ``path``, found by looking for ``.git`` upwards. ``known``
-    remembers, per directory, whether it holds a ``.git``."""
-    top = _git_top(str(path), known)
-    return None if top is None else Path(top)
 
 
 # -- in git -----------------------------------------------------------------------------------

@@ -37,7 +37,6 @@ import json
 import os
 import posixpath
 import shutil
-import subprocess
 import time
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -48,6 +47,7 @@ from liveforge.build.image.assemble import Image
 from liveforge.build.image.layout import VERSION, PlatformLayout
 from liveforge.util.errors import BuildError, InputError, LiveforgeError
 from liveforge.util.fileio import swap_link
+from liveforge.util.git import git_value
 from liveforge.util.hashing import file_digest
 from liveforge.util.scratch import TMP_MARK, tmp_name
 from liveforge.util.scratch import remove_leftovers as _remove_leftovers
@@ -316,11 +316,6 @@ def _current_generation(output_dir: Path, dirname: str) -> str | None:
 
 # -- gitstatus --------------------------------------------------------------------------------
 
-def _git(path: Path, *args: str) -> str:
-    result = subprocess.run(["git", "-C", str(path), *args], capture_output=True, text=True)
-    return result.stdout.strip() if result.returncode == 0 else ""
-
-
 def gitstatus(paths: list[Path], root: Path | None = None) -> list[dict[str, str]]:
     """One record per component tree: repo, branch, rev, commit_date, url. A tree that is not
     a git checkout gets ``{"repo": ..., "warning": ...}`` instead, naming the tree by its path
@@ -329,8 +324,8 @@ def gitstatus(paths: list[Path], root: Path | None = None) -> list[dict[str, str
     records: list[dict[str, str]] = []
     for path in paths:
         repo = path.name
-        inside = _git(path, "rev-parse", "--is-inside-work-tree") == "true"
-        rev = _git(path, "rev-parse", "HEAD") if inside else ""
+        inside = git_value(path, "rev-parse", "--is-inside-work-tree") == "true"
+        rev = git_value(path, "rev-parse", "HEAD") if inside else ""
         if not rev:
             shown = path.relative_to(root).as_posix() if root is not None and \
                 path.is_relative_to(root) else repo
@@ -338,9 +333,9 @@ def gitstatus(paths: list[Path], root: Path | None = None) -> list[dict[str, str
             continue
         records.append({
             "repo": repo,
-            "branch": _git(path, "rev-parse", "--abbrev-ref", "HEAD"),
+            "branch": git_value(path, "rev-parse", "--abbrev-ref", "HEAD"),
             "rev": rev,
-            "commit_date": _git(path, "log", "-1", "--format=%cI", "HEAD"),
-            "url": _git(path, "config", "--get", "remote.origin.url"),
+            "commit_date": git_value(path, "log", "-1", "--format=%cI", "HEAD"),
+            "url": git_value(path, "config", "--get", "remote.origin.url"),
         })
     return records

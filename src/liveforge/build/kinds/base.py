@@ -18,12 +18,13 @@ from liveforge.util.records import Record
 
 TYPE_CHECKING = False  # typing's, without importing typing
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
     from typing import IO, Protocol
 
     from liveforge.build.config import ComponentSpec
     from liveforge.build.workspace import Workspace
     from liveforge.util.events import Reporter
+    from liveforge.util.fetch import Fetcher
 else:
     Protocol = object  # Kind is a Protocol to mypy, a plain base class at run time
 
@@ -36,24 +37,31 @@ class Cancelled(BuildError):
 
 
 class BuildContext(Record):
-    """Everything one build step of one component may use."""
+    """Everything one build step of one component may use. The run's settings come from the
+    workspace the command line made (``-j``, ``--offline``: :class:`Workspace`); those of one
+    ``liveforge build COMPONENT:PACKAGE [--variant N]`` are ``package`` and ``variant``. The
+    engine tells what the step builds against in ``deps``: the input hash of each step it
+    depends on, as installed in the staging areas (a kind never reads the engine's stamps)."""
 
     __slots__ = ("ws", "spec", "phase", "log", "log_path", "jobs", "reporter", "procs",
-                 "options")
+                 "package", "variant", "deps")
 
     ws: Workspace
     spec: ComponentSpec
     phase: str
     log: IO[bytes]
     log_path: Path
-    jobs: int
+    jobs: int                    # parallel jobs (MAX_JOBS)
     reporter: Reporter
     procs: ProcessGroup
-    options: Mapping[str, str]
+    package: str | None          # build just this package of the component (forced)
+    variant: str | None          # and just this variant of it ("32", "64")
+    deps: Mapping[str, str]      # dependency step -> its input hash, as installed
 
     def __init__(self, ws: Workspace, spec: ComponentSpec, phase: str, log: IO[bytes],
                  log_path: Path, jobs: int, reporter: Reporter,
-                 procs: ProcessGroup | None = None, options: Mapping[str, str] | None = None):
+                 procs: ProcessGroup | None = None, package: str | None = None,
+                 variant: str | None = None, deps: Mapping[str, str] | None = None):
         self.ws = ws
         self.spec = spec
         self.phase = phase
@@ -62,7 +70,13 @@ class BuildContext(Record):
         self.jobs = jobs
         self.reporter = reporter
         self.procs = ProcessGroup() if procs is None else procs
-        self.options = {} if options is None else options
+        self.package = package
+        self.variant = variant
+        self.deps = {} if deps is None else deps
+
+    def fetcher(self) -> Fetcher:
+        """The step's downloader, noting what it fetches in the log."""
+        return make_fetcher(self.ws, self.note)
 
     @property
     def env_vars(self) -> dict[str, str]:
@@ -109,8 +123,18 @@ class BuildContext(Record):
             raise BuildError(f"{label} failed with exit status {status}", self.log_path)
 
 
+def make_fetcher(ws: Workspace, note: Callable[[str], None] | None = None) -> Fetcher:
+    """The one way a kind gets a :class:`~liveforge.util.fetch.Fetcher`: the workspace's
+    download cache and build settings (mirrors, trust), and its offline setting."""
+    from liveforge.util.fetch import Fetcher
+
+    return Fetcher(ws.cache_dir, offline=ws.offline,
+                   config={**ws.build_config, **ws.build_env}, note=note)
+
+
 class Kind(Protocol):
-    """What every component kind implements."""
+    """What every component kind implements: each kind subclasses it and defines the hooks
+    without a body here; the others have a default."""
 
     name: str
 
@@ -126,20 +150,29 @@ class Kind(Protocol):
         """Named hashes of the step's own inputs (source tree, lock entries, packages...)."""
         ...
 
+    def configure(self, ws: Workspace, spec: ComponentSpec, reporter: Reporter,
+                  refresh: bool) -> None:
+        """``liveforge configure``, after the projects and build.env: pin what the component
+        fetches (``refresh``: ``--refresh-lock``, pin it again). By default nothing."""
+        return None
+
     def build(self, ctx: BuildContext) -> None:
         """Build the step and install into the proto area (and write its manifest)."""
         ...
 
     def update(self, ctx: BuildContext) -> bool:
-        """Bring sources up to date; True when something changed."""
-        ...
+        """Bring sources up to date; True when something changed. By default nothing to
+        pull."""
+        return False
 
     def clean(self, ctx: BuildContext) -> None:
-        ...
+        """Remove the component's build products. By default nothing."""
+        return None
 
     def check(self, ctx: BuildContext) -> None:
+        """The component's own checks (``liveforge check``)."""
         ...
 
     def shell_env(self, ctx: BuildContext) -> dict[str, str]:
-        """The environment of ``liveforge shell COMPONENT``."""
-        ...
+        """The environment of ``liveforge shell COMPONENT``; by default the build's."""
+        return ctx.base_env()

@@ -42,17 +42,17 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from liveforge.build.config import ComponentSpec, workspace_path_problem
-from liveforge.build.kinds.base import MAIN, BuildContext
-from liveforge.build.kinds.extra.kind import truthy
+from liveforge.build.kinds.base import MAIN, BuildContext, Kind, make_fetcher
 from liveforge.build.workspace import Workspace
 from liveforge.util.errors import InputError
-from liveforge.util.fetch import DEB_NAME_RE, DebPin, Fetcher, plain_file_name
+from liveforge.util.events import Reporter
+from liveforge.util.fetch import DEB_NAME_RE, DebPin, plain_file_name
 from liveforge.util.fileio import read_text, write_atomic
 from liveforge.util.hashing import file_digest
 from liveforge.util.keyvalue import substitute
@@ -117,25 +117,20 @@ def format_lock(locked: Mapping[tuple[str, str], Locked], other: Mapping[str, An
                  LOCK_COMMENT)
 
 
-def fetcher_for(ws: Workspace, offline: bool, note: Any = None) -> Fetcher:
-    return Fetcher(ws.cache_dir, offline=offline,
-                   config={**ws.build_config, **ws.build_env}, note=note)
-
-
-def lock_packages(ws: Workspace, refresh: bool = False, offline: bool = False,
-                  note: Any = None, only: str | None = None) -> dict[tuple[str, str], Locked]:
+def lock_packages(ws: Workspace, refresh: bool = False, note: Callable[[str], None] | None = None,
+                  only: str | None = None) -> dict[tuple[str, str], Locked]:
     """Resolve every deb component's package names not yet locked (all of them with
     ``refresh``; just component ``only``'s when given) and rewrite platform.lock when anything
     changed; entries of names no longer listed are dropped. Called by ``liveforge configure``
-    (through :meth:`DebKind.configure`)."""
+    (through :meth:`DebKind.configure`); offline (``ws.offline``) only the cache is asked."""
     locked, other = read_lock(ws)
     wanted = {(spec.name, req): spec for spec in ws.components.values() if spec.kind == "deb"
               for req in spec.settings.get("packages", [])}
     result = {k: v for k, v in locked.items() if k in wanted}
     todo = [k for k in wanted if (refresh or k not in result) and only in (None, k[0])]
     if todo:
-        fetcher = fetcher_for(ws, offline, note)
-        if not offline:
+        fetcher = make_fetcher(ws, note)
+        if not ws.offline:
             fetcher.apt.update()  # resolve against the archive as it is now
         for component, request in todo:
             pin, via = fetcher.apt.resolve(request)
@@ -153,7 +148,7 @@ def var_prefix(request: str) -> str:
     return re.sub(r"[^A-Za-z0-9]", "_", request).upper()
 
 
-class DebKind:
+class DebKind(Kind):
     name = "deb"
 
     def validate(self, spec: ComponentSpec) -> list[tuple[str | None, str]]:
@@ -208,11 +203,10 @@ class DebKind:
             own["manifest"] = file_digest(path) if path.is_file() else "missing"
         return own
 
-    def configure(self, ws: Workspace, spec: ComponentSpec, reporter: Any, refresh: bool,
-                  offline: bool) -> None:
-        """The configure hook: lock this workspace's Debian packages (all components)."""
-        note = getattr(reporter, "info", None)
-        lock_packages(ws, refresh=refresh, offline=offline, note=note, only=spec.name)
+    def configure(self, ws: Workspace, spec: ComponentSpec, reporter: Reporter,
+                  refresh: bool) -> None:
+        """Lock the component's Debian packages in platform.lock."""
+        lock_packages(ws, refresh=refresh, note=reporter.info, only=spec.name)
 
     def build(self, ctx: BuildContext) -> None:
         ws, spec = ctx.ws, ctx.spec
@@ -222,8 +216,7 @@ class DebKind:
                 raise InputError(f"package {req!r} of component {spec.name!r} is not locked: "
                                  "run `liveforge configure`", lock_path(ws))
             pins.append((req, entry))
-        offline = truthy(ctx.options.get("offline")) or truthy(os.environ.get("LIVEFORGE_OFFLINE"))
-        fetcher = fetcher_for(ws, offline, ctx.note)
+        fetcher = ctx.fetcher()
         entries: list[Entry] = []
         for _req, entry in pins:
             deb = fetcher.fetch_deb(entry.pin)
@@ -271,20 +264,11 @@ class DebKind:
         write_atomic(out, generated_manifest(entries, spec.settings.get("include", []), links))
         ctx.note(f"wrote generated manifest {out}")
 
-    def update(self, ctx: BuildContext) -> bool:
-        return False
-
-    def clean(self, ctx: BuildContext) -> None:
-        pass
-
     def check(self, ctx: BuildContext) -> None:
         for req, entry in self.locked(ctx.ws, ctx.spec):
             if entry is None:
                 raise InputError(f"package {req!r} is not locked: run `liveforge configure`",
                                  lock_path(ctx.ws))
-
-    def shell_env(self, ctx: BuildContext) -> dict[str, str]:
-        return ctx.base_env()
 
 
 def generated_manifest(entries: list[Entry], include: Sequence[str],

@@ -9,7 +9,7 @@ and an optional ``check``. Settings in platform.toml: ``path`` (required), ``mak
 
 from __future__ import annotations
 
-from liveforge.build.kinds.base import MAIN
+from liveforge.build.kinds.base import MAIN, Kind
 from liveforge.util.errors import BuildError
 
 TYPE_CHECKING = False  # typing's, without importing typing
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from liveforge.build.workspace import Workspace
 
 
-class MakeKind:
+class MakeKind(Kind):
     name = "make"
 
     def validate(self, spec: ComponentSpec) -> list[tuple[str | None, str]]:

@@ -20,9 +20,7 @@ class ConfigureOptions:
     debug: bool = False
     force_strap: bool = False
     clobber: bool = False
-    jobs: int | None = None
     refresh_lock: bool = False
-    offline: bool = False
 
 
 # characters of a workspace path that make (``$``) or a quoted shell word (the others) would
@@ -46,9 +44,7 @@ def configure(ws: Workspace, opts: ConfigureOptions, reporter: Reporter) -> None
 
         clobber(ws, reporter, outputs=False)
     for spec in ws.components.values():
-        hook = getattr(get_kind(spec.kind), "configure", None)
-        if hook is not None:
-            hook(ws, spec, reporter, refresh=opts.refresh_lock, offline=opts.offline)
+        get_kind(spec.kind).configure(ws, spec, reporter, refresh=opts.refresh_lock)
     reporter.info(f"configured {ws.root} (DEBUG={ws.build_env['DEBUG']}, "
                   f"MAX_JOBS={ws.build_env['MAX_JOBS']})")
 
@@ -87,7 +83,7 @@ def setup_project(ws: Workspace, project: Project, reporter: Reporter) -> None:
 
 def write_build_env(ws: Workspace, opts: ConfigureOptions) -> None:
     values = dict(ws.build_config)
-    jobs = opts.jobs or int(values.get("MAX_JOBS", 0) or 0) or default_max_jobs()
+    jobs = ws.jobs_override or int(values.get("MAX_JOBS", 0) or 0) or default_max_jobs()
     values.update({
         "DEBUG": "yes" if opts.debug else "no",
         "FORCE_STRAP_REBUILD": "yes" if opts.force_strap else "no",

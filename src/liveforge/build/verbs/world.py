@@ -27,9 +27,11 @@ def world(ws: Workspace, reporter: Reporter, buildstamp: str) -> RunResult:
 
 
 def build_one(ws: Workspace, reporter: Reporter, buildstamp: str, target: str,
-              no_deps: bool, options: dict[str, str]) -> RunResult:
+              no_deps: bool, package: str | None = None,
+              variant: str | None = None) -> RunResult:
     """Build one step (always), its stale dependencies first unless ``no_deps``; dependents
-    are not rebuilt."""
+    are not rebuilt. ``package`` (of ``COMPONENT:PACKAGE``) and ``variant`` narrow the build
+    to one package of the component (see :class:`~liveforge.build.kinds.base.BuildContext`)."""
     prepare_areas(ws)
     p = plan(ws)
     name = resolve_target(p, target)
@@ -38,7 +40,7 @@ def build_one(ws: Workspace, reporter: Reporter, buildstamp: str, target: str,
         wanted |= {n for n in closure(dependencies(p.steps), [name]) if p.reasons[n]}
     from liveforge.build.scheduler import run_steps
 
-    result = run_steps(ws, p, wanted, reporter, buildstamp, options)
+    result = run_steps(ws, p, wanted, reporter, buildstamp, package, variant)
     finish(result)
     return result
 

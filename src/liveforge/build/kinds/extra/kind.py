@@ -21,22 +21,20 @@ dependencies and the strap packages) are rebuilt. Build and staging folders live
 platform.toml keys: ``path`` (required), ``manifest`` (default ``"manifest"``, relative to the
 component folder), plus the common ``env``/``depends``.
 
-Options read from the build context: ``package`` (build just this package, forced, with its
-stale dependencies), ``variant`` (``32``/``64``: only that variant of ``package``), ``strap``
-(the engine runs the strap step for it), ``offline`` (``1``: never fetch; also
-``LIVEFORGE_OFFLINE=1`` in the environment).
+From the build context: ``package`` (build just this package, forced, with its stale
+dependencies), ``variant`` (``32``/``64``: only that variant of ``package``), ``phase`` (the
+strap phase for ``liveforge build --strap``), and its fetcher (offline with ``--offline``).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from liveforge.build.config import ComponentSpec
-from liveforge.build.kinds.base import MAIN, STRAP, BuildContext
+from liveforge.build.kinds.base import MAIN, STRAP, BuildContext, Kind
 from liveforge.build.kinds.extra import strap as extra_strap
 from liveforge.build.kinds.extra.build import Variant, build_variant, toolchain_env
 from liveforge.build.kinds.extra.package import (
@@ -45,12 +43,11 @@ from liveforge.build.kinds.extra.package import (
     dependencies,
     load_packages,
 )
-from liveforge.build.stamps import read_stamp
 from liveforge.build.workspace import Workspace
 from liveforge.util.depgraph import closure
 from liveforge.util.errors import InputError, UsageError
 from liveforge.util.fetch import Fetcher
-from liveforge.util.fileio import read_text, write_atomic
+from liveforge.util.fileio import read_json, read_text, write_atomic
 from liveforge.util.hashing import file_digest, json_digest
 from liveforge.util.keyvalue import substitute
 from liveforge.util.paths import path_problem
@@ -73,11 +70,7 @@ def compiler_id(cc: str) -> str:
     return _compilers[cc]
 
 
-def truthy(value: str | None) -> bool:
-    return (value or "").lower() in ("1", "yes", "true")
-
-
-class ExtraKind:
+class ExtraKind(Kind):
     name = "extra"
 
     # -- the plan ---------------------------------------------------------------------------
@@ -107,10 +100,11 @@ class ExtraKind:
         return [STRAP, MAIN] if any(p.strap for p in packages.values()) else [MAIN]
 
     def package_hashes(self, ws: Workspace, spec: ComponentSpec, strap: bool,
-                       at_build: bool = False) -> dict[str, str]:
+                       deps: Mapping[str, str] | None = None) -> dict[str, str]:
         """Input hash of every package in a phase (those without variants there included,
-        since dependents hash them). ``at_build`` adds the hashes of the component's
-        dependency steps, which the engine's own stamp covers by itself."""
+        since dependents hash them). At build time, ``deps`` (``BuildContext.deps``) gives the
+        main phase the input hashes of the component's dependencies, which the engine's own
+        stamp covers by itself."""
         packages = self.packages(ws, spec)
         order = build_order(packages)
         trees = dict(zip(order, ws.hasher.hash_all(packages[n].dir for n in order), strict=True))
@@ -124,9 +118,8 @@ class ExtraKind:
             if stp:
                 context["strap"] = extra_strap.strap_key(
                     {n: h for n, h in self.package_hashes(ws, spec, True).items() if n in stp})
-            if at_build:
-                context["depends"] = {d: (read_stamp(ws.stamp_path(d)) or {}).get("hash", "")
-                                      for d in spec.depends}
+            if deps is not None:
+                context["depends"] = {d: deps[d] for d in spec.depends}
         hashes: dict[str, str] = {}
         for name in order:
             pkg = packages[name]
@@ -161,11 +154,6 @@ class ExtraKind:
     def manifest_path(self, ws: Workspace, spec: ComponentSpec) -> Path:
         return ws.component_path(spec) / str(spec.settings.get("manifest", "manifest"))
 
-    def fetcher(self, ctx: BuildContext) -> Fetcher:
-        offline = truthy(ctx.options.get("offline")) or truthy(os.environ.get("LIVEFORGE_OFFLINE"))
-        return Fetcher(ctx.ws.cache_dir, offline=offline,
-                       config={**ctx.ws.build_config, **ctx.ws.build_env}, note=ctx.note)
-
     def build(self, ctx: BuildContext) -> None:
         ws, spec = ctx.ws, ctx.spec
         strap = ctx.phase == STRAP
@@ -173,9 +161,9 @@ class ExtraKind:
         target.mkdir(parents=True, exist_ok=True)
         packages = self.packages(ws, spec)
         order = build_order(packages)
-        hashes = self.package_hashes(ws, spec, strap, at_build=True)
-        requested = ctx.options.get("package")
-        only_variant = ctx.options.get("variant")
+        hashes = self.package_hashes(ws, spec, strap, deps=ctx.deps)
+        requested = ctx.package
+        only_variant = ctx.variant
         if requested is not None and requested not in packages:
             raise UsageError(f"component {spec.name!r} has no package {requested!r} "
                              f"(packages: {', '.join(sorted(packages))})")
@@ -197,7 +185,7 @@ class ExtraKind:
             elif extra_strap.restore(ws.cache_dir, key, target, self.state(ws, spec),
                                      ctx.note):
                 return
-        fetcher = self.fetcher(ctx)
+        fetcher = ctx.fetcher()
         stages: list[Path] = []
         for name in wanted:
             pkg = packages[name]
@@ -219,9 +207,10 @@ class ExtraKind:
         stamp = state / "stamps" / phase / f"{pkg.name}.json"
         variants = [Variant(pkg, bits, strap) for bits in pkg.phase_variants(strap)]
         stages = [state / "stage" / pkg.name / v.dirname for v in variants]
-        current = read_stamp(stamp) or {}
+        current = read_json(stamp)
         against = ctx.ws.proto_strap if strap else ctx.ws.proto
-        if not forced and current.get("hash") == digest and all(s.is_dir() for s in stages):
+        if not forced and isinstance(current, dict) and current.get("hash") == digest and \
+                all(s.is_dir() for s in stages):
             ctx.note(f"{pkg.name}: up to date")
             for stage in stages:
                 merge_tree(stage, against)
@@ -253,10 +242,7 @@ class ExtraKind:
         write_atomic(out, substitute(read_text(source), values, keep_undefined=True))
         ctx.note(f"wrote {out}")
 
-    # -- the other verbs --------------------------------------------------------------------
-    def update(self, ctx: BuildContext) -> bool:
-        return False  # sources are pinned by sha256; nothing to pull
-
+    # -- the other verbs (update: the default, nothing to pull; sources are pinned by sha256) -
     def clean(self, ctx: BuildContext) -> None:
         state = self.state(ctx.ws, ctx.spec)
         for sub in ("build", "stage", "stamps"):
