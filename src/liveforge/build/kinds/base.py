@@ -10,11 +10,11 @@ honours cancellation and raises :class:`~liveforge.util.errors.BuildError` on fa
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from liveforge.util.errors import BuildError
 from liveforge.util.proc import ProcessGroup
-from liveforge.util.records import Record
 
 TYPE_CHECKING = False  # typing's, without importing typing
 if TYPE_CHECKING:
@@ -35,11 +35,9 @@ class Cancelled(BuildError):
     """The run was interrupted; the step writes no stamp."""
 
 
-class BuildContext(Record):
+@dataclass(slots=True)
+class BuildContext:
     """Everything one build step of one component may use."""
-
-    __slots__ = ("ws", "spec", "phase", "log", "log_path", "jobs", "reporter", "procs",
-                 "options")
 
     ws: Workspace
     spec: ComponentSpec
@@ -48,21 +46,8 @@ class BuildContext(Record):
     log_path: Path
     jobs: int
     reporter: Reporter
-    procs: ProcessGroup
-    options: Mapping[str, str]
-
-    def __init__(self, ws: Workspace, spec: ComponentSpec, phase: str, log: IO[bytes],
-                 log_path: Path, jobs: int, reporter: Reporter,
-                 procs: ProcessGroup | None = None, options: Mapping[str, str] | None = None):
-        self.ws = ws
-        self.spec = spec
-        self.phase = phase
-        self.log = log
-        self.log_path = log_path
-        self.jobs = jobs
-        self.reporter = reporter
-        self.procs = ProcessGroup() if procs is None else procs
-        self.options = {} if options is None else options
+    procs: ProcessGroup = field(default_factory=ProcessGroup)
+    options: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def env_vars(self) -> dict[str, str]:
