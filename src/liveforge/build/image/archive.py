@@ -440,7 +440,7 @@ def tree_image(directory: Path, name: str) -> Image:
 
 # -- readers (for lint, diff and tests) --------------------------------------------------------
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Member:
     """One archive member as read back: kind (d f s h), permissions, ids, link target, content."""
 

@@ -26,7 +26,7 @@ from liveforge.build.image.manifest import Entry, Manifest, Override
 from liveforge.util.errors import InputError
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LintReport:
     missing: tuple[Entry, ...] = ()
     unresolvable: tuple[tuple[Entry, str], ...] = ()
@@ -168,7 +168,7 @@ def format_lint(report: LintReport) -> str:
 
 # -- show -------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ShowRow:
     entry: Entry
     manifest: str
@@ -199,7 +199,7 @@ def format_show(rows: list[ShowRow]) -> str:
 
 # -- diff -------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Change:
     path: str
     what: tuple[str, ...]          # among: type, mode, owner, content, target
@@ -207,7 +207,7 @@ class Change:
     new: Member
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DiffReport:
     added: tuple[Member, ...] = ()
     removed: tuple[Member, ...] = ()

@@ -73,7 +73,7 @@ class Entry:
         return f"{self.kind} {self.path} {self.mode:04o} {self.owner} {self.group}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Override:
     """A path delivered twice: ``winner`` (the later line) replaced ``loser``."""
 

@@ -65,7 +65,7 @@ SETTINGS = {"kind", "env", "packages", "manifest", "include", "links"}
 PIN_FIELDS = ("name", "version", "arch", "filename", "size", "sha256")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Locked:
     component: str
     request: str

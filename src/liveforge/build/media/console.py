@@ -13,7 +13,7 @@ from liveforge.util.errors import UsageError
 SERIAL_SPEED = 115200
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Console:
     """A console: ``name`` as given on the command line, ``device`` as the kernel knows it."""
 

@@ -15,7 +15,7 @@ from liveforge.util.fileio import write_atomic
 from liveforge.util.keyvalue import format_keyvalue
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ConfigureOptions:
     debug: bool = False
     force_strap: bool = False

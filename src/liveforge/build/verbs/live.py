@@ -26,7 +26,7 @@ from liveforge.util.fileio import read_text, write_atomic
 TEMPLATE_MARKS = ("@NAME@", "@STAMP@", "@PLATFORM@")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LiveResult:
     platform: Path
     tarball: Path

@@ -66,7 +66,7 @@ VARIANTS = ("32", "64")
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*\Z")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Field:
     key: str
     kind: str           # str | bool | strlist | strmap | table
@@ -103,7 +103,7 @@ SOURCE_KEYS = {"url", "sha256", "file", "debian", "debian_version"}
 COMMAND_KEYS = ("configure", "build", "install")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class VariantOptions:
     configure_options: tuple[str, ...] = ()
     make_options: tuple[str, ...] = ()
@@ -111,7 +111,7 @@ class VariantOptions:
     libdir: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Package:
     name: str
     version: str
