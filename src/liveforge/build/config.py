@@ -32,7 +32,6 @@ NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*\Z")
 
 ARCHES = ("aarch64", "armv7l", "i686", "loongarch64", "ppc64le", "riscv64", "s390x", "x86_64")
 COMPRESSIONS = ("gzip", "zstd")
-COMMON_COMPONENT_KEYS = {"kind", "path", "depends", "env"}
 # build.env keys that never change what a component produces, so are never hashed.
 UNHASHED_KEYS = {"MAX_JOBS", "FORCE_STRAP_REBUILD", "CLOBBER"}
 

@@ -40,7 +40,6 @@ from liveforge.util.errors import InputError, InputErrors
 from liveforge.util.fileio import not_utf8, write_atomic
 from liveforge.util.paths import MAX_NAME, SHORT_PATH, path_problem
 
-KINDS = ("d", "f", "s", "h")
 MAX_MODE = 0o7777
 _MODE_RE = re.compile(r"[0-7]+\Z")
 _VAR_RE = re.compile(r"\$(?:\{([^}]*)\}|([A-Za-z_][A-Za-z0-9_]*))")

@@ -23,8 +23,6 @@ from liveforge.util.errors import InputError, InputErrors, LiveforgeError
 from liveforge.util.events import Reporter
 from liveforge.util.fileio import read_text, write_atomic
 
-TEMPLATE_MARKS = ("@NAME@", "@STAMP@", "@PLATFORM@")
-
 
 @dataclass(frozen=True, slots=True)
 class LiveResult:
