@@ -21,7 +21,7 @@ OWNERS = [("root", "root"), ("root", "bin"), ("root", "sys"), ("bin", "bin"), ("
 MODES = [0o755, 0o644, 0o555, 0o444, 0o600]
 
 
-@dataclass
+@dataclass(slots=True)
 class Generated:
     lines: list[str] = field(default_factory=list)
     files: dict[str, bytes | int] = field(default_factory=dict)   # content, or a size to fill

@@ -16,30 +16,10 @@ from liveforge.util.events import Reporter, make_reporter
 TYPE_CHECKING = False  # typing's, without importing typing
 if TYPE_CHECKING:
     import argparse
-    from argparse import Namespace
     from collections.abc import Callable, Collection, Sequence
     from typing import Any
 
     from liveforge.build.workspace import WorkspaceLock
-else:
-    class Namespace:
-        """argparse's Namespace, for a command line read without argparse (see quick_args)."""
-
-        def __init__(self, **kwargs: object):
-            for name, value in kwargs.items():
-                setattr(self, name, value)
-
-        def __repr__(self) -> str:
-            fields = ", ".join(f"{name}={value!r}" for name, value in vars(self).items())
-            return f"Namespace({fields})"
-
-        def __eq__(self, other: object) -> bool:
-            if not hasattr(other, "__dict__") or type(other).__name__ != "Namespace":
-                return NotImplemented
-            return vars(self) == vars(other)
-
-        def __contains__(self, key: str) -> bool:
-            return key in self.__dict__
 
 
 class _Locked:
@@ -63,7 +43,7 @@ class _Locked:
 class Ctx:
     __slots__ = ("args", "reporter")
 
-    def __init__(self, args: Namespace, reporter: Reporter):
+    def __init__(self, args: argparse.Namespace, reporter: Reporter):
         self.args = args
         self.reporter = reporter
 
@@ -367,84 +347,35 @@ def global_options(p: argparse.ArgumentParser, suppress: bool) -> None:
 
 
 def parser(only: Collection[str] | None = None) -> argparse.ArgumentParser:
-    """The command line parser. With ``only``, the arguments of the verbs not in it are left
-    out (the verb itself stays, so usage and help are unchanged): a verb is parsed only when
-    it is on the command line, and its arguments are all that parsing it needs."""
+    """The command line parser. With ``only``, the verbs not in it get an empty parser: each
+    stays a choice with its help line (so usage, help and errors are unchanged), but a verb
+    is parsed only when it is on the command line, and only then needs its arguments."""
     import argparse
 
     top = argparse.ArgumentParser(prog="liveforge", description="Build live Linux platforms.")
     top.add_argument("--version", action="version", version=f"liveforge {__version__}")
     global_options(top, suppress=False)
-    # prog: what argparse would work out with a help formatter (which imports shutil)
+    # prog: what argparse would work out by formatting the usage
     sub = top.add_subparsers(dest="verb", metavar="VERB", required=True, prog=top.prog)
     for name, (_, help_text) in VERBS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
         if only is None or name in only:
+            p = sub.add_parser(name, help=help_text, description=help_text)
             global_options(p, suppress=True)
             add_verb_arguments(name, p)
-    return top
-
-
-# verbs without arguments of their own, and the global options: flags and those with a value
-QUICK_VERBS = frozenset({"world", "status", "update", "clean", "clobber", "check"})
-QUICK_FLAGS = {"-q": "quiet", "--quiet": "quiet", "-v": "verbose", "--verbose": "verbose",
-               "--json": "json", "--wait": "wait", "--offline": "offline"}
-QUICK_VALUES = {"-C": "C", "-j": "jobs", "--jobs": "jobs"}
-
-
-def quick_args(words: Sequence[str]) -> Namespace | None:
-    """The command line as :func:`parser` reads it, for the plainest ones only: a verb without
-    arguments of its own and global options spelled out in full, each value a separate word
-    not starting with ``-`` (``-j``'s all digits); None for any other (argparse reads those,
-    and reports their errors). Options after the verb replace those before it, as argparse's
-    subparser does."""
-    top: dict[str, Any] = {"C": None, "jobs": None, "json": False, "verbose": None,
-                           "quiet": False, "wait": False, "offline": False}
-    after: dict[str, Any] = {}
-    verb = None
-    i = 0
-    while i < len(words):
-        word = words[i]
-        into = top if verb is None else after
-        flag = QUICK_FLAGS.get(word)
-        if flag == "verbose":
-            into["verbose"] = (into.get("verbose") or 0) + 1
-        elif flag is not None:
-            into[flag] = True
-        elif word in QUICK_VALUES:
-            if i + 1 == len(words):
-                return None
-            value = words[i + 1]
-            if not value or value.startswith("-"):
-                return None
-            if word == "-C":
-                into["C"] = value
-            elif value.isascii() and value.isdigit():
-                into["jobs"] = int(value)
-            else:
-                return None
-            i += 1
-        elif verb is None and word in QUICK_VERBS:
-            verb = word
         else:
-            return None
-        i += 1
-    if verb is None:
-        return None
-    return Namespace(**{**top, "verb": verb, **after})
+            sub.add_parser(name, help=help_text, add_help=False)
+    return top
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else argv
-    args = quick_args(words)
-    if args is None:
-        # every word that names a verb (one of them is the verb); argparse's prefix matching
-        # of verbs is off for subparsers, so the verb is spelled out in full
-        p = parser(only={w for w in words if w in VERBS})
-        try:
-            args = p.parse_args(argv)
-        except SystemExit as exc:
-            return int(exc.code or 0)
+    # every word that names a verb (one of them is the verb); argparse's prefix matching
+    # of verbs is off for subparsers, so the verb is spelled out in full
+    p = parser(only={w for w in words if w in VERBS})
+    try:
+        args = p.parse_args(words)
+    except SystemExit as exc:
+        return int(exc.code or 0)
     if args.jobs is not None and args.jobs < 1:
         print("liveforge: error: -j must be at least 1", file=sys.stderr)
         return 2

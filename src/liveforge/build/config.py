@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from liveforge.util.errors import InputError, InputErrors
 from liveforge.util.fileio import read_bytes, read_text
-from liveforge.util.records import Frozen
 from liveforge.util.toml import Lines, read_toml
 
 TYPE_CHECKING = False  # typing's, without importing typing
@@ -32,74 +32,43 @@ NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*\Z")
 
 ARCHES = ("aarch64", "armv7l", "i686", "loongarch64", "ppc64le", "riscv64", "s390x", "x86_64")
 COMPRESSIONS = ("gzip", "zstd")
-COMMON_COMPONENT_KEYS = {"kind", "path", "depends", "env"}
 # build.env keys that never change what a component produces, so are never hashed.
 UNHASHED_KEYS = {"MAX_JOBS", "FORCE_STRAP_REBUILD", "CLOBBER"}
 
 
-class ComponentSpec(Frozen):
+@dataclass(frozen=True, slots=True)
+class ComponentSpec:
     """One ``[components.NAME]`` table of platform.toml."""
-
-    __slots__ = ("name", "kind", "path", "depends", "env", "settings", "line")
-    _compare = ("name", "kind", "path", "depends", "env", "line")  # settings: not compared
 
     name: str
     kind: str
     path: Path | None
     depends: tuple[str, ...]
     env: tuple[str, ...]
-    settings: dict[str, Any]
-    line: int | None
-
-    def __init__(self, name: str, kind: str, path: Path | None, depends: tuple[str, ...],
-                 env: tuple[str, ...], settings: dict[str, Any], line: int | None = None):
-        init = object.__setattr__
-        init(self, "name", name)
-        init(self, "kind", kind)
-        init(self, "path", path)
-        init(self, "depends", depends)
-        init(self, "env", env)
-        init(self, "settings", settings)
-        init(self, "line", line)
+    settings: dict[str, Any] = field(compare=False)  # not compared (nor hashed)
+    line: int | None = None
 
 
-class PlatformSpec(Frozen):
-    __slots__ = ("name", "overlays", "kernel", "arch", "compression", "templates")
+@dataclass(frozen=True, slots=True)
+class PlatformSpec:
+    """The ``[platform]`` table of platform.toml, defaults filled in."""
 
     name: str
     overlays: tuple[str, ...]
     kernel: str
     arch: str
     compression: str
-    templates: tuple[str, ...]
-
-    def __init__(self, name: str, overlays: tuple[str, ...], kernel: str, arch: str,
-                 compression: str, templates: tuple[str, ...] = ("etc/release",)):
-        init = object.__setattr__
-        init(self, "name", name)
-        init(self, "overlays", overlays)
-        init(self, "kernel", kernel)
-        init(self, "arch", arch)
-        init(self, "compression", compression)
-        init(self, "templates", templates)
+    templates: tuple[str, ...] = ("etc/release",)
 
 
-class Project(Frozen):
+@dataclass(frozen=True, slots=True)
+class Project:
     """One line of configure-projects: ``<path under projects/>:<branch>:<url|origin|empty>``."""
-
-    __slots__ = ("path", "branch", "url", "line")
 
     path: str
     branch: str
     url: str
     line: int
-
-    def __init__(self, path: str, branch: str, url: str, line: int):
-        init = object.__setattr__
-        init(self, "path", path)
-        init(self, "branch", branch)
-        init(self, "url", url)
-        init(self, "line", line)
 
 
 # .liveforge/platform.cache: platform.toml parsed, with its table header lines, as long as the

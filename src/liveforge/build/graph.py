@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from liveforge.build.kinds import get_kind
 from liveforge.build.kinds.base import MAIN
 from liveforge.build.stamps import Inputs, read_stamp, settings_hash, why_stale
 from liveforge.util.depgraph import DependencyCycle, topo_order
 from liveforge.util.errors import InputError
 from liveforge.util.fileio import write_atomic
-from liveforge.util.records import Frozen, Record
 
 TYPE_CHECKING = False  # typing's, without importing typing
 if TYPE_CHECKING:
@@ -19,25 +20,15 @@ if TYPE_CHECKING:
     from liveforge.build.workspace import Workspace
 
 
-class Step(Frozen):
+@dataclass(frozen=True, slots=True)
+class Step:
     """One stamped unit of building: a phase of a component."""
-
-    __slots__ = ("name", "spec", "kind", "phase", "deps")
 
     name: str
     spec: ComponentSpec
     kind: Kind
     phase: str
     deps: tuple[str, ...]
-
-    def __init__(self, name: str, spec: ComponentSpec, kind: Kind, phase: str,
-                 deps: tuple[str, ...]):
-        init = object.__setattr__
-        init(self, "name", name)
-        init(self, "spec", spec)
-        init(self, "kind", kind)
-        init(self, "phase", phase)
-        init(self, "deps", deps)
 
     @property
     def stamp_name(self) -> str:
@@ -118,34 +109,23 @@ def prepare_areas(ws: Workspace) -> None:
         ensure_proto(ws.proto_strap)
 
 
-class RunResult(Record):
-    __slots__ = ("built", "failed", "logs")
+@dataclass(slots=True)
+class RunResult:
+    """What a run of steps did: the steps built, those failed (with why) and their logs."""
 
-    built: list[str]
-    failed: dict[str, str]
-    logs: dict[str, Path]
-
-    def __init__(self, built: list[str] | None = None, failed: dict[str, str] | None = None,
-                 logs: dict[str, Path] | None = None):
-        self.built = [] if built is None else built
-        self.failed = {} if failed is None else failed
-        self.logs = {} if logs is None else logs
+    built: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    logs: dict[str, Path] = field(default_factory=dict)
 
 
-class Plan(Record):
-    __slots__ = ("steps", "order", "inputs", "reasons")
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Every step, in dependency order, with its inputs and why it is stale."""
 
     steps: dict[str, Step]
     order: list[str]
     inputs: dict[str, Inputs]
     reasons: dict[str, list[str]]       # empty list: up to date
-
-    def __init__(self, steps: dict[str, Step], order: list[str], inputs: dict[str, Inputs],
-                 reasons: dict[str, list[str]]):
-        self.steps = steps
-        self.order = order
-        self.inputs = inputs
-        self.reasons = reasons
 
     def stale(self) -> list[str]:
         return [n for n in self.order if self.reasons[n]]

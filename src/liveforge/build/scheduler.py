@@ -32,7 +32,7 @@ def context_for(ws: Workspace, step: Step, reporter: Reporter, log, log_path: Pa
                 deps: dict[str, str] | None = None) -> BuildContext:
     return BuildContext(ws=ws, spec=step.spec, phase=step.phase, log=log, log_path=log_path,
                         jobs=ws.max_jobs, reporter=reporter, procs=procs, package=package,
-                        variant=variant, deps=deps)
+                        variant=variant, deps={} if deps is None else deps)
 
 
 def installed_deps(ws: Workspace, plan: Plan, step: Step, built: Collection[str]

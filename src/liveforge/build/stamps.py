@@ -8,10 +8,10 @@ stamp records each part, so a stale step can say which one changed.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 
 from liveforge.util.fileio import read_json, write_atomic
 from liveforge.util.hashing import json_digest
-from liveforge.util.records import Frozen
 
 TYPE_CHECKING = False  # typing's, without importing typing
 if TYPE_CHECKING:
@@ -19,42 +19,23 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-class Inputs(Frozen):
+@dataclass(frozen=True, slots=True)
+class Inputs:
     """Everything a step's output depends on."""
-
-    __slots__ = ("own", "env", "settings", "deps", "_digest")
-    _compare = ("own", "env", "settings", "deps")
 
     own: dict[str, str]          # kind-provided hashes, e.g. {"source": ...}
     env: dict[str, str]          # build.env keys the step sees -> values
     settings: str                # hash of the component's platform.toml table
     deps: dict[str, str]         # dependency step -> its input hash
-    _digest: str | None
+    digest: str = field(init=False, repr=False, compare=False)  # of the fields above
 
-    def __init__(self, own: dict[str, str], env: dict[str, str], settings: str,
-                 deps: dict[str, str]):
-        init = object.__setattr__
-        init(self, "own", own)
-        init(self, "env", env)
-        init(self, "settings", settings)
-        init(self, "deps", deps)
-        init(self, "_digest", None)
-
-    def __repr__(self) -> str:
-        return (f"Inputs(own={self.own!r}, env={self.env!r}, settings={self.settings!r}, "
-                f"deps={self.deps!r})")
+    def __post_init__(self) -> None:
+        """``digest``: :func:`~liveforge.util.hashing.json_digest` of the inputs (set as a
+        frozen dataclass's derived field is)."""
+        object.__setattr__(self, "digest", json_digest(self.as_dict()))
 
     def as_dict(self) -> dict[str, Any]:
         return {"own": self.own, "env": self.env, "settings": self.settings, "deps": self.deps}
-
-    @property
-    def digest(self) -> str:
-        """:func:`~liveforge.util.hashing.json_digest` of the inputs (computed once)."""
-        digest = self._digest
-        if digest is None:
-            digest = json_digest(self.as_dict())
-            object.__setattr__(self, "_digest", digest)
-        return digest
 
 
 def settings_hash(settings: dict[str, Any]) -> str:

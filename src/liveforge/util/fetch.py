@@ -65,7 +65,7 @@ def _no_network(what: str) -> FetchError:
 
 
 # -- what can be fetched --------------------------------------------------------------------
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class UrlSource:
     """An upstream file with its pinned sha256."""
 
@@ -81,7 +81,7 @@ class UrlSource:
         return self.url
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DebianSource:
     """A file of a Debian source package (by default its orig tarball), sha256 pinned."""
 
@@ -101,7 +101,7 @@ class DebianSource:
 Source = UrlSource | DebianSource
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DebPin:
     """One exactly resolved Debian binary package, as recorded in platform.lock."""
 

@@ -73,7 +73,7 @@ def has_ref(repo: Path, ref: str) -> bool:
     return git(repo, "rev-parse", "--verify", "--quiet", ref, check=False).returncode == 0
 
 
-def clone(url: str, dest: Path, branch: str) -> None:
+def clone(url: str, dest: Path) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.cloning")
     remove_tree(tmp)

@@ -35,7 +35,7 @@ class UnsafeArchiveError(LiveforgeError):
     """An archive member would escape the tree or is a device: nothing was unpacked."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Entry:
     """One unpacked member: kind ``d`` (directory), ``f`` (file), ``s`` (symlink), ``h`` (hard
     link, ``target`` is the linked path)."""

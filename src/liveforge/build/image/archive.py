@@ -505,7 +505,7 @@ def merged_image(trees: Iterable[Path]) -> Image:
 
 # -- readers (for lint, diff and tests) --------------------------------------------------------
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Member:
     """One archive member as read back: kind (d f s h), permissions, ids, link target, content."""
 

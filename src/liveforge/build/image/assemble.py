@@ -61,7 +61,7 @@ class ImageEntry:
         return self.entry is None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Image:
     """All entries of an image, sorted by path (parents before children)."""
 

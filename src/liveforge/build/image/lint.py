@@ -28,7 +28,7 @@ from liveforge.build.image.version import BUILDSTAMP_FILE
 from liveforge.util.errors import InputError
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LintReport:
     missing: tuple[Entry, ...] = ()
     unresolvable: tuple[tuple[Entry, str], ...] = ()
@@ -170,7 +170,7 @@ def format_lint(report: LintReport) -> str:
 
 # -- show -------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ShowRow:
     entry: Entry
     manifest: str
@@ -201,7 +201,7 @@ def format_show(rows: list[ShowRow]) -> str:
 
 # -- diff -------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Change:
     path: str
     what: tuple[str, ...]          # among: type, mode, owner, content, target
@@ -209,7 +209,7 @@ class Change:
     new: Member
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DiffReport:
     added: tuple[Member, ...] = ()
     removed: tuple[Member, ...] = ()

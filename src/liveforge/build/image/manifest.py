@@ -41,7 +41,6 @@ from liveforge.util.fileio import not_utf8, write_atomic
 from liveforge.util.keyvalue import UndefinedVariable, substitute
 from liveforge.util.paths import MAX_NAME, SHORT_PATH, path_problem
 
-KINDS = ("d", "f", "s", "h")
 MAX_MODE = 0o7777
 _MODE_RE = re.compile(r"[0-7]+\Z")
 _SUSPECT_RE = re.compile(r"/[/.]")
@@ -72,7 +71,7 @@ class Entry:
         return f"{self.kind} {self.path} {self.mode:04o} {self.owner} {self.group}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Override:
     """A path delivered twice: ``winner`` (the later line) replaced ``loser``."""
 

@@ -10,11 +10,11 @@ honours cancellation and raises :class:`~liveforge.util.errors.BuildError` on fa
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from liveforge.util.errors import BuildError
 from liveforge.util.proc import ProcessGroup
-from liveforge.util.records import Record
 
 TYPE_CHECKING = False  # typing's, without importing typing
 if TYPE_CHECKING:
@@ -36,15 +36,13 @@ class Cancelled(BuildError):
     """The run was interrupted; the step writes no stamp."""
 
 
-class BuildContext(Record):
+@dataclass(slots=True)
+class BuildContext:
     """Everything one build step of one component may use. The run's settings come from the
     workspace the command line made (``-j``, ``--offline``: :class:`Workspace`); those of one
     ``liveforge build COMPONENT:PACKAGE [--variant N]`` are ``package`` and ``variant``. The
     engine tells what the step builds against in ``deps``: the input hash of each step it
     depends on, as installed in the staging areas (a kind never reads the engine's stamps)."""
-
-    __slots__ = ("ws", "spec", "phase", "log", "log_path", "jobs", "reporter", "procs",
-                 "package", "variant", "deps")
 
     ws: Workspace
     spec: ComponentSpec
@@ -53,26 +51,10 @@ class BuildContext(Record):
     log_path: Path
     jobs: int                    # parallel jobs (MAX_JOBS)
     reporter: Reporter
-    procs: ProcessGroup
-    package: str | None          # build just this package of the component (forced)
-    variant: str | None          # and just this variant of it ("32", "64")
-    deps: Mapping[str, str]      # dependency step -> its input hash, as installed
-
-    def __init__(self, ws: Workspace, spec: ComponentSpec, phase: str, log: IO[bytes],
-                 log_path: Path, jobs: int, reporter: Reporter,
-                 procs: ProcessGroup | None = None, package: str | None = None,
-                 variant: str | None = None, deps: Mapping[str, str] | None = None):
-        self.ws = ws
-        self.spec = spec
-        self.phase = phase
-        self.log = log
-        self.log_path = log_path
-        self.jobs = jobs
-        self.reporter = reporter
-        self.procs = ProcessGroup() if procs is None else procs
-        self.package = package
-        self.variant = variant
-        self.deps = {} if deps is None else deps
+    procs: ProcessGroup = field(default_factory=ProcessGroup)
+    package: str | None = None   # build just this package of the component (forced)
+    variant: str | None = None   # and just this variant of it ("32", "64")
+    deps: Mapping[str, str] = field(default_factory=dict)  # dependency step -> its input hash
 
     def fetcher(self) -> Fetcher:
         """The step's downloader, noting what it fetches in the log."""

@@ -69,7 +69,7 @@ LOCK_COMMENT = """platform.lock: exact versions and sha256 of fetched inputs, wr
 every name again."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Locked:
     component: str
     request: str

@@ -100,7 +100,7 @@ KERNEL_HINT_RE = re.compile(r"(Initramfs unpacking failed.*|VFS: Unable to mount
 ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Za-z0-9]|\r")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BootResult:
     """What a boot came to. ``status`` is ready, failed, panic, timeout, exited or interactive."""
 

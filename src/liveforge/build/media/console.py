@@ -13,14 +13,13 @@ from liveforge.util.errors import UsageError
 SERIAL_SPEED = 115200
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Console:
     """A console: ``name`` as given on the command line, ``device`` as the kernel knows it."""
 
     name: str
     device: str
     serial_unit: int | None  # None for the text (VGA/framebuffer) console
-    help: str
 
     @property
     def is_serial(self) -> bool:
@@ -45,11 +44,11 @@ class Console:
 
 
 CONSOLES: tuple[Console, ...] = (
-    Console("text", "tty0", None, "the screen and keyboard"),
-    Console("ttya", "ttyS0", 0, "first serial port (COM1)"),
-    Console("ttyb", "ttyS1", 1, "second serial port (COM2)"),
-    Console("ttyc", "ttyS2", 2, "third serial port (COM3)"),
-    Console("ttyd", "ttyS3", 3, "fourth serial port (COM4)"),
+    Console("text", "tty0", None),  # the screen and keyboard
+    Console("ttya", "ttyS0", 0),    # first serial port (COM1)
+    Console("ttyb", "ttyS1", 1),    # second serial port (COM2)
+    Console("ttyc", "ttyS2", 2),    # third serial port (COM3)
+    Console("ttyd", "ttyS3", 3),    # fourth serial port (COM4)
 )
 
 CONSOLE_NAMES: tuple[str, ...] = tuple(c.name for c in CONSOLES)

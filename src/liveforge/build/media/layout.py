@@ -36,7 +36,7 @@ def marker_name(stamp: str) -> str:
     return f"platform-{stamp}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MediaFile:
     """One regular file to put on a medium: ``dest`` is relative to the medium's root."""
 

@@ -15,7 +15,7 @@ from liveforge.util.fileio import write_atomic
 from liveforge.util.keyvalue import format_keyvalue
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ConfigureOptions:
     debug: bool = False
     force_strap: bool = False
@@ -75,7 +75,7 @@ def setup_project(ws: Workspace, project: Project, reporter: Reporter) -> None:
         if "://" not in url and not url.startswith("git@") and not url.startswith("/"):
             url = str((ws.root / url).resolve())
         reporter.info(f"cloning {url} into projects/{project.path}")
-        gitrepo.clone(url, dest, project.branch)
+        gitrepo.clone(url, dest)
     if gitrepo.is_dirty(dest):
         reporter.warn(f"projects/{project.path} has uncommitted changes")
     gitrepo.checkout(dest, project.branch, f"{where}: project {project.path}")

@@ -25,7 +25,7 @@ from liveforge.build.workspace import Workspace
 from liveforge.util.events import Reporter
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LiveResult:
     platform: Path
     tarball: Path

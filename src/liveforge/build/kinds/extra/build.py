@@ -24,7 +24,7 @@ from liveforge.util.scratch import make_temp_dir, remove_leftovers, remove_temp,
 from liveforge.util.unpack import unpack_source
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Variant:
     """One variant build of one package."""
 

@@ -8,12 +8,12 @@ A package is a folder under the component holding ``package.toml``::
     variants = ["32", "64"]              # built in the main phase (against proto/)
     strap = true                         # also built in the strap phase (into proto.strap/)
     strap_variants = ["64"]              # default: the same as variants
-    depends = ["other"]                  # packages of this component built first
+    depends = ["other"]                  # packages of this component
     patches = ["Patches/0001-x.patch"]   # default: every file in Patches/, in name order
     configure_options = ["--shared"]     # for every variant
     make_options = []
     env = { CFLAGS_EXTRA = "" }
-    vars = { ZLIB_SONAME = "1" }         # extra $VARs for the component manifest
+    vars = { ZLIB_SONAME = "1" }         # $VARs for the component manifest
 
     [source]                             # an upstream URL ...
     url = "https://example.org/zlib-1.2.13.tar.gz"
@@ -33,7 +33,7 @@ A package is a folder under the component holding ``package.toml``::
     build = "make -j$MAX_JOBS"
     install = "make install DESTDIR=$DESTDIR"
 
-Every key is declared once in :data:`FIELDS` (type, default, help); parsing, validation and the
+Every key is declared once in :data:`FIELDS` (type, default); parsing, validation and the
 documentation above all follow that table.
 """
 
@@ -64,44 +64,42 @@ BUILD_SYSTEMS = ("autotools", "make", "commands")
 VARIANTS = ("32", "64")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Field:
     key: str
     kind: str           # str | bool | strlist | strmap | table
     default: Any
-    help: str
 
 
 FIELDS: tuple[Field, ...] = (
-    Field("name", "str", None, "package name (required; unique in the component)"),
-    Field("version", "str", None, "upstream version (required; names the variant folders)"),
-    Field("build", "str", "autotools", "build system: autotools, make or commands"),
-    Field("variants", "strlist", ["64"], "variants built in the main phase: 32 and/or 64"),
-    Field("strap", "bool", False, "also build in the strap phase, into proto.strap/"),
-    Field("strap_variants", "strlist", None, "variants of the strap phase (default: variants)"),
-    Field("depends", "strlist", [], "packages of this component built first"),
-    Field("patches", "strlist", None, "patch files, applied in order with patch -p1 "
-                                      "(default: Patches/* in name order)"),
-    Field("configure_options", "strlist", [], "extra configure arguments, every variant"),
-    Field("make_options", "strlist", [], "extra make arguments (build and install)"),
-    Field("env", "strmap", {}, "extra environment, every variant"),
-    Field("vars", "strmap", {}, "extra $VARs for the component manifest"),
-    Field("prefix", "str", "/usr", "installation prefix"),
-    Field("source", "table", None, "where the upstream source comes from (required)"),
-    Field("variant", "table", {}, "per-variant tables [variant.32], [variant.64]"),
-    Field("commands", "table", {}, "configure/build/install shell snippets (build=commands)"),
+    Field("name", "str", None),                 # required; unique in the component
+    Field("version", "str", None),              # required; names the variant folders
+    Field("build", "str", "autotools"),         # build system: autotools, make or commands
+    Field("variants", "strlist", ["64"]),       # the main phase's: 32 and/or 64
+    Field("strap", "bool", False),              # also built in the strap phase
+    Field("strap_variants", "strlist", None),   # default: variants
+    Field("depends", "strlist", []),            # packages of this component
+    Field("patches", "strlist", None),          # patch -p1, in order (default: Patches/*)
+    Field("configure_options", "strlist", []),  # every variant
+    Field("make_options", "strlist", []),       # build and install, every variant
+    Field("env", "strmap", {}),                 # every variant
+    Field("vars", "strmap", {}),                # $VARs for the component manifest
+    Field("prefix", "str", "/usr"),             # installation prefix
+    Field("source", "table", None),             # required: url or debian
+    Field("variant", "table", {}),              # [variant.32], [variant.64]
+    Field("commands", "table", {}),             # shell snippets (build = "commands")
 )
 VARIANT_FIELDS: tuple[Field, ...] = (
-    Field("configure_options", "strlist", [], "extra configure arguments for this variant"),
-    Field("make_options", "strlist", [], "extra make arguments for this variant"),
-    Field("env", "strmap", {}, "extra environment for this variant"),
-    Field("libdir", "str", None, "library directory (default /usr/lib/32 or /usr/lib)"),
+    Field("configure_options", "strlist", []),
+    Field("make_options", "strlist", []),
+    Field("env", "strmap", {}),
+    Field("libdir", "str", None),               # default /usr/lib/32 (32), /usr/lib (64)
 )
 SOURCE_KEYS = {"url", "sha256", "file", "debian", "debian_version"}
 COMMAND_KEYS = ("configure", "build", "install")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class VariantOptions:
     configure_options: tuple[str, ...] = ()
     make_options: tuple[str, ...] = ()
@@ -109,7 +107,7 @@ class VariantOptions:
     libdir: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Package:
     name: str
     version: str
