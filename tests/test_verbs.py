@@ -146,3 +146,22 @@ def test_read_only_verbs_write_nothing(built_ws: Path, args: tuple[str, ...]) ->
     changed = sorted(path for path in before.keys() | after.keys()
                      if before.get(path) != after.get(path))
     assert changed == [], changed
+
+
+def test_a_plain_command_line_is_parsed_as_the_whole_parser_would(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The verbs named on the command line get a parser of their own; errors and help still
+    come from the whole parser, word for word."""
+    from liveforge.build.cli import parse, parser
+
+    for words in (["-C", "x", "-q", "world"], ["--json", "status"], ["boot", "--media", "pxe"],
+                  ["shell", "a", "make", "-j", "2"]):
+        assert parse(words) == parser().parse_args(words)
+    for words in (["bogus", "world"], ["world", "--nope"], ["boot", "--media", "floppy"],
+                  ["-h", "world"], ["world", "-j", "x"]):
+        with pytest.raises(SystemExit) as narrowed:
+            parse(words)
+        got = capsys.readouterr()
+        with pytest.raises(SystemExit) as whole:
+            parser().parse_args(words)
+        assert (narrowed.value.code, got) == (whole.value.code, capsys.readouterr())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from pathlib import Path
@@ -15,9 +16,8 @@ from liveforge.util.events import Reporter, make_reporter
 
 TYPE_CHECKING = False  # typing's, without importing typing
 if TYPE_CHECKING:
-    import argparse
     from collections.abc import Callable, Collection, Sequence
-    from typing import Any
+    from typing import Any, NoReturn
 
     from liveforge.build.workspace import WorkspaceLock
 
@@ -281,8 +281,6 @@ VERBS: dict[str, tuple[Callable[[Ctx], int], str]] = {
 
 
 def add_verb_arguments(name: str, p: argparse.ArgumentParser) -> None:
-    import argparse
-
     if name == "configure":
         p.add_argument("-d", dest="debug", action="store_true", help="debug build (DEBUG=yes)")
         p.add_argument("-r", dest="force_strap", action="store_true",
@@ -333,8 +331,6 @@ def add_verb_arguments(name: str, p: argparse.ArgumentParser) -> None:
 
 
 def global_options(p: argparse.ArgumentParser, suppress: bool) -> None:
-    import argparse
-
     d: dict[str, Any] = {"default": argparse.SUPPRESS} if suppress else {}
     p.add_argument("-C", metavar="WS", help="the workspace (default: .)", **d)
     p.add_argument("-j", "--jobs", type=int, metavar="N", help="parallel jobs (MAX_JOBS)", **d)
@@ -346,34 +342,79 @@ def global_options(p: argparse.ArgumentParser, suppress: bool) -> None:
                    help="never touch the network: any download is an error", **d)
 
 
-def parser(only: Collection[str] | None = None) -> argparse.ArgumentParser:
-    """The command line parser. With ``only``, the verbs not in it get an empty parser: each
-    stays a choice with its help line (so usage, help and errors are unchanged), but a verb
-    is parsed only when it is on the command line, and only then needs its arguments."""
-    import argparse
-
-    top = argparse.ArgumentParser(prog="liveforge", description="Build live Linux platforms.")
+def parser(only: Collection[str] | None = None, narrow: bool = False
+           ) -> argparse.ArgumentParser:
+    """The command line parser. With ``only``, only those verbs get their arguments; the
+    others get an empty parser, so each stays a choice with its help line (usage, help and
+    errors are unchanged). ``narrow``: the others are left out, and any error raises
+    :class:`ParseError` instead of printing it (see :func:`parse`)."""
+    cls = NarrowParser if narrow else argparse.ArgumentParser
+    top = cls(prog="liveforge", description="Build live Linux platforms.",
+              formatter_class=Formatter)
     top.add_argument("--version", action="version", version=f"liveforge {__version__}")
     global_options(top, suppress=False)
     # prog: what argparse would work out by formatting the usage
-    sub = top.add_subparsers(dest="verb", metavar="VERB", required=True, prog=top.prog)
+    sub = top.add_subparsers(dest="verb", metavar="VERB", required=True, prog=top.prog,
+                             parser_class=cls)
     for name, (_, help_text) in VERBS.items():
         if only is None or name in only:
-            p = sub.add_parser(name, help=help_text, description=help_text)
+            p = sub.add_parser(name, help=help_text, description=help_text,
+                               formatter_class=Formatter)
             global_options(p, suppress=True)
             add_verb_arguments(name, p)
-        else:
+        elif not narrow:
             sub.add_parser(name, help=help_text, add_help=False)
     return top
 
 
+def parse(words: Sequence[str]) -> argparse.Namespace:
+    """The command line parsed. A plain command line is parsed by a parser of the verbs it
+    names only; help, the version, and any error are left to the whole parser, which prints
+    them as argparse does (and exits)."""
+    only = {w for w in words if w in VERBS}
+    if only and not {"-h", "--help", "--version"} & set(words):
+        try:
+            return parser(only, narrow=True).parse_args(words)
+        except ParseError:
+            pass
+    return parser(only or None).parse_args(words)
+
+
+class ParseError(Exception):
+    """An error of a narrowed parse (see :func:`parse`)."""
+
+
+class NarrowParser(argparse.ArgumentParser):
+    """argparse's parser, raising its errors: the whole parser then reports them."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ParseError(message)
+
+
+class Formatter(argparse.HelpFormatter):
+    """argparse's help, told the terminal's width: left to find it, argparse imports shutil
+    (and the compression modules shutil imports) for every parser it builds."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, width=terminal_width() - 2)
+
+
+def terminal_width() -> int:
+    """Columns of the terminal: COLUMNS, else standard output's terminal, else 80."""
+    try:
+        columns = int(os.environ.get("COLUMNS", ""))
+    except ValueError:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns if columns > 0 else 80
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else argv
-    # every word that names a verb (one of them is the verb); argparse's prefix matching
-    # of verbs is off for subparsers, so the verb is spelled out in full
-    p = parser(only={w for w in words if w in VERBS})
     try:
-        args = p.parse_args(words)
+        args = parse(words)
     except SystemExit as exc:
         return int(exc.code or 0)
     if args.jobs is not None and args.jobs < 1:

@@ -141,6 +141,9 @@ def plan(ws: Workspace) -> Plan:
     envs: dict[tuple[str, ...], dict[str, str]] = {}  # a component's env list -> its env
     root = str(ws.root)  # stamp paths as ws.stamp_path's, without a Path for each
     ws.hasher.planning(spec.path for spec in ws.components.values() if spec.path is not None)
+    # while git looks at the trees: the stamps and the settings' hashes
+    recorded = {name: read_stamp(f"{root}/0-{steps[name].stamp_name}-stamp") for name in order}
+    settings = {c: settings_hash(spec.settings) for c, spec in ws.components.items()}
     for name in order:
         step = steps[name]
         spec = step.spec
@@ -148,10 +151,10 @@ def plan(ws: Workspace) -> Plan:
         env = envs.get(spec.env)
         if env is None:
             env = envs[spec.env] = ws.component_env(spec)
-        inp = Inputs(own=own, env=dict(env), settings=settings_hash(spec.settings),
+        inp = Inputs(own=own, env=dict(env), settings=settings[spec.name],
                      deps={d: inputs[d].digest for d in step.deps})
         inputs[name] = inp
-        why = why_stale(read_stamp(f"{root}/0-{step.stamp_name}-stamp"), inp)
+        why = why_stale(recorded[name], inp)
         if why != ["never built"]:
             # a dependency rebuilt for another reason (a deleted stamp) is rebuilt first
             why += [f"dependency {d} is rebuilt" for d in step.deps if reasons[d]

@@ -19,7 +19,8 @@ class GitError(LiveforgeError):
 
 
 def _run(args: Sequence[str], text: bool) -> subprocess.CompletedProcess[Any]:
-    """The one place liveforge runs git: no terminal input, output captured."""
+    """git run to its end: no terminal input, output captured (GitQuery, below, is the same
+    started without waiting)."""
     return subprocess.run(["git", *args], capture_output=True, text=text,
                           stdin=subprocess.DEVNULL, check=False)
 
@@ -33,10 +34,31 @@ def git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProce
 
 def git_bytes(repo: Path | str, *args: str) -> bytes:
     """The standard output of ``git -C repo ARGS``, as bytes: file names are bytes (``-z``)."""
-    proc = _run(["-C", str(repo), *args], text=False)
-    if proc.returncode != 0:
-        raise _failed(repo, args, proc.returncode, proc.stderr.decode(errors="replace"))
-    return proc.stdout
+    return GitQuery(repo, *args).output()
+
+
+class GitQuery:
+    """``git -C repo ARGS`` started at once; its output (bytes) is read by :meth:`output`, so
+    git works while the caller does something else."""
+
+    def __init__(self, repo: Path | str, *args: str):
+        self.repo = repo
+        self.args = args
+        self._proc = subprocess.Popen(["git", "-C", str(repo), *args], stdin=subprocess.DEVNULL,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def output(self) -> bytes:
+        """git's standard output; a GitError naming the repository when it failed."""
+        out, err = self._proc.communicate()
+        if self._proc.returncode != 0:
+            raise _failed(self.repo, self.args, self._proc.returncode,
+                          err.decode(errors="replace"))
+        return out
+
+    def close(self) -> None:
+        """Stop the query whose answer is not needed, and reap it."""
+        self._proc.kill()
+        self._proc.communicate()
 
 
 def git_value(repo: Path, *args: str) -> str:

@@ -43,6 +43,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
     from typing import Any
 
+    from liveforge.util.git import GitQuery
+
 CACHE_FORMAT = 2
 GITLINK = "160000"
 
@@ -127,16 +129,12 @@ class _GitAnswer:
 
     __slots__ = ("top", "where", "_specs", "head", "changes", "_paths", "_renamed", "_index")
 
-    def __init__(self, top: str, where: str):
-        from liveforge.util.git import git_bytes
-
+    def __init__(self, top: str, where: str, query: GitQuery | None = None):
+        """``query``: the status query already started (see :func:`_ask`), else asked now."""
         self.top = top
         self.where = where
         self._specs = [where] if where else []  # pathspecs (literal), relative to top
-        # no optional locks: a look at the tree never writes the repository's index
-        out = git_bytes(top, "--no-optional-locks", "--literal-pathspecs", "status",
-                        "--porcelain=v2", "-z", "--untracked-files=all", "--branch",
-                        "--no-ahead-behind", "--ignore-submodules=dirty", "--", *self._specs)
+        out = (query or _ask(top, where)).output()
         self.head = b""
         # (path, path it was renamed from or b"", work tree differs from the index, raw entry)
         self.changes: list[tuple[bytes, bytes, bool, bytes]] = []
@@ -192,6 +190,17 @@ class _GitAnswer:
         paths, meta = self._index
         first, last = _span(paths, pre)
         return [(paths[i], *meta[i]) for i in range(first, last)]
+
+
+def _ask(top: str, where: str) -> GitQuery:
+    """Start ``git status`` about directory ``where`` ("": all) of work tree ``top``."""
+    from liveforge.util.git import GitQuery
+
+    # no optional locks: a look at the tree never writes the repository's index
+    return GitQuery(top, "--no-optional-locks", "--literal-pathspecs", "status",
+                    "--porcelain=v2", "-z", "--untracked-files=all", "--branch",
+                    "--no-ahead-behind", "--ignore-submodules=dirty", "--",
+                    *([where] if where else []))
 
 
 def _span(paths: list[bytes], pre: bytes) -> tuple[int, int]:
@@ -276,6 +285,8 @@ class TreeHasher:
         # while planning (see planning()): work tree -> git's answers, and the trees to ask for
         self._answers: dict[str, list[_GitAnswer]] | None = None
         self._hints: list[str] = []
+        # work tree -> the directory asked about and git's status query, started by planning()
+        self._pending: dict[str, tuple[str, GitQuery]] = {}
         if cache_file is not None:
             try:
                 cache = json.loads(read_bytes(cache_file))
@@ -286,10 +297,17 @@ class TreeHasher:
 
     def planning(self, trees: Iterable[Path] = ()) -> None:
         """Until save(): git is asked once per work tree, about all of ``trees`` in it and the
-        trees inside them (one plan hashes many trees, and nothing changes them meanwhile)."""
+        trees inside them (one plan hashes many trees, and nothing changes them meanwhile).
+        The questions are asked at once: git answers while the caller does other work."""
         with self._lock:
             self._answers = {}
             self._hints = [os.fspath(t) for t in trees]
+            self._pending = {}
+            for hint in self._hints:
+                top = _git_top(hint, self._git_dirs) if os.path.isdir(hint) else None
+                if top is not None and top not in self._pending:
+                    where = self._common(top, hint[len(top) + 1:])
+                    self._pending[top] = (where, _ask(top, where))
 
     def save(self) -> None:
         """End the plan (see planning()) and write the cache if it changed."""
@@ -297,6 +315,9 @@ class TreeHasher:
             self._git_dirs.clear()
             self._answers = None
             self._hints = []
+            for _where, query in self._pending.values():  # asked, never needed
+                query.close()
+            self._pending = {}
             if self.cache_file is None or not self.dirty:
                 return
             self.cache_file.parent.mkdir(parents=True, exist_ok=True)
@@ -381,17 +402,25 @@ class TreeHasher:
         for answer in answers:
             if answer.covers(prefix):
                 return answer
+        pending = self._pending.pop(top, None)
+        if pending is not None:
+            answers.append(_GitAnswer(top, pending[0], pending[1]))
+            if answers[-1].covers(prefix):
+                return answers[-1]
+        answer = _GitAnswer(top, self._common(top, prefix))
+        answers.append(answer)
+        return answer
+
+    def _common(self, top: str, prefix: str) -> str:
+        """The one directory of work tree ``top`` to ask git about: holding ``prefix`` and every
+        tree of the plan in ``top`` (git matches many pathspecs slowly)."""
         specs = [prefix]
         for hint in self._hints:
             if hint == top:
                 specs.append("")
             elif hint.startswith(top + "/") and _git_top(hint, self._git_dirs) == top:
                 specs.append(hint[len(top) + 1:])
-        # one directory holding them all: git matches many pathspecs slowly
-        common = os.path.commonpath(specs) if "" not in specs else ""
-        answer = _GitAnswer(top, common)
-        answers.append(answer)
-        return answer
+        return os.path.commonpath(specs) if "" not in specs else ""
 
     def _hash_git(self, key: str, top: str, entry: dict[str, Any] | None) -> dict[str, Any]:
         prefix = key[len(top) + 1:] if key != top else ""
