@@ -18,10 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from kernelfix import cache_dir
+from tests.support import DEMO
+from tests.support.kernel import cache_dir
 
-REPO = Path(__file__).resolve().parents[1]
-DEMO = REPO / "examples" / "demo"
 STAMP = "20261129T101500Z"
 STATE = ("proto", "proto.strap", "manifest.d", "manifest.gen", "log", "cache", "output",
          "output-iso", "output-usb", "build.env", ".liveforge", ".liveforge.lock")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from wsutil import make_repo
+from tests.support.workspaces import make_repo
 
 GOOD = """\
 [platform]
@@ -122,7 +122,7 @@ def test_missing_branch_is_named(root: Path, tmp_path: Path) -> None:
 
 
 def test_branch_is_fetched_when_absent(root: Path, tmp_path: Path) -> None:
-    from wsutil import git
+    from tests.support.workspaces import git
 
     upstream = make_repo(tmp_path / "up" / "c", "c")
     (root / "configure-projects").write_text(f"c:main:{upstream}\n")

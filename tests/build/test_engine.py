@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from wsutil import built, commit_all, git, make_workspace, run
+from tests.support.workspaces import built, commit_all, git, make_workspace, run
 
 DIAMOND = {"a": [], "b": ["a"], "c": ["a"], "d": ["b", "c"], "e": ["d"], "f": []}
 

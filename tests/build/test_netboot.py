@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from kernelfix import STAMP, qemu_processes_mentioning, shared_platform
 from liveforge.build.cli import main
 from liveforge.build.media import get_console
 from liveforge.build.media.boot import boot, qemu_command
@@ -18,6 +17,7 @@ from liveforge.build.media.grubcfg import SMBIOS_TEST_OPTION, grub_cfg
 from liveforge.build.media.pxe import LATEST, check_script, ipxe_script, write_netboot
 from liveforge.util.errors import LiveforgeError, UsageError
 from liveforge.util.scratch import TMP_MARK
+from tests.support.kernel import STAMP, qemu_processes_mentioning, shared_platform
 
 NAME = f"platform-{STAMP}"
 

@@ -16,7 +16,7 @@ import pytest
 
 from liveforge.build.cli import main
 from liveforge.util.treehash import TreeHasher
-from wsutil import GIT_ENV, built, commit_all, git, make_repo, make_workspace, run
+from tests.support.workspaces import GIT_ENV, built, commit_all, git, make_repo, make_workspace, run
 
 BAD = os.fsdecode(b"bad\xffname")  # not UTF-8: a name the file system has, as bytes
 

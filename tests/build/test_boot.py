@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from kernelfix import STAMP, qemu_processes_mentioning, shared_platform
 from liveforge.build.media.boot import TAIL_LINES, Verdict, boot
 from liveforge.util.errors import LiveforgeError, UsageError
+from tests.support import REPO
+from tests.support.kernel import STAMP, qemu_processes_mentioning, shared_platform
 
 
 def test_verdict_lines() -> None:
@@ -141,16 +142,14 @@ def test_qemu_dies_with_a_killed_runner(tmp_path: Path) -> None:
     import time
 
     script = (
-        "import sys; sys.path.insert(0, 'tests')\n"
         "from pathlib import Path\n"
-        "import kernelfix\n"
+        "from tests.support import kernel\n"
         "from liveforge.build.media.boot import boot\n"
-        f"boot(kernelfix.make_platform(Path({str(tmp_path / 'p')!r}), kernelfix.STAMP),\n"
-        f"     kernelfix.STAMP, arch='x86_64', timeout=120,\n"
+        f"boot(kernel.make_platform(Path({str(tmp_path / 'p')!r}), kernel.STAMP),\n"
+        f"     kernel.STAMP, arch='x86_64', timeout=120,\n"
         f"     log_path=Path({str(tmp_path / 'k.log')!r}))\n"
     )
-    runner = subprocess.Popen([sys.executable, "-c", script],
-                              cwd=Path(__file__).resolve().parent.parent)
+    runner = subprocess.Popen([sys.executable, "-c", script], cwd=REPO)
     deadline = time.monotonic() + 30
     while not qemu_processes_mentioning(str(tmp_path / "p")) and time.monotonic() < deadline:
         time.sleep(0.2)

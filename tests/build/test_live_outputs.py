@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from liveforge.build.image.archive import read_cpio, read_tar
-from wsutil import MAKEFILE, make_workspace
+from tests.support.workspaces import MAKEFILE, make_workspace
 
 STAMP = "20240102T030405Z"
 OVERLAY_MANIFEST = """\

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from extrautil import http_server
 from liveforge.util.errors import FetchError
 from liveforge.util.fetch import (
     DebianSource,
@@ -18,6 +17,7 @@ from liveforge.util.fetch import (
     host_debian_entries,
     private_sources,
 )
+from tests.support.extras import http_server
 
 
 def digest(data: bytes) -> str:

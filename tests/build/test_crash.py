@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from debutil import build_deb
-from kernelfix import STAMP, shared_platform
-from wsutil import built, make_workspace, run
+from tests.support.debs import build_deb
+from tests.support.kernel import STAMP, shared_platform
+from tests.support.workspaces import built, make_workspace, run
 
 HERE = Path(__file__).parent
 

@@ -15,7 +15,7 @@ from liveforge.build.image.archive import read_cpio, read_tar, write_archives
 from liveforge.build.image.assemble import Image, resolve
 from liveforge.build.image.manifest import combine
 from liveforge.util.errors import BuildError
-from manifestgen import generate, write_proto
+from tests.support.manifests import generate, write_proto
 
 EPOCH = 1_700_000_000
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from wsutil import built, make_workspace, run
+from tests.support.workspaces import built, make_workspace, run
 
 
 @pytest.fixture
@@ -99,8 +99,8 @@ SECOND = "20240203T040506Z"
 @pytest.fixture(scope="module")
 def built_ws(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A workspace with two platforms built (STAMP, then SECOND: platform-latest)."""
-    from test_live_outputs import STAMP, live_workspace
-    from test_live_outputs import lf as live_lf
+    from tests.build.test_live_outputs import STAMP, live_workspace
+    from tests.build.test_live_outputs import lf as live_lf
 
     top = tmp_path_factory.mktemp("readonly")
     root = live_workspace(top / "ws", top / "upstream")

@@ -11,7 +11,7 @@ import pytest
 from liveforge.build.cli import main
 from liveforge.build.kinds.extra.package import build_order, load_packages
 from liveforge.util.errors import InputError, InputErrors
-from test_extra import make_ws, state, www  # noqa: F401  (www is a fixture)
+from tests.build.test_extra import make_ws, state, www  # noqa: F401  (www is a fixture)
 
 BAD_PATCH = """\
 --- a/demo.h

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from kernelfix import STAMP, shared_media, shared_platform
 from liveforge.build.media import build_iso
 from liveforge.build.media.boot import boot
+from tests.support.kernel import STAMP, shared_media, shared_platform
 
 
 def iso_listing(iso: Path, path: str) -> str:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from kernelfix import STAMP, shared_media, shared_platform
 from liveforge.build.media import build_usb
 from liveforge.build.media.boot import boot
+from tests.support.kernel import STAMP, shared_media, shared_platform
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from extrautil import (
+from liveforge.build.cli import main
+from tests.support.extras import (
     APP_PATCH,
     LIB_PATCH,
     app_tarball,
@@ -20,7 +21,6 @@ from extrautil import (
     libdemo_tarball,
     package_toml,
 )
-from liveforge.build.cli import main
 
 pytestmark = pytest.mark.skipif(shutil.which("patch") is None, reason="patch is not installed")
 

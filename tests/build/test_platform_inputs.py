@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from liveforge.build.image.archive import read_cpio, read_tar
-from wsutil import make_repo
+from tests.support import DEMO
+from tests.support.workspaces import make_repo
 
 STAMP = "20240102T030405Z"
-DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo"
 
 OVERLAY = {
     "etc/passwd": "root:x:0:0:root:/root:/bin/sh\n",
