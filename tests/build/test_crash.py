@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cli import cli
 from tests.support.debs import build_deb
 from tests.support.kernel import STAMP, shared_platform
 from tests.support.workspaces import built, make_workspace, run
@@ -60,8 +61,7 @@ def unslow(root: Path, nap: str) -> None:
 
 
 def status_rows(root: Path) -> dict[str, dict]:
-    proc = subprocess.run([sys.executable, "-m", "liveforge.build.cli", "-C", str(root), "--json",
-                           "status"], capture_output=True, text=True, timeout=60)
+    proc = cli(root, "--json", "status", timeout=60)
     assert proc.returncode == 0, proc.stderr
     return {r["component"]: r for r in json.loads(proc.stdout)}
 

@@ -3,12 +3,13 @@ depend on where the workspace is, a full disk, and a ``platform-latest`` that is
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 from liveforge.build.image.archive import read_cpio, read_tar
+from tests.support.cli import cli
 from tests.support.workspaces import MAKEFILE, make_workspace
 
 STAMP = "20240102T030405Z"
@@ -48,10 +49,8 @@ def live_workspace(root: Path, upstream: Path) -> Path:
     return root
 
 
-def lf(root: Path, *args: str, stamp: str = STAMP) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, BUILDSTAMP=stamp, PYTHONPATH=os.pathsep.join(sys.path))
-    return subprocess.run([sys.executable, "-m", "liveforge.build.cli", "-C", str(root), *args],
-                          capture_output=True, text=True, timeout=300, env=env)
+# Every run: this file's stamp, PYTHONPATH as ours, up to five minutes.
+lf = functools.partial(cli, stamp=STAMP, pythonpath=True, timeout=300)
 
 
 def test_live_writes_the_platform_tarball_and_the_root_tarball_on_request(

@@ -4,17 +4,17 @@ and nothing outside the workspace is read, written or deleted."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from liveforge.build.image.archive import read_cpio, read_tar
 from tests.support import DEMO
+from tests.support.cli import cli
 from tests.support.workspaces import make_repo
 
 STAMP = "20240102T030405Z"
@@ -44,13 +44,9 @@ path = "projects/a"
 """
 
 
-def lf(root: Path, *args: str, env: dict[str, str] | None = None
-       ) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items()
-               if k not in ("BUILDSTAMP", "SOURCE_DATE_EPOCH")}
-    return subprocess.run([sys.executable, "-m", "liveforge.build.cli", "-C", str(root), *args],
-                          capture_output=True, text=True, timeout=300,
-                          env={**environ, "BUILDSTAMP": STAMP, **(env or {})})
+# Every run: this file's stamp and no SOURCE_DATE_EPOCH from outside (env= may set either),
+# up to five minutes.
+lf = functools.partial(cli, stamp=STAMP, unset=("SOURCE_DATE_EPOCH",), timeout=300)
 
 
 def errors(proc: subprocess.CompletedProcess[str], code: int = 2) -> list[str]:

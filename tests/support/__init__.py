@@ -1,5 +1,6 @@
 """Helpers shared by the tests and the benchmarks (``bench/``), one module per subject:
 
+- ``cli``: the command line in a subprocess;
 - ``workspaces``: git repositories of make-contract components and the workspaces using them;
 - ``debs``: generated .deb packages and a flat Debian repository of them;
 - ``extras``: sources of extra packages and a loopback HTTP server;
