@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from liveforge.build.cli import main
+from tests.support import file_sha256
 from tests.support.extras import (
     APP_PATCH,
     LIB_PATCH,
@@ -43,11 +44,6 @@ def www(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path,
         yield root, url
 
 
-def sha(path: Path) -> str:
-    import hashlib
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def make_ws(root: Path, www: tuple[Path, str], lib_extra: str = "", app: bool = True,
             lib_sha: str | None = None) -> Path:
     files, url = www
@@ -60,14 +56,14 @@ def make_ws(root: Path, www: tuple[Path, str], lib_extra: str = "", app: bool = 
     (lib / "Patches").mkdir(parents=True)
     (lib / "package.toml").write_text(package_toml(
         "libdemo", "1.0", f"{url}/libdemo-1.0.tar.gz",
-        lib_sha or sha(files / "libdemo-1.0.tar.gz"),
+        lib_sha or file_sha256(files / "libdemo-1.0.tar.gz"),
         'variants = ["32", "64"]\nstrap = true\nstrap_variants = ["64"]\n' + lib_extra))
     (lib / "Patches" / "0001-version-suffix.patch").write_text(LIB_PATCH)
     if app:
         ap = comp / "app"
         (ap / "Patches").mkdir(parents=True)
         (ap / "package.toml").write_text(package_toml(
-            "app", "2.0", f"{url}/app-2.0.tar.gz", sha(files / "app-2.0.tar.gz"),
+            "app", "2.0", f"{url}/app-2.0.tar.gz", file_sha256(files / "app-2.0.tar.gz"),
             'build = "make"\ndepends = ["libdemo"]\nvariants = ["64"]\n'))
         (ap / "Patches" / "0001-greeting.patch").write_text(APP_PATCH)
     (comp / "manifest").write_text(MANIFEST)
@@ -190,7 +186,7 @@ def test_warm_cache_needs_no_network(tmp_path: Path, www: tuple[Path, str]) -> N
     root = make_ws(tmp_path / "ws", www, app=False)
     assert world(root) == 0
     files, _url = www
-    lib_sha = sha(files / "libdemo-1.0.tar.gz")
+    lib_sha = file_sha256(files / "libdemo-1.0.tar.gz")
     for p in files.iterdir():
         p.unlink()
     second = make_ws(tmp_path / "ws2", www, app=False, lib_sha=lib_sha)

@@ -10,7 +10,18 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "examples" / "demo"
+
+
+def sha256(data: bytes | str) -> str:
+    """The hex sha256 of ``data`` (text as UTF-8)."""
+    return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    """The hex sha256 of the file at ``path``."""
+    return sha256(path.read_bytes())

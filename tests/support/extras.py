@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 import http.server
 import io
 import tarfile
@@ -12,6 +11,8 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from tests.support import file_sha256
 
 CONFIGURE = """\
 #!/bin/sh
@@ -78,7 +79,7 @@ def tarball(path: Path, files: dict[str, str], executable: tuple[str, ...] = ())
     with tarfile.open(path, "w:gz") as tar:
         for name, text in files.items():
             add_file(tar, name, text, 0o755 if name in executable else 0o644)
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return file_sha256(path)
 
 
 def libdemo_tarball(path: Path, version: str = "1.0") -> str:

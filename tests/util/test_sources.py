@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import socket
 from pathlib import Path
 
@@ -17,11 +16,8 @@ from liveforge.util.fetch import (
     host_debian_entries,
     private_sources,
 )
+from tests.support import sha256
 from tests.support.extras import http_server
-
-
-def digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def free_port() -> int:
@@ -37,7 +33,7 @@ def test_fetch_verify_and_cache(tmp_path: Path) -> None:
     notes: list[str] = []
     fetcher = Fetcher(tmp_path / "cache", note=notes.append)
     with http_server(www) as url:
-        src = UrlSource(f"{url}/a-1.0.tar.gz", digest(b"upstream bytes"))
+        src = UrlSource(f"{url}/a-1.0.tar.gz", sha256(b"upstream bytes"))
         got = fetcher.fetch(src)
     assert got.read_bytes() == b"upstream bytes"
     assert got == tmp_path / "cache" / "sources" / src.sha256 / "a-1.0.tar.gz"
@@ -56,16 +52,16 @@ def test_checksum_mismatch_names_file_and_hashes_and_deletes(tmp_path: Path) -> 
     www = tmp_path / "www"
     www.mkdir()
     (www / "b.tar.gz").write_bytes(b"tampered")
-    wrong = digest(b"what we pinned")
+    wrong = sha256(b"what we pinned")
     with http_server(www) as url, pytest.raises(FetchError) as info:
         Fetcher(tmp_path / "cache").fetch(UrlSource(f"{url}/b.tar.gz", wrong))
     message = str(info.value)
-    assert "b.tar.gz" in message and wrong in message and digest(b"tampered") in message
+    assert "b.tar.gz" in message and wrong in message and sha256(b"tampered") in message
     assert not list((tmp_path / "cache").rglob("b.tar.gz*"))
 
 
 def test_unfetchable_without_and_with_cache(tmp_path: Path) -> None:
-    src = UrlSource(f"http://127.0.0.1:{free_port()}/gone.tar.gz", digest(b"gone"))
+    src = UrlSource(f"http://127.0.0.1:{free_port()}/gone.tar.gz", sha256(b"gone"))
     with pytest.raises(FetchError, match="cannot fetch http://127.0.0.1"):
         Fetcher(tmp_path / "cache").fetch(src)
     with pytest.raises(FetchError, match="offline"):
@@ -77,7 +73,7 @@ def test_unfetchable_without_and_with_cache(tmp_path: Path) -> None:
     www = tmp_path / "www"
     www.mkdir()
     with http_server(www) as url, pytest.raises(FetchError, match="404"):
-        Fetcher(tmp_path / "cache").fetch(UrlSource(f"{url}/missing", digest(b"x")))
+        Fetcher(tmp_path / "cache").fetch(UrlSource(f"{url}/missing", sha256(b"x")))
 
 
 def test_bad_sha256_is_refused(tmp_path: Path) -> None:
