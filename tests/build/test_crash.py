@@ -17,7 +17,7 @@ import pytest
 
 from tests.support.cli import cli
 from tests.support.debs import build_deb
-from tests.support.kernel import STAMP, shared_platform
+from tests.support.kernel import STAMP, Bootable
 from tests.support.workspaces import built, make_workspace, run
 
 HERE = Path(__file__).parent
@@ -196,11 +196,11 @@ MEDIA_HELPER = ("import sys, time\nfrom pathlib import Path\n" + BLOCK +
     ("usb", "gzip_file", ["partition.map", "platform-{}.usb.gz"]),
 ])
 def test_media_verb_removes_what_a_killed_one_left(tmp_path: Path, mod: str, step: str,
-                                                   names: list[str]) -> None:
+                                                   names: list[str], bootable: Bootable) -> None:
     from liveforge.build import media
 
     out = tmp_path / f"output-{mod}"
-    platform = shared_platform()
+    platform = bootable.platform()
     killed = _helper(MEDIA_HELPER.format(mod=mod, step=step), str(platform), STAMP, str(out))
     killed.kill()
     killed.wait()
