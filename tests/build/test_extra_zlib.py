@@ -11,8 +11,7 @@ import pytest
 
 from liveforge.build.cli import main
 from tests.support import DEMO
-from tests.support.extras import elf_class
-from tests.util.test_sources import debian_reachable
+from tests.support.extras import debian_reachable, elf_class
 
 DEMO_EXTRA = DEMO / "projects" / "extra"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.cli import cli
-from tests.support.workspaces import built, make_workspace, run
+from tests.support.workspaces import LIVE_STAMP, built, live_workspace, make_workspace, run
 
 
 @pytest.fixture
@@ -94,14 +94,11 @@ SECOND = "20240203T040506Z"
 
 @pytest.fixture(scope="module")
 def built_ws(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A workspace with two platforms built (STAMP, then SECOND: platform-latest)."""
-    from tests.build.test_live_outputs import STAMP, live_workspace
-    from tests.build.test_live_outputs import lf as live_lf
-
+    """A workspace with two platforms built (LIVE_STAMP, then SECOND: platform-latest)."""
     top = tmp_path_factory.mktemp("readonly")
     root = live_workspace(top / "ws", top / "upstream")
-    for stamp in (STAMP, SECOND):
-        proc = live_lf(root, "live", stamp=stamp)
+    for stamp in (LIVE_STAMP, SECOND):
+        proc = cli(root, "live", stamp=stamp, pythonpath=True, timeout=300)
         assert proc.returncode == 0, proc.stderr
     return root
 

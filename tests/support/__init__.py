@@ -1,11 +1,15 @@
 """Helpers shared by the tests and the benchmarks (``bench/``), one module per subject:
 
 - ``cli``: the command line in a subprocess;
-- ``workspaces``: git repositories of make-contract components and the workspaces using them;
+- ``workspaces``: git repositories of make-contract components and the workspaces using them,
+  among them one that ``live`` can build;
 - ``debs``: generated .deb packages and a flat Debian repository of them;
-- ``extras``: sources of extra packages and a loopback HTTP server;
-- ``kernel``: a tiny bootable platform (Debian's kernel, a busybox initramfs) and its media;
+- ``extras``: sources of extra packages, workspaces of them, a loopback HTTP server, and
+  whether the Debian archive is reachable;
+- ``kernel``: tiny bootable platforms (Debian's kernel, a busybox initramfs) and their media;
 - ``manifests``: realistic generated manifests and the proto trees they describe.
+
+The fixtures that several test files share are in the ``conftest.py`` files.
 """
 
 from __future__ import annotations

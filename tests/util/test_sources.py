@@ -17,7 +17,7 @@ from liveforge.util.fetch import (
     private_sources,
 )
 from tests.support import sha256
-from tests.support.extras import http_server
+from tests.support.extras import debian_reachable, http_server
 
 
 def free_port() -> int:
@@ -124,15 +124,6 @@ def test_private_sources_from_host_and_mirror(tmp_path: Path) -> None:
     assert "Components" not in flat and "Trusted: yes" in flat
     with pytest.raises(FetchError, match="DEBIAN_MIRROR"):
         private_sources({}, tmp_path / "empty")
-
-
-def debian_reachable() -> str | None:
-    import urllib.request
-    try:
-        urllib.request.urlopen("http://deb.debian.org/debian/", timeout=5).close()
-    except OSError as exc:
-        return f"the Debian archive is not reachable: {exc}"
-    return None
 
 
 @pytest.mark.network
