@@ -20,12 +20,12 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.support
 
 from liveforge.build.image.archive import write_archives  # noqa: E402
 from liveforge.build.image.assemble import resolve  # noqa: E402
 from liveforge.build.image.manifest import combine  # noqa: E402
-from manifestgen import generate, write_proto  # noqa: E402
+from tests.support.manifests import generate, write_proto  # noqa: E402
 
 EPOCH = 1_700_000_000
 

@@ -32,17 +32,17 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests"))
+sys.path.insert(0, str(HERE.parent))  # for tests.support
 sys.path.insert(0, str(HERE.parent / "src"))
 
-import kernelfix  # noqa: E402
 from liveforge.build.image.layout import PlatformLayout  # noqa: E402
 from liveforge.build.media import build_iso, build_usb, get_console  # noqa: E402
 from liveforge.build.media.boot import MEMORY_MB, boot, machine_args  # noqa: E402
 from liveforge.build.media.hosttools import OVMF_CODE, OVMF_VARS  # noqa: E402
 from liveforge.build.media.pxe import write_netboot  # noqa: E402
+from tests.support import kernel as fixture  # noqa: E402
 
-ARCH = "x86_64"  # the platforms kernelfix makes, booted by qemu-system-x86_64
+ARCH = "x86_64"  # the platforms the fixture makes, booted by qemu-system-x86_64
 MARKER = b"BARE-READY"
 BARE_INIT = "#!/bin/busybox sh\n/bin/busybox echo BARE-READY\n/bin/busybox poweroff -f\n"
 
@@ -59,12 +59,12 @@ CASES = {  # name -> (media, uefi)
 
 def bare_initramfs() -> bytes:
     body = b"".join([
-        kernelfix._newc("bin", 0o40755, ino=1),
-        kernelfix._newc("bin/busybox", 0o100755, kernelfix.BUSYBOX.read_bytes(), ino=2),
-        kernelfix._newc("dev", 0o40755, ino=3),
-        kernelfix._newc("dev/console", 0o20600, ino=4, rdev=(5, 1)),
-        kernelfix._newc("init", 0o100755, BARE_INIT.encode(), ino=5),
-        kernelfix._newc("TRAILER!!!", 0),
+        fixture._newc("bin", 0o40755, ino=1),
+        fixture._newc("bin/busybox", 0o100755, fixture.BUSYBOX.read_bytes(), ino=2),
+        fixture._newc("dev", 0o40755, ino=3),
+        fixture._newc("dev/console", 0o20600, ino=4, rdev=(5, 1)),
+        fixture._newc("init", 0o100755, BARE_INIT.encode(), ino=5),
+        fixture._newc("TRAILER!!!", 0),
     ])
     return gzip.compress(body, mtime=0)
 
@@ -112,8 +112,8 @@ def main() -> int:
             platform = args.platform.resolve()
             stamp = args.stamp or (platform / "etc/version/platform").read_text().strip()
         else:
-            stamp = kernelfix.STAMP
-            platform = kernelfix.make_platform(work / "platform", stamp)
+            stamp = fixture.STAMP
+            platform = fixture.make_platform(work / "platform", stamp)
         kernel = platform / PlatformLayout(ARCH).kernel
         initrd = work / "bare.initrd"
         initrd.write_bytes(bare_initramfs())

@@ -1,9 +1,9 @@
-"""Helpers for the extra/deb/sources tests: a loopback HTTP server and generated sources."""
+"""Helpers for the extra/deb/sources tests: generated sources and extra workspaces, a loopback
+HTTP server, and whether the Debian archive is reachable."""
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import http.server
 import io
 import tarfile
@@ -12,6 +12,8 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from tests.support import file_sha256
 
 CONFIGURE = """\
 #!/bin/sh
@@ -78,7 +80,7 @@ def tarball(path: Path, files: dict[str, str], executable: tuple[str, ...] = ())
     with tarfile.open(path, "w:gz") as tar:
         for name, text in files.items():
             add_file(tar, name, text, 0o755 if name in executable else 0o644)
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return file_sha256(path)
 
 
 def libdemo_tarball(path: Path, version: str = "1.0") -> str:
@@ -134,6 +136,47 @@ def package_toml(name: str, version: str, url: str, sha: str, extra: str = "") -
         """)
 
 
+EXTRA_MANIFEST = """\
+d usr 0755 root sys
+f usr/lib/libdemo.so.1 0755 root bin   # $LIBDEMO_VERSION
+f usr/share/demo-${LIBDEMO_VERSION}.txt 0644 root bin
+f usr/bin/$UNKNOWN 0555 root bin
+"""
+
+
+def extra_workspace(root: Path, www: tuple[Path, str], lib_extra: str = "", app: bool = True,
+                    lib_sha: str | None = None) -> Path:
+    """A workspace of one extra component: libdemo (patched, 32 and 64 bits, strapped), and
+    app on top of it unless not ``app``; ``www`` is the ``www`` fixture serving their sources."""
+    files, url = www
+    root.mkdir(parents=True)
+    (root / "platform.toml").write_text(
+        '[platform]\nname = "t"\n\n[components.extra]\nkind = "extra"\n'
+        'path = "projects/extra"\n')
+    comp = root / "projects" / "extra"
+    lib = comp / "libdemo"
+    (lib / "Patches").mkdir(parents=True)
+    (lib / "package.toml").write_text(package_toml(
+        "libdemo", "1.0", f"{url}/libdemo-1.0.tar.gz",
+        lib_sha or file_sha256(files / "libdemo-1.0.tar.gz"),
+        'variants = ["32", "64"]\nstrap = true\nstrap_variants = ["64"]\n' + lib_extra))
+    (lib / "Patches" / "0001-version-suffix.patch").write_text(LIB_PATCH)
+    if app:
+        ap = comp / "app"
+        (ap / "Patches").mkdir(parents=True)
+        (ap / "package.toml").write_text(package_toml(
+            "app", "2.0", f"{url}/app-2.0.tar.gz", file_sha256(files / "app-2.0.tar.gz"),
+            'build = "make"\ndepends = ["libdemo"]\nvariants = ["64"]\n'))
+        (ap / "Patches" / "0001-greeting.patch").write_text(APP_PATCH)
+    (comp / "manifest").write_text(EXTRA_MANIFEST)
+    return root
+
+
+def extra_state(root: Path) -> Path:
+    """The extra kind's state directory of the component ``extra``."""
+    return root / ".liveforge" / "extra" / "extra"
+
+
 def elf_class(path: Path) -> int:
     """32 or 64, from the ELF header."""
     head = path.read_bytes()[:5]
@@ -158,3 +201,13 @@ def http_server(root: Path) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def debian_reachable() -> str | None:
+    """None if the Debian archive answers, else why it does not (a reason to skip)."""
+    import urllib.request
+    try:
+        urllib.request.urlopen("http://deb.debian.org/debian/", timeout=5).close()
+    except OSError as exc:
+        return f"the Debian archive is not reachable: {exc}"
+    return None

@@ -21,6 +21,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 BUSYBOX = Path("/bin/busybox")
@@ -154,45 +155,39 @@ def make_platform(root: Path, stamp: str, fail: str = "", truncate: bool = False
     return root
 
 
-# -- shared fixtures ---------------------------------------------------------------------------
-# Built once per test session and shared by every test module (a pytest fixture imported into
-# several modules would be built once per module).
+# -- the platforms the tests share ------------------------------------------------------------
 
 STAMP = "20231114T221320Z"
-_shared: dict[str, Path] = {}
-_shared_root: Path | None = None
 
 
-def shared_dir() -> Path:
-    global _shared_root
-    if _shared_root is None:
-        import atexit
+@dataclass(slots=True)
+class Bootable:
+    """The test platforms for STAMP and their media, under ``root``, each made on first use.
 
-        _shared_root = Path(tempfile.mkdtemp(prefix="liveforge-tests."))
-        atexit.register(shutil.rmtree, _shared_root, True)
-    return _shared_root
+    The session fixture ``bootable`` (tests/build/conftest.py) holds one for all tests."""
 
+    root: Path
+    made: dict[str, Path] = field(default_factory=dict)
 
-def shared_platform(variant: str = "good") -> Path:
-    """A platform for STAMP: ``good``, ``broken`` (a failing self-test) or ``truncated``."""
-    if variant not in _shared:
-        root = shared_dir() / f"platform-{variant}"
-        make_platform(root, STAMP, fail="selftest-broken" if variant == "broken" else "",
-                      truncate=variant == "truncated")
-        _shared[variant] = root
-    return _shared[variant]
+    def platform(self, variant: str = "good") -> Path:
+        """A platform: ``good``, ``broken`` (a failing self-test) or ``truncated``."""
+        if variant not in self.made:
+            root = self.root / f"platform-{variant}"
+            make_platform(root, STAMP, fail="selftest-broken" if variant == "broken" else "",
+                          truncate=variant == "truncated")
+            self.made[variant] = root
+        return self.made[variant]
 
+    def media(self, kind: str) -> Path:
+        """The ISO (``iso``) or USB image (``usb``) of the good platform."""
+        key = f"media-{kind}"
+        if key not in self.made:
+            from liveforge.build.media import build_iso, build_usb
 
-def shared_media(kind: str) -> Path:
-    """The ISO (``iso``) or USB image (``usb``) of the good platform, built once."""
-    key = f"media-{kind}"
-    if key not in _shared:
-        from liveforge.build.media import build_iso, build_usb
-
-        build = build_iso if kind == "iso" else build_usb
-        _shared[key] = build(shared_platform(), STAMP, shared_dir() / f"output-{kind}",
-                             arch="x86_64")
-    return _shared[key]
+            build = build_iso if kind == "iso" else build_usb
+            self.made[key] = build(self.platform(), STAMP, self.root / f"output-{kind}",
+                                   arch="x86_64")
+        return self.made[key]
 
 
 def qemu_processes_mentioning(text: str) -> list[int]:

@@ -1,4 +1,5 @@
-"""Helpers that make real workspaces: git repositories of make-contract components."""
+"""Helpers that make real workspaces: git repositories of make-contract components, and the
+workspaces that use them."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from liveforge.build.cli import main
+from tests.support.cli import cli
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
@@ -81,6 +83,44 @@ def make_workspace(root: Path, deps: dict[str, Sequence[str]], env: dict[str, Se
         projects.append(f"{name}:main:{upstream / name}")
     (root / "platform.toml").write_text("\n".join(lines))
     (root / "configure-projects").write_text("# test projects\n" + "\n".join(projects) + "\n")
+    return root
+
+
+LIVE_STAMP = "20240102T030405Z"  # the stamp live_workspace configures with
+LIVE_OVERLAY_MANIFEST = """\
+d boot 0755 root root
+f boot/vmlinuz 0644 root root
+d etc 0755 root root
+f etc/passwd 0644 root root
+f etc/group 0644 root root
+d etc/version 0755 root root
+f etc/version/platform 0444 root root
+"""
+
+
+def live_workspace(root: Path, upstream: Path) -> Path:
+    """A configured workspace that ``live`` can build: a git component cloned from
+    ``upstream``, a component that is a plain directory (not a git checkout), and an overlay
+    with the accounts and a stand-in kernel."""
+    make_workspace(root, {"comp": []}, upstream=upstream)
+    plain = root / "plain"
+    (plain / "src").mkdir(parents=True)
+    (plain / "src" / "a.txt").write_text("plain source\n")
+    (plain / "Makefile").write_text(MAKEFILE.format(name="plain"))
+    overlay = root / "overlay"
+    (overlay / "boot").mkdir(parents=True)
+    (overlay / "boot" / "vmlinuz").write_bytes(b"not really a kernel\n" * 100)
+    (overlay / "etc").mkdir()
+    (overlay / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
+    (overlay / "etc" / "group").write_text("root:x:0:\n")
+    (overlay / "manifest").write_text(LIVE_OVERLAY_MANIFEST)
+    toml = (root / "platform.toml").read_text()
+    toml = toml.replace('name = "test"', 'name = "test"\noverlays = ["overlay"]\n'
+                        'kernel = "boot/vmlinuz"')
+    (root / "platform.toml").write_text(toml + '\n[components.plain]\nkind = "make"\n'
+                                        'path = "plain"\n')
+    configured = cli(root, "configure", stamp=LIVE_STAMP, pythonpath=True, timeout=300)
+    assert configured.returncode == 0
     return root
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from wsutil import built, make_workspace, run
+from tests.support.cli import cli
+from tests.support.workspaces import LIVE_STAMP, built, live_workspace, make_workspace, run
 
 
 @pytest.fixture
@@ -19,14 +20,9 @@ def ws(tmp_path: Path, capsys) -> Path:  # type: ignore[no-untyped-def]
     return root
 
 
-def lf(root: Path, *args: str, **kw) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
-    return subprocess.run([sys.executable, "-m", "liveforge.build.cli", "-C", str(root), *args],
-                          capture_output=True, text=True, timeout=120, **kw)
-
-
 def test_shell_has_the_build_environment(ws: Path) -> None:
     (ws / "proto.strap/usr/bin").mkdir(parents=True)
-    proc = lf(ws, "shell", "b", "sh", "-c", 'echo "$DESTDIR|$MAX_JOBS|$PWD|$PATH|$DEBUG"')
+    proc = cli(ws, "shell", "b", "sh", "-c", 'echo "$DESTDIR|$MAX_JOBS|$PWD|$PATH|$DEBUG"')
     assert proc.returncode == 0, proc.stderr
     destdir, jobs, cwd, path, debug = proc.stdout.strip().split("|")
     assert destdir == str(ws / "proto")
@@ -34,11 +30,11 @@ def test_shell_has_the_build_environment(ws: Path) -> None:
     assert cwd == str(ws / "projects/b")
     assert path.split(":")[0] == str(ws / "proto.strap/usr/bin")
     assert debug == "no"
-    assert lf(ws, "shell", "zz", "true").returncode == 2
+    assert cli(ws, "shell", "zz", "true").returncode == 2
 
 
 def test_shell_exit_status_is_the_commands(ws: Path) -> None:
-    assert lf(ws, "shell", "a", "sh", "-c", "exit 7").returncode == 7
+    assert cli(ws, "shell", "a", "sh", "-c", "exit 7").returncode == 7
 
 
 def test_clean_and_clobber(ws: Path, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -63,16 +59,16 @@ def test_configure_clobber_flag_starts_from_scratch(ws: Path, capsys) -> None:  
 
 
 def test_check_runs_component_check_targets(ws: Path) -> None:
-    assert lf(ws, "check").returncode == 0
+    assert cli(ws, "check").returncode == 0
     (ws / "projects/a/src/a.txt").unlink()
-    proc = lf(ws, "check")
+    proc = cli(ws, "check")
     assert proc.returncode == 1 and "check of a failed" in proc.stderr
 
 
 def test_status_text_and_json_events(ws: Path) -> None:
-    proc = lf(ws, "status")
+    proc = cli(ws, "status")
     assert proc.stdout.splitlines()[1].split() == ["a", "make", "never", "built"]
-    proc = lf(ws, "--json", "world")
+    proc = cli(ws, "--json", "world")
     import json
 
     events = [json.loads(line) for line in proc.stdout.splitlines()]
@@ -98,14 +94,11 @@ SECOND = "20240203T040506Z"
 
 @pytest.fixture(scope="module")
 def built_ws(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A workspace with two platforms built (STAMP, then SECOND: platform-latest)."""
-    from test_live_outputs import STAMP, live_workspace
-    from test_live_outputs import lf as live_lf
-
+    """A workspace with two platforms built (LIVE_STAMP, then SECOND: platform-latest)."""
     top = tmp_path_factory.mktemp("readonly")
     root = live_workspace(top / "ws", top / "upstream")
-    for stamp in (STAMP, SECOND):
-        proc = live_lf(root, "live", stamp=stamp)
+    for stamp in (LIVE_STAMP, SECOND):
+        proc = cli(root, "live", stamp=stamp, pythonpath=True, timeout=300)
         assert proc.returncode == 0, proc.stderr
     return root
 
@@ -140,7 +133,7 @@ def snapshot(root: Path) -> dict[str, tuple[object, ...]]:
     ("check",)], ids=" ".join)
 def test_read_only_verbs_write_nothing(built_ws: Path, args: tuple[str, ...]) -> None:
     before = snapshot(built_ws)
-    proc = lf(built_ws, *args, cwd=built_ws)
+    proc = cli(built_ws, *args, cwd=built_ws)
     assert proc.returncode == 0, proc.stderr
     after = snapshot(built_ws)
     changed = sorted(path for path in before.keys() | after.keys()

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from wsutil import built, commit_all, git, make_workspace, run
+from tests.support.cli import cli
+from tests.support.workspaces import built, commit_all, git, make_workspace, run
 
 DIAMOND = {"a": [], "b": ["a"], "c": ["a"], "d": ["b", "c"], "e": ["d"], "f": []}
 
@@ -114,8 +115,7 @@ def test_failure_leaves_no_stamp_and_independent_work_completes(ws: Path, capsys
 def test_failure_output_names_component_and_log(ws: Path) -> None:
     mk = ws / "projects/f/Makefile"
     mk.write_text(mk.read_text().replace('test "$(FAIL)" != yes', "test yes != yes"))
-    proc = subprocess.run([sys.executable, "-m", "liveforge.build.cli", "-C", str(ws), "world"],
-                          capture_output=True, text=True)
+    proc = cli(ws, "world", timeout=None)
     assert proc.returncode == 1
     assert "f FAILED" in proc.stderr and "deliberate failure of f" in proc.stderr
     assert "log/f." in proc.stderr
@@ -148,15 +148,13 @@ def test_concurrent_run_is_refused(ws: Path) -> None:
         stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
-        proc = subprocess.run([sys.executable, "-m", "liveforge.build.cli", "-C", str(ws), "world"],
-                              capture_output=True, text=True, timeout=30)
+        proc = cli(ws, "world", timeout=30)
         assert proc.returncode == 1
         assert f"in use by liveforge PID {holder.pid}" in proc.stderr
     finally:
         holder.kill()
         holder.wait()
-    proc = subprocess.run([sys.executable, "-m", "liveforge.build.cli", "-C", str(ws), "--wait",
-                           "world"], capture_output=True, text=True, timeout=60)
+    proc = cli(ws, "--wait", "world", timeout=60)
     assert proc.returncode == 0, proc.stderr
 
 

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from kernelfix import STAMP, qemu_processes_mentioning, shared_platform
 from liveforge.build.media.boot import TAIL_LINES, Verdict, boot
 from liveforge.util.errors import LiveforgeError, UsageError
+from tests.support import REPO
+from tests.support.kernel import STAMP, Bootable, qemu_processes_mentioning
 
 
 def test_verdict_lines() -> None:
@@ -48,9 +49,9 @@ def test_bad_arguments(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_direct_boot_ready(tmp_path: Path) -> None:
+def test_direct_boot_ready(tmp_path: Path, bootable: Bootable) -> None:
     log = tmp_path / "log" / f"boot.{STAMP}.direct.log"
-    result = boot(shared_platform(), STAMP, arch="x86_64", timeout=120, log_path=log)
+    result = boot(bootable.platform(), STAMP, arch="x86_64", timeout=120, log_path=log)
     assert result.ok and result.status == "ready" and result.exit_code == 0, result.tail
     assert f"PLATFORM-READY {STAMP}" in log.read_text(errors="replace")
     assert "liveforge.test=1" in log.read_text(errors="replace")
@@ -58,8 +59,8 @@ def test_direct_boot_ready(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_broken_selftest_fails(tmp_path: Path) -> None:
-    result = boot(shared_platform("broken"), STAMP, arch="x86_64", timeout=120,
+def test_broken_selftest_fails(tmp_path: Path, bootable: Bootable) -> None:
+    result = boot(bootable.platform("broken"), STAMP, arch="x86_64", timeout=120,
                   log_path=tmp_path / "b.log")
     assert not result.ok and result.exit_code == 1
     assert result.status == "failed"
@@ -69,8 +70,8 @@ def test_broken_selftest_fails(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_truncated_archive_fails_with_kernel_message(tmp_path: Path) -> None:
-    result = boot(shared_platform("truncated"), STAMP, arch="x86_64", timeout=120,
+def test_truncated_archive_fails_with_kernel_message(tmp_path: Path, bootable: Bootable) -> None:
+    result = boot(bootable.platform("truncated"), STAMP, arch="x86_64", timeout=120,
                   log_path=tmp_path / "t.log")
     assert not result.ok
     assert result.status == "panic", result.message
@@ -81,8 +82,8 @@ def test_truncated_archive_fails_with_kernel_message(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_timeout_kills_qemu(tmp_path: Path) -> None:
-    result = boot(shared_platform(), STAMP, arch="x86_64", timeout=2,
+def test_timeout_kills_qemu(tmp_path: Path, bootable: Bootable) -> None:
+    result = boot(bootable.platform(), STAMP, arch="x86_64", timeout=2,
                   log_path=tmp_path / "slow.log")
     assert not result.ok and result.status == "timeout"
     assert "2s" in result.message
@@ -90,14 +91,14 @@ def test_timeout_kills_qemu(tmp_path: Path) -> None:
     assert not qemu_processes_mentioning(str(tmp_path))
 
 
-def test_qemu_command_uses_tcg_and_private_vars(tmp_path: Path) -> None:
+def test_qemu_command_uses_tcg_and_private_vars(tmp_path: Path, bootable: Bootable) -> None:
     from liveforge.build.media import get_console
     from liveforge.build.media.boot import qemu_command
     from liveforge.build.media.hosttools import OVMF_VARS
 
     work = tmp_path / "work"
     work.mkdir()
-    argv = qemu_command("qemu-system-x86_64", shared_platform(), STAMP, arch="x86_64",
+    argv = qemu_command("qemu-system-x86_64", bootable.platform(), STAMP, arch="x86_64",
                         media="direct", uefi=True, term=get_console("ttyb"), interactive=False,
                         log_path=tmp_path / "log", work=work)
     assert argv[argv.index("-accel") + 1] == "tcg"
@@ -110,17 +111,17 @@ def test_qemu_command_uses_tcg_and_private_vars(tmp_path: Path) -> None:
     assert append == "console=ttyS1,115200n8 panic=-1 liveforge.test=1"
     # ttyb is the second serial port: the first is a null device, the second the console
     assert argv[-4:] == ["-serial", "null", "-serial", "stdio"]
-    interactive = qemu_command("qemu-system-x86_64", shared_platform(), STAMP, arch="x86_64",
+    interactive = qemu_command("qemu-system-x86_64", bootable.platform(), STAMP, arch="x86_64",
                                media="direct", uefi=False, term=get_console("ttya"),
                                interactive=True, log_path=tmp_path / "log", work=work)
     assert "liveforge.test=1" not in interactive[interactive.index("-append") + 1]
     assert "chardev:con" in interactive
-    interactive_uefi = qemu_command("qemu-system-x86_64", shared_platform(), STAMP,
+    interactive_uefi = qemu_command("qemu-system-x86_64", bootable.platform(), STAMP,
                                     arch="x86_64", media="direct", uefi=True,
                                     term=get_console("ttya"), interactive=True,
                                     log_path=tmp_path / "log", work=work)
     assert f"if=pflash,format=raw,file={work / 'OVMF_VARS.fd'}" in interactive_uefi
-    text = qemu_command("qemu-system-x86_64", shared_platform(), STAMP, arch="x86_64",
+    text = qemu_command("qemu-system-x86_64", bootable.platform(), STAMP, arch="x86_64",
                         media="direct", uefi=False, term=get_console("text"), interactive=True,
                         log_path=tmp_path / "log", work=work)
     assert "-vga" not in text  # the text console is the display adapter's
@@ -141,16 +142,14 @@ def test_qemu_dies_with_a_killed_runner(tmp_path: Path) -> None:
     import time
 
     script = (
-        "import sys; sys.path.insert(0, 'tests')\n"
         "from pathlib import Path\n"
-        "import kernelfix\n"
+        "from tests.support import kernel\n"
         "from liveforge.build.media.boot import boot\n"
-        f"boot(kernelfix.make_platform(Path({str(tmp_path / 'p')!r}), kernelfix.STAMP),\n"
-        f"     kernelfix.STAMP, arch='x86_64', timeout=120,\n"
+        f"boot(kernel.make_platform(Path({str(tmp_path / 'p')!r}), kernel.STAMP),\n"
+        f"     kernel.STAMP, arch='x86_64', timeout=120,\n"
         f"     log_path=Path({str(tmp_path / 'k.log')!r}))\n"
     )
-    runner = subprocess.Popen([sys.executable, "-c", script],
-                              cwd=Path(__file__).resolve().parent.parent)
+    runner = subprocess.Popen([sys.executable, "-c", script], cwd=REPO)
     deadline = time.monotonic() + 30
     while not qemu_processes_mentioning(str(tmp_path / "p")) and time.monotonic() < deadline:
         time.sleep(0.2)

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from kernelfix import STAMP, qemu_processes_mentioning, shared_platform
 from liveforge.build.cli import main
 from liveforge.build.media import get_console
 from liveforge.build.media.boot import boot, qemu_command
@@ -18,6 +17,7 @@ from liveforge.build.media.grubcfg import SMBIOS_TEST_OPTION, grub_cfg
 from liveforge.build.media.pxe import LATEST, check_script, ipxe_script, write_netboot
 from liveforge.util.errors import LiveforgeError, UsageError
 from liveforge.util.scratch import TMP_MARK
+from tests.support.kernel import STAMP, Bootable, qemu_processes_mentioning
 
 NAME = f"platform-{STAMP}"
 
@@ -34,11 +34,11 @@ def fake_platform(output: Path, name: str = NAME, arch: str = "x86_64",
     return root
 
 
-def served(tmp_path: Path, variant: str = "good") -> Path:
-    """An output directory holding the shared test platform (a link to it) under NAME."""
+def served(tmp_path: Path, platform: Path) -> Path:
+    """An output directory holding ``platform`` (a link to it) under NAME."""
     out = tmp_path / "output"
     out.mkdir()
-    (out / NAME).symlink_to(shared_platform(variant))
+    (out / NAME).symlink_to(platform)
     return out
 
 
@@ -225,8 +225,9 @@ def test_check_script_names_the_missing_file(tmp_path: Path) -> None:
 
 # -- booting it --------------------------------------------------------------------------------
 
-def test_qemu_serves_the_scripts_directory_and_selects_the_test_entry(tmp_path: Path) -> None:
-    out = served(tmp_path)
+def test_qemu_serves_the_scripts_directory_and_selects_the_test_entry(tmp_path: Path,
+                                                                     bootable: Bootable) -> None:
+    out = served(tmp_path, bootable.platform())
     script = write_netboot(out, NAME, STAMP, "x86_64")
     work = tmp_path / "work"
     work.mkdir()
@@ -242,8 +243,8 @@ def test_qemu_serves_the_scripts_directory_and_selects_the_test_entry(tmp_path: 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("uefi", [False, True], ids=["bios", "uefi"])
-def test_pxe_boot_ready(tmp_path: Path, uefi: bool) -> None:
-    out = served(tmp_path)
+def test_pxe_boot_ready(tmp_path: Path, uefi: bool, bootable: Bootable) -> None:
+    out = served(tmp_path, bootable.platform())
     write_netboot(out, NAME, STAMP, "x86_64")
     log = tmp_path / "log" / f"boot.{STAMP}.pxe.log"
     result = boot(out / LATEST, STAMP, arch="x86_64", media="pxe", uefi=uefi, timeout=240,
@@ -262,8 +263,8 @@ def test_pxe_boot_ready(tmp_path: Path, uefi: bool) -> None:
 
 
 @pytest.mark.slow
-def test_pxe_boot_of_a_failing_platform_fails(tmp_path: Path) -> None:
-    out = served(tmp_path, "broken")
+def test_pxe_boot_of_a_failing_platform_fails(tmp_path: Path, bootable: Bootable) -> None:
+    out = served(tmp_path, bootable.platform("broken"))
     write_netboot(out, NAME, STAMP, "x86_64")
     result = boot(out, STAMP, arch="x86_64", media="pxe", timeout=240, log_path=tmp_path / "b.log")
     assert not result.ok and result.exit_code == 1
@@ -272,8 +273,9 @@ def test_pxe_boot_of_a_failing_platform_fails(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_pxe_boot_that_never_reaches_the_kernel_says_where_to_look(tmp_path: Path) -> None:
-    out = served(tmp_path)
+def test_pxe_boot_that_never_reaches_the_kernel_says_where_to_look(tmp_path: Path,
+                                                                    bootable: Bootable) -> None:
+    out = served(tmp_path, bootable.platform())
     write_netboot(out, NAME, STAMP, "x86_64")
     result = boot(out, STAMP, arch="x86_64", media="pxe", timeout=2, log_path=tmp_path / "t.log")
     assert result.status == "timeout"
@@ -282,12 +284,12 @@ def test_pxe_boot_that_never_reaches_the_kernel_says_where_to_look(tmp_path: Pat
 
 
 @pytest.mark.slow
-def test_pxe_script_defaults_to_the_normal_entry(tmp_path: Path) -> None:
+def test_pxe_script_defaults_to_the_normal_entry(tmp_path: Path, bootable: Bootable) -> None:
     """Without the boot test's SMBIOS string the script boots the normal entry (no self-test
     argument, no power-off): what a machine netbooting from a boot server gets."""
     from liveforge.build.media.boot import watch
 
-    out = served(tmp_path)
+    out = served(tmp_path, bootable.platform())
     write_netboot(out, NAME, STAMP, "x86_64")
     argv = qemu_command("qemu-system-x86_64", out, STAMP, arch="x86_64", media="pxe", uefi=False,
                         term=get_console("ttya"), interactive=False, log_path=tmp_path / "log",

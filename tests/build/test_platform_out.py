@@ -21,7 +21,7 @@ from liveforge.build.image.assemble import resolve
 from liveforge.build.image.lint import diff, format_diff
 from liveforge.build.image.manifest import combine
 from liveforge.build.image.platform import gitstatus, write_platform
-from manifestgen import generate, write_proto
+from tests.support.manifests import generate, write_proto
 
 STAMP = "20240102T030405Z"
 

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from debutil import sample_repo
 from liveforge.build.cli import main
 from liveforge.build.kinds import known_kinds
 from liveforge.build.kinds.deb import generated_manifest, lock_packages
 from liveforge.build.workspace import Workspace
 from liveforge.util.unpack import Entry
+from tests.support import DEMO
+from tests.support.debs import sample_repo
 
 pytestmark = pytest.mark.skipif(shutil.which("dpkg-scanpackages") is None
                                 or shutil.which("apt-get") is None,
@@ -198,9 +199,8 @@ def test_lock_round_trip(tmp_path: Path) -> None:
     assert read_lock(ws) == (locked, other)  # type: ignore[arg-type]
     assert tomllib.loads(text)["deb"][0]["component"] == "busybox"  # in (component, request) order
 
-    demo = Path(__file__).resolve().parent.parent / "examples" / "demo"
-    assert format_lock(*read_lock(SimpleNamespace(root=demo))) == \
-        (demo / "platform.lock").read_text()  # type: ignore[arg-type]
+    assert format_lock(*read_lock(SimpleNamespace(root=DEMO))) == \
+        (DEMO / "platform.lock").read_text()  # type: ignore[arg-type]
 
 
 def test_unreadable_lock_names_the_line(tmp_path: Path) -> None:

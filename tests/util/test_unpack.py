@@ -10,8 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from debutil import build_deb
-from extrautil import add_file
 from liveforge.util.unpack import (
     UnsafeArchiveError,
     install_deb,
@@ -19,6 +17,8 @@ from liveforge.util.unpack import (
     unpack_source,
     unpack_tarball,
 )
+from tests.support.debs import build_deb
+from tests.support.extras import add_file
 
 
 def make_tar(path: Path, members: list[tarfile.TarInfo | tuple[str, str]]) -> Path:

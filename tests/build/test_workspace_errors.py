@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from wsutil import make_repo
+from tests.support.cli import cli
+from tests.support.workspaces import make_repo
 
 GOOD = """\
 [platform]
@@ -23,11 +23,6 @@ kind = "make"
 path = "projects/b"
 depends = ["a"]
 """
-
-
-def lf(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "liveforge.build.cli", "-C", str(root), *args],
-                          capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture
@@ -47,70 +42,70 @@ def assert_one_error(proc: subprocess.CompletedProcess[str], expected: str, code
 
 
 def test_good_workspace_is_fine(root: Path) -> None:
-    assert lf(root, "status").returncode == 0
+    assert cli(root, "status").returncode == 0
 
 
 def test_toml_syntax_error(root: Path) -> None:
     (root / "platform.toml").write_text(GOOD.replace('name = "t"', 'name = "t'))
-    assert_one_error(lf(root, "status"), f"{root}/platform.toml:2: ")
+    assert_one_error(cli(root, "status"), f"{root}/platform.toml:2: ")
 
 
 def test_unknown_kind(root: Path) -> None:
     (root / "platform.toml").write_text(GOOD.replace('kind = "make"\npath = "projects/b"',
                                                      'kind = "rpm"\npath = "projects/b"'))
-    assert_one_error(lf(root, "status"),
+    assert_one_error(cli(root, "status"),
                      f"{root}/platform.toml:9: component 'b': unknown kind 'rpm'")
 
 
 def test_unknown_dependency_names_file_and_line(root: Path) -> None:
     (root / "platform.toml").write_text(GOOD.replace('depends = ["a"]', 'depends = ["a",\n'
                                                      '  "zz"]'))
-    assert_one_error(lf(root, "status"), f"{root}/platform.toml:12: component 'b' depends on "
-                                         "unknown component 'zz'")
+    assert_one_error(cli(root, "status"), f"{root}/platform.toml:12: component 'b' depends on "
+                                          "unknown component 'zz'")
 
 
 def test_dependency_cycle_is_named(root: Path) -> None:
     (root / "platform.toml").write_text(GOOD.replace('path = "projects/a"',
                                                      'path = "projects/a"\ndepends = ["b"]'))
-    proc = lf(root, "world")
+    proc = cli(root, "world")
     assert_one_error(proc, "dependency cycle: ")
     assert "a -> b -> a" in proc.stderr or "b -> a -> b" in proc.stderr
 
 
 def test_missing_component_path(root: Path) -> None:
     (root / "platform.toml").write_text(GOOD.replace("projects/b", "projects/nothere"))
-    assert_one_error(lf(root, "world"), f"{root}/platform.toml:10: component 'b': path "
-                                        "'projects/nothere' is not a directory")
+    assert_one_error(cli(root, "world"), f"{root}/platform.toml:10: component 'b': path "
+                                         "'projects/nothere' is not a directory")
 
 
 def test_unknown_platform_key(root: Path) -> None:
     (root / "platform.toml").write_text(GOOD.replace('name = "t"', 'name = "t"\ncolour = 1'))
-    assert_one_error(lf(root, "status"), f"{root}/platform.toml:3: unknown key 'colour'")
+    assert_one_error(cli(root, "status"), f"{root}/platform.toml:3: unknown key 'colour'")
 
 
 def test_bad_configure_projects(root: Path) -> None:
     (root / "configure-projects").write_text("# ok\na:main:\nnonsense line\n")
-    assert_one_error(lf(root, "status"), f"{root}/configure-projects:3: expected "
-                                         "<path>:<branch>:<url|origin|empty>")
+    assert_one_error(cli(root, "status"), f"{root}/configure-projects:3: expected "
+                                          "<path>:<branch>:<url|origin|empty>")
 
 
 def test_configure_projects_escape(root: Path) -> None:
     (root / "configure-projects").write_text("../x:main:/tmp/x\n")
-    assert_one_error(lf(root, "status"), f"{root}/configure-projects:1: project path '../x'")
+    assert_one_error(cli(root, "status"), f"{root}/configure-projects:1: project path '../x'")
 
 
 def test_bad_configure_build(root: Path) -> None:
     (root / "configure-build").write_text("GOOD=1\n\n1BAD=2\n")
-    assert_one_error(lf(root, "configure"), f"{root}/configure-build:3: invalid variable name")
+    assert_one_error(cli(root, "configure"), f"{root}/configure-build:3: invalid variable name")
 
 
 def test_not_a_workspace(tmp_path: Path) -> None:
-    assert_one_error(lf(tmp_path, "world"), "no platform.toml here")
+    assert_one_error(cli(tmp_path, "world"), "no platform.toml here")
 
 
 def test_clone_failure_names_the_url(root: Path) -> None:
     (root / "configure-projects").write_text(f"c:main:{root}/no-such-repo\n")
-    proc = lf(root, "configure")
+    proc = cli(root, "configure")
     assert_one_error(proc, f"cannot clone {root}/no-such-repo", code=1)
     assert not (root / "projects" / "c").exists()
 
@@ -118,33 +113,33 @@ def test_clone_failure_names_the_url(root: Path) -> None:
 def test_missing_branch_is_named(root: Path, tmp_path: Path) -> None:
     upstream = make_repo(tmp_path / "up" / "c", "c")
     (root / "configure-projects").write_text(f"c:release-9:{upstream}\n")
-    assert_one_error(lf(root, "configure"), "branch 'release-9' does not exist", code=1)
+    assert_one_error(cli(root, "configure"), "branch 'release-9' does not exist", code=1)
 
 
 def test_branch_is_fetched_when_absent(root: Path, tmp_path: Path) -> None:
-    from wsutil import git
+    from tests.support.workspaces import git
 
     upstream = make_repo(tmp_path / "up" / "c", "c")
     (root / "configure-projects").write_text(f"c:main:{upstream}\n")
-    assert lf(root, "configure").returncode == 0
+    assert cli(root, "configure").returncode == 0
     git(upstream, "checkout", "-q", "-b", "feature")
     (upstream / "src" / "a.txt").write_text("feature\n")
     git(upstream, "commit", "-qam", "feature")
     (root / "configure-projects").write_text(f"c:feature:{upstream}\n")
     (root / "projects/c/untracked").write_text("x")
-    proc = lf(root, "configure")
+    proc = cli(root, "configure")
     assert proc.returncode == 0, proc.stderr
     assert "projects/c has uncommitted changes" in proc.stderr
     assert (root / "projects/c/src/a.txt").read_text() == "feature\n"
 
 
 def test_bad_jobs(root: Path) -> None:
-    proc = lf(root, "-j", "0", "world")
+    proc = cli(root, "-j", "0", "world")
     assert proc.returncode == 2 and "-j must be at least 1" in proc.stderr
 
 
 def test_debug_configure_names_platform(root: Path) -> None:
-    assert lf(root, "configure", "-d").returncode == 0
+    assert cli(root, "configure", "-d").returncode == 0
     env = (root / "build.env").read_text()
     assert "DEBUG=yes" in env and "FORCE_STRAP_REBUILD=no" in env and "CLOBBER=no" in env
     from liveforge.build.kinds import known_kinds

@@ -6,80 +6,19 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from extrautil import (
-    APP_PATCH,
-    LIB_PATCH,
-    app_tarball,
-    elf_class,
-    http_server,
-    libdemo_tarball,
-    package_toml,
-)
 from liveforge.build.cli import main
+from tests.support import file_sha256
+from tests.support.extras import APP_PATCH, LIB_PATCH, elf_class, extra_state, extra_workspace
 
 pytestmark = pytest.mark.skipif(shutil.which("patch") is None, reason="patch is not installed")
-
-MANIFEST = """\
-d usr 0755 root sys
-f usr/lib/libdemo.so.1 0755 root bin   # $LIBDEMO_VERSION
-f usr/share/demo-${LIBDEMO_VERSION}.txt 0644 root bin
-f usr/bin/$UNKNOWN 0555 root bin
-"""
-
-
-@pytest.fixture
-def www(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, str]]:
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    root = tmp_path / "www"
-    root.mkdir()
-    libdemo_tarball(root / "libdemo-1.0.tar.gz")
-    app_tarball(root / "app-2.0.tar.gz")
-    with http_server(root) as url:
-        yield root, url
-
-
-def sha(path: Path) -> str:
-    import hashlib
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def make_ws(root: Path, www: tuple[Path, str], lib_extra: str = "", app: bool = True,
-            lib_sha: str | None = None) -> Path:
-    files, url = www
-    root.mkdir(parents=True)
-    (root / "platform.toml").write_text(
-        '[platform]\nname = "t"\n\n[components.extra]\nkind = "extra"\n'
-        'path = "projects/extra"\n')
-    comp = root / "projects" / "extra"
-    lib = comp / "libdemo"
-    (lib / "Patches").mkdir(parents=True)
-    (lib / "package.toml").write_text(package_toml(
-        "libdemo", "1.0", f"{url}/libdemo-1.0.tar.gz",
-        lib_sha or sha(files / "libdemo-1.0.tar.gz"),
-        'variants = ["32", "64"]\nstrap = true\nstrap_variants = ["64"]\n' + lib_extra))
-    (lib / "Patches" / "0001-version-suffix.patch").write_text(LIB_PATCH)
-    if app:
-        ap = comp / "app"
-        (ap / "Patches").mkdir(parents=True)
-        (ap / "package.toml").write_text(package_toml(
-            "app", "2.0", f"{url}/app-2.0.tar.gz", sha(files / "app-2.0.tar.gz"),
-            'build = "make"\ndepends = ["libdemo"]\nvariants = ["64"]\n'))
-        (ap / "Patches" / "0001-greeting.patch").write_text(APP_PATCH)
-    (comp / "manifest").write_text(MANIFEST)
-    return root
 
 
 def world(root: Path, *args: str) -> int:
     return main(["-C", str(root), *args, "world"])
-
-
-def state(root: Path) -> Path:
-    return root / ".liveforge" / "extra" / "extra"
 
 
 def logs(root: Path) -> str:
@@ -95,7 +34,7 @@ def run_with_lib(root: Path, program: Path, bits: str = "") -> str:
 
 def test_build_variants_patch_strap_manifest(tmp_path: Path, www: tuple[Path, str],
                                             capsys: pytest.CaptureFixture[str]) -> None:
-    root = make_ws(tmp_path / "ws", www)
+    root = extra_workspace(tmp_path / "ws", www)
     assert world(root) == 0
     proto = root / "proto"
     assert elf_class(proto / "usr/lib/libdemo.so.1") == 64
@@ -105,10 +44,10 @@ def test_build_variants_patch_strap_manifest(tmp_path: Path, www: tuple[Path, st
     assert '"1.0-liveforge"' in (proto / "usr/include/demo.h").read_text()
     # the patch took effect, and app was built against proto's libdemo
     assert run_with_lib(root, proto / "usr/bin/app") == "patched app 1.0-liveforge"
-    build = state(root) / "build"
+    build = extra_state(root) / "build"
     assert sorted(p.name for p in (build / "libdemo").iterdir()) == [
         "libdemo-1.0-32", "libdemo-1.0-64", "libdemo-1.0-64strap"]
-    assert elf_class(state(root) / "stage/libdemo/libdemo-1.0-32/usr/bin/demo") == 32
+    assert elf_class(extra_state(root) / "stage/libdemo/libdemo-1.0-32/usr/bin/demo") == 32
     # strap phase: built against the host into proto.strap
     assert elf_class(root / "proto.strap/usr/lib/libdemo.so.1") == 64
     assert not (root / "proto.strap/usr/bin/app").exists()
@@ -117,18 +56,18 @@ def test_build_variants_patch_strap_manifest(tmp_path: Path, www: tuple[Path, st
     assert "# 1.0" in manifest and "usr/share/demo-1.0.txt" in manifest
     assert "usr/bin/$UNKNOWN" in manifest
     # a second run builds nothing
-    before = {p: p.stat().st_ino for p in (state(root) / "stage").glob("*/*")}
+    before = {p: p.stat().st_ino for p in (extra_state(root) / "stage").glob("*/*")}
     capsys.readouterr()
     assert world(root) == 0
     assert "all 2 components are up to date" in capsys.readouterr().out
-    assert {p: p.stat().st_ino for p in (state(root) / "stage").glob("*/*")} == before
+    assert {p: p.stat().st_ino for p in (extra_state(root) / "stage").glob("*/*")} == before
 
 
 def test_patch_change_rebuilds_that_package_only(tmp_path: Path,
                                                  www: tuple[Path, str]) -> None:
-    root = make_ws(tmp_path / "ws", www)
+    root = extra_workspace(tmp_path / "ws", www)
     assert world(root) == 0
-    stage = state(root) / "stage"
+    stage = extra_state(root) / "stage"
     lib_ino = (stage / "libdemo/libdemo-1.0-64").stat().st_ino
     app_ino = (stage / "app/app-2.0-64").stat().st_ino
     patch = root / "projects/extra/app/Patches/0001-greeting.patch"
@@ -147,53 +86,53 @@ def test_patch_change_rebuilds_that_package_only(tmp_path: Path,
 
 
 def test_strap_cache_reused_corrupt_and_forced(tmp_path: Path, www: tuple[Path, str]) -> None:
-    first = make_ws(tmp_path / "ws1", www)
+    first = extra_workspace(tmp_path / "ws1", www)
     assert world(first) == 0
     entries = list((tmp_path / "xdg/liveforge/strap").glob("*.tar.gz"))
     assert len(entries) == 1
-    second = make_ws(tmp_path / "ws2", www)
+    second = extra_workspace(tmp_path / "ws2", www)
     assert world(second) == 0
     assert "restored from the strap cache" in logs(second)
-    assert not (state(second) / "build/libdemo/libdemo-1.0-64strap").exists()
+    assert not (extra_state(second) / "build/libdemo/libdemo-1.0-64strap").exists()
     assert elf_class(second / "proto.strap/usr/lib/libdemo.so.1") == 64
     # a corrupt entry is detected by its checksum and rebuilt
     entries[0].write_bytes(b"garbage")
-    third = make_ws(tmp_path / "ws3", www)
+    third = extra_workspace(tmp_path / "ws3", www)
     assert world(third) == 0
     assert "is corrupt" in logs(third)
-    assert (state(third) / "build/libdemo/libdemo-1.0-64strap").is_dir()
+    assert (extra_state(third) / "build/libdemo/libdemo-1.0-64strap").is_dir()
     [rebuilt] = list((tmp_path / "xdg/liveforge/strap").glob("*.tar.gz"))
     assert rebuilt.stat().st_size > 100
     # FORCE_STRAP_REBUILD=yes builds locally although the cache has the entry
-    fourth = make_ws(tmp_path / "ws4", www)
+    fourth = extra_workspace(tmp_path / "ws4", www)
     (fourth / "build.env").write_text("FORCE_STRAP_REBUILD=yes\n")
     assert world(fourth) == 0
     assert "FORCE_STRAP_REBUILD=yes" in logs(fourth)
-    assert (state(fourth) / "build/libdemo/libdemo-1.0-64strap").is_dir()
+    assert (extra_state(fourth) / "build/libdemo/libdemo-1.0-64strap").is_dir()
 
 
 def test_build_one_package_by_hand(tmp_path: Path, www: tuple[Path, str]) -> None:
-    root = make_ws(tmp_path / "ws", www)
+    root = extra_workspace(tmp_path / "ws", www)
     assert world(root) == 0
-    stage = state(root) / "stage/libdemo"
+    stage = extra_state(root) / "stage/libdemo"
     inos = {p.name: p.stat().st_ino for p in stage.iterdir()}
     assert main(["-C", str(root), "build", "extra:libdemo", "--variant", "32"]) == 0
     assert (stage / "libdemo-1.0-32").stat().st_ino != inos["libdemo-1.0-32"]
     assert (stage / "libdemo-1.0-64").stat().st_ino == inos["libdemo-1.0-64"]
     assert main(["-C", str(root), "build", "extra:libdemo", "--strap"]) == 0
     assert (stage / "libdemo-1.0-64strap").stat().st_ino != inos["libdemo-1.0-64strap"]
-    stamp = json.loads((state(root) / "stamps/strap/libdemo.json").read_text())
+    stamp = json.loads((extra_state(root) / "stamps/strap/libdemo.json").read_text())
     assert stamp["variants"] == ["libdemo-1.0-64strap"]
 
 
 def test_warm_cache_needs_no_network(tmp_path: Path, www: tuple[Path, str]) -> None:
-    root = make_ws(tmp_path / "ws", www, app=False)
+    root = extra_workspace(tmp_path / "ws", www, app=False)
     assert world(root) == 0
     files, _url = www
-    lib_sha = sha(files / "libdemo-1.0.tar.gz")
+    lib_sha = file_sha256(files / "libdemo-1.0.tar.gz")
     for p in files.iterdir():
         p.unlink()
-    second = make_ws(tmp_path / "ws2", www, app=False, lib_sha=lib_sha)
+    second = extra_workspace(tmp_path / "ws2", www, app=False, lib_sha=lib_sha)
     (second / "build.env").write_text("FORCE_STRAP_REBUILD=yes\n")
     assert world(second, "--offline") == 0
     assert elf_class(second / "proto/usr/lib/32/libdemo.so.1") == 32
@@ -215,12 +154,12 @@ def test_toolchain_env_flags(tmp_path: Path) -> None:
 
 
 def test_debug_rebuilds_packages(tmp_path: Path, www: tuple[Path, str]) -> None:
-    root = make_ws(tmp_path / "ws", www, app=False)
+    root = extra_workspace(tmp_path / "ws", www, app=False)
     assert world(root) == 0
-    ino = (state(root) / "stage/libdemo/libdemo-1.0-64").stat().st_ino
+    ino = (extra_state(root) / "stage/libdemo/libdemo-1.0-64").stat().st_ino
     (root / "build.env").write_text("DEBUG=yes\n")
     assert world(root) == 0
-    assert (state(root) / "stage/libdemo/libdemo-1.0-64").stat().st_ino != ino
+    assert (extra_state(root) / "stage/libdemo/libdemo-1.0-64").stat().st_ino != ino
     assert "-O0 -g" in logs(root)
 
 
@@ -228,7 +167,7 @@ def test_a_changed_dependency_rebuilds_the_packages(tmp_path: Path,
                                                     www: tuple[Path, str]) -> None:
     """The engine gives the kind its dependencies' input hashes (BuildContext.deps, not their
     stamp files): a changed dependency rebuilds the packages, an unchanged one none."""
-    root = make_ws(tmp_path / "ws", www, app=False)
+    root = extra_workspace(tmp_path / "ws", www, app=False)
     base = root / "projects" / "base"
     base.mkdir()
     (base / "Makefile").write_text("world:\n\t@true\ninstall:\n\t@true\n"
@@ -238,8 +177,8 @@ def test_a_changed_dependency_rebuilds_the_packages(tmp_path: Path,
     toml.write_text(toml.read_text() + 'depends = ["base"]\n\n[components.base]\n'
                     'kind = "make"\npath = "projects/base"\n')
     assert world(root) == 0
-    stamp = state(root) / "stamps/main/libdemo.json"
-    stage = state(root) / "stage/libdemo/libdemo-1.0-64"
+    stamp = extra_state(root) / "stamps/main/libdemo.json"
+    stage = extra_state(root) / "stage/libdemo/libdemo-1.0-64"
     first, ino = json.loads(stamp.read_text())["hash"], stage.stat().st_ino
     (root / "0-extra-stamp").unlink()  # the step runs again; its packages are up to date
     assert world(root) == 0

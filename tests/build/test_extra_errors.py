@@ -11,7 +11,7 @@ import pytest
 from liveforge.build.cli import main
 from liveforge.build.kinds.extra.package import build_order, load_packages
 from liveforge.util.errors import InputError, InputErrors
-from test_extra import make_ws, state, www  # noqa: F401  (www is a fixture)
+from tests.support.extras import extra_state, extra_workspace
 
 BAD_PATCH = """\
 --- a/demo.h
@@ -33,12 +33,12 @@ def world(root: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
 
 def no_stamps(root: Path) -> bool:
     return not list(root.glob("0-extra*-stamp")) and \
-        not list((state(root) / "stamps").rglob("*.json"))
+        not list((extra_state(root) / "stamps").rglob("*.json"))
 
 
-def test_checksum_mismatch(tmp_path: Path, www: tuple[Path, str],  # noqa: F811
+def test_checksum_mismatch(tmp_path: Path, www: tuple[Path, str],
                            capsys: pytest.CaptureFixture[str]) -> None:
-    root = make_ws(tmp_path / "ws", www, app=False, lib_sha="ab" * 32)
+    root = extra_workspace(tmp_path / "ws", www, app=False, lib_sha="ab" * 32)
     code, text = world(root, capsys)
     assert code != 0
     assert "checksum mismatch for libdemo-1.0.tar.gz" in text
@@ -48,35 +48,35 @@ def test_checksum_mismatch(tmp_path: Path, www: tuple[Path, str],  # noqa: F811
 
 
 def test_unfetchable_source_with_and_without_cache(tmp_path: Path,
-                                                   www: tuple[Path, str],  # noqa: F811
+                                                   www: tuple[Path, str],
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     files, _url = www
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{s.getsockname()[1]}"
-    root = make_ws(tmp_path / "ws", (files, dead), app=False)
+    root = extra_workspace(tmp_path / "ws", (files, dead), app=False)
     code, text = world(root, capsys)
     assert code != 0 and f"cannot fetch {dead}/libdemo-1.0.tar.gz" in text
     assert no_stamps(root)
     # the same pinned file in the cache (from another workspace) needs no server
-    warm = make_ws(tmp_path / "warm", www, app=False)
+    warm = extra_workspace(tmp_path / "warm", www, app=False)
     assert world(warm, capsys)[0] == 0
-    root2 = make_ws(tmp_path / "ws2", (files, dead), app=False)
+    root2 = extra_workspace(tmp_path / "ws2", (files, dead), app=False)
     (root2 / "build.env").write_text("FORCE_STRAP_REBUILD=yes\n")
     code, text = world(root2, capsys)
     assert code == 0, text
 
 
-def test_failing_patch(tmp_path: Path, www: tuple[Path, str],  # noqa: F811
+def test_failing_patch(tmp_path: Path, www: tuple[Path, str],
                        capsys: pytest.CaptureFixture[str]) -> None:
-    root = make_ws(tmp_path / "ws", www, app=False)
+    root = extra_workspace(tmp_path / "ws", www, app=False)
     patch = root / "projects/extra/libdemo/Patches/0002-bad.patch"
     patch.write_text(BAD_PATCH)
     code, text = world(root, capsys)
     assert code != 0
     assert f"patch {patch} does not apply" in text
     assert "rejected hunks" in text and '+#define DEMO_VERSION "9.9-nope"' in text
-    build = state(root) / "build" / "libdemo"
+    build = extra_state(root) / "build" / "libdemo"
     assert not build.exists() or list(build.iterdir()) == []  # nothing half-built kept
     assert no_stamps(root)
 
@@ -85,10 +85,10 @@ def test_failing_patch(tmp_path: Path, www: tuple[Path, str],  # noqa: F811
     ('configure_options = ["--enable-fail"]\n', "configure", "configure: deliberate failure"),
     ('make_options = ["FAIL=1"]\n', "make", "make: deliberate failure"),
 ])
-def test_configure_or_make_failure(tmp_path: Path, www: tuple[Path, str],  # noqa: F811
+def test_configure_or_make_failure(tmp_path: Path, www: tuple[Path, str],
                                    capsys: pytest.CaptureFixture[str], extra: str, what: str,
                                    message: str) -> None:
-    root = make_ws(tmp_path / "ws", www, app=False, lib_extra=extra)
+    root = extra_workspace(tmp_path / "ws", www, app=False, lib_extra=extra)
     code = main(["-C", str(root), "world"])
     err = capsys.readouterr().err
     assert code != 0
@@ -98,16 +98,16 @@ def test_configure_or_make_failure(tmp_path: Path, www: tuple[Path, str],  # noq
     assert no_stamps(root)
 
 
-def test_unknown_dependency_and_cycle(tmp_path: Path, www: tuple[Path, str],  # noqa: F811
+def test_unknown_dependency_and_cycle(tmp_path: Path, www: tuple[Path, str],
                                       capsys: pytest.CaptureFixture[str]) -> None:
-    root = make_ws(tmp_path / "ws", www, lib_extra='depends = ["zstd"]\n')
+    root = extra_workspace(tmp_path / "ws", www, lib_extra='depends = ["zstd"]\n')
     code, text = world(root, capsys)
     assert code == 2
     toml = root / "projects/extra/libdemo/package.toml"
     assert f"{toml}:" in text and "depends on unknown package 'zstd'" in text
     with pytest.raises(InputErrors, match="unknown package 'zstd'"):
         build_order(load_packages(root / "projects/extra"))
-    cyc = make_ws(tmp_path / "cyc", www, lib_extra='depends = ["app"]\n')
+    cyc = extra_workspace(tmp_path / "cyc", www, lib_extra='depends = ["app"]\n')
     code, text = world(cyc, capsys)
     assert code == 2
     assert "package dependency cycle: " in text
@@ -116,10 +116,10 @@ def test_unknown_dependency_and_cycle(tmp_path: Path, www: tuple[Path, str],  # 
         build_order(load_packages(cyc / "projects/extra"))
 
 
-def test_package_toml_errors_have_lines(tmp_path: Path, www: tuple[Path, str]  # noqa: F811
+def test_package_toml_errors_have_lines(tmp_path: Path, www: tuple[Path, str]
                                         ) -> None:
-    root = make_ws(tmp_path / "ws", www, app=False,
-                   lib_extra='build = "cmake"\nprefix = 7\nbogus = 1\n')
+    root = extra_workspace(tmp_path / "ws", www, app=False,
+                           lib_extra='build = "cmake"\nprefix = 7\nbogus = 1\n')
     with pytest.raises(InputErrors) as info:
         load_packages(root / "projects/extra")
     text = str(info.value)
@@ -141,11 +141,11 @@ def source_line(root: Path, line: str) -> Path:
 
 @pytest.mark.parametrize("name", ["../../../../escaped.tar.gz", "{tmp}/escaped.tar.gz",
                                   "sub/escaped.tar.gz", "..", "", "x\0.tar.gz"])
-def test_source_file_must_be_a_plain_name(tmp_path: Path, www: tuple[Path, str],  # noqa: F811
+def test_source_file_must_be_a_plain_name(tmp_path: Path, www: tuple[Path, str],
                                           capsys: pytest.CaptureFixture[str], name: str
                                           ) -> None:
     # ../../../../ from the cache's sources/<sha256>/ is tmp_path
-    root = make_ws(tmp_path / "ws", www, app=False)
+    root = extra_workspace(tmp_path / "ws", www, app=False)
     name = name.format(tmp=tmp_path)
     toml = source_line(root, f"file = {json.dumps(name)}")
     code = main(["-C", str(root), "world"])
@@ -158,9 +158,9 @@ def test_source_file_must_be_a_plain_name(tmp_path: Path, www: tuple[Path, str],
 
 
 def test_url_without_a_plain_file_name_needs_file(tmp_path: Path,
-                                                  www: tuple[Path, str]  # noqa: F811
+                                                  www: tuple[Path, str]
                                                   ) -> None:
-    root = make_ws(tmp_path / "ws", www, app=False)
+    root = extra_workspace(tmp_path / "ws", www, app=False)
     toml = root / "projects/extra/libdemo/package.toml"
     url = f"{www[1]}/libdemo-1.0.tar.gz"
     toml.write_text(toml.read_text().replace(url, f"{www[1]}/.."))
@@ -178,9 +178,9 @@ def test_url_without_a_plain_file_name_needs_file(tmp_path: Path,
     ('debian = "zlib"\ndebian_version = "../../x"', 10,
      "[source] debian_version must be a Debian version, not '../../x'"),
 ])
-def test_debian_source_names_are_checked(tmp_path: Path, www: tuple[Path, str],  # noqa: F811
+def test_debian_source_names_are_checked(tmp_path: Path, www: tuple[Path, str],
                                          setting: str, line: int, message: str) -> None:
-    root = make_ws(tmp_path / "ws", www, app=False)
+    root = extra_workspace(tmp_path / "ws", www, app=False)
     toml = root / "projects/extra/libdemo/package.toml"
     text = toml.read_text()
     toml.write_text(text[:text.index("url = ")] + setting + "\n" +
@@ -190,13 +190,13 @@ def test_debian_source_names_are_checked(tmp_path: Path, www: tuple[Path, str], 
     assert str(info.value) == f"{toml}:{line}: {message}"
 
 
-def test_patches_stay_inside_the_package(tmp_path: Path, www: tuple[Path, str],  # noqa: F811
+def test_patches_stay_inside_the_package(tmp_path: Path, www: tuple[Path, str],
                                          capsys: pytest.CaptureFixture[str]) -> None:
     secret = tmp_path / "secret.patch"
     patch = www[0].parent / "ws/projects/extra/libdemo/Patches/0001-version-suffix.patch"
-    root = make_ws(tmp_path / "ws", www, app=False,
-                   lib_extra=f'patches = ["{secret}", "../../../../secret.patch", '
-                             '"Patches/../Patches/0001-version-suffix.patch"]\n')
+    root = extra_workspace(tmp_path / "ws", www, app=False,
+                           lib_extra=f'patches = ["{secret}", "../../../../secret.patch", '
+                                     '"Patches/../Patches/0001-version-suffix.patch"]\n')
     secret.write_text(patch.read_text())
     toml = root / "projects/extra/libdemo/package.toml"
     code, text = world(root, capsys)
@@ -217,10 +217,11 @@ def test_patches_stay_inside_the_package(tmp_path: Path, www: tuple[Path, str], 
     ('[variant.64]\nlibdir = "/usr/lib/../../../escaped"',
      "libdir must be an absolute path without '..', not '/usr/lib/../../../escaped'"),
 ])
-def test_install_paths_stay_inside_the_stage(tmp_path: Path, www: tuple[Path, str],  # noqa: F811
+def test_install_paths_stay_inside_the_stage(tmp_path: Path, www: tuple[Path, str],
                                              setting: str, message: str) -> None:
     table = setting.startswith("[")
-    root = make_ws(tmp_path / "ws", www, app=False, lib_extra="" if table else setting + "\n")
+    root = extra_workspace(tmp_path / "ws", www, app=False,
+                           lib_extra="" if table else setting + "\n")
     toml = root / "projects/extra/libdemo/package.toml"
     if table:
         toml.write_text(toml.read_text() + setting + "\n")
@@ -231,9 +232,9 @@ def test_install_paths_stay_inside_the_stage(tmp_path: Path, www: tuple[Path, st
 
 
 def test_non_utf8_package_toml_names_its_line(tmp_path: Path,
-                                              www: tuple[Path, str]  # noqa: F811
+                                              www: tuple[Path, str]
                                               ) -> None:
-    root = make_ws(tmp_path / "ws", www, app=False)
+    root = extra_workspace(tmp_path / "ws", www, app=False)
     toml = root / "projects/extra/libdemo/package.toml"
     toml.write_bytes(toml.read_bytes().replace(b'version = "1.0"',
                                                b'version = "1.0" # caf\xe9'))

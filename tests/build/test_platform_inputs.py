@@ -4,20 +4,19 @@ and nothing outside the workspace is read, written or deleted."""
 
 from __future__ import annotations
 
-import hashlib
-import os
+import functools
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from liveforge.build.image.archive import read_cpio, read_tar
-from wsutil import make_repo
+from tests.support import DEMO, sha256
+from tests.support.cli import cli
+from tests.support.workspaces import make_repo
 
 STAMP = "20240102T030405Z"
-DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo"
 
 OVERLAY = {
     "etc/passwd": "root:x:0:0:root:/root:/bin/sh\n",
@@ -44,13 +43,9 @@ path = "projects/a"
 """
 
 
-def lf(root: Path, *args: str, env: dict[str, str] | None = None
-       ) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items()
-               if k not in ("BUILDSTAMP", "SOURCE_DATE_EPOCH")}
-    return subprocess.run([sys.executable, "-m", "liveforge.build.cli", "-C", str(root), *args],
-                          capture_output=True, text=True, timeout=300,
-                          env={**environ, "BUILDSTAMP": STAMP, **(env or {})})
+# Every run: this file's stamp and no SOURCE_DATE_EPOCH from outside (env= may set either),
+# up to five minutes.
+lf = functools.partial(cli, stamp=STAMP, unset=("SOURCE_DATE_EPOCH",), timeout=300)
 
 
 def errors(proc: subprocess.CompletedProcess[str], code: int = 2) -> list[str]:
@@ -79,17 +74,13 @@ def shipped(root: Path, path: str) -> str:
     return members[path].sha256
 
 
-def sha(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 # -- D1: templates are image paths ------------------------------------------------------------
 
 def test_template_is_expanded(tmp_path: Path) -> None:
     root = live_ws(tmp_path / "ws")
     proc = lf(root, "live")
     assert proc.returncode == 0, proc.stderr
-    assert shipped(root, "etc/release") == sha(f"NAME=t STAMP={STAMP}\n")
+    assert shipped(root, "etc/release") == sha256(f"NAME=t STAMP={STAMP}\n")
 
 
 @pytest.mark.parametrize("template", ["{victim}", "../../../victim.txt", "etc//release",
@@ -120,10 +111,10 @@ def test_template_removed_from_the_list_is_no_longer_expanded(tmp_path: Path) ->
     with open(overlay / "manifest", "a") as handle:
         handle.write("f etc/motd 0644 root root\n")
     assert lf(root, "live").returncode == 0
-    assert shipped(root, "etc/motd") == sha("welcome to t\n")
+    assert shipped(root, "etc/motd") == sha256("welcome to t\n")
     (root / "platform.toml").write_text(PLATFORM.format(extra='templates = ["etc/release"]\n'))
     assert lf(root, "live").returncode == 0
-    assert shipped(root, "etc/motd") == sha("welcome to @NAME@\n")
+    assert shipped(root, "etc/motd") == sha256("welcome to @NAME@\n")
 
 
 # -- D2: templates are found like every f entry -----------------------------------------------
@@ -149,7 +140,7 @@ def test_template_symlink_inside_the_overlay_is_followed(tmp_path: Path) -> None
     (etc / "release").rename(etc / "release.in")
     (etc / "release").symlink_to("release.in")
     assert lf(root, "live").returncode == 0
-    assert shipped(root, "etc/release") == sha(f"NAME=t STAMP={STAMP}\n")
+    assert shipped(root, "etc/release") == sha256(f"NAME=t STAMP={STAMP}\n")
 
 
 # -- D3: every [platform] key is typed and checked at load ------------------------------------

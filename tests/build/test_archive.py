@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import stat
@@ -15,7 +14,8 @@ from liveforge.build.image.archive import read_cpio, read_tar, write_archives
 from liveforge.build.image.assemble import Image, resolve
 from liveforge.build.image.manifest import combine
 from liveforge.util.errors import BuildError
-from manifestgen import generate, write_proto
+from tests.support import file_sha256, sha256
+from tests.support.manifests import generate, write_proto
 
 EPOCH = 1_700_000_000
 
@@ -38,17 +38,13 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Image, Path, Path]:
     return image, tar, cpio
 
 
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def expected(image: Image) -> dict[str, tuple[str, int, int, int, str]]:
     """path -> (type, mode, uid, gid, link target or content digest)."""
     out = {}
     for e in image.entries:
         if e.kind == "f":
             assert e.source is not None
-            out[e.path] = ("f", e.mode, e.uid, e.gid, sha(e.source.read_bytes()))
+            out[e.path] = ("f", e.mode, e.uid, e.gid, file_sha256(e.source))
         elif e.kind != "h":
             out[e.path] = (e.kind, e.mode, e.uid, e.gid, e.target)
     for e in image.entries:
@@ -70,7 +66,7 @@ def tree_of(root: Path) -> dict[str, tuple[str, int, int, int, str]]:
                 out[rel] = ("d", stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, "")
             else:
                 out[rel] = ("f", stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid,
-                            sha(full.read_bytes()))
+                            file_sha256(full))
     return out
 
 
@@ -234,7 +230,7 @@ def test_merged_image_keeps_modes_links_and_later_trees_win(tmp_path: Path) -> N
     write_archives(image, EPOCH, tar=tmp_path / "t.tgz")
     members = read_tar(tmp_path / "t.tgz")
     assert members["usr/bin/tool"].kind == "h" and members["usr/bin/tool"].mode == 0o4755
-    assert members["usr/bin/old"].sha256 == sha(b"new")
+    assert members["usr/bin/old"].sha256 == sha256(b"new")
     os.mkfifo(two / "fifo")
     with pytest.raises(BuildError, match="fifo: not a directory"):
         merged_image([one, two])

@@ -20,7 +20,7 @@ from liveforge.build.image.manifest import (
 )
 from liveforge.util.errors import InputErrors
 from liveforge.util.keyvalue import UndefinedVariable, substitute
-from manifestgen import generate
+from tests.support.manifests import generate
 
 
 def errors_of(text: str, env: dict[str, str] | None = None) -> list[str]:

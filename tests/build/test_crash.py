@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from debutil import build_deb
-from kernelfix import STAMP, shared_platform
-from wsutil import built, make_workspace, run
+from tests.support.cli import cli
+from tests.support.debs import build_deb
+from tests.support.kernel import STAMP, Bootable
+from tests.support.workspaces import built, make_workspace, run
 
 HERE = Path(__file__).parent
 
@@ -60,8 +61,7 @@ def unslow(root: Path, nap: str) -> None:
 
 
 def status_rows(root: Path) -> dict[str, dict]:
-    proc = subprocess.run([sys.executable, "-m", "liveforge.build.cli", "-C", str(root), "--json",
-                           "status"], capture_output=True, text=True, timeout=60)
+    proc = cli(root, "--json", "status", timeout=60)
     assert proc.returncode == 0, proc.stderr
     return {r["component"]: r for r in json.loads(proc.stdout)}
 
@@ -196,11 +196,11 @@ MEDIA_HELPER = ("import sys, time\nfrom pathlib import Path\n" + BLOCK +
     ("usb", "gzip_file", ["partition.map", "platform-{}.usb.gz"]),
 ])
 def test_media_verb_removes_what_a_killed_one_left(tmp_path: Path, mod: str, step: str,
-                                                   names: list[str]) -> None:
+                                                   names: list[str], bootable: Bootable) -> None:
     from liveforge.build import media
 
     out = tmp_path / f"output-{mod}"
-    platform = shared_platform()
+    platform = bootable.platform()
     killed = _helper(MEDIA_HELPER.format(mod=mod, step=step), str(platform), STAMP, str(out))
     killed.kill()
     killed.wait()

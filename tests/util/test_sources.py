@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import socket
 from pathlib import Path
 
 import pytest
 
-from extrautil import http_server
 from liveforge.util.errors import FetchError
 from liveforge.util.fetch import (
     DebianSource,
@@ -18,10 +16,8 @@ from liveforge.util.fetch import (
     host_debian_entries,
     private_sources,
 )
-
-
-def digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+from tests.support import sha256
+from tests.support.extras import debian_reachable, http_server
 
 
 def free_port() -> int:
@@ -37,7 +33,7 @@ def test_fetch_verify_and_cache(tmp_path: Path) -> None:
     notes: list[str] = []
     fetcher = Fetcher(tmp_path / "cache", note=notes.append)
     with http_server(www) as url:
-        src = UrlSource(f"{url}/a-1.0.tar.gz", digest(b"upstream bytes"))
+        src = UrlSource(f"{url}/a-1.0.tar.gz", sha256(b"upstream bytes"))
         got = fetcher.fetch(src)
     assert got.read_bytes() == b"upstream bytes"
     assert got == tmp_path / "cache" / "sources" / src.sha256 / "a-1.0.tar.gz"
@@ -56,16 +52,16 @@ def test_checksum_mismatch_names_file_and_hashes_and_deletes(tmp_path: Path) -> 
     www = tmp_path / "www"
     www.mkdir()
     (www / "b.tar.gz").write_bytes(b"tampered")
-    wrong = digest(b"what we pinned")
+    wrong = sha256(b"what we pinned")
     with http_server(www) as url, pytest.raises(FetchError) as info:
         Fetcher(tmp_path / "cache").fetch(UrlSource(f"{url}/b.tar.gz", wrong))
     message = str(info.value)
-    assert "b.tar.gz" in message and wrong in message and digest(b"tampered") in message
+    assert "b.tar.gz" in message and wrong in message and sha256(b"tampered") in message
     assert not list((tmp_path / "cache").rglob("b.tar.gz*"))
 
 
 def test_unfetchable_without_and_with_cache(tmp_path: Path) -> None:
-    src = UrlSource(f"http://127.0.0.1:{free_port()}/gone.tar.gz", digest(b"gone"))
+    src = UrlSource(f"http://127.0.0.1:{free_port()}/gone.tar.gz", sha256(b"gone"))
     with pytest.raises(FetchError, match="cannot fetch http://127.0.0.1"):
         Fetcher(tmp_path / "cache").fetch(src)
     with pytest.raises(FetchError, match="offline"):
@@ -77,7 +73,7 @@ def test_unfetchable_without_and_with_cache(tmp_path: Path) -> None:
     www = tmp_path / "www"
     www.mkdir()
     with http_server(www) as url, pytest.raises(FetchError, match="404"):
-        Fetcher(tmp_path / "cache").fetch(UrlSource(f"{url}/missing", digest(b"x")))
+        Fetcher(tmp_path / "cache").fetch(UrlSource(f"{url}/missing", sha256(b"x")))
 
 
 def test_bad_sha256_is_refused(tmp_path: Path) -> None:
@@ -128,15 +124,6 @@ def test_private_sources_from_host_and_mirror(tmp_path: Path) -> None:
     assert "Components" not in flat and "Trusted: yes" in flat
     with pytest.raises(FetchError, match="DEBIAN_MIRROR"):
         private_sources({}, tmp_path / "empty")
-
-
-def debian_reachable() -> str | None:
-    import urllib.request
-    try:
-        urllib.request.urlopen("http://deb.debian.org/debian/", timeout=5).close()
-    except OSError as exc:
-        return f"the Debian archive is not reachable: {exc}"
-    return None
 
 
 @pytest.mark.network

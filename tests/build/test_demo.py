@@ -6,22 +6,21 @@ cache), so only the first run on a machine downloads anything.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from kernelfix import cache_dir
+from tests.support import DEMO
+from tests.support.cli import cli
+from tests.support.kernel import cache_dir
 
-REPO = Path(__file__).resolve().parents[1]
-DEMO = REPO / "examples" / "demo"
 STAMP = "20261129T101500Z"
 STATE = ("proto", "proto.strap", "manifest.d", "manifest.gen", "log", "cache", "output",
          "output-iso", "output-usb", "build.env", ".liveforge", ".liveforge.lock")
@@ -29,16 +28,9 @@ STATE = ("proto", "proto.strap", "manifest.d", "manifest.gen", "log", "cache", "
 pytestmark = [pytest.mark.slow, pytest.mark.network]
 
 
-def lf(ws: Path, *args: str, stamp: str = STAMP, check: bool = True,
-       timeout: float = 1800) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "BUILDSTAMP": stamp}
-    env.pop("SOURCE_DATE_EPOCH", None)
-    proc = subprocess.run([sys.executable, "-m", "liveforge.build.cli", "-C", str(ws), *args],
-                          capture_output=True, text=True, env=env, timeout=timeout)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"liveforge {' '.join(args)} failed ({proc.returncode}):\n"
-                             f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return proc
+# Every run: the demo's stamp and no SOURCE_DATE_EPOCH from outside, up to half an hour; a
+# failure raises unless the call says check=False.
+lf = functools.partial(cli, stamp=STAMP, unset=("SOURCE_DATE_EPOCH",), timeout=1800, check=True)
 
 
 def copy_demo(dest: Path) -> Path:

@@ -1,7 +1,7 @@
 """Source-tree hashes as stamps see them: content only, file names as bytes, in git and out.
 
-Workspace tests read the verdict from ``status --json`` and the shipped content from proto/;
-the TreeHasher tests compare hashes of the same content in different states.
+The tests read the verdict from ``status --json`` and the shipped content from proto/. The
+hasher itself (liveforge.util.treehash) is tested in tests/util/test_treehash.py.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 
 from liveforge.build.cli import main
-from liveforge.util.treehash import TreeHasher
-from wsutil import GIT_ENV, built, commit_all, git, make_repo, make_workspace, run
+from tests.support.workspaces import GIT_ENV, built, commit_all, git, make_repo, make_workspace, run
 
 BAD = os.fsdecode(b"bad\xffname")  # not UTF-8: a name the file system has, as bytes
 
@@ -234,88 +233,3 @@ def test_components_sharing_one_repository(tmp_path: Path, capsys) -> None:  # t
     assert world(root, capsys) == {"b"}
     git(repo, "mv", "a/src/a.txt", "b/src/moved.txt")
     assert status(root, capsys) == {"a": CHANGED, "b": CHANGED}
-
-
-# -- one record format: the hash is a function of content alone ----------------------------------
-
-def fill(tree: Path) -> None:
-    (tree / "src").mkdir(parents=True)
-    (tree / "src/a.c").write_text("int a;\n")
-    (tree / "src/empty").write_bytes(b"")
-    (tree / "run.sh").write_text("#!/bin/sh\n")
-    (tree / "run.sh").chmod(0o755)
-    (tree / "src" / BAD).write_bytes(b"\xff\n")
-    os.symlink("a.c", tree / "src/link")
-    (tree / ".gitignore").write_text("*.o\n")
-    (tree / "src/a.o").write_text("object\n")
-
-
-def test_hash_is_the_same_committed_staged_untracked_and_outside_git(tmp_path: Path) -> None:
-    plain = tmp_path / "plain"
-    fill(plain)
-    expected = TreeHasher(None).hash(plain)
-    repo = tmp_path / "repo"
-    fill(repo)
-    git(repo, "init", "-q")
-    hasher = TreeHasher(tmp_path / "cache.json")
-    assert hasher.hash(repo) == expected                    # untracked
-    git(repo, "add", "-A")
-    assert hasher.hash(repo) == expected                    # staged
-    git(repo, "commit", "-q", "-m", "all")
-    assert hasher.hash(repo) == expected                    # committed
-    hasher.save()
-    assert TreeHasher(tmp_path / "cache.json").hash(repo) == expected  # from the cache
-    (repo / "src/a.c").write_text("int b;\n")
-    assert hasher.hash(repo) != expected
-    (repo / "src/a.c").write_text("int a;\n")
-    assert hasher.hash(repo) == expected
-    (repo / "run.sh").chmod(0o644)
-    assert hasher.hash(repo) != expected
-
-
-def test_git_failure_is_one_liveforge_error(tmp_path: Path) -> None:
-    from liveforge.util.errors import LiveforgeError
-
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    (repo / ".git").write_text("gitdir: /nonexistent\n")
-    with pytest.raises(LiveforgeError, match=str(repo)):
-        TreeHasher(None).hash(repo)
-
-
-def test_work_tree_states_hash_as_their_content(tmp_path: Path) -> None:
-    """A conflict, a staged rename, a type change, a directory become a file: the hash in git
-    is the hash of a copy of the work tree outside git."""
-    repo = tmp_path / "repo"
-    hasher = TreeHasher(tmp_path / "cache.json")
-
-    def same_as_a_copy() -> None:
-        copy = tmp_path / "copy"
-        shutil.rmtree(copy, ignore_errors=True)
-        shutil.copytree(repo, copy, symlinks=True, ignore=shutil.ignore_patterns(".git"))
-        assert hasher.hash(repo) == TreeHasher(None).hash(copy)
-
-    make_repo(repo, "r")
-    (repo / "d").mkdir()
-    (repo / "d/x").write_text("x\n")
-    commit_all(repo)
-    git(repo, "checkout", "-q", "-b", "side")
-    (repo / "src/a.txt").write_text("side\n")
-    commit_all(repo)
-    git(repo, "checkout", "-q", "main")
-    (repo / "src/a.txt").write_text("main\n")
-    commit_all(repo)
-    assert subprocess.run(["git", "-C", str(repo), "merge", "-q", "side"], capture_output=True,
-                          env={**os.environ, **GIT_ENV}).returncode != 0
-    same_as_a_copy()                                        # unmerged: the conflict markers
-    git(repo, "checkout", "-q", "--theirs", "src/a.txt")
-    same_as_a_copy()
-    commit_all(repo, "merged")
-    git(repo, "mv", "src/a.txt", "d/moved.txt")
-    same_as_a_copy()                                        # a staged rename
-    (repo / "d/moved.txt").unlink()
-    os.symlink("x", repo / "d/moved.txt")
-    same_as_a_copy()                                        # a file become a symlink
-    shutil.rmtree(repo / "d")
-    (repo / "d").write_text("a file now\n")
-    same_as_a_copy()                                        # a directory become a file

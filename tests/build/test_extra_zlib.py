@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from extrautil import elf_class
 from liveforge.build.cli import main
-from test_sources import debian_reachable
+from tests.support import DEMO
+from tests.support.extras import debian_reachable, elf_class
 
-DEMO_EXTRA = Path(__file__).resolve().parent.parent / "examples/demo/projects/extra"
+DEMO_EXTRA = DEMO / "projects" / "extra"
 
 PROGRAM = """\
 #include <stdio.h>

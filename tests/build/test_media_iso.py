@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from kernelfix import STAMP, shared_media, shared_platform
 from liveforge.build.media import build_iso
 from liveforge.build.media.boot import boot
+from tests.support.kernel import STAMP, Bootable
 
 
 def iso_listing(iso: Path, path: str) -> str:
@@ -18,8 +18,8 @@ def iso_listing(iso: Path, path: str) -> str:
                           text=True, check=True).stdout
 
 
-def test_iso_name_and_content() -> None:
-    iso = shared_media("iso")
+def test_iso_name_and_content(bootable: Bootable) -> None:
+    iso = bootable.media("iso")
     assert iso.name == f"platform-{STAMP}.iso"
     assert sorted(p.name for p in iso.parent.iterdir()) == [iso.name]  # no temp leftovers
     assert "'vmlinuz'" in iso_listing(iso, "/platform/x86_64")
@@ -30,23 +30,23 @@ def test_iso_name_and_content() -> None:
     assert "BIOS" in report and "UEFI" in report
 
 
-def test_iso_reproducible(tmp_path: Path) -> None:
-    first = build_iso(shared_platform(), STAMP, tmp_path / "a", arch="x86_64")
+def test_iso_reproducible(tmp_path: Path, bootable: Bootable) -> None:
+    first = build_iso(bootable.platform(), STAMP, tmp_path / "a", arch="x86_64")
     time.sleep(1.1)  # a clock leaking into the image would now differ
-    second = build_iso(shared_platform(), STAMP, tmp_path / "b", arch="x86_64", console="ttya")
+    second = build_iso(bootable.platform(), STAMP, tmp_path / "b", arch="x86_64", console="ttya")
     assert first.read_bytes() == second.read_bytes()
 
 
-def test_iso_console_changes_image(tmp_path: Path) -> None:
-    text = build_iso(shared_platform(), STAMP, tmp_path / "text", arch="x86_64",
+def test_iso_console_changes_image(tmp_path: Path, bootable: Bootable) -> None:
+    text = build_iso(bootable.platform(), STAMP, tmp_path / "text", arch="x86_64",
                      console="text")
-    assert text.read_bytes() != shared_media("iso").read_bytes()
+    assert text.read_bytes() != bootable.media("iso").read_bytes()
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("uefi", [False, True], ids=["bios", "uefi"])
-def test_iso_boots(uefi: bool, tmp_path: Path) -> None:
-    result = boot(shared_media("iso"), STAMP, arch="x86_64", media="iso", uefi=uefi, timeout=150,
+def test_iso_boots(uefi: bool, tmp_path: Path, bootable: Bootable) -> None:
+    result = boot(bootable.media("iso"), STAMP, arch="x86_64", media="iso", uefi=uefi, timeout=150,
                   log_path=tmp_path / "boot.log")
     assert result.ok, f"{result.message}\n{result.tail}"
     assert f"PLATFORM-READY {STAMP}" in (tmp_path / "boot.log").read_text(errors="replace")
@@ -56,22 +56,22 @@ def test_iso_boots(uefi: bool, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("uefi", [False, True], ids=["bios", "uefi"])
-def test_iso_boots_as_raw_disk(uefi: bool, tmp_path: Path) -> None:
+def test_iso_boots_as_raw_disk(uefi: bool, tmp_path: Path, bootable: Bootable) -> None:
     """The hybrid ISO written to a USB stick and attached raw: BIOS through the hybrid MBR,
     UEFI through the appended EFI system partition."""
-    result = boot(shared_media("iso"), STAMP, arch="x86_64", media="usb", uefi=uefi, timeout=150,
+    result = boot(bootable.media("iso"), STAMP, arch="x86_64", media="usb", uefi=uefi, timeout=150,
                   log_path=tmp_path / "boot.log")
     assert result.ok, f"{result.message}\n{result.tail}"
 
 
 @pytest.mark.slow
-def test_iso_menu_defaults_to_normal_entry(tmp_path: Path) -> None:
+def test_iso_menu_defaults_to_normal_entry(tmp_path: Path, bootable: Bootable) -> None:
     """Without the boot test's SMBIOS string GRUB boots the normal entry (no self-test argument,
     no power-off): what a person booting the medium gets."""
     from liveforge.build.media import get_console
     from liveforge.build.media.boot import qemu_command, watch
 
-    argv = qemu_command("qemu-system-x86_64", shared_media("iso"), STAMP, arch="x86_64",
+    argv = qemu_command("qemu-system-x86_64", bootable.media("iso"), STAMP, arch="x86_64",
                         media="iso", uefi=False, term=get_console("ttya"), interactive=False,
                         log_path=tmp_path / "log", work=tmp_path)
     at = argv.index("-smbios")

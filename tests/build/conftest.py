@@ -1,0 +1,37 @@
+"""Fixtures shared by the build tool's tests."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.extras import app_tarball, http_server, libdemo_tarball
+from tests.support.kernel import Bootable
+
+
+@pytest.fixture(scope="session")
+def bootable() -> Iterator[Bootable]:
+    """The bootable test platforms and their media, each made once per session on first use
+    (the boot, media, netboot and crash tests share them)."""
+    root = Path(tempfile.mkdtemp(prefix="liveforge-tests."))
+    try:
+        yield Bootable(root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def www(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, str]]:
+    """The libdemo and app source tarballs served over loopback HTTP: (their directory, its
+    URL); the download cache is private to the test."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    root = tmp_path / "www"
+    root.mkdir()
+    libdemo_tarball(root / "libdemo-1.0.tar.gz")
+    app_tarball(root / "app-2.0.tar.gz")
+    with http_server(root) as url:
+        yield root, url

@@ -1,0 +1,1 @@
+"""Tests of ``liveforge.util``: each module on its own, without a workspace."""
