@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from liveforge.util.errors import InputError, InputErrors
+from liveforge.util.fields import Field, read_table
 from liveforge.util.fileio import read_bytes, read_text
 from liveforge.util.toml import Lines, read_toml
 
 TYPE_CHECKING = False  # typing's, without importing typing
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Mapping
     from typing import Any, Protocol
 
     class Kind(Protocol):  # what loading asks of a kind (kinds/base.py has the whole protocol)
@@ -166,15 +167,17 @@ def _check_compression(value: Any) -> Problems:
     return [(f'compression must be "gzip" or "zstd", not {value!r}', None)]
 
 
-# key: (default, check); the default of name (None) is the workspace directory's name
-PLATFORM_FIELDS: dict[str, tuple[Any, Callable[[Any], Problems]]] = {
-    "name": (None, _check_name),
-    "overlays": ([], _check_overlays),
-    "kernel": ("boot/vmlinuz", _check_kernel),
-    "arch": ("x86_64", _check_arch),
-    "compression": ("gzip", _check_compression),
-    "templates": (["etc/release"], _check_templates),
-}
+# [platform]: each check names the key's type too, so the fields take any value; the default
+# of name (None) is the workspace directory's name
+PLATFORM_FIELDS = (
+    Field("name", "any", None, _check_name, "the platform's name"),
+    Field("overlays", "any", [], _check_overlays, "overlay directories, searched in order"),
+    Field("kernel", "any", "boot/vmlinuz", _check_kernel, "the kernel's path in the image"),
+    Field("arch", "any", "x86_64", _check_arch, "the architecture"),
+    Field("compression", "any", "gzip", _check_compression, "the boot archive's compression"),
+    Field("templates", "any", ["etc/release"], _check_templates,
+          "image files with @NAME@, @STAMP@ and @PLATFORM@ filled in"),
+)
 
 
 def workspace_path_problem(path: str) -> str | None:
@@ -209,18 +212,12 @@ def load_platform(path: Path, kinds: Mapping[str, Kind]
     if not isinstance(plat, dict):
         err("[platform] must be a table", None)
         plat = {}
-    for key in plat:
-        if key not in PLATFORM_FIELDS:
-            err(f"unknown key {key!r} in [platform] (known: {', '.join(sorted(PLATFORM_FIELDS))})",
-                lines.key("platform", key))
-    values: dict[str, Any] = {}
-    for key, (default, check) in PLATFORM_FIELDS.items():
-        # a default is known good (and a no-op run then need not import the manifest module)
-        problems = check(plat[key]) if key in plat and plat[key] != default else []
-        for message, item in problems:
-            err(f"[platform] {message}", lines.key("platform", key) if item is None
-                else lines.value("platform", key, item))
-        values[key] = plat[key] if key in plat and not problems else default
+
+    def report(message: str, key: str, item: Any) -> None:
+        err(message if message.startswith("unknown key") else f"[platform] {message}",
+            lines.key("platform", key) if item is None else lines.value("platform", key, item))
+
+    values = read_table(plat, PLATFORM_FIELDS, report, " in [platform]")
     for overlay in values["overlays"]:
         if not (root / overlay).is_dir():
             err(f"overlay {overlay!r} is not a directory",

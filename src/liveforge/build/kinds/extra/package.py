@@ -40,7 +40,7 @@ documentation above all follow that table.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,19 +56,13 @@ from liveforge.util.fetch import (
     UrlSource,
     plain_file_name,
 )
+from liveforge.util.fields import Field, read_table
 from liveforge.util.paths import path_problem
 from liveforge.util.toml import Lines, read_toml
 
 PACKAGE_FILE = "package.toml"
 BUILD_SYSTEMS = ("autotools", "make", "commands")
 VARIANTS = ("32", "64")
-
-
-@dataclass(frozen=True, slots=True)
-class Field:
-    key: str
-    kind: str           # str | bool | strlist | strmap | table
-    default: Any
 
 
 FIELDS: tuple[Field, ...] = (
@@ -152,34 +146,10 @@ class Package:
         return {f"{key}_VERSION": self.version, **self.vars}
 
 
-def _typed(value: Any, kind: str) -> bool:
-    if kind == "str":
-        return isinstance(value, str)
-    if kind == "bool":
-        return isinstance(value, bool)
-    if kind == "strlist":
-        return isinstance(value, list) and all(isinstance(v, str) for v in value)
-    if kind == "strmap":
-        return isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
-    return isinstance(value, dict)
-
-
-def _read_table(data: Mapping[str, Any], fields: Iterable[Field], where: str,
-                err: Any) -> dict[str, Any]:
-    known = {f.key: f for f in fields}
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        if key not in known:
-            err(f"unknown key {key!r} (known: {', '.join(sorted(known))})", where, key)
-            continue
-        if not _typed(value, known[key].kind):
-            err(f"{key} must be a {known[key].kind.replace('strlist', 'list of strings')}"
-                f"{'' if known[key].kind != 'strmap' else ' (a table of strings)'}", where, key)
-            continue
-        out[key] = value
-    for f in known.values():
-        out.setdefault(f.key, f.default)
-    return out
+def _in_table(err: Callable[[str, str, str], None], table: str
+              ) -> Callable[[str, str, Any], None]:
+    """A field reader's report, as an error at the key's line in ``table``."""
+    return lambda message, key, _item: err(message, table, key)
 
 
 def load_package(directory: Path) -> Package:
@@ -192,7 +162,7 @@ def load_package(directory: Path) -> Package:
         errors.append(InputError(message, path, lines.key(table, key) if key else
                                  lines.table(table) if table else None))
 
-    top = _read_table(data, FIELDS, "", err)
+    top = read_table(data, FIELDS, _in_table(err, ""))
     for key in ("name", "version"):
         if not top[key]:
             err(f"{key} is required")
@@ -219,7 +189,7 @@ def load_package(directory: Path) -> Package:
         if vname not in VARIANTS or not isinstance(table, dict):
             err(f"[variant.{vname}]: unknown variant (known: 32, 64)", f"variant.{vname}")
             continue
-        vt = _read_table(table, VARIANT_FIELDS, f"variant.{vname}", err)
+        vt = read_table(table, VARIANT_FIELDS, _in_table(err, f"variant.{vname}"))
         if vt["libdir"] is not None and not install_path(vt["libdir"]):
             err(f"libdir must be an absolute path without '..', not {vt['libdir']!r}",
                 f"variant.{vname}", "libdir")
