@@ -12,7 +12,7 @@ def even(value: Any) -> list[tuple[str, Any]]:
 
 
 FIELDS = (
-    Field("name", "str", None, doc="a name"),
+    Field("name", "str", None),
     Field("flag", "bool", False),
     Field("items", "strlist", ["2"], even),
     Field("env", "strmap", {}),

@@ -170,13 +170,12 @@ def _check_compression(value: Any) -> Problems:
 # [platform]: each check names the key's type too, so the fields take any value; the default
 # of name (None) is the workspace directory's name
 PLATFORM_FIELDS = (
-    Field("name", "any", None, _check_name, "the platform's name"),
-    Field("overlays", "any", [], _check_overlays, "overlay directories, searched in order"),
-    Field("kernel", "any", "boot/vmlinuz", _check_kernel, "the kernel's path in the image"),
-    Field("arch", "any", "x86_64", _check_arch, "the architecture"),
-    Field("compression", "any", "gzip", _check_compression, "the boot archive's compression"),
-    Field("templates", "any", ["etc/release"], _check_templates,
-          "image files with @NAME@, @STAMP@ and @PLATFORM@ filled in"),
+    Field("name", "any", None, _check_name),                      # the platform's name
+    Field("overlays", "any", [], _check_overlays),                # searched in order
+    Field("kernel", "any", "boot/vmlinuz", _check_kernel),        # its path in the image
+    Field("arch", "any", "x86_64", _check_arch),
+    Field("compression", "any", "gzip", _check_compression),      # of the boot archive
+    Field("templates", "any", ["etc/release"], _check_templates),  # @NAME@, @STAMP@ filled in
 )
 
 

@@ -1,8 +1,8 @@
 """Declarative field tables: one declaration per key of an input table (its type, its default,
-a further check, its help), read by one function that validates a table and fills in defaults.
+a further check), read by one function that validates a table and fills in defaults.
 
-A table of fields is data: the reader, the error messages and the documentation all come from
-it, so a key is described once. ``platform.toml``'s ``[platform]`` and an extra package's
+A table of fields is data: the reader and its error messages come from it, so a key is
+described once. ``platform.toml``'s ``[platform]`` and an extra package's
 ``package.toml`` are read through it.
 """
 
@@ -37,7 +37,6 @@ class Field:
     type: str                    # one of TYPES
     default: Any = None          # None: the key has no default (the reader's caller decides)
     check: Callable[[Any], Problems] | None = None  # further problems of a well-typed value
-    doc: str = ""                # one line of help
 
 
 def typed(value: Any, type: str) -> bool:
