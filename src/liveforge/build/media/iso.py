@@ -23,20 +23,17 @@ import os
 import shutil
 from pathlib import Path
 
-from liveforge.build.buildstamp import stamp_epoch
 from liveforge.build.media import fat, grubimg
-from liveforge.build.media.console import get_console
 from liveforge.build.media.grubcfg import grub_cfg
-from liveforge.build.media.hosttools import ISO_TOOLS, repro_env, require, run
+from liveforge.build.media.hosttools import ISO_TOOLS, run
+from liveforge.build.media.job import media_job
 from liveforge.build.media.layout import (
     EFI_LOADER,
     GRUB_CFG,
     GRUB_DIR,
     MediaFile,
     marker_name,
-    platform_files,
 )
-from liveforge.util.scratch import make_temp_dir, remove_leftovers, remove_temp
 
 BIOS_IMAGE = f"{GRUB_DIR}/bios.img"
 EFI_IMAGE = f"{GRUB_DIR}/efi.img"
@@ -59,28 +56,17 @@ def iso_date(epoch: int) -> str:
 def build_iso(platform_dir: Path, stamp: str, out_dir: Path, *, arch: str,
               console: str = "ttya") -> Path:
     """Write ``out_dir/platform-<stamp>.iso`` from a built platform; returns its path."""
-    term = get_console(console)
-    files = platform_files(Path(platform_dir), stamp, arch)
-    tools = require(ISO_TOOLS)
-    epoch = stamp_epoch(stamp)
-    env = repro_env(epoch)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    final = out_dir / iso_name(stamp)
-    remove_leftovers(out_dir)  # what a killed run left
-    work = make_temp_dir(out_dir, final.name)
-    try:
-        root = work / "root"
-        stage_tree(root, files, stamp, grub_cfg(stamp, term, arch))
-        grubimg.bios_eltorito(tools, root / BIOS_IMAGE, stamp, env)
-        make_efi_image(tools, work, root / EFI_IMAGE, stamp, epoch, env)
-        pin_mtimes(root, epoch)
-        tmp_iso = work / final.name
-        run_xorriso(tools, root, tmp_iso, stamp, epoch, env)
-        os.replace(tmp_iso, final)
-    finally:
-        remove_temp(work)
-    return final
+    with media_job(platform_dir, stamp, out_dir, iso_name(stamp), arch=arch, console=console,
+                   tools=ISO_TOOLS) as job:
+        root = job.work / "root"
+        stage_tree(root, job.files, stamp, grub_cfg(stamp, job.console, arch))
+        grubimg.bios_eltorito(job.tools, root / BIOS_IMAGE, stamp, job.env)
+        make_efi_image(job.tools, job.work, root / EFI_IMAGE, stamp, job.epoch, job.env)
+        pin_mtimes(root, job.epoch)
+        tmp_iso = job.work / job.final.name
+        run_xorriso(job.tools, root, tmp_iso, stamp, job.epoch, job.env)
+        os.replace(tmp_iso, job.final)
+    return job.final
 
 
 def stage_tree(root: Path, files: list[MediaFile], stamp: str, menu: str) -> None:

@@ -17,22 +17,19 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from liveforge.build.buildstamp import stamp_epoch
 from liveforge.build.image.archive import gzip_file
 from liveforge.build.media import fat, grubimg
-from liveforge.build.media.console import get_console
 from liveforge.build.media.grubcfg import grub_cfg
-from liveforge.build.media.hosttools import USB_TOOLS, repro_env, require, run
+from liveforge.build.media.hosttools import USB_TOOLS, run
+from liveforge.build.media.job import media_job
 from liveforge.build.media.layout import (
     EFI_LOADER,
     GRUB_CFG,
     MediaFile,
     marker_name,
-    platform_files,
 )
 from liveforge.util.errors import BuildError
 from liveforge.util.fileio import write_atomic
-from liveforge.util.scratch import make_temp_dir, remove_leftovers, remove_temp
 
 MIB = 1024 * 1024
 PARTITION_START = 1 * MIB  # sector 2048; the gap before it holds GRUB's core.img
@@ -60,43 +57,33 @@ def partition_size(payload: int) -> int:
 def build_usb(platform_dir: Path, stamp: str, out_dir: Path, *, arch: str,
               console: str = "ttya") -> Path:
     """Write ``platform-<stamp>.usb.gz`` and ``partition.map`` in ``out_dir``; return the image."""
-    term = get_console(console)
-    files = platform_files(Path(platform_dir), stamp, arch)
-    tools = require(USB_TOOLS)
-    epoch = stamp_epoch(stamp)
-    env = repro_env(epoch)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    final = out_dir / usb_name(stamp)
-    remove_leftovers(out_dir)  # what a killed run left
-    work = make_temp_dir(out_dir, final.name)
-    try:
+    with media_job(platform_dir, stamp, out_dir, usb_name(stamp), arch=arch, console=console,
+                   tools=USB_TOOLS) as job:
+        tools, env, work, final = job.tools, job.env, job.work, job.final
         loaders = work / "loaders"
         loaders.mkdir()
         core = grubimg.bios_core(tools, loaders / "core.img", stamp, env)
         efi = grubimg.efi_loader(tools, loaders / "BOOTX64.EFI", stamp, env)
         menu = loaders / "grub.cfg"
-        menu.write_text(grub_cfg(stamp, term, arch))
+        menu.write_text(grub_cfg(stamp, job.console, arch))
         marker = loaders / "marker"
         marker.write_bytes(b"")
-        contents = [*files, MediaFile(menu, GRUB_CFG), MediaFile(efi, EFI_LOADER),
+        contents = [*job.files, MediaFile(menu, GRUB_CFG), MediaFile(efi, EFI_LOADER),
                     MediaFile(marker, marker_name(stamp))]
         size = partition_size(sum(f.source.stat().st_size for f in contents))
         image = work / "usb.img"
         with open(image, "wb") as handle:
             handle.truncate(PARTITION_START + size)
-        partition_disk(tools, image, size, epoch, env)
-        fat.mkfs(tools, image, label=LABEL, vol_id=fat.volume_id(epoch), env=env, fat32=True,
-                 offset_sectors=PARTITION_START // fat.SECTOR,
+        partition_disk(tools, image, size, job.epoch, env)
+        fat.mkfs(tools, image, label=LABEL, vol_id=fat.volume_id(job.epoch), env=env,
+                 fat32=True, offset_sectors=PARTITION_START // fat.SECTOR,
                  size_sectors=size // fat.SECTOR)
         fat.populate(tools, image, contents, env, offset_bytes=PARTITION_START)
         install_bios_boot(image, core)
         packed = work / final.name
         gzip_file(image, packed)
-        write_atomic(out_dir / "partition.map", partition_map(size))
+        write_atomic(final.parent / "partition.map", partition_map(size))
         os.replace(packed, final)
-    finally:
-        remove_temp(work)
     return final
 
 
