@@ -17,12 +17,11 @@ import argparse
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from noop import timed
+from noop import liveforge_command, timed
 
 MAKEFILE = (
     "world:\n\t@true\n"
@@ -64,11 +63,7 @@ def main() -> None:
     ap.add_argument("--files", type=int, default=100)
     ap.add_argument("--runs", type=int, default=9)
     args = ap.parse_args()
-    lf = [str(Path(sys.executable).parent / "liveforge")]
-    import liveforge
-
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(Path(liveforge.__file__).parent)],
-                   check=True)
+    lf = liveforge_command()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "ws"
         root.mkdir()

@@ -69,6 +69,16 @@ def make_baseline(root: Path, deps: dict[str, list[str]]) -> Path:
     return mk
 
 
+def liveforge_command() -> list[str]:
+    """The installed ``liveforge`` command, its modules byte-compiled first (as an install does;
+    without that, a run under PYTHONDONTWRITEBYTECODE compiles every module, every time)."""
+    import liveforge
+
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(Path(liveforge.__file__).parent)],
+                   check=True)
+    return [str(Path(sys.executable).parent / "liveforge")]
+
+
 def timed(commands: list[list[str]], cwd: Path, runs: int) -> list[float]:
     """The median time of each command, the commands taking turns run after run."""
     samples: list[list[float]] = [[] for _ in commands]
@@ -88,11 +98,7 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=10)
     ap.add_argument("--runs", type=int, default=15)
     args = ap.parse_args()
-    lf = [str(Path(sys.executable).parent / "liveforge")]
-    import liveforge
-
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(Path(liveforge.__file__).parent)],
-                   check=True)
+    lf = liveforge_command()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "ws"
         root.mkdir()
