@@ -21,10 +21,12 @@ if TYPE_CHECKING:
 # a field's type -> how an error names it
 TYPES = {
     "str": "a string",
+    "int": "a whole number",
     "bool": "true or false",
     "strlist": "a list of strings",
     "strmap": "a table of strings",
     "table": "a table",
+    "list": "a list",
     "any": "a value",
 }
 
@@ -43,6 +45,8 @@ def typed(value: Any, type: str) -> bool:
     """Whether ``value`` is of the field type ``type``."""
     if type == "str":
         return isinstance(value, str)
+    if type == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
     if type == "bool":
         return isinstance(value, bool)
     if type == "strlist":
@@ -51,6 +55,8 @@ def typed(value: Any, type: str) -> bool:
         return isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
     if type == "table":
         return isinstance(value, dict)
+    if type == "list":
+        return isinstance(value, list)
     return True
 
 
