@@ -77,7 +77,7 @@ def _files(value: list[Any]) -> Problems:
     if not (isinstance(file.get("sha1"), str) and SHA1_RE.match(file["sha1"])):
         problems.append(("sha1 must be 40 hexadecimal digits", None))
     size = file.get("size")
-    if not (typed(size, "int") and size >= 0):
+    if not (isinstance(size, int) and not isinstance(size, bool) and size >= 0):
         problems.append(("size must be a whole number of bytes", None))
     if file.get("compression") not in COMPRESSIONS:
         problems.append((f"compression must be one of {', '.join(COMPRESSIONS)}", None))
