@@ -21,9 +21,15 @@ def lookup(pool: str = DEFAULT_POOL):  # type: ignore[no-untyped-def]
     """A function: an image uuid -> its manifest when it is installed in ``pool``, else None
     (the store is opened at the first look-up: a payload naming no image needs none)."""
     def installed(uuid: str) -> Manifest | None:
+        from liveforge.img.errors import ImgadmError
         from liveforge.img.store import ImageStore
 
-        got = ImageStore.from_env().get(uuid, pool=pool)
+        try:
+            got = ImageStore.from_env().get(uuid, pool=pool)
+        except ImgadmError as exc:
+            if exc.code != "ConfigError":   # a pool imgadm does not know holds no image
+                raise
+            return None
         return got.manifest if got is not None else None
     return installed
 

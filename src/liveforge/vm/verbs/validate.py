@@ -7,7 +7,7 @@ from typing import Any
 from liveforge.vm import images
 from liveforge.vm.errors import InvalidPayload
 from liveforge.vm.properties import BRANDS
-from liveforge.vm.validate import Result, check
+from liveforge.vm.validate import ZPOOL_RE, Result, check
 from liveforge.vm.verbs.common import say
 
 
@@ -21,8 +21,12 @@ def brand_of(payload: dict[str, Any], brand: str | None) -> str:
 
 
 def checked(payload: dict[str, Any], brand: str, action: str) -> Result:
-    pool = payload.get("zpool") if isinstance(payload.get("zpool"), str) else None
-    return check(payload, brand, action, images.lookup(pool or images.DEFAULT_POOL))
+    """``check`` with the images of the payload's pool (``zones`` when it names none or a
+    bad one: that is reported as zpool's bad value)."""
+    pool = payload.get("zpool")
+    if not (isinstance(pool, str) and ZPOOL_RE.match(pool)):
+        pool = images.DEFAULT_POOL
+    return check(payload, brand, action, images.lookup(pool))
 
 
 def validate(action: str, payload: dict[str, Any], brand: str | None) -> None:
