@@ -178,9 +178,20 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def _joined_sort(argv: list[str]) -> list[str]:
+    """``-s -ram`` as ``-s=-ram``: a descending sort key looks like an option to argparse."""
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] == "-s" and arg.startswith("-"):
+            out[-1] = f"-s={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     top = parser()
-    args = top.parse_args(argv)
+    args = top.parse_args(_joined_sort(sys.argv[1:] if argv is None else argv))
     if args.verb is None:
         top.print_usage(sys.stderr)
         return 2

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from liveforge.util.errors import LiveforgeError
+from liveforge.util.errors import LiveforgeError, UsageError
 
 
 class VmadmError(LiveforgeError):
     """A vmadm failure: its message on stderr, exit status 1."""
 
 
-class BadUuid(VmadmError):
-    """A UUID argument that is not one (36 characters, dashes at 8, 13, 18, 23): exit 2."""
-
-    exit_code = 2
+class BadUuid(UsageError):
+    """A UUID argument that is not one (36 characters, dashes at 8, 13, 18, 23): a usage
+    error, exit 2."""
 
     def __init__(self, command: str):
         super().__init__(f"Invalid or missing UUID for {command}")

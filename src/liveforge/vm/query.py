@@ -78,6 +78,8 @@ class Filter:
         got = field(vm, self.key)
         values = got if self.key.split(".")[1:2] == ["*"] else [got]
         for one in values or []:
+            if one is None:
+                continue
             shown = text(one)
             if self.regex is not None and self.regex.search(shown):
                 return True
