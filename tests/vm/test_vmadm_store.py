@@ -187,3 +187,39 @@ def test_every_verb_refuses_a_bad_uuid_and_an_unknown_vm(vmadm: Run, verb: str) 
         assert proc.stderr.startswith(f"Invalid or missing UUID for {verb}\nusage: vmadm")
     proc = vmadm(verb, UNKNOWN, *(["alias=x"] if verb == "update" else []))
     assert (proc.returncode, proc.stderr) == (1, f"No such VM {UNKNOWN}\n")
+
+
+def test_hostile_payloads_and_store(vmadm: Run, vms: VmStore, tmp_path: Path) -> None:
+    proc = vmadm("create", "-f", str(tmp_path))
+    assert (proc.returncode, proc.stderr) == (
+        1, f"File: {tmp_path} cannot be read: Is a directory\n")
+    latin = tmp_path / "latin.json"
+    latin.write_bytes(b'{"alias": "caf\xe9"}')
+    proc = vmadm("validate", "create", "-f", str(latin))
+    assert (proc.returncode, proc.stderr) == (1, "Invalid JSON payload: not UTF-8 (byte 14)\n")
+    proc = vmadm("validate", "create", input='{"brand": "joyent"}{}')
+    assert proc.stderr == "Invalid JSON payload: Syntax error at line 1, column 20\n"
+    # a uuid that is taken: refused, the VM there untouched
+    before = vms.load(A)
+    proc = vmadm("create", input=json.dumps({"uuid": A, "brand": "bhyve"}))
+    assert (proc.returncode, proc.stderr) == (1, f"VM {A} already exists\n")
+    assert vms.load(A) == before
+    # a torn config.json: one line naming it, no traceback
+    (vms.vmdir(C) / "config.json").write_text('{"uuid": ')
+    proc = vmadm("list")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith(f"{vms.vmdir(C) / 'config.json'}: unreadable VM "
+                                  "configuration: ")
+    # directories that are no VM's (an image pool's layers share the root) are not listed
+    (vms.root / ZONE_IMAGE).mkdir()
+    (vms.root / "notes").mkdir()
+    (vms.vmdir(C) / "config.json").unlink()
+    assert vmadm("list", "-H", "-o", "uuid", "-s", "uuid").stdout == f"{A}\n{B}\n"
+
+
+def test_usage_errors_exit_2(vmadm: Run) -> None:
+    assert vmadm().returncode == 2
+    proc = vmadm("validate", "update")
+    assert proc.returncode == 2 and proc.stderr.startswith(
+        "validate update: a BRAND is required\nusage: vmadm")
+    assert vmadm("kill", A, "-s", "NOPE").returncode == 2
