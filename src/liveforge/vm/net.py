@@ -186,4 +186,5 @@ def detach(uuid: str) -> None:
     ends = host_ends(uuid)
     if ends:
         subprocess.run(["ip", "-force", "-batch", "-"],
-                       input="".join(f"link del {n}\n" for n in ends), capture_output=True)
+                       input="".join(f"link del {n}\n" for n in ends), capture_output=True,
+                       text=True)

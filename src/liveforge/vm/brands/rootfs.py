@@ -111,6 +111,9 @@ def install(vm: dict[str, Any], vmdir: Path) -> list[str]:
 def mount(vm: dict[str, Any], vmdir: Path) -> None:
     """Mount what :func:`install` made, where it is not mounted (after a host's reboot)."""
     disk, root = vmdir / "disk", vmdir / "root"
+    if (vmdir / "disk.resize").exists():
+        unmount(vmdir)
+        _offline_resize(vmdir)
     if (vmdir / "disk.img").exists() and not mounted(disk):
         proc = subprocess.run(["mount", "-o", "loop,nodev", os.fspath(vmdir / "disk.img"),
                                os.fspath(disk)], capture_output=True, text=True)
@@ -143,10 +146,13 @@ def remove(vmdir: Path) -> None:
         if (vmdir / name).exists():
             raise StorageError(f"{vmdir / name}: cannot be removed")
     (vmdir / "disk.img").unlink(missing_ok=True)
+    (vmdir / "disk.resize").unlink(missing_ok=True)
 
 
 def resize(vmdir: Path, quota: int) -> list[str]:
-    """Grow the quota file system of a VM (online); the warnings for what cannot be done."""
+    """Grow the quota file system of a VM: online where the kernel lets resize2fs do it (not
+    everywhere: it may answer EPERM), else at the VM's next start (``disk.resize`` marks it);
+    the warnings for what cannot be done now."""
     image = vmdir / "disk.img"
     if not image.exists():
         return [f"quota {quota} GiB is not enforced: the VM has no quota file system"]
@@ -159,8 +165,20 @@ def resize(vmdir: Path, quota: int) -> list[str]:
     for argv in (["losetup", "-c", device], ["resize2fs", device]):
         proc = subprocess.run(argv, capture_output=True, text=True)
         if proc.returncode != 0:
-            raise StorageError(f"{argv[0]} {device}: {proc.stderr.strip()}")
+            (vmdir / "disk.resize").touch()
+            return [f"quota {quota} GiB takes effect at the VM's next start (online resize: "
+                    f"{proc.stderr.strip().splitlines()[-1]})"]
     return []
+
+
+def _offline_resize(vmdir: Path) -> None:
+    """Grow an unmounted quota file system to its file's size."""
+    image = os.fspath(vmdir / "disk.img")
+    for argv in (["e2fsck", "-f", "-p", image], ["resize2fs", image]):
+        proc = subprocess.run(argv, capture_output=True, text=True)
+        if proc.returncode not in (0, 1):  # e2fsck: 1 = errors corrected
+            raise StorageError(f"{argv[0]} {image}: {proc.stderr.strip() or proc.returncode}")
+    (vmdir / "disk.resize").unlink()
 
 
 def _source(path: Path) -> str:
