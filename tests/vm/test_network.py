@@ -29,7 +29,8 @@ def test_two_containers_on_one_bridge_reach_each_other(vms, vm_env, capsys):
     assert "link/ether 02:00:00:77:00:01" in shown
     assert "default via 10.77.0.254 dev net0" in shown
     # the host is not on that network: the bridge has no address
-    host = subprocess.run(["busybox", "ping", "-c", "1", "-W", "1", "10.77.0.1"], capture_output=True)
+    host = subprocess.run(["busybox", "ping", "-c", "1", "-W", "1", "10.77.0.1"],
+                          capture_output=True)
     assert host.returncode != 0
 
 
