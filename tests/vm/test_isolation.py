@@ -4,10 +4,13 @@ never starts leaves a stopped VM with nothing behind."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import signal
+import subprocess
+import sys
 import time
 import uuid as uuidlib
 from pathlib import Path
@@ -143,3 +146,38 @@ def test_zlogin_errors(vms):
     vm = vms.create(start=False)
     stopped = zlogin(vm, "true")
     assert stopped.returncode == 1 and f"({vm['uuid']} is 'stopped')" in stopped.stderr
+
+
+START = ("import json, sys; from pathlib import Path; "
+         "from liveforge.vm.brands.container import ContainerRuntime; "
+         "vm = json.loads(sys.argv[1]); ContainerRuntime().start(vm, Path(sys.argv[2]))")
+
+
+def test_a_start_killed_midway_leaves_no_process(vms):
+    vm = vms.create(start=False)
+    vmdir = vms.vmdir(vm)
+    for delay in (0.05, 0.1, 0.15, 0.2, 0.3):
+        proc = subprocess.Popen([sys.executable, "-c", START, json.dumps(vm), str(vmdir)])
+        time.sleep(delay)
+        proc.kill()
+        proc.wait()
+        time.sleep(0.2)
+        pid = init_pid(vmdir)
+        cg = cgroups.Cgroup(vm["uuid"])
+        if pid is None:  # killed before its init ran: the init's PID 1 gave up
+            assert cg.pids() == [], delay
+        else:
+            assert vms.rt.state(vm, vmdir) == "running"
+            vms.rt.stop(vm, vmdir, 0, True)
+        vms.rt.start(vm, vmdir)  # and a start afterwards works
+        assert zlogin(vm, "echo ok").stdout == "ok\n"
+        vms.rt.stop(vm, vmdir, 0, True)
+
+
+def test_two_starts_at_once_make_one_vm(vms):
+    vm = vms.create(start=False)
+    vmdir = vms.vmdir(vm)
+    procs = [subprocess.Popen([sys.executable, "-c", START, json.dumps(vm), str(vmdir)],
+                              stderr=subprocess.PIPE) for _ in range(3)]
+    assert [p.wait(60) for p in procs] == [0, 0, 0]
+    assert len(cgroups.Cgroup(vm["uuid"]).pids()) == 1  # one init, nothing else

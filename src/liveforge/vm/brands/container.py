@@ -13,12 +13,15 @@ VM runs while that process does (a zombie or a reused pid is a stopped VM)."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import select
 import shutil
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +74,19 @@ def _wait_gone(pid: int, timeout: float) -> bool:
         poller = select.poll()
         poller.register(fd, select.POLLIN)
         return bool(poller.poll(max(0, int(timeout * 1000))))
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def _locked(vmdir: Path) -> Iterator[None]:
+    """One start, stop or destroy of a VM at a time (``run/lock``, released when the holder
+    ends however it ends)."""
+    (vmdir / "run").mkdir(exist_ok=True)
+    fd = os.open(vmdir / "run" / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
     finally:
         os.close(fd)
 
@@ -166,8 +182,11 @@ class ContainerRuntime:
         return "stopping" if (vmdir / "run" / "stopping").exists() else "running"
 
     def start(self, vm: dict[str, Any], vmdir: Path) -> None:
-        if init_pid(vmdir) is not None:
-            return
+        with _locked(vmdir):
+            if init_pid(vmdir) is None:
+                self._start(vm, vmdir)
+
+    def _start(self, vm: dict[str, Any], vmdir: Path) -> None:
         self._clean(vm, vmdir)
         rootfs.mount(vm, vmdir)
         run = vmdir / "run"
@@ -238,6 +257,10 @@ class ContainerRuntime:
                 os.close(go_w)
 
     def stop(self, vm: dict[str, Any], vmdir: Path, timeout: float, force: bool) -> None:
+        with _locked(vmdir):
+            self._stop(vm, vmdir, timeout, force)
+
+    def _stop(self, vm: dict[str, Any], vmdir: Path, timeout: float, force: bool) -> None:
         pid = init_pid(vmdir)
         if pid is not None:
             (vmdir / "run" / "stopping").touch()
@@ -272,10 +295,9 @@ class ContainerRuntime:
                 warn(text)
 
     def destroy(self, vm: dict[str, Any], vmdir: Path) -> None:
-        if init_pid(vmdir) is not None:
-            self.stop(vm, vmdir, 0, True)
-        self._clean(vm, vmdir)
-        rootfs.remove(vmdir)
+        with _locked(vmdir):
+            self._stop(vm, vmdir, 0, True)
+            rootfs.remove(vmdir)
         shutil.rmtree(vmdir / "run", ignore_errors=True)
 
     def _clean(self, vm: dict[str, Any], vmdir: Path) -> None:
