@@ -24,7 +24,10 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+TYPE_CHECKING = False  # typing's, without importing typing
+if TYPE_CHECKING:
+    from typing import Any
 
 PARENT = "vmadm"
 CONTROLLERS = ("memory", "pids", "cpu")

@@ -20,9 +20,12 @@ import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from liveforge.util.errors import LiveforgeError
+
+TYPE_CHECKING = False  # typing's, without importing typing
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_NICTAGS = "/etc/vmadm/nictags.json"
 SYS_NET = Path("/sys/class/net")
@@ -131,10 +134,9 @@ def attach(vm: dict[str, Any], pid: int) -> list[str]:
     """Give the network namespace of process ``pid`` the VM's NICs; the warnings."""
     nics, warnings = plan(vm)
     if not nics:
-        _ip_batch(["link set lo up"], pid)
         return warnings
     host: list[str] = []
-    inside = ["link set lo up"]
+    inside: list[str] = []
     made: set[str] = set()
     for nic in nics:
         if not (SYS_NET / nic.bridge).exists() and nic.bridge not in made:

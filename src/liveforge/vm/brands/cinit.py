@@ -10,10 +10,12 @@ mount or a write to the host."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import socket
 import stat
+import struct
 from dataclasses import dataclass
 
 from liveforge.vm import linux
@@ -58,6 +60,8 @@ class Spec:
     metadata: str  # host path of the metadata directory
 
 
+SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
+
 NOSUID_NODEV_NOEXEC = linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC
 
 
@@ -92,6 +96,14 @@ def _mount_dev() -> None:
                 "mode=1777,size=65536k")
     for name, target in DEV_LINKS:
         os.symlink(target, f"/dev/{name}")
+
+
+def _loopback_up() -> None:
+    """``ip link set lo up`` in the new network namespace, without running ip."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        request = struct.pack("16sH22x", b"lo", 0)
+        flags = struct.unpack("16sH22x", fcntl.ioctl(sock, SIOCGIFFLAGS, request))[1]
+        fcntl.ioctl(sock, SIOCSIFFLAGS, struct.pack("16sH22x", b"lo", flags | IFF_UP))
 
 
 def setup(spec: Spec) -> int:
@@ -131,6 +143,7 @@ def setup(spec: Spec) -> int:
     _write("/etc/hostname", spec.hostname + "\n")
     _write(MDATA_GET, MDATA_SCRIPT, 0o755)
     socket.sethostname(spec.hostname)
+    _loopback_up()
     return console
 
 

@@ -21,13 +21,16 @@ import select
 import shutil
 import signal
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from liveforge.util.errors import LiveforgeError
 from liveforge.vm import cgroups, linux, net
 from liveforge.vm.brands import cinit, rootfs
+
+TYPE_CHECKING = False  # typing's, without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
 
 NAMESPACES = (linux.CLONE_NEWNS | linux.CLONE_NEWUTS | linux.CLONE_NEWIPC | linux.CLONE_NEWNET
               | linux.CLONE_NEWPID | linux.CLONE_NEWCGROUP)

@@ -16,10 +16,13 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
 
 from liveforge.util.errors import LiveforgeError
 from liveforge.vm import linux
+
+TYPE_CHECKING = False  # typing's, without importing typing
+if TYPE_CHECKING:
+    from typing import Any
 
 GIB = 1 << 30
 
