@@ -1,28 +1,39 @@
-"""Container test material: a tiny busybox root (an image's single layer) and VM payloads."""
+"""Container test material: a busybox root that boots (images.busybox_tree plus every applet,
+busybox init as /sbin/init and an inittab), installed as a real image."""
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
-BUSYBOX = "/bin/busybox"  # Debian's busybox-static: no shared libraries needed in the root
+from liveforge.img.manifest import validate
+from liveforge.img.store import ImageStore
+from tests.support.images import BUSYBOX, busybox_tree, write_image
+
 INITTAB = "::sysinit:/bin/true\n"  # no respawning shells on consoles the VM does not have
 
 
 def busybox_root(root: Path) -> Path:
     """A root tree that runs: busybox, its applets as symlinks, busybox init as /sbin/init."""
-    for d in ("bin", "sbin", "etc", "root", "usr/bin", "usr/sbin", "var"):
+    busybox_tree(root)
+    for d in ("sbin", "usr/sbin"):
         (root / d).mkdir(parents=True, exist_ok=True)
-    shutil.copy2(BUSYBOX, root / "bin" / "busybox")
-    applets = subprocess.run([BUSYBOX, "--list"], capture_output=True, text=True,
+    applets = subprocess.run([str(BUSYBOX), "--list"], capture_output=True, text=True,
                              check=True).stdout.split()
     for applet in applets:
-        if applet != "busybox":
+        if applet != "busybox" and not os.path.lexists(root / "bin" / applet):
             os.symlink("busybox", root / "bin" / applet)
     os.symlink("/bin/busybox", root / "sbin" / "init")
     (root / "etc" / "inittab").write_text(INITTAB)
-    (root / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
     (root / "etc" / "group").write_text("root:x:0:\ntty:x:5:\n")
     return root
+
+
+def install_image(imgroot: Path, tree: Path, uuid: str, work: Path, *,
+                  origin_tree: Path | None = None, origin: str | None = None) -> Path:
+    """``tree`` as an image (a diff against ``origin_tree`` when given) installed in the
+    store at ``imgroot`` (pool zones); its layer directory."""
+    _, file, manifest = write_image(work, tree, f"img-{uuid[:8]}", uuid=uuid,
+                                    origin_tree=origin_tree, origin=origin)
+    return ImageStore(imgroot).install(validate(manifest, "test"), file).path

@@ -18,7 +18,7 @@ import pytest
 
 from liveforge.vm import cgroups, net
 from liveforge.vm.brands.container import ContainerRuntime, init_pid
-from tests.support.containers import busybox_root
+from tests.support.containers import busybox_root, install_image
 
 IMAGE_UUID = "0b1e5a1e-0000-4000-8000-00000000b0b0"
 
@@ -39,7 +39,8 @@ def vm_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         pytest.skip("containers need root")
     base = tmp_path_factory.mktemp("vmenv")
     imgroot, vmroot = base / "img", base / "zones"
-    busybox_root(imgroot / "zones" / IMAGE_UUID)
+    tree = busybox_root(base / "tree")
+    install_image(imgroot, tree, IMAGE_UUID, base / "files")
     vmroot.mkdir()
     bridge = f"lfbr{os.getpid() % 100000}"
     nictags = base / "nictags.json"
@@ -47,7 +48,8 @@ def vm_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     saved = {k: os.environ.get(k) for k in ("IMGADM_ROOT", "VMADM_ROOT", "VMADM_NICTAGS")}
     os.environ.update(IMGADM_ROOT=str(imgroot), VMADM_ROOT=str(vmroot),
                       VMADM_NICTAGS=str(nictags))
-    env = {"imgroot": imgroot, "vmroot": vmroot, "bridge": bridge, "uuids": []}
+    env = {"imgroot": imgroot, "vmroot": vmroot, "bridge": bridge, "uuids": [], "tree": tree,
+           "base": base}
     yield env
     for key, value in saved.items():
         if value is None:

@@ -19,7 +19,7 @@ import pytest
 
 from liveforge.vm import cgroups
 from liveforge.vm.brands.container import ContainerError, init_pid
-from tests.support.containers import busybox_root
+from tests.support.containers import busybox_root, install_image
 from tests.vm.conftest import zlogin
 
 
@@ -66,11 +66,12 @@ def test_symlinked_dirs_in_the_image_cannot_send_writes_to_the_host(vms, vm_env,
     host = tmp_path / "host"
     host.mkdir()
     image = str(uuidlib.uuid4())
-    layer = busybox_root(vm_env["imgroot"] / "zones" / image)
-    shutil.rmtree(layer / "etc")
-    os.symlink(host, layer / "etc")  # absolute: a host path, if anything followed it outside
-    shutil.rmtree(layer / "usr" / "sbin")
-    os.symlink(host, layer / "usr" / "sbin")
+    tree = busybox_root(tmp_path / "tree")
+    shutil.rmtree(tree / "etc")
+    os.symlink(host, tree / "etc")  # absolute: a host path, if anything followed it outside
+    shutil.rmtree(tree / "usr" / "sbin")
+    os.symlink(host, tree / "usr" / "sbin")
+    install_image(vm_env["imgroot"], tree, image, tmp_path / "files")
     vm = vms.create(start=False, image_uuid=image, resolvers=["192.0.2.53"])
     try:
         vms.rt.start(vm, vms.vmdir(vm))

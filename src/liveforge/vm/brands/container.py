@@ -300,7 +300,7 @@ class ContainerRuntime:
     def destroy(self, vm: dict[str, Any], vmdir: Path) -> None:
         with _locked(vmdir):
             self._stop(vm, vmdir, 0, True)
-            rootfs.remove(vmdir)
+            rootfs.remove(vm, vmdir)
         shutil.rmtree(vmdir / "run", ignore_errors=True)
 
     def _clean(self, vm: dict[str, Any], vmdir: Path) -> None:

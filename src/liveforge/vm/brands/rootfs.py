@@ -17,6 +17,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from liveforge.img.store import DEFAULT_POOL, ImageStore
+from liveforge.img.view import mount_view, unmount_view
 from liveforge.util.errors import LiveforgeError
 from liveforge.vm import linux
 
@@ -33,35 +35,17 @@ class StorageError(LiveforgeError):
 
 def image_lowers(vm: dict[str, Any]) -> list[Path]:
     """The image's layer directories, top first (overlayfs ``lowerdir=`` order)."""
-    uuid, pool = vm["image_uuid"], vm.get("zpool") or "zones"
-    try:
-        from liveforge.img.store import ImageStore
-    except ImportError:  # the store is not there yet: its documented layout, one layer
-        layer = Path(os.environ.get("IMGADM_ROOT") or "/") / pool / uuid
-        if not layer.is_dir():
-            raise StorageError(f"image {uuid} is not installed in pool {pool} ({layer})") \
-                from None
-        return [layer]
-    return [Path(p) for p in ImageStore.from_env().lower_dirs(uuid, pool)]
+    return ImageStore.from_env().lower_dirs(vm["image_uuid"], _pool(vm))
+
+
+def _pool(vm: dict[str, Any]) -> str:
+    return str(vm.get("zpool") or DEFAULT_POOL)
 
 
 def mounted(path: Path) -> bool:
     target = os.fsencode(os.path.realpath(path))
     with open("/proc/self/mountinfo", "rb") as handle:
         return any(line.split()[4] == target for line in handle)
-
-
-def mount_view(lowers: list[Path], upper: Path, work: Path, target: Path) -> None:
-    """The overlayfs stack at ``target``: ``lowers`` (top first) read-only under ``upper``."""
-    paths = [os.fspath(p) for p in [*lowers, upper, work]]
-    for p in paths:
-        if any(c in p for c in ",:\\\n"):
-            raise StorageError(f"{p}: a layer path with ',', ':' or '\\' cannot be mounted")
-    options = f"lowerdir={':'.join(paths[:-2])},upperdir={paths[-2]},workdir={paths[-1]}"
-    try:
-        linux.mount("overlay", target, "overlay", 0, options)
-    except OSError as exc:
-        raise StorageError(f"{target}: cannot mount the image's view: {exc.strerror}") from None
 
 
 def _make_disk(vmdir: Path, quota: int) -> str | None:
@@ -89,12 +73,14 @@ def _make_disk(vmdir: Path, quota: int) -> str | None:
 
 
 def install(vm: dict[str, Any], vmdir: Path) -> list[str]:
-    """Make the VM's storage and mount its root; the warnings. Leaves nothing when it fails."""
+    """Make the VM's storage, hold its image (imgadm refuses to delete it meanwhile) and
+    mount its root; the warnings. Leaves nothing when it fails."""
     lowers = image_lowers(vm)
     warnings: list[str] = []
     if (vmdir / "disk").exists() or (vmdir / "root").exists():
         raise StorageError(f"{vmdir}: the VM's storage exists already")
     try:
+        ImageStore.from_env().hold(vm["image_uuid"], _pool(vm), vm["uuid"])
         (vmdir / "disk").mkdir(parents=True)
         quota = int(vm.get("quota") or 0)
         if quota > 0:
@@ -106,7 +92,7 @@ def install(vm: dict[str, Any], vmdir: Path) -> list[str]:
         (vmdir / "root").mkdir()
         mount_view(lowers, vmdir / "disk" / "upper", vmdir / "disk" / "work", vmdir / "root")
     except BaseException:
-        remove(vmdir)
+        remove(vm, vmdir)
         raise
     return warnings
 
@@ -128,21 +114,22 @@ def mount(vm: dict[str, Any], vmdir: Path) -> None:
         mount_view(image_lowers(vm), disk / "upper", disk / "work", root)
 
 
-def _unmount(path: Path) -> None:
-    while mounted(path):
-        try:
-            linux.umount(path)
-        except OSError:
-            linux.umount(path, linux.MNT_DETACH)
-
-
 def unmount(vmdir: Path) -> None:
-    _unmount(vmdir / "root")
-    _unmount(vmdir / "disk")  # a loop mount's device goes with it (autoclear)
+    root, disk = vmdir / "root", vmdir / "disk"
+    while mounted(root):
+        try:
+            unmount_view(root)
+        except LiveforgeError:  # busy: detached, gone once its last user is
+            linux.umount(root, linux.MNT_DETACH)
+    while mounted(disk):  # a loop mount's device goes with it (autoclear)
+        try:
+            linux.umount(disk)
+        except OSError:
+            linux.umount(disk, linux.MNT_DETACH)
 
 
-def remove(vmdir: Path) -> None:
-    """Unmount and remove the VM's storage."""
+def remove(vm: dict[str, Any], vmdir: Path) -> None:
+    """Unmount and remove the VM's storage; release its image."""
     unmount(vmdir)
     for name in ("root", "disk"):
         shutil.rmtree(vmdir / name, ignore_errors=True)
@@ -150,6 +137,7 @@ def remove(vmdir: Path) -> None:
             raise StorageError(f"{vmdir / name}: cannot be removed")
     (vmdir / "disk.img").unlink(missing_ok=True)
     (vmdir / "disk.resize").unlink(missing_ok=True)
+    ImageStore.from_env().release(vm["image_uuid"], _pool(vm), vm["uuid"])
 
 
 def resize(vmdir: Path, quota: int) -> list[str]:
