@@ -1,7 +1,7 @@
 """Container VM times: create→running and stop→stopped, against ``unshare … chroot`` of the same
 root in the same run.
 
-A busybox image (one layer) is installed under a temporary IMGADM_ROOT. Each run, taking
+A busybox image (one layer) is installed in a temporary image store (IMGADM_ROOT). Each run, taking
 turns with the baseline so both see the same machine load:
 
 * create→running: a fresh Python process (as the vmadm command is) makes the VM's storage
@@ -34,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.support
 
-from tests.support.containers import busybox_root  # noqa: E402
+from tests.support.containers import busybox_root, install_image  # noqa: E402
 
 IMAGE = "0b1e5a1e-0000-4000-8000-00000000be9c"
 CREATE = ("import json, sys; from pathlib import Path; "
@@ -80,7 +80,8 @@ def main() -> None:
         "create", "stop", "stop_force", "lib_create", "lib_stop_force", "unshare")}
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
-        root = busybox_root(base / "img" / "zones" / IMAGE)
+        root = busybox_root(base / "tree")
+        install_image(base / "img", root, IMAGE, base / "files")
         (base / "zones").mkdir()
         (base / "nictags.json").write_text(json.dumps({"bench": bridge}))
         os.environ.update(IMGADM_ROOT=str(base / "img"), VMADM_ROOT=str(base / "zones"),

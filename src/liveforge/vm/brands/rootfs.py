@@ -7,6 +7,9 @@ under an upper layer of its own, in the VM's directory:
 loop device or mkfs.ext4 is at hand the quota is not enforced, and install says so.
 ``root/``     the overlay mount: the VM's ``/``.
 
+imgadm's store and view are imported where they are used: a start of an installed VM, a stop
+and zlogin do without them (and their tar and compressor modules).
+
 The mounts live in the host's mount namespace from install to destroy (a container's own
 namespace is a copy made at start); :func:`mount` puts them back after a reboot."""
 
@@ -17,8 +20,6 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from liveforge.img.store import DEFAULT_POOL, ImageStore
-from liveforge.img.view import mount_view, unmount_view
 from liveforge.util.errors import LiveforgeError
 from liveforge.vm import linux
 
@@ -35,11 +36,13 @@ class StorageError(LiveforgeError):
 
 def image_lowers(vm: dict[str, Any]) -> list[Path]:
     """The image's layer directories, top first (overlayfs ``lowerdir=`` order)."""
+    from liveforge.img.store import ImageStore
+
     return ImageStore.from_env().lower_dirs(vm["image_uuid"], _pool(vm))
 
 
 def _pool(vm: dict[str, Any]) -> str:
-    return str(vm.get("zpool") or DEFAULT_POOL)
+    return str(vm.get("zpool") or "zones")  # imgadm's default pool
 
 
 def mounted(path: Path) -> bool:
@@ -75,6 +78,9 @@ def _make_disk(vmdir: Path, quota: int) -> str | None:
 def install(vm: dict[str, Any], vmdir: Path) -> list[str]:
     """Make the VM's storage, hold its image (imgadm refuses to delete it meanwhile) and
     mount its root; the warnings. Leaves nothing when it fails."""
+    from liveforge.img.store import ImageStore
+    from liveforge.img.view import mount_view
+
     lowers = image_lowers(vm)
     warnings: list[str] = []
     if (vmdir / "disk").exists() or (vmdir / "root").exists():
@@ -109,12 +115,16 @@ def mount(vm: dict[str, Any], vmdir: Path) -> None:
         if proc.returncode != 0:
             raise StorageError(f"{vmdir / 'disk.img'}: cannot mount: {proc.stderr.strip()}")
     if not mounted(root):
+        from liveforge.img.view import mount_view
+
         if not (disk / "upper").is_dir():
             raise StorageError(f"{vmdir}: the VM's storage is missing (not installed?)")
         mount_view(image_lowers(vm), disk / "upper", disk / "work", root)
 
 
 def unmount(vmdir: Path) -> None:
+    from liveforge.img.view import unmount_view
+
     root, disk = vmdir / "root", vmdir / "disk"
     while mounted(root):
         try:
@@ -137,6 +147,8 @@ def remove(vm: dict[str, Any], vmdir: Path) -> None:
             raise StorageError(f"{vmdir / name}: cannot be removed")
     (vmdir / "disk.img").unlink(missing_ok=True)
     (vmdir / "disk.resize").unlink(missing_ok=True)
+    from liveforge.img.store import ImageStore
+
     ImageStore.from_env().release(vm["image_uuid"], _pool(vm), vm["uuid"])
 
 
