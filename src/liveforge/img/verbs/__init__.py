@@ -18,4 +18,5 @@ VERBS = {
     "delete": "delete",
     "ancestry": "ancestry",
     "vacuum": "vacuum",
+    "create": "create",
 }
