@@ -6,6 +6,7 @@ a whiteout-like name, bad -m fields, Ctrl-C and kill -9 mid-way."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -306,3 +307,23 @@ def test_ctrl_c_and_kill_9_leave_no_output(vms, vm_env, tmp_path):
                    "-m", "version=1")
     assert again.returncode == 0, again.stderr
     assert listing(tmp_path) == ["big-1.json", "big-1.tar.zst"]
+
+
+def test_create_waits_for_a_vmadm_holding_the_vms_lock(vms, vm_env, tmp_path):
+    vm = changed_vm(vms, "echo x > /etc/motd")
+    fd = os.open(vms.vmdir(vm) / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # as vmadm start/stop/update/delete hold it
+        env = dict(os.environ, IMGADM_ROOT=str(vm_env["imgroot"]))
+        proc = subprocess.Popen([sys.executable, "-m", "liveforge.img.cli", "create",
+                                 vm["uuid"], "-o", str(tmp_path), "-m", "name=l", "-m",
+                                 "version=1"], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        time.sleep(2)
+        assert proc.poll() is None
+        assert listing(tmp_path) == []
+    finally:
+        os.close(fd)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert listing(tmp_path) == ["l-1.json", "l-1.tar"]
