@@ -25,7 +25,7 @@ from liveforge.img.store import ImageStore
 from liveforge.img.view import mount_view, unmount_view
 from liveforge.util.hashing import file_digest
 from tests.support.images import imgadm, tree_content
-from tests.vm.conftest import IMAGE_UUID, zlogin
+from tests.vm.conftest import IMAGE_UUID, Vms, zlogin
 
 CHANGES = ("echo welcome > /etc/motd && chown 1000:1000 /etc/motd"
            " && echo changed > /etc/issue"
@@ -327,3 +327,65 @@ def test_create_waits_for_a_vmadm_holding_the_vms_lock(vms, vm_env, tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert listing(tmp_path) == ["l-1.json", "l-1.tar"]
+
+
+def test_two_creates_at_once_into_one_directory(vms, vm_env, tmp_path):
+    vm = changed_vm(vms, "head -c 8388608 /dev/urandom > /big")
+    env = dict(os.environ, IMGADM_ROOT=str(vm_env["imgroot"]))
+    argv = [sys.executable, "-m", "liveforge.img.cli", "create", vm["uuid"], "-c", "gzip",
+            "-o", str(tmp_path), "-m", "name=twice", "-m", "version=1"]
+    procs = [subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    results = [(p.wait(timeout=120), p.communicate()[1]) for p in procs]
+    assert sorted(rc for rc, _ in results) == [0, 1], results
+    assert any("exists already" in err for rc, err in results if rc == 1)
+    assert listing(tmp_path) == ["twice-1.json", "twice-1.tar.gz"]
+    manifest = json.loads((tmp_path / "twice-1.json").read_text())
+    assert manifest["files"][0]["sha1"] == file_digest(tmp_path / "twice-1.tar.gz", "sha1")
+
+
+def test_a_non_utf8_name_comes_through(vms, vm_env, tmp_path):
+    vm = changed_vm(vms, "echo bytes > \"$(printf '/etc/caf\\351')\"")
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    made = create(vm_env, vm["uuid"], "-o", str(out_dir), "-m", "name=n", "-m", "version=1")
+    assert made.returncode == 0, made.stderr
+    other = fresh_store(tmp_path, vm_env)
+    installed = imgadm(other, "install", "-m", str(out_dir / "n-1.json"), "-f",
+                       str(out_dir / "n-1.tar"))
+    assert installed.returncode == 0, installed.stderr
+    uuid = json.loads((out_dir / "n-1.json").read_text())["uuid"]
+    layer = ImageStore(other).get(uuid, "zones")
+    assert layer is not None
+    assert (layer.path / os.fsdecode(b"etc/caf\xe9")).read_bytes() == b"bytes\n"
+
+
+@pytest.fixture(scope="module")
+def noisy_vm(vm_env):
+    """A stopped VM with 4 MiB of noise in its layer (made once: the tests only read it)."""
+    made = Vms(vm_env)
+    try:
+        vm = made.create()
+        assert zlogin(vm, "head -c 4194304 /dev/urandom > /big").returncode == 0
+        yield stopped(made, vm)
+    finally:
+        made.destroy_all()
+
+
+@pytest.mark.parametrize("compression", ["none", "gzip", "bzip2", "xz", "zstd"])
+def test_a_full_disk_leaves_nothing(noisy_vm, vm_env, tmp_path, compression):
+    vm = noisy_vm
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(small)], check=True)
+    try:
+        proc = create(vm_env, vm["uuid"], "-c", compression, "-o", str(small), "-m", "name=f",
+                      "-m", "version=1", timeout=60)
+        assert proc.returncode == 1
+        line = proc.stderr.strip().splitlines()
+        assert len(line) == 1 and "error (WriteError)" in line[0], proc.stderr
+        assert f"writing the image into {small}: " in line[0]
+        assert "No space left on device" in line[0]
+        assert listing(small) == []
+    finally:
+        subprocess.run(["umount", str(small)], check=True)

@@ -31,6 +31,7 @@ from liveforge.img.errors import ImgadmError
 from liveforge.img.manifest import FIELD_BY_KEY, Manifest, is_uuid, validate
 from liveforge.img.store import ImageStore
 from liveforge.util.archive import COMPRESSIONS
+from liveforge.util.errors import LiveforgeError
 from liveforge.util.fileio import write_atomic
 from liveforge.util.scratch import remove_leftovers, tmp_name
 from liveforge.util.unpack import WHITEOUT, symlink_leads_out
@@ -146,6 +147,23 @@ def check_upper(vm: vmsource.Vm) -> None:
                               "redirect_dir to make images")
 
 
+def publish(tmp: Path, final: Path) -> None:
+    """Give the finished temporary ``tmp`` its name ``final``, never replacing a file there
+    (another create may have made it meanwhile): a hard link, then the temporary goes."""
+    try:
+        os.link(tmp, final)
+    except FileExistsError:
+        raise ImgadmError("Usage", f"{final} exists already") from None
+    tmp.unlink()
+
+
+def output_error(exc: OSError, out_dir: Path) -> ImgadmError:
+    """A file system's error while the image is written (a full disk, say), naming the file
+    when the error does and the output directory when it does not."""
+    where = exc.filename or f"writing the image into {out_dir}"
+    return ImgadmError("WriteError", f"{where}: {exc.strerror or exc}")
+
+
 def build_manifest(fields: Mapping[str, Any], origin: Manifest, file: layer.LayerFile
                    ) -> dict[str, Any]:
     return {"v": 2, "uuid": str(uuidlib.uuid4()), **fields, "type": origin.type,
@@ -182,22 +200,30 @@ def create(uuid: str, fields: Mapping[str, Any], out_dir: Path,
         remove_leftovers(out_dir)
         say(f"Creating image from VM {vm.uuid} (origin {origin.uuid}, {origin.label})")
         tmp_file = out_dir / tmp_name(file_name)
-        written = layer.write_upper(vm.upper, tmp_file, compression, mtime=clamp_time())
+        try:
+            written = layer.write_upper(vm.upper, tmp_file, compression, mtime=clamp_time())
+        except OSError as exc:
+            raise output_error(exc, out_dir) from None
+        except LiveforgeError as exc:
+            if isinstance(exc, ImgadmError):
+                raise
+            raise ImgadmError("WriteError", f"writing the image into {out_dir}: {exc}") from None
+    tmp_manifest = out_dir / tmp_name(manifest_name)
     try:
         with open(tmp_file, "rb") as handle:
             os.fsync(handle.fileno())
         data = build_manifest(fields, origin, written)
         manifest = validate(data, str(manifest_path))
-        write_atomic(out_dir / tmp_name(manifest_name),
-                     json.dumps(data, indent=2, sort_keys=True) + "\n")
-        os.rename(tmp_file, file_path)
+        write_atomic(tmp_manifest, json.dumps(data, indent=2, sort_keys=True) + "\n")
+        publish(tmp_file, file_path)
         try:
-            os.rename(out_dir / tmp_name(manifest_name), manifest_path)
+            publish(tmp_manifest, manifest_path)
         except BaseException:
             file_path.unlink(missing_ok=True)
             raise
-    except BaseException:
+    except OSError as exc:
+        raise output_error(exc, out_dir) from None
+    finally:
         tmp_file.unlink(missing_ok=True)
-        (out_dir / tmp_name(manifest_name)).unlink(missing_ok=True)
-        raise
+        tmp_manifest.unlink(missing_ok=True)
     return Created(manifest, manifest_path, file_path, vm)
