@@ -18,7 +18,8 @@ from tests.vm.conftest import zlogin
 def test_inside_a_running_container(vms):
     vm = vms.create(hostname="web01", alias="ignored", resolvers=["192.0.2.1", "192.0.2.2"],
                     tmpfs=16, customer_metadata={"user-script": "echo 'hi there'",
-                                                 "sdc:weird key/..": "v", "n": 5})
+                                                 "sdc:weird key/..": "v", "n": 5,
+                                                 "na\u00efve\nkey": "\u00fcml\u00e4ut"})
     assert vms.rt.state(vm, vms.vmdir(vm)) == "running"
     out = zlogin(vm, "hostname; cat /etc/resolv.conf; mdata-get user-script;",
                  "mdata-get 'sdc:weird key/..'; mdata-get n; df -k /tmp | tail -1")
@@ -27,6 +28,10 @@ def test_inside_a_running_container(vms):
     assert lines[:6] == ["web01", "nameserver 192.0.2.1", "nameserver 192.0.2.2",
                          "echo 'hi there'", "v", "5"]
     assert lines[6].split()[1] == "16384"  # /tmp: a tmpfs of `tmpfs` MiB
+    odd = subprocess.run([sys.executable, "-m", "liveforge.vm.zlogin", vm["uuid"],
+                          "mdata-get \"$(printf 'na\\303\\257ve\\nkey')\""],
+                         capture_output=True, text=True)
+    assert odd.stdout == "\u00fcml\u00e4ut\n", odd.stderr
     missing = zlogin(vm, "mdata-get nope")
     assert missing.returncode == 1 and missing.stderr == "No metadata for 'nope'\n"
     assert zlogin(vm, "exit 7").returncode == 7

@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -81,6 +82,27 @@ def test_symlinked_dirs_in_the_image_cannot_send_writes_to_the_host(vms, vm_env,
         out = zlogin(vm, "cat /etc/resolv.conf")
         assert "192.0.2.53" in out.stdout
     assert list(host.iterdir()) == []
+
+
+def test_device_nodes_in_the_vms_root_open_nothing(vms):
+    vm = vms.create()
+    upper = vms.vmdir(vm) / "disk" / "upper"
+    os.mknod(upper / "planted-zero", stat.S_IFCHR | 0o666, os.makedev(1, 5))
+    out = zlogin(vm, "head -c 1 /planted-zero | wc -c; head -c 1 /dev/zero | wc -c")
+    assert "Permission denied" in out.stderr
+    assert out.stdout.split() == ["0", "1"]  # /dev's own nodes work
+
+
+def test_cpu_cap_throttles(vms):
+    vm = vms.create(cpu_cap=10)
+    zlogin(vm, "timeout 1 sh -c 'while :; do :; done'")
+    cg = cgroups.Cgroup(vm["uuid"])
+    stat_text = (cg.dirs["cpu"] / "cpu.stat").read_text()
+    fields = dict(line.split() for line in stat_text.splitlines())
+    assert int(fields["nr_throttled"]) > 0
+    used = int(fields.get("usage_usec", 0)) / 1e6 if cg.version == 2 else None
+    if used is not None:
+        assert used < 0.3
 
 
 def test_max_lwps_makes_fork_fail(vms):

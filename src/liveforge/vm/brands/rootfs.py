@@ -64,7 +64,7 @@ def _make_disk(vmdir: Path, quota: int) -> str | None:
                            "lazy_itable_init=1,lazy_journal_init=1,root_owner=0:0",
                            os.fspath(image)], capture_output=True, text=True)
     if mkfs.returncode == 0:
-        mnt = subprocess.run(["mount", "-o", "loop,nodev", os.fspath(image),
+        mnt = subprocess.run(["mount", "-o", "loop,nodev,nosuid", os.fspath(image),
                               os.fspath(vmdir / "disk")], capture_output=True, text=True)
         if mnt.returncode == 0:
             return None
@@ -110,7 +110,7 @@ def mount(vm: dict[str, Any], vmdir: Path) -> None:
         unmount(vmdir)
         _offline_resize(vmdir)
     if (vmdir / "disk.img").exists() and not mounted(disk):
-        proc = subprocess.run(["mount", "-o", "loop,nodev", os.fspath(vmdir / "disk.img"),
+        proc = subprocess.run(["mount", "-o", "loop,nodev,nosuid", os.fspath(vmdir / "disk.img"),
                                os.fspath(disk)], capture_output=True, text=True)
         if proc.returncode != 0:
             raise StorageError(f"{vmdir / 'disk.img'}: cannot mount: {proc.stderr.strip()}")
