@@ -11,7 +11,7 @@ import sys
 import time
 
 from liveforge.vm import cgroups
-from liveforge.vm.brands.container import init_pid
+from liveforge.vm.brands.pidfile import init_pid
 from tests.vm.conftest import zlogin
 
 

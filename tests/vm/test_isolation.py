@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from liveforge.vm import cgroups
-from liveforge.vm.brands.container import ContainerError, init_pid
+from liveforge.vm.brands.container import ContainerError
+from liveforge.vm.brands.pidfile import init_pid
 from tests.support.containers import busybox_root, install_image
 from tests.vm.conftest import zlogin
 
