@@ -35,6 +35,10 @@ if TYPE_CHECKING:
 NAMESPACES = (linux.CLONE_NEWNS | linux.CLONE_NEWUTS | linux.CLONE_NEWIPC | linux.CLONE_NEWNET
               | linux.CLONE_NEWPID | linux.CLONE_NEWCGROUP)
 KILL_WAIT = 10.0  # seconds for a SIGKILLed init to be gone
+# A clean stop asks the init in the two dialects PID 1s speak: SIGTERM (busybox init: reboot,
+# which in a PID namespace ends it) and SIGRTMIN+4 (systemd: poweroff). An init ignores the
+# one it has no handler for (PID 1 of a namespace does not die of a signal it does not catch).
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGRTMIN + 4)
 
 
 class ContainerError(LiveforgeError):
@@ -247,7 +251,8 @@ class ContainerRuntime:
         if pid is not None:
             (vmdir / "run" / "stopping").touch()
             if not force:
-                os.kill(pid, signal.SIGTERM)
+                for sig in STOP_SIGNALS:
+                    os.kill(pid, sig)
             if force or not _wait_gone(pid, timeout):
                 try:
                     os.kill(pid, signal.SIGKILL)
