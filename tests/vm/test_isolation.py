@@ -205,3 +205,19 @@ def test_two_starts_at_once_make_one_vm(vms):
                               stderr=subprocess.PIPE) for _ in range(3)]
     assert [p.wait(60) for p in procs] == [0, 0, 0]
     assert len(cgroups.Cgroup(vm["uuid"]).pids()) == 1  # one init, nothing else
+
+
+def test_the_vm_inherits_no_open_file_of_vmadm(vms, tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text("host secret\n")
+    fds = [os.open(secret, os.O_RDONLY) for _ in range(3)]  # inheritable, like a careless caller
+    for fd in fds:
+        os.set_inheritable(fd, True)
+    high = os.dup2(fds[0], 1500)
+    try:
+        vm = vms.create()
+    finally:
+        for fd in [*fds, high]:
+            os.close(fd)
+    out = zlogin(vm, "ls /proc/1/fd | tr '\\n' ' '")
+    assert sorted(int(n) for n in out.stdout.split()) == [0, 1, 2]

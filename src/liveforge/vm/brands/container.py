@@ -124,12 +124,11 @@ def _vm_pid1(spec: cinit.Spec, report: int, go: int) -> None:
         if os.read(go, 1) != b"g":  # vmadm is gone: no VM
             os._exit(1)
         os.close(go)
-        for fd in range(3, 1024):  # what vmadm had open does not reach the VM
-            if fd not in (report, console):
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+        low = 3  # what vmadm had open does not reach the VM
+        for keep in sorted((report, console)):
+            os.closerange(low, keep)
+            low = keep + 1
+        os.closerange(low, os.sysconf("SC_OPEN_MAX"))
         cinit.exec_init(spec, console)
     except BaseException as exc:  # noqa: BLE001 - reported to vmadm, then gone
         detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
