@@ -20,6 +20,7 @@ from liveforge.img.store import ImageStore
 from liveforge.vm import cgroups, net
 from liveforge.vm.brands.container import ContainerRuntime
 from liveforge.vm.store import VmStore
+from tests.support.containers import install_image as install_tree_image
 from tests.vm.conftest import IMAGE_UUID, zlogin
 
 
@@ -108,3 +109,18 @@ def test_an_image_stays_while_a_vm_is_built_on_it(vm_env, created):
     assert store.get(IMAGE_UUID, "zones") is not None
     assert zlogin(second, "cat /etc/issue").stdout == "Busybox base image\n"
     assert os.path.isdir(store.lower_dirs(IMAGE_UUID, "zones")[0])
+
+
+def test_an_lx_vm_is_a_container_too(vm_env, created, tmp_path):
+    image = "1c0ffee0-0000-4000-8000-00000000001c"
+    install_tree_image(vm_env["imgroot"], vm_env["tree"], image, tmp_path / "files",
+                       type_="lx-dataset")
+    uuid = create(created, brand="lx", image_uuid=image, kernel_version="4.3.0",
+                  alias="lx1", max_lwps=64)
+    vm_env["uuids"].append(uuid)
+    assert state(uuid) == "running"
+    out = zlogin(uuid, "hostname; ps -o pid,comm | tail -n +2 | wc -l")
+    assert out.stdout.split()[0] == "lx1"
+    assert int(out.stdout.split()[1]) <= 6  # init, the shell, ps and its pipe: no host process
+    assert vmadm("delete", uuid).returncode == 0
+    ImageStore.from_env().delete(image, "zones")  # nothing holds it any more
