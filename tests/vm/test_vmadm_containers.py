@@ -81,12 +81,15 @@ def test_a_container_vm_through_vmadm(vm_env, created):
     memory = cg.dirs["memory"]
     limit = "memory.limit_in_bytes" if cg.version == 1 else "memory.max"
     assert int((memory / limit).read_text()) == 96 << 20
+    meta = vmadm("update", uuid, payload={"set_customer_metadata": {"role": "db"}})
+    assert meta.returncode == 0, meta.stderr
+    assert zlogin(uuid, "mdata-get role").stdout == "db\n"  # at once, while it runs
     assert vmadm("stop", uuid).returncode == 0
     assert state(uuid) == "stopped"
     assert zlogin(uuid, "true").returncode == 1
     assert vmadm("start", uuid).returncode == 0
     assert state(uuid) == "running"
-    assert zlogin(uuid, "mdata-get role").stdout == "web\n"
+    assert zlogin(uuid, "mdata-get role").stdout == "db\n"
     console = subprocess.run([sys.executable, "-m", "liveforge.vm.cli", "console", uuid],
                              input="hostname\nexit 4\n", capture_output=True, text=True,
                              timeout=60)
