@@ -140,3 +140,31 @@ def test_destroy_leaves_nothing(vms):
     assert not any(p.exists() for p in cgroups.Cgroup(vm["uuid"]).paths())
     with open("/proc/self/mountinfo") as handle:
         assert str(vmdir) not in handle.read()
+
+
+def test_on_a_terminal_zlogin_gives_the_vm_a_terminal_of_its_own(vms):
+    """The VM never holds the host's terminal: its command runs on a pseudo-terminal of the
+    VM's devpts that zlogin relays (the host's could be typed into with TIOCSTI)."""
+    import pty
+
+    vm = vms.create(hostname="ttyvm")
+    pid, master = pty.fork()
+    if pid == 0:
+        os.execv(sys.executable, [sys.executable, "-m", "liveforge.vm.zlogin", vm["uuid"],
+                                  "tty; readlink /proc/self/fd/0; ls /dev/pts; hostname; "
+                                  "exit 5"])
+    output = b""
+    while True:
+        try:
+            data = os.read(master, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        output += data
+    _, status = os.waitpid(pid, 0)
+    os.close(master)
+    lines = output.decode().replace("\r", "").splitlines()
+    assert os.waitstatus_to_exitcode(status) == 5, output
+    assert lines[0] == "/dev/pts/0" and lines[1] == "/dev/pts/0"
+    assert lines[2].split() == ["0", "ptmx"] and lines[3] == "ttyvm"
