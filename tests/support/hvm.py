@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import socket
 import time
 import uuid as uuidlib
 from pathlib import Path
 
 from liveforge.img.manifest import validate
+from liveforge.img.store import ImageStore
 
 MIB = 1024 * 1024
 
@@ -27,24 +27,10 @@ def zvol_manifest(file: Path, uuid: str, name: str = "testdisk") -> dict[str, ob
 def install_zvol(imgadm_root: Path, file: Path, uuid: str | None = None,
                  pool: str = "zones") -> str:
     """Install the disk file ``file`` (raw or qcow2) as a zvol image into the image store at
-    ``imgadm_root``; returns its uuid. (imgadm's store when it is there, else its database
-    record and disk file written as the store lays them out.)"""
+    ``imgadm_root``; returns its uuid."""
     uuid = uuid or str(uuidlib.uuid4())
     manifest = validate(zvol_manifest(file, uuid))
-    try:
-        from liveforge.img.store import ImageStore  # type: ignore[import-not-found]
-    except ImportError:
-        db = imgadm_root / "var/imgadm/images"
-        db.mkdir(parents=True, exist_ok=True)
-        (imgadm_root / pool).mkdir(parents=True, exist_ok=True)
-        (imgadm_root / pool / f"{uuid}.img").write_bytes(file.read_bytes())
-        (db / f"{pool}-{uuid}.json").write_text(json.dumps(
-            {"manifest": manifest.data, "zpool": pool, "source": None}))
-        return uuid
-    import os
-
-    os.environ["IMGADM_ROOT"] = str(imgadm_root)
-    ImageStore.from_env().install(manifest, file, None, pool=pool)
+    ImageStore(imgadm_root).install(manifest, file, None, pool=pool)
     return uuid
 
 

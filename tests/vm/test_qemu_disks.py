@@ -7,14 +7,18 @@ import os
 import shutil
 import subprocess
 import tempfile
+import uuid as uuidlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from liveforge.img.errors import ImgadmError
+from liveforge.img.manifest import validate
+from liveforge.img.store import ImageStore
 from liveforge.vm.brands.qemu import QemuRuntime
 from liveforge.vm.brands.qemu_disks import QemuError
-from tests.support.hvm import MIB, install_zvol, vm_object
+from tests.support.hvm import MIB, install_zvol, vm_object, zvol_manifest
 
 
 @pytest.fixture
@@ -69,15 +73,37 @@ def test_an_image_disk_is_an_overlay_growing_it_and_a_blank_disk_has_its_size(
     assert image_file.read_bytes()[:9] == b"liveforge"
 
 
-def test_destroy_removes_the_disks_and_leaves_the_image(roots: tuple[Path, Path]) -> None:
+def test_the_vm_holds_its_image_until_destroyed(roots: tuple[Path, Path]) -> None:
     img, vmdir = roots
     uuid = install_zvol(img, raw_disk(img.parent / "base.raw", 2))
-    vm = vm_object(disks=[{"image_uuid": uuid}])
+    vm = vm_object(disks=[{"image_uuid": uuid}, {"image_uuid": uuid, "size": 3}])
     runtime = QemuRuntime()
     runtime.install(vm, vmdir)
+    store = ImageStore(img)
+    assert store.holders(uuid) == [vm["uuid"]]
+    with pytest.raises(ImgadmError, match="has dependent clones: VM " + str(vm["uuid"])):
+        store.delete(uuid)
     runtime.destroy(vm, vmdir)
     assert list(vmdir.iterdir()) == []
+    assert store.holders(uuid) == []
     assert (img / "zones" / f"{uuid}.img").stat().st_size == 2 * MIB
+    store.delete(uuid)
+
+
+def test_a_tree_image_is_no_disk(roots: tuple[Path, Path]) -> None:
+    img, vmdir = roots
+    tree = img.parent / "tree"
+    (tree / "etc").mkdir(parents=True)
+    layer = img.parent / "base.tar"
+    subprocess.run(["tar", "-C", str(tree), "-cf", str(layer), "etc"], check=True)
+    manifest = dict(zvol_manifest(layer, str(uuidlib.uuid4())), type="zone-dataset")
+    del manifest["image_size"]
+    ImageStore(img).install(validate(manifest), layer)
+    vm = vm_object(disks=[{"image_uuid": manifest["uuid"]}])
+    with pytest.raises(QemuError, match=r"disks\.0\.image_uuid: image .* is a zone-dataset image, "
+                                        r"not a zvol"):
+        QemuRuntime().install(vm, vmdir)
+    assert list(vmdir.iterdir()) == []
 
 
 @pytest.mark.parametrize("path", ["/etc/passwd", "../../etc/passwd", "disks/../../x.qcow2",

@@ -32,6 +32,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from liveforge.img.errors import ImgadmError
+from liveforge.img.store import ImageStore
 from liveforge.util.errors import LiveforgeError
 from liveforge.util.fileio import write_atomic
 from liveforge.util.scratch import remove_tree
@@ -317,13 +319,12 @@ def hold(images: list[tuple[str, str]], holder: str, release: bool = False) -> N
     the store refuses to delete an image a VM holds."""
     if not images:
         return
-    try:
-        from liveforge.img.store import ImageStore
-    except ImportError:  # until imgadm's store lands
-        return
     store = ImageStore.from_env()
     for uuid, pool in images:
-        (store.release if release else store.hold)(uuid, pool, holder)
+        try:
+            (store.release if release else store.hold)(uuid, pool, holder)
+        except ImgadmError as exc:
+            raise QemuError(f"image {uuid}: {exc.message}") from None
 
 
 # -- info and console ------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from liveforge.img.errors import ImgadmError
+from liveforge.img.store import ImageStore
 from liveforge.util.errors import LiveforgeError
 from liveforge.util.scratch import make_temp_dir, remove_temp
 
@@ -151,36 +152,15 @@ ImageLookup = Callable[[str, str, str], Path]  # (uuid, pool, field) -> the imag
 def installed_image(uuid: str, pool: str, where: str) -> Path:
     """The disk file of the installed zvol image ``uuid`` in ``pool``."""
     try:
-        from liveforge.img.store import ImageStore
-    except ImportError:  # until imgadm's store lands: its database read directly
-        return database_image(uuid, pool, where)
-    try:
         found = ImageStore.from_env().get(uuid, pool)
     except ImgadmError as exc:
         raise QemuError(f"{where}.image_uuid: {exc.message}") from None
     if found is None:
         raise QemuError(f"{where}.image_uuid: image {uuid} is not installed in pool {pool}")
-    return zvol_file(uuid, found.manifest.type, Path(found.path), where)
-
-
-def zvol_file(uuid: str, kind: str, path: Path, where: str) -> Path:
-    if kind != "zvol":
-        raise QemuError(f"{where}.image_uuid: image {uuid} is a {kind} image, not a zvol "
-                        f"(a disk image)")
-    return path
-
-
-def database_image(uuid: str, pool: str, where: str) -> Path:
-    """imgadm's record of an installed image, ``<root>/var/imgadm/images/<pool>-<uuid>.json``
-    (``IMGADM_ROOT``, default ``/``), and its disk file ``<root>/<pool>/<uuid>.img``."""
-    root = Path(os.environ.get("IMGADM_ROOT") or "/")
-    try:
-        record = json.loads((root / "var/imgadm/images" / f"{pool}-{uuid}.json").read_bytes())
-        kind = str(record["manifest"]["type"])
-    except (OSError, ValueError, KeyError, TypeError):
-        raise QemuError(f"{where}.image_uuid: image {uuid} is not installed in pool {pool}") \
-            from None
-    return zvol_file(uuid, kind, root / pool / f"{uuid}.img", where)
+    if found.manifest.type != "zvol":
+        raise QemuError(f"{where}.image_uuid: image {uuid} is a {found.manifest.type} image, "
+                        f"not a zvol (a disk image)")
+    return found.path
 
 
 def image_file_info(path: Path, where: str) -> tuple[str, int]:
