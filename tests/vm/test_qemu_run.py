@@ -75,6 +75,24 @@ def test_qemu_outlives_its_starter_in_a_session_of_its_own(vmdir: Path) -> None:
     assert sorted(p.name for p in run_paths(vmdir).dir.iterdir()) == ["console.log"]
 
 
+def test_two_starts_at_once_start_one_qemu(vmdir: Path) -> None:
+    vm = vm_object(disks=[{"size": 1}])
+    QemuRuntime().install(vm, vmdir)
+    code = ("import json, sys; from pathlib import Path; "
+            "from liveforge.vm.brands.qemu import QemuRuntime; "
+            "QemuRuntime().start(json.loads(sys.argv[1]), Path(sys.argv[2]))")
+    procs = [subprocess.Popen([sys.executable, "-c", code, json.dumps(vm), str(vmdir)],
+                              stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+    assert len(qemu_pids(vmdir)) == 1
+    runtime = QemuRuntime()
+    assert runtime.state(vm, vmdir) == "running"
+    runtime.destroy(vm, vmdir)
+    assert qemu_pids(vmdir) == [] and list(vmdir.iterdir()) == []
+
+
 def test_every_disk_model_and_the_boot_order(vmdir: Path) -> None:
     disks: list[dict[str, object]] = [{"size": 4, "model": m} for m in
                                       ("virtio", "ide", "scsi", "ahci", "nvme")]

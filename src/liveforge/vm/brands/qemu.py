@@ -1,8 +1,10 @@
 """HVM brands (kvm, bhyve) as QEMU guests: the ``Runtime`` of the qemu family.
 
 A VM's directory holds, besides ``config.json``: ``disks/disk<N>.qcow2`` (qemu_disks),
-``firmware/`` (a UEFI VM's variable store) and, while QEMU runs, ``run/`` (qemu_argv.RunPaths:
-pid file, QMP and serial sockets, the console log; ``failed`` after a failed start).
+``firmware/`` (a UEFI VM's variable store), ``qemu.lock`` (held while the VM is started,
+stopped, updated or destroyed: two vmadm processes starting one VM start one QEMU) and, while
+QEMU runs, ``run/`` (qemu_argv.RunPaths: pid file, QMP and serial sockets, the console log;
+``failed`` after a failed start).
 
 QEMU runs as a daemon in a session of its own, outliving vmadm. Its state is read from the
 process the pid file names (it must still be this VM's QEMU: its command line names this VM's
@@ -33,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from liveforge.img.errors import ImgadmError
+from liveforge.img.lock import file_lock
 from liveforge.img.store import ImageStore
 from liveforge.util.errors import LiveforgeError
 from liveforge.util.fileio import write_atomic
@@ -47,6 +50,7 @@ QUIT_GRACE = 10.0  # seconds after QMP quit before SIGKILL
 STATUS_TIMEOUT = 2.0  # seconds for query-status when reading the state
 FAILED_STATUSES = frozenset({"internal-error", "io-error", "guest-panicked"})
 ESCAPE = b"\x1d"  # ^] leaves the console
+LOCK = "qemu.lock"  # held while a VM is started, stopped, updated or destroyed
 
 # vmadm info kinds -> QMP queries
 INFO = {"block": "query-block", "blockstats": "query-blockstats", "chardev": "query-chardev",
@@ -76,6 +80,10 @@ class QemuRuntime:
             raise
 
     def start(self, vm: dict[str, Any], vmdir: Path) -> None:
+        with file_lock(vmdir / LOCK):
+            self.start_locked(vm, vmdir)
+
+    def start_locked(self, vm: dict[str, Any], vmdir: Path) -> None:
         run = run_paths(vmdir)
         if qemu_pid(run) is not None:
             return
@@ -130,6 +138,10 @@ class QemuRuntime:
         return "stopping" if status == "shutdown" else "running"
 
     def stop(self, vm: dict[str, Any], vmdir: Path, timeout: float, force: bool) -> None:
+        with file_lock(vmdir / LOCK):
+            self.stop_locked(vm, vmdir, timeout, force)
+
+    def stop_locked(self, vm: dict[str, Any], vmdir: Path, timeout: float, force: bool) -> None:
         run = run_paths(vmdir)
         pid = qemu_pid(run)
         if pid is None:
@@ -156,17 +168,22 @@ class QemuRuntime:
 
     def update(self, vm: dict[str, Any], vmdir: Path, changed: dict[str, Any]) -> None:
         run = run_paths(vmdir)
-        running = qemu_pid(run) is not None
-        if "disks" in changed or any(k.endswith("_disks") for k in changed):
-            update_disks(vm, vmdir, run if running else None)
-        if running and "vnc_password" in changed and changed["vnc_password"]:
-            qmp.ask(run.qmp, "set_password", protocol="vnc",
-                    password=str(changed["vnc_password"]))
+        with file_lock(vmdir / LOCK):
+            running = qemu_pid(run) is not None
+            if "disks" in changed or any(k.endswith("_disks") for k in changed):
+                update_disks(vm, vmdir, run if running else None)
+            if running and "vnc_password" in changed and changed["vnc_password"]:
+                qmp.ask(run.qmp, "set_password", protocol="vnc",
+                        password=str(changed["vnc_password"]))
 
     def destroy(self, vm: dict[str, Any], vmdir: Path) -> None:
-        run = run_paths(vmdir)
-        if qemu_pid(run) is not None:
-            self.stop(vm, vmdir, 0, force=True)
+        with file_lock(vmdir / LOCK):
+            self.destroy_locked(vm, vmdir)
+        (vmdir / LOCK).unlink(missing_ok=True)
+
+    def destroy_locked(self, vm: dict[str, Any], vmdir: Path) -> None:
+        if qemu_pid(run_paths(vmdir)) is not None:
+            self.stop_locked(vm, vmdir, 0, force=True)
         images = [(str(d["image_uuid"]), str(d.get("zpool") or vm.get("zpool")
                                               or qemu_disks.DEFAULT_POOL))
                   for d in vm.get("disks") or [] if isinstance(d, dict) and d.get("image_uuid")]
