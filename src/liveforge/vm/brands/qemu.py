@@ -34,9 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from liveforge.img.errors import ImgadmError
 from liveforge.img.lock import file_lock
-from liveforge.img.store import ImageStore
 from liveforge.util.errors import LiveforgeError
 from liveforge.util.fileio import write_atomic
 from liveforge.util.scratch import remove_tree
@@ -72,12 +70,7 @@ class QemuRuntime:
     # -- the protocol ----------------------------------------------------------------------
 
     def install(self, vm: dict[str, Any], vmdir: Path) -> None:
-        disks = qemu_disks.install(vm, vmdir)
-        try:
-            hold(qemu_disks.images_of(disks), str(vm["uuid"]))
-        except BaseException:
-            remove_tree(vmdir / qemu_disks.DISKS_DIR)
-            raise
+        qemu_disks.install(vm, vmdir)
 
     def start(self, vm: dict[str, Any], vmdir: Path) -> None:
         with file_lock(vmdir / LOCK):
@@ -184,12 +177,8 @@ class QemuRuntime:
     def destroy_locked(self, vm: dict[str, Any], vmdir: Path) -> None:
         if qemu_pid(run_paths(vmdir)) is not None:
             self.stop_locked(vm, vmdir, 0, force=True)
-        images = [(str(d["image_uuid"]), str(d.get("zpool") or vm.get("zpool")
-                                              or qemu_disks.DEFAULT_POOL))
-                  for d in vm.get("disks") or [] if isinstance(d, dict) and d.get("image_uuid")]
         for name in (qemu_disks.DISKS_DIR, qemu_argv.FIRMWARE_DIR, "run"):
             remove_tree(vmdir / name)
-        hold(list(dict.fromkeys(images)), str(vm["uuid"]), release=True)
 
     # -- beyond the protocol ---------------------------------------------------------------
 
@@ -222,12 +211,14 @@ class QemuRuntime:
                 found[kind] = vnc_info(answer) if kind == "vnc" else answer
         return found
 
-    def console(self, vm: dict[str, Any], vmdir: Path) -> None:
-        """Connect this terminal to the guest's serial console until ^] or its end."""
+    def console(self, vm: dict[str, Any], vmdir: Path) -> int:
+        """Connect this terminal to the guest's serial console until ^] or its end; the exit
+        status of ``vmadm console`` (0)."""
         run = run_paths(vmdir)
         if qemu_pid(run) is None:
             raise QemuError(f"VM {vm['uuid']} is not running")
         relay_console(run.serial, f"VM {vm['uuid']} serial console (^] to leave)")
+        return 0
 
 
 # -- the QEMU process ------------------------------------------------------------------------
@@ -313,7 +304,6 @@ def update_disks(vm: dict[str, Any], vmdir: Path, run: RunPaths | None) -> None:
             made = qemu_disks.plan_disk(vm, vmdir, disk.index, entry, lookup)
             disk.file.parent.mkdir(exist_ok=True)
             qemu_disks.create(made, disk.file)
-            hold(qemu_disks.images_of([made]), str(vm["uuid"]))
             entry["path"] = str(disk.file)
             continue
         size = disk.size_mib
@@ -329,19 +319,6 @@ def update_disks(vm: dict[str, Any], vmdir: Path, run: RunPaths | None) -> None:
         else:
             qmp.ask(run.qmp, "block_resize", device=f"disk{disk.index}",
                     size=size * qemu_disks.MIB)
-
-
-def hold(images: list[tuple[str, str]], holder: str, release: bool = False) -> None:
-    """Tell imgadm's store that the VM ``holder`` is built on ``images`` (or no longer is):
-    the store refuses to delete an image a VM holds."""
-    if not images:
-        return
-    store = ImageStore.from_env()
-    for uuid, pool in images:
-        try:
-            (store.release if release else store.hold)(uuid, pool, holder)
-        except ImgadmError as exc:
-            raise QemuError(f"image {uuid}: {exc.message}") from None
 
 
 # -- info and console ------------------------------------------------------------------------

@@ -72,7 +72,6 @@ class Disk:
     backing: Path | None  # the image's disk file
     backing_format: str | None
     size_mib: int | None  # None: the image's size
-    image: tuple[str, str] | None  # (uuid, pool) of its image
     serial: str
     discard: bool
 
@@ -124,14 +123,12 @@ def plan_disk(vm: dict[str, Any], vmdir: Path, index: int, disk: Any,
         raise QemuError(f"{where}.size: {size!r} is not a positive number of MiB")
     backing: Path | None = None
     backing_format: str | None = None
-    image: tuple[str, str] | None = None
     uuid = disk.get("image_uuid")
     if uuid is None:
         if size is None:
             raise QemuError(f"{where}.size: a disk without image_uuid needs a size (MiB)")
     else:
         pool = str(disk.get("zpool") or vm.get("zpool") or DEFAULT_POOL)
-        image = (str(uuid), pool)
         if images is not None:
             backing = images(str(uuid), pool, where)
             backing_format, image_size = image_file_info(backing, where)
@@ -140,7 +137,7 @@ def plan_disk(vm: dict[str, Any], vmdir: Path, index: int, disk: Any,
                                 f"({image_size // MIB} MiB)")
     serial = str(disk.get("uuid") or f"disk{index}").replace("-", "")[:20]
     return Disk(index=index, file=file, model=model, cdrom=cdrom, boot=bool(disk.get("boot")),
-                backing=backing, backing_format=backing_format, size_mib=size, image=image,
+                backing=backing, backing_format=backing_format, size_mib=size,
                 serial=serial, discard=not disk.get("notrim"))
 
 
@@ -251,8 +248,3 @@ def grow(disk: Disk, size_mib: int) -> None:
                         f"({int(info['virtual-size']) // MIB} MiB)")
     qemu_img(["resize", "-q", "-f", "qcow2", str(disk.file), f"{size_mib}M"],
              f"disks.{disk.index}")
-
-
-def images_of(disks: list[Disk]) -> list[tuple[str, str]]:
-    """The (uuid, pool) of every image the disks are built on, each once, in disk order."""
-    return list(dict.fromkeys(d.image for d in disks if d.image is not None))
