@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from liveforge.vm import qmp
-from liveforge.vm.brands.qemu import QemuRuntime
+from liveforge.vm.brands.qemu import QemuRuntime, qemu_pid
 from liveforge.vm.brands.qemu_argv import accelerator, kvm_works, probe, run_paths
 from liveforge.vm.brands.qemu_disks import QemuError
 from tests.support.hvm import MIB, qemu_pids, vm_object
@@ -91,6 +91,35 @@ def test_two_starts_at_once_start_one_qemu(vmdir: Path) -> None:
     assert runtime.state(vm, vmdir) == "running"
     runtime.destroy(vm, vmdir)
     assert qemu_pids(vmdir) == [] and list(vmdir.iterdir()) == []
+
+
+def test_a_start_killed_half_way_shows_failed_and_starts_again(vmdir: Path) -> None:
+    """vmadm killed (-9) after QEMU is up but before the guest is set going: the paused QEMU
+    is a failed VM, and the next start replaces it."""
+    vm = vm_object(disks=[{"size": 1}])
+    runtime = QemuRuntime()
+    runtime.install(vm, vmdir)
+    code = ("import json, sys, time; from pathlib import Path; "
+            "import liveforge.vm.qmp as q; "
+            "q.Qmp.__init__ = lambda *a, **k: time.sleep(600); "
+            "from liveforge.vm.brands.qemu import QemuRuntime; "
+            "QemuRuntime().start(json.loads(sys.argv[1]), Path(sys.argv[2]))")
+    proc = subprocess.Popen([sys.executable, "-c", code, json.dumps(vm), str(vmdir)])
+    deadline = time.monotonic() + 30
+    while (qemu_pid(run_paths(vmdir)) is None or len(qemu_pids(vmdir)) != 1) \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)  # until QEMU has daemonized
+    assert runtime.state(vm, vmdir) == "running"  # a start is under way (its lock is held)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    (stale,) = qemu_pids(vmdir)
+    assert qmp.ask(run_paths(vmdir).qmp, "query-status")["status"] == "prelaunch"
+    assert runtime.state(vm, vmdir) == "failed"
+    runtime.start(vm, vmdir)
+    (pid,) = qemu_pids(vmdir)
+    assert pid != stale
+    assert runtime.state(vm, vmdir) == "running"
+    runtime.stop(vm, vmdir, timeout=0, force=True)
 
 
 def test_every_disk_model_and_the_boot_order(vmdir: Path) -> None:

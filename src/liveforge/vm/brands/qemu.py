@@ -79,7 +79,9 @@ class QemuRuntime:
     def start_locked(self, vm: dict[str, Any], vmdir: Path) -> None:
         run = run_paths(vmdir)
         if qemu_pid(run) is not None:
-            return
+            if not half_started(run):
+                return
+            end_qemu(run)  # a start killed before the guest was set going
         remove_tree(run.dir)
         try:
             self.launch(vm, vmdir, run)
@@ -128,6 +130,8 @@ class QemuRuntime:
             return "running"  # QEMU runs; its monitor is busy with another client
         if status in FAILED_STATUSES:
             return "failed"
+        if status == "prelaunch" and not starting(vmdir):
+            return "failed"  # its start was killed before the guest was set going
         return "stopping" if status == "shutdown" else "running"
 
     def stop(self, vm: dict[str, Any], vmdir: Path, timeout: float, force: bool) -> None:
@@ -267,6 +271,21 @@ def end_qemu(run: RunPaths) -> None:
         except ProcessLookupError:
             pass
         wait_exit(pid, QUIT_GRACE)
+
+
+def half_started(run: RunPaths) -> bool:
+    """Whether the running QEMU never got its ``cont`` (QMP says ``prelaunch``)."""
+    try:
+        return bool(qmp.ask(run.qmp, "query-status", timeout=STATUS_TIMEOUT)["status"]
+                    == "prelaunch")
+    except (qmp.QmpError, KeyError, TypeError):
+        return False
+
+
+def starting(vmdir: Path) -> bool:
+    """Whether another process holds the VM's lock (a start under way)."""
+    with file_lock(vmdir / LOCK, blocking=False) as got:
+        return not got
 
 
 def stopping(run: RunPaths) -> bool:
