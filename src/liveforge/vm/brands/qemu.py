@@ -58,7 +58,7 @@ INFO = {"block": "query-block", "blockstats": "query-blockstats", "chardev": "qu
 
 
 def stderr_warning(text: str) -> None:
-    print(f"vmadm: warning: {text}", file=sys.stderr, flush=True)
+    print(f"Warning: {text}", file=sys.stderr, flush=True)
 
 
 class QemuRuntime:
