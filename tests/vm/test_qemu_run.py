@@ -220,6 +220,21 @@ def test_a_killed_qemu_shows_stopped_and_a_foreign_pid_is_not_trusted(vmdir: Pat
     assert runtime.state(vm, vmdir) == "stopped"
 
 
+@pytest.mark.slow
+def test_a_frozen_qemu_is_killed_by_a_forced_stop(vmdir: Path) -> None:
+    """QEMU stopped by SIGSTOP answers no QMP: the stop gives up on ``quit`` and SIGKILLs it."""
+    vm = vm_object(disks=[{"size": 1}])
+    runtime = started(vm, vmdir)
+    (pid,) = qemu_pids(vmdir)
+    os.kill(pid, signal.SIGSTOP)
+    assert runtime.state(vm, vmdir) == "running"  # the process is there; QMP is silent
+    began = time.monotonic()
+    runtime.stop(vm, vmdir, timeout=0, force=True)
+    assert time.monotonic() - began < 20
+    assert qemu_pids(vmdir) == []
+    assert runtime.state(vm, vmdir) == "stopped"
+
+
 def test_update_grows_a_disk_live_and_stopped_and_adds_one(vmdir: Path) -> None:
     vm = vm_object(disks=[{"size": 4}])
     runtime = started(vm, vmdir)
@@ -395,3 +410,16 @@ def test_qmp_errors(vmdir: Path) -> None:
             qmp.Qmp(not_qmp, timeout=0.5)
     with pytest.raises(qmp.QmpError, match="cannot talk to QMP"):
         qmp.Qmp(vmdir / "absent.sock")
+
+
+def test_the_cpu_type_host_needs_kvm(vmdir: Path) -> None:
+    from liveforge.vm.brands.qemu_argv import argv
+
+    vm = vm_object(brand="kvm", cpu_type="host", vcpus=2, ram=300)
+    tcg = argv(vm, vmdir, [], [], "tcg")
+    assert tcg[tcg.index("-cpu") + 1] == "max"
+    assert tcg[tcg.index("-machine") + 1] == "pc,accel=tcg"
+    assert (tcg[tcg.index("-m") + 1], tcg[tcg.index("-smp") + 1]) == ("300", "2")
+    kvm = argv(vm, vmdir, [], [], "kvm")
+    assert kvm[kvm.index("-cpu") + 1] == "host"
+    assert argv(vm_object(), vmdir, [], [], "tcg")[tcg.index("-cpu") + 1] == "qemu64"

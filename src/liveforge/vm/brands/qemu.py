@@ -44,7 +44,7 @@ from liveforge.vm.brands.qemu_argv import RunPaths, run_paths
 from liveforge.vm.brands.qemu_disks import Disk, QemuError
 
 START_TIMEOUT = 60.0  # seconds QEMU may take to set up and daemonize
-QUIT_GRACE = 10.0  # seconds after QMP quit before SIGKILL
+QUIT_GRACE = 5.0  # seconds for QMP quit, then as many for QEMU to end before SIGKILL
 STATUS_TIMEOUT = 2.0  # seconds for query-status when reading the state
 FAILED_STATUSES = frozenset({"internal-error", "io-error", "guest-panicked"})
 ESCAPE = b"\x1d"  # ^] leaves the console
