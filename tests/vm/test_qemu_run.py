@@ -173,6 +173,30 @@ def test_vnc_port_any_none_and_info(vmdir: Path) -> None:
     runtime.stop(vm2, vmdir, timeout=0, force=True)
 
 
+def vnc_security_types(port: int) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        assert conn.recv(12) == b"RFB 003.008\n"
+        conn.sendall(b"RFB 003.008\n")
+        count = conn.recv(1)[0]
+        return conn.recv(count)
+
+
+def test_a_vnc_password_is_asked_for(vmdir: Path) -> None:
+    vm = vm_object(disks=[{"size": 1}], vnc_port=0, vnc_password="s3cret")
+    runtime = started(vm, vmdir)
+    port = runtime.info(vm, vmdir, ["vnc"])["vnc"]["port"]
+    assert vnc_security_types(port) == b"\x02"  # VNC authentication only
+    runtime.update(vm, vmdir, {"vnc_password": "other"})  # live: no error, still asked for
+    assert vnc_security_types(port) == b"\x02"
+    runtime.stop(vm, vmdir, timeout=0, force=True)
+    vm2 = vm_object(disks=[{"size": 1}], vnc_port=0)
+    runtime.destroy(vm, vmdir)
+    runtime = started(vm2, vmdir)
+    port = runtime.info(vm2, vmdir, ["vnc"])["vnc"]["port"]
+    assert vnc_security_types(port) == b"\x01"  # none
+    runtime.stop(vm2, vmdir, timeout=0, force=True)
+
+
 def test_a_clean_stop_times_out_then_quits_and_reboot_resets(vmdir: Path) -> None:
     """A guest that ignores the ACPI power button (here: no OS at all) is ended after the
     timeout; while waiting the VM is stopping."""
