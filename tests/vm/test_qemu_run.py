@@ -447,3 +447,16 @@ def test_the_cpu_type_host_needs_kvm(vmdir: Path) -> None:
     kvm = argv(vm, vmdir, [], [], "kvm")
     assert kvm[kvm.index("-cpu") + 1] == "host"
     assert argv(vm_object(), vmdir, [], [], "tcg")[tcg.index("-cpu") + 1] == "qemu64"
+
+
+def test_a_comma_in_the_vm_directory(vmdir: Path) -> None:
+    """QEMU's options are comma-separated: a path's comma is doubled, not a new option."""
+    odd = vmdir / "a,file=x"
+    odd.mkdir()
+    vm = vm_object(disks=[{"size": 1}])
+    runtime = started(vm, odd)
+    assert runtime.state(vm, odd) == "running"
+    assert runtime.info(vm, odd, ["block"])["block"][0]["inserted"]["file"] == \
+        str(odd / "disks/disk0.qcow2")
+    runtime.stop(vm, odd, timeout=0, force=True)
+    assert runtime.state(vm, odd) == "stopped"
