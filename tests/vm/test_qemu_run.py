@@ -374,6 +374,7 @@ def test_uefi_gets_a_private_variable_store(vmdir: Path) -> None:
     ({"boot": "menu=on"}, r"boot: 'menu=on': 'menu' is not order= or once="),
     ({"bootrom": "coreboot"}, r"bootrom: 'coreboot' is not bios or uefi"),
     ({"ram": 0}, r"ram: 0 is not a positive integer"),
+    ({"vga": "hercules"}, r"vga: 'hercules' is not one of std, cirrus"),
     ({"nics": [{"nic_tag": "x", "model": "ne2k"}]}, r"nics\.0\.model: 'ne2k' is not one of"),
 ])
 def test_bad_properties_fail_the_start_before_qemu_runs(props: dict[str, object], message: str,
@@ -447,6 +448,9 @@ def test_the_cpu_type_host_needs_kvm(vmdir: Path) -> None:
     kvm = argv(vm, vmdir, [], [], "kvm")
     assert kvm[kvm.index("-cpu") + 1] == "host"
     assert argv(vm_object(), vmdir, [], [], "tcg")[tcg.index("-cpu") + 1] == "qemu64"
+    assert tcg[tcg.index("-vga") + 1] == "std"
+    cirrus = argv(vm_object(vga="cirrus"), vmdir, [], [], "tcg")
+    assert cirrus[cirrus.index("-vga") + 1] == "cirrus"
 
 
 def test_a_comma_in_the_vm_directory(vmdir: Path) -> None:

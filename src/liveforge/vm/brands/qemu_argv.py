@@ -4,9 +4,11 @@ Properties: ``ram`` (MiB), ``vcpus``, ``cpu_type`` (kvm; ``host`` needs KVM), ``
 (``bios``: SeaBIOS; ``uefi``: OVMF with a private copy of its variable store in
 ``<vmdir>/firmware/``), ``disks`` (qemu_disks), ``boot`` (``order=cd``: ``c`` the hard disks,
 the ``boot: true`` one first, ``d`` the CD-ROMs, ``n`` the NICs; the order becomes the devices'
-``bootindex``), ``nics`` (taps, qemu_net), ``vnc_port`` (-1: no VNC; 0 or absent: the first free
-port from 5900; N >= 5900: that port; on 127.0.0.1, with ``vnc_password`` if set), ``uuid``
-(the guest's SMBIOS uuid).
+``bootindex``), ``nics`` (taps, qemu_net), ``vga`` (kvm: std, cirrus, vmware, qxl, none),
+``vnc_port`` (-1: no VNC; 0 or absent: the first free port from 5900; N >= 5900: that port; on
+127.0.0.1, with ``vnc_password`` if set), ``uuid`` (the guest's SMBIOS uuid). Not supported:
+``qemu_opts``, ``qemu_extra_opts``, ``bhyve_extra_opts``, ``spice_*``, ``pci_devices``,
+``com1``/``com2``.
 
 Every VM also gets: its serial console (COM1) on the unix socket ``run/serial.sock``, also
 written to ``run/console.log``; QMP on ``run/qmp.sock``; a pid file ``run/qemu.pid``. QEMU
@@ -44,6 +46,7 @@ VNC_HOST = "127.0.0.1"
 VNC_BASE = 5900
 VNC_AUTO_RANGE = 99  # an automatic VNC port is one of 5900..5999
 UNIX_PATH_MAX = 107  # bytes in a unix socket's path (sun_path less its NUL)
+VGA_CARDS = ("std", "cirrus", "vmware", "qxl", "none")
 NIC_MODELS = {"virtio": "virtio-net-pci", "e1000": "e1000", "rtl8139": "rtl8139"}
 DEFAULT_RAM = 256
 DEFAULT_BOOT = "order=cd"
@@ -217,6 +220,13 @@ def vnc_option(vm: dict[str, Any]) -> str | None:
     return option + (",password=on" if vm.get("vnc_password") else "")
 
 
+def vga(vm: dict[str, Any]) -> str:
+    card = str(vm.get("vga") or "std")
+    if card not in VGA_CARDS:
+        raise QemuError(f"vga: {card!r} is not one of {', '.join(VGA_CARDS)}")
+    return card
+
+
 def cpu_model(vm: dict[str, Any], accel: str) -> str:
     cpu = str(vm.get("cpu_type") or "qemu64")
     if cpu == "host" and accel != "kvm":
@@ -266,7 +276,7 @@ def argv(vm: dict[str, Any], vmdir: Path, disks: list[Disk], taps: list[Tap],
     args = [QEMU, "-name", f"guest={name}", "-uuid", str(vm["uuid"]),
             "-machine", f"pc,accel={accel}", "-cpu", cpu_model(vm, accel),
             "-m", str(ram), "-smp", str(vcpus),
-            "-nodefaults", "-no-user-config", "-rtc", "base=utc", "-vga", "std"]
+            "-nodefaults", "-no-user-config", "-rtc", "base=utc", "-vga", vga(vm)]
     bootrom = vm.get("bootrom") or "bios"
     if bootrom == "uefi":
         code, template = ovmf()
