@@ -98,6 +98,9 @@ class QemuRuntime:
 
     def launch(self, vm: dict[str, Any], vmdir: Path, run: RunPaths) -> None:
         """QEMU started (paused), its NICs attached, the guest set going."""
+        for name in qemu_argv.UNSUPPORTED:
+            if vm.get(name) not in (None, "", [], -1):
+                self.warn(f"{name} is not supported here: ignored")
         disks = installed_disks(vm, vmdir)
         taps = qemu_net.taps(vm, self.warn)
         argv = qemu_argv.argv(vm, vmdir, disks, taps, qemu_argv.accelerator())

@@ -46,6 +46,9 @@ VNC_HOST = "127.0.0.1"
 VNC_BASE = 5900
 VNC_AUTO_RANGE = 99  # an automatic VNC port is one of 5900..5999
 UNIX_PATH_MAX = 107  # bytes in a unix socket's path (sun_path less its NUL)
+# properties of the real tool this runtime does not apply (a warning at start when set)
+UNSUPPORTED = ("qemu_opts", "qemu_extra_opts", "bhyve_extra_opts", "spice_opts",
+               "spice_password", "spice_port", "pci_devices", "com1", "com2")
 VGA_CARDS = ("std", "cirrus", "vmware", "qxl", "none")
 NIC_MODELS = {"virtio": "virtio-net-pci", "e1000": "e1000", "rtl8139": "rtl8139"}
 DEFAULT_RAM = 256
