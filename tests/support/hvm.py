@@ -10,6 +10,7 @@ from pathlib import Path
 
 from liveforge.img.manifest import validate
 from liveforge.img.store import ImageStore
+from tests.support.kernel import qemu_processes_mentioning
 
 MIB = 1024 * 1024
 
@@ -68,15 +69,4 @@ def vm_object(uuid: str | None = None, **props: object) -> dict[str, object]:
 
 def qemu_pids(vmdir: Path) -> list[int]:
     """Pids of QEMU processes whose command line names ``vmdir``."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if argv and b"qemu-system" in argv[0] and any(bytes(vmdir).rstrip(b"/") + b"/" in a
-                                                       for a in argv):
-            found.append(int(proc.name))
-    return found
+    return qemu_processes_mentioning(f"{vmdir}/")
