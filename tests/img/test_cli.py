@@ -40,6 +40,8 @@ def test_version_help_and_no_command(imgadm_root: Path) -> None:
     (["get", "01234567-89ab-4def-8123-456789abcdef"],
      'imgadm get: error (ImageNotInstalled): image "01234567-89ab-4def-8123-456789abcdef" '
      'was not found on zpool "zones"', 3),
+    (["delete", "not-a-uuid"], 'imgadm delete: error (Usage): invalid image uuid "not-a-uuid"',
+     1),
     (["get", "01234567-89ab-4def-8123-456789abcdef", "-P", "tank"],
      'imgadm get: error (ConfigError): unknown zpool "tank"', 1),
 ])

@@ -46,6 +46,9 @@ def run(ctx: Context) -> int:
     if store.get(manifest.uuid, args.pool) is not None:
         ctx.say(skipping)
         return 0
+    if manifest.origin is not None and store.get(manifest.origin, args.pool) is None:
+        raise ImgadmError("OriginNotInstalled", f'origin image "{manifest.origin}" of image '
+                          f'"{manifest.uuid}" is not installed on zpool "{args.pool}"')
     ctx.say(f"Installing image {manifest.uuid} ({manifest.label})")
     try:
         store.install(manifest, file, None, args.pool)
