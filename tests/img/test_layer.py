@@ -279,3 +279,13 @@ def test_disk_image_round_trip(tmp_path: Path) -> None:
         out = tmp_path / f"out.{compression}"
         read_disk(layer.path, out)
         assert out.read_bytes() == disk.read_bytes()
+
+
+def test_upper_entry_that_is_not_whole_is_refused(tmp_path: Path) -> None:
+    upper = tmp_path / "upper"
+    (upper / "etc").mkdir(parents=True)
+    (upper / "etc/big").write_bytes(b"")
+    os.setxattr(upper / "etc/big", "trusted.overlay.metacopy", b"")
+    with pytest.raises(ImgadmError, match="big: an overlayfs trusted.overlay.metacopy entry"):
+        write_upper(upper, tmp_path / "img.tgz")
+    assert not (tmp_path / "img.tgz").exists()

@@ -334,3 +334,30 @@ def test_store_api_errors(imgadm_root: Path, images: Images) -> None:
     record = json.loads((imgadm_root / "var/imgadm/images" / f"zones-{data['uuid']}.json")
                         .read_text())
     assert record == {"manifest": data, "zpool": "zones", "source": "http://127.0.0.1:1"}
+
+
+def test_zvol_image_installs_its_disk(tmp_path: Path, imgadm_root: Path) -> None:
+    from liveforge.img.layer import write_disk
+
+    disk = tmp_path / "disk.qcow2"
+    disk.write_bytes(b"QFI\xfb" + os.urandom(70_000))
+    layer = write_disk(disk, tmp_path / "disk.qcow2.xz", "xz")
+    data = manifest_for(layer, "vm-disk", type_="zvol", image_size=10240)
+    (tmp_path / "disk.json").write_text(json.dumps(data))
+    proc = imgadm(imgadm_root, "install", "-m", str(tmp_path / "disk.json"), "-f",
+                  str(layer.path))
+    assert proc.returncode == 0, proc.stderr
+    installed = imgadm_root / "zones" / f"{data['uuid']}.img"
+    assert installed.read_bytes() == disk.read_bytes()
+    assert oct(installed.stat().st_mode & 0o777) == "0o444"
+    store = ImageStore(imgadm_root)
+    assert store.require(data["uuid"]).path == installed
+    with pytest.raises(ImgadmError, match="it has a disk, not layers"):
+        store.lower_dirs(data["uuid"])
+    assert imgadm(imgadm_root, "delete", data["uuid"]).returncode == 0
+    assert_nothing_installed(imgadm_root)
+    del data["image_size"]
+    (tmp_path / "disk.json").write_text(json.dumps(data))
+    proc = imgadm(imgadm_root, "install", "-m", str(tmp_path / "disk.json"), "-f",
+                  str(layer.path))
+    assert proc.returncode == 1 and "image_size (is required for a zvol image)" in proc.stderr

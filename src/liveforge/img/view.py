@@ -38,7 +38,10 @@ def overlay_options(lowers: Sequence[Path], upper: Path | None = None,
                           "neither")
     options = "lowerdir=" + ":".join(_checked(p) for p in lowers)
     if upper is not None and work is not None:
-        options += f",upperdir={_checked(upper)},workdir={_checked(work)}"
+        # every changed file copied up whole and no renamed directory left as a redirect: the
+        # upper directory alone is then the changes (what layer.write_upper reads)
+        options += (f",upperdir={_checked(upper)},workdir={_checked(work)}"
+                    ",redirect_dir=off,metacopy=off")
     if len(options) > MAX_OPTIONS:
         raise ImgadmError("InternalError", f"{len(lowers)} layers make overlayfs options of "
                           f"{len(options)} bytes, more than a page")
