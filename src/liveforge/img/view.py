@@ -58,8 +58,12 @@ def _run(argv: list[str], what: str) -> None:
 def mount_view(lowers: Sequence[Path], upper: Path | None, work: Path | None,
                target: Path) -> None:
     """Mount the stack on ``target`` (an existing directory). Without ``upper`` the view is
-    read-only (it then needs at least two layers on older kernels: add an empty one)."""
+    read-only; one layer alone is then a read-only bind mount (overlayfs wants two)."""
     options = overlay_options(lowers, upper, work)
+    if upper is None and len(lowers) == 1:
+        _run(["mount", "--bind", "-o", "ro", str(lowers[0]), str(target)],
+             f"cannot mount the image view on {target}")
+        return
     if upper is None:
         options = "ro," + options
     _run(["mount", "-t", "overlay", "overlay", "-o", options, str(target)],
