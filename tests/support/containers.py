@@ -31,9 +31,10 @@ def busybox_root(root: Path) -> Path:
 
 
 def install_image(imgroot: Path, tree: Path, uuid: str, work: Path, *,
-                  origin_tree: Path | None = None, origin: str | None = None) -> Path:
-    """``tree`` as an image (a diff against ``origin_tree`` when given) installed in the
-    store at ``imgroot`` (pool zones); its layer directory."""
+                  origin_tree: Path | None = None, origin: str | None = None,
+                  type_: str = "zone-dataset") -> Path:
+    """``tree`` as an image of ``type_`` (a diff against ``origin_tree`` when given)
+    installed in the store at ``imgroot`` (pool zones); its layer directory."""
     _, file, manifest = write_image(work, tree, f"img-{uuid[:8]}", uuid=uuid,
-                                    origin_tree=origin_tree, origin=origin)
+                                    origin_tree=origin_tree, origin=origin, type_=type_)
     return ImageStore(imgroot).install(validate(manifest, "test"), file).path

@@ -1,7 +1,8 @@
 """Fixtures of the vmadm tests: vmadm and json in a subprocess, on a VM root and an image
-store of their own (installed images written as the store's records and layers); container
-VMs for real, as root: a busybox image, VMs made and torn down by the runtime, and a check
-after the whole run that nothing is left (mounts, cgroups, veths, bridges, processes)."""
+store of their own (installed images written as the store's records and layers); and
+container VMs for real, as root: a busybox image really installed, VMs made and torn down by
+the runtime, and a check after the whole run that nothing is left (mounts, cgroups, veths,
+bridges, processes)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from typing import Any
 import pytest
 
 from liveforge.vm import cgroups, net
-from liveforge.vm.brands.container import ContainerRuntime, init_pid
+from liveforge.vm.brands.container import ContainerRuntime
+from liveforge.vm.brands.pidfile import init_pid
 from tests.support.containers import busybox_root
 from tests.support.containers import install_image as install_tree_image
 

@@ -11,14 +11,15 @@ import sys
 import time
 
 from liveforge.vm import cgroups
-from liveforge.vm.brands.container import init_pid
+from liveforge.vm.brands.pidfile import init_pid
 from tests.vm.conftest import zlogin
 
 
 def test_inside_a_running_container(vms):
     vm = vms.create(hostname="web01", alias="ignored", resolvers=["192.0.2.1", "192.0.2.2"],
                     tmpfs=16, customer_metadata={"user-script": "echo 'hi there'",
-                                                 "sdc:weird key/..": "v", "n": 5})
+                                                 "sdc:weird key/..": "v", "n": 5,
+                                                 "na\u00efve\nkey": "\u00fcml\u00e4ut"})
     assert vms.rt.state(vm, vms.vmdir(vm)) == "running"
     out = zlogin(vm, "hostname; cat /etc/resolv.conf; mdata-get user-script;",
                  "mdata-get 'sdc:weird key/..'; mdata-get n; df -k /tmp | tail -1")
@@ -27,6 +28,10 @@ def test_inside_a_running_container(vms):
     assert lines[:6] == ["web01", "nameserver 192.0.2.1", "nameserver 192.0.2.2",
                          "echo 'hi there'", "v", "5"]
     assert lines[6].split()[1] == "16384"  # /tmp: a tmpfs of `tmpfs` MiB
+    odd = subprocess.run([sys.executable, "-m", "liveforge.vm.zlogin", vm["uuid"],
+                          "mdata-get \"$(printf 'na\\303\\257ve\\nkey')\""],
+                         capture_output=True, text=True)
+    assert odd.stdout == "\u00fcml\u00e4ut\n", odd.stderr
     missing = zlogin(vm, "mdata-get nope")
     assert missing.returncode == 1 and missing.stderr == "No metadata for 'nope'\n"
     assert zlogin(vm, "exit 7").returncode == 7
@@ -135,3 +140,31 @@ def test_destroy_leaves_nothing(vms):
     assert not any(p.exists() for p in cgroups.Cgroup(vm["uuid"]).paths())
     with open("/proc/self/mountinfo") as handle:
         assert str(vmdir) not in handle.read()
+
+
+def test_on_a_terminal_zlogin_gives_the_vm_a_terminal_of_its_own(vms):
+    """The VM never holds the host's terminal: its command runs on a pseudo-terminal of the
+    VM's devpts that zlogin relays (the host's could be typed into with TIOCSTI)."""
+    import pty
+
+    vm = vms.create(hostname="ttyvm")
+    pid, master = pty.fork()
+    if pid == 0:
+        os.execv(sys.executable, [sys.executable, "-m", "liveforge.vm.zlogin", vm["uuid"],
+                                  "tty; readlink /proc/self/fd/0; ls /dev/pts; hostname; "
+                                  "exit 5"])
+    output = b""
+    while True:
+        try:
+            data = os.read(master, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        output += data
+    _, status = os.waitpid(pid, 0)
+    os.close(master)
+    lines = output.decode().replace("\r", "").splitlines()
+    assert os.waitstatus_to_exitcode(status) == 5, output
+    assert lines[0] == "/dev/pts/0" and lines[1] == "/dev/pts/0"
+    assert lines[2].split() == ["0", "ptmx"] and lines[3] == "ttyvm"

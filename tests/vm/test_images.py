@@ -1,6 +1,5 @@
 """A container's root is a view of its installed image: every layer of its ancestry (a child
-image's changes and deletions over its origin's), copy-on-write, the image held while a VM is
-built on it."""
+image's changes and deletions over its origin's), copy-on-write."""
 
 from __future__ import annotations
 
@@ -9,7 +8,6 @@ import uuid as uuidlib
 
 import pytest
 
-from liveforge.img.errors import ImgadmError
 from liveforge.img.store import ImageStore
 from tests.support.containers import install_image
 from tests.vm.conftest import IMAGE_UUID, zlogin
@@ -44,17 +42,3 @@ def test_a_vm_on_a_child_image_sees_every_layer(vms, child_image):
     assert (layers[0] / "etc" / "motd").read_text() == "from the child\n"
     assert (layers[1] / "etc" / "issue").read_text() == "Busybox base image\n"
     assert zlogin(vm, "cat /etc/motd").stdout == "mine\n"
-
-
-def test_an_image_is_held_while_a_vm_is_built_on_it(vms, child_image):
-    store = ImageStore.from_env()
-    first = vms.create(image_uuid=child_image, start=False)
-    second = vms.create(image_uuid=child_image)
-    assert store.holders(child_image, "zones") == sorted([first["uuid"], second["uuid"]])
-    with pytest.raises(ImgadmError) as refused:
-        store.delete(child_image, "zones")
-    assert refused.value.code == "ImageHasDependentClones"
-    vms.rt.destroy(first, vms.vmdir(first))
-    assert store.holders(child_image, "zones") == [second["uuid"]]
-    assert store.get(child_image, "zones") is not None  # the image and the other VM stay
-    assert zlogin(second, "cat /etc/motd").stdout == "from the child\n"

@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -18,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from liveforge.vm import cgroups
-from liveforge.vm.brands.container import ContainerError, init_pid
+from liveforge.vm.brands.container import ContainerError
+from liveforge.vm.brands.pidfile import init_pid
 from tests.support.containers import busybox_root, install_image
 from tests.vm.conftest import zlogin
 
@@ -81,6 +83,27 @@ def test_symlinked_dirs_in_the_image_cannot_send_writes_to_the_host(vms, vm_env,
         out = zlogin(vm, "cat /etc/resolv.conf")
         assert "192.0.2.53" in out.stdout
     assert list(host.iterdir()) == []
+
+
+def test_device_nodes_in_the_vms_root_open_nothing(vms):
+    vm = vms.create()
+    upper = vms.vmdir(vm) / "disk" / "upper"
+    os.mknod(upper / "planted-zero", stat.S_IFCHR | 0o666, os.makedev(1, 5))
+    out = zlogin(vm, "head -c 1 /planted-zero | wc -c; head -c 1 /dev/zero | wc -c")
+    assert "Permission denied" in out.stderr
+    assert out.stdout.split() == ["0", "1"]  # /dev's own nodes work
+
+
+def test_cpu_cap_throttles(vms):
+    vm = vms.create(cpu_cap=10)
+    zlogin(vm, "timeout 1 sh -c 'while :; do :; done'")
+    cg = cgroups.Cgroup(vm["uuid"])
+    stat_text = (cg.dirs["cpu"] / "cpu.stat").read_text()
+    fields = dict(line.split() for line in stat_text.splitlines())
+    assert int(fields["nr_throttled"]) > 0
+    used = int(fields.get("usage_usec", 0)) / 1e6 if cg.version == 2 else None
+    if used is not None:
+        assert used < 0.3
 
 
 def test_max_lwps_makes_fork_fail(vms):
@@ -182,3 +205,19 @@ def test_two_starts_at_once_make_one_vm(vms):
                               stderr=subprocess.PIPE) for _ in range(3)]
     assert [p.wait(60) for p in procs] == [0, 0, 0]
     assert len(cgroups.Cgroup(vm["uuid"]).pids()) == 1  # one init, nothing else
+
+
+def test_the_vm_inherits_no_open_file_of_vmadm(vms, tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text("host secret\n")
+    fds = [os.open(secret, os.O_RDONLY) for _ in range(3)]  # inheritable, like a careless caller
+    for fd in fds:
+        os.set_inheritable(fd, True)
+    high = os.dup2(fds[0], 1500)
+    try:
+        vm = vms.create()
+    finally:
+        for fd in [*fds, high]:
+            os.close(fd)
+    out = zlogin(vm, "ls /proc/1/fd | tr '\\n' ' '")
+    assert sorted(int(n) for n in out.stdout.split()) == [0, 1, 2]

@@ -52,3 +52,15 @@ def test_dhcp_and_an_unfiltered_vlan_are_warnings(vms, capsys):
     err = capsys.readouterr().err
     assert "nics.0.ips: dhcp is not supported by containers" in err
     assert "nics.0.vlan_id: bridge" in err and "vlan_id 12 is not enforced" in err
+
+
+def test_a_bad_address_fails_the_start_and_leaves_nothing(vms):
+    vm = vms.create(start=False, nics=[{"nic_tag": "test", "ips": ["10.80.0.300/24"]}])
+    try:
+        vms.rt.start(vm, vms.vmdir(vm))
+    except Exception as exc:  # noqa: BLE001 - the message is what is checked
+        assert "ip:" in str(exc) and "10.80.0.300" in str(exc), exc
+    else:
+        raise AssertionError("a start with an invalid address succeeded")
+    assert vms.rt.state(vm, vms.vmdir(vm)) == "stopped"
+    assert net.host_ends(vm["uuid"]) == []

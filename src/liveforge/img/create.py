@@ -4,7 +4,8 @@ The recipe: ask vmadm for the VM (vmsource.py), hold its lock, check it is a sto
 VM whose image is installed here, check its upper layer holds nothing an image cannot carry,
 write the upper layer as an image file (layer.write_upper: its whiteouts as ``.wh.`` entries)
 and a manifest whose ``origin`` is the VM's image, both under hidden temporary names, then
-rename the file and, last, the manifest into place. A failure or Ctrl-C at any point leaves
+give the file and, last, the manifest their names (hard links: never over a file another
+create made meanwhile). A failure or Ctrl-C at any point leaves
 neither; a killed run leaves only temporaries (util/scratch.py), removed by the next create
 writing to that directory.
 

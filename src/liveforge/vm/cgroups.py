@@ -87,8 +87,8 @@ def hierarchies() -> tuple[int, dict[str, Path]]:
 class Cgroup:
     """The cgroup of the VM ``uuid`` (it need not exist yet)."""
 
-    def __init__(self, uuid: str):
-        self.version, parents = hierarchies()
+    def __init__(self, uuid: str, found: tuple[int, dict[str, Path]] | None = None):
+        self.version, parents = found or hierarchies()
         self.dirs = {c: p / uuid for c, p in parents.items()}
 
     def paths(self) -> list[Path]:
@@ -204,7 +204,7 @@ class Cgroup:
 
 
 def _write(path: Path, value: str) -> None:
-    fd = os.open(path, os.O_WRONLY)
+    fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
     try:
         os.write(fd, value.encode())
     finally:

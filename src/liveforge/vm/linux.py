@@ -57,7 +57,8 @@ _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctype
                         ctypes.c_char_p]
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 _libc.syscall.restype = ctypes.c_long
-SYS_PIVOT_ROOT = 155  # x86_64
+# pivot_root has no libc wrapper: its number per architecture (the newer calls share one table)
+SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41}.get(os.uname().machine, 155)
 SYS_OPEN_TREE = 428
 SYS_MOVE_MOUNT = 429
 OPEN_TREE_CLONE = 1

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from liveforge.util.errors import LiveforgeError
+from liveforge.vm import linux
 
 TYPE_CHECKING = False  # typing's, without importing typing
 if TYPE_CHECKING:
@@ -114,13 +115,25 @@ def plan(vm: dict[str, Any]) -> tuple[list[Nic], list[str]]:
 
 
 def _ip_batch(commands: list[str], netns_pid: int | None = None) -> None:
-    argv = ["ip", "-batch", "-"]
-    if netns_pid is not None:
-        argv = ["nsenter", f"--net=/proc/{netns_pid}/ns/net", "--"] + argv
-    proc = subprocess.run(argv, input="\n".join(commands) + "\n", capture_output=True,
-                          text=True)
+    """``ip -batch`` of ``commands``, in the network namespace of ``netns_pid`` if given (the
+    child joins it between fork and exec)."""
+    if netns_pid is None:
+        proc = subprocess.run(["ip", "-batch", "-"], input="\n".join(commands) + "\n",
+                              capture_output=True, text=True)
+    else:
+        try:
+            fd = os.open(f"/proc/{netns_pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise NetworkError(f"the VM's network namespace is gone: {exc.strerror}") from None
+        try:
+            proc = subprocess.run(["ip", "-batch", "-"], input="\n".join(commands) + "\n",
+                                  capture_output=True, text=True, pass_fds=(fd,),
+                                  preexec_fn=lambda: linux.setns(fd, linux.CLONE_NEWNET))
+        finally:
+            os.close(fd)
     if proc.returncode != 0:
-        raise NetworkError(f"ip: {proc.stderr.strip().splitlines()[-1:] or proc.returncode}")
+        lines = proc.stderr.strip().splitlines()
+        raise NetworkError(f"ip: {lines[-1] if lines else f'exit status {proc.returncode}'}")
 
 
 def _vlan_filtering(bridge: str) -> bool:

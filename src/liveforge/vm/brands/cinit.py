@@ -119,6 +119,8 @@ def setup(spec: Spec) -> int:
     linux.pivot_root(".", ".")
     linux.umount(".", linux.MNT_DETACH)
     os.chdir("/")
+    # no device node in the image or the VM's own layer opens a device: only /dev's do
+    linux.mount(None, "/", None, linux.MS_REMOUNT | linux.MS_BIND | linux.MS_NODEV)
     for path in ("/proc", "/sys", "/dev", "/tmp", "/etc", "/usr/sbin", METADATA_DIR):
         os.makedirs(path, 0o755, exist_ok=True)
     linux.mount("proc", "/proc", "proc", NOSUID_NODEV_NOEXEC)

@@ -8,8 +8,7 @@ builds the VM's ``/`` (cinit.py) and waits while vmadm gives its network namespa
 then execs the init. Errors on the way come back on a close-on-exec pipe: start returns once
 the init runs, or raises what went wrong.
 
-``run/init.pid`` holds the init's pid and start time (``/proc/<pid>/stat``'s 22nd field): a
-VM runs while that process does (a zombie or a reused pid is a stopped VM)."""
+A VM runs while the process its ``run/init.pid`` names does (pidfile.py)."""
 
 from __future__ import annotations
 
@@ -26,6 +25,7 @@ from pathlib import Path
 from liveforge.util.errors import LiveforgeError
 from liveforge.vm import cgroups, linux, net
 from liveforge.vm.brands import cinit, rootfs
+from liveforge.vm.brands.pidfile import init_pid, process_stat, write_pid
 
 TYPE_CHECKING = False  # typing's, without importing typing
 if TYPE_CHECKING:
@@ -35,6 +35,10 @@ if TYPE_CHECKING:
 NAMESPACES = (linux.CLONE_NEWNS | linux.CLONE_NEWUTS | linux.CLONE_NEWIPC | linux.CLONE_NEWNET
               | linux.CLONE_NEWPID | linux.CLONE_NEWCGROUP)
 KILL_WAIT = 10.0  # seconds for a SIGKILLed init to be gone
+# A clean stop asks the init in the two dialects PID 1s speak: SIGTERM (busybox init: reboot,
+# which in a PID namespace ends it) and SIGRTMIN+4 (systemd: poweroff). An init ignores the
+# one it has no handler for (PID 1 of a namespace does not die of a signal it does not catch).
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGRTMIN + 4)
 
 
 class ContainerError(LiveforgeError):
@@ -42,29 +46,8 @@ class ContainerError(LiveforgeError):
 
 
 def warn(text: str) -> None:
-    sys.stderr.write(f"vmadm: warning: {text}\n")
-
-
-def _stat(pid: int) -> tuple[str, int] | None:
-    """A process's state letter and start time, None when it does not exist."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            fields = handle.read().rsplit(b")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return fields[0].decode(), int(fields[19])
-
-
-def init_pid(vmdir: Path) -> int | None:
-    """The pid of the VM's running init, None when it is not running."""
-    try:
-        pid, started = (int(f) for f in (vmdir / "run" / "init.pid").read_text().split())
-    except (OSError, ValueError):
-        return None
-    now = _stat(pid)
-    if now is None or now[0] in "ZX" or now[1] != started:
-        return None
-    return pid
+    """A limit or setting the host cannot enforce (vmadm's warning lines, on stderr)."""
+    sys.stderr.write(f"Warning: {text}\n")
 
 
 def _wait_gone(pid: int, timeout: float) -> bool:
@@ -141,12 +124,11 @@ def _vm_pid1(spec: cinit.Spec, report: int, go: int) -> None:
         if os.read(go, 1) != b"g":  # vmadm is gone: no VM
             os._exit(1)
         os.close(go)
-        for fd in range(3, 1024):  # what vmadm had open does not reach the VM
-            if fd not in (report, console):
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+        low = 3  # what vmadm had open does not reach the VM
+        for keep in sorted((report, console)):
+            os.closerange(low, keep)
+            low = keep + 1
+        os.closerange(low, os.sysconf("SC_OPEN_MAX"))
         cinit.exec_init(spec, console)
     except BaseException as exc:  # noqa: BLE001 - reported to vmadm, then gone
         detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
@@ -228,11 +210,11 @@ class ContainerRuntime:
                     raise ContainerError(f"VM {vm['uuid']}: cannot start: "
                                          f"{line.removeprefix('error: ') or 'no init'}")
                 pid = int(line)
-                stat = _stat(pid)
+                stat = process_stat(pid)
                 if stat is None:
                     raise ContainerError(f"VM {vm['uuid']}: cannot start: "
                                          f"{_error(report) or 'its init is gone'}")
-                (vmdir / "run" / "init.pid").write_text(f"{pid} {stat[1]}\n")
+                write_pid(vmdir, pid, stat[1])
                 try:
                     for text in net.attach(vm, pid):
                         warn(text)
@@ -268,7 +250,8 @@ class ContainerRuntime:
         if pid is not None:
             (vmdir / "run" / "stopping").touch()
             if not force:
-                os.kill(pid, signal.SIGTERM)
+                for sig in STOP_SIGNALS:
+                    os.kill(pid, sig)
             if force or not _wait_gone(pid, timeout):
                 try:
                     os.kill(pid, signal.SIGKILL)
@@ -297,10 +280,16 @@ class ContainerRuntime:
             for text in rootfs.resize(vmdir, int(changed["quota"])):
                 warn(text)
 
+    def console(self, vm: dict[str, Any], vmdir: Path) -> int:
+        """``vmadm console``: a login shell in the running VM; its exit status."""
+        from liveforge.vm.brands.login import shell
+
+        return shell(vm["uuid"], vmdir)
+
     def destroy(self, vm: dict[str, Any], vmdir: Path) -> None:
         with _locked(vmdir):
             self._stop(vm, vmdir, 0, True)
-            rootfs.remove(vm, vmdir)
+            rootfs.remove(vmdir)
         shutil.rmtree(vmdir / "run", ignore_errors=True)
 
     def _clean(self, vm: dict[str, Any], vmdir: Path) -> None:

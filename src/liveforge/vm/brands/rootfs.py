@@ -64,7 +64,7 @@ def _make_disk(vmdir: Path, quota: int) -> str | None:
                            "lazy_itable_init=1,lazy_journal_init=1,root_owner=0:0",
                            os.fspath(image)], capture_output=True, text=True)
     if mkfs.returncode == 0:
-        mnt = subprocess.run(["mount", "-o", "loop,nodev", os.fspath(image),
+        mnt = subprocess.run(["mount", "-o", "loop,nodev,nosuid", os.fspath(image),
                               os.fspath(vmdir / "disk")], capture_output=True, text=True)
         if mnt.returncode == 0:
             return None
@@ -76,9 +76,8 @@ def _make_disk(vmdir: Path, quota: int) -> str | None:
 
 
 def install(vm: dict[str, Any], vmdir: Path) -> list[str]:
-    """Make the VM's storage, hold its image (imgadm refuses to delete it meanwhile) and
-    mount its root; the warnings. Leaves nothing when it fails."""
-    from liveforge.img.store import ImageStore
+    """Make the VM's storage and mount its root; the warnings. Leaves nothing when it fails.
+    (vmadm holds the image from create to delete.)"""
     from liveforge.img.view import mount_view
 
     lowers = image_lowers(vm)
@@ -86,7 +85,6 @@ def install(vm: dict[str, Any], vmdir: Path) -> list[str]:
     if (vmdir / "disk").exists() or (vmdir / "root").exists():
         raise StorageError(f"{vmdir}: the VM's storage exists already")
     try:
-        ImageStore.from_env().hold(vm["image_uuid"], _pool(vm), vm["uuid"])
         (vmdir / "disk").mkdir(parents=True)
         quota = int(vm.get("quota") or 0)
         if quota > 0:
@@ -98,7 +96,7 @@ def install(vm: dict[str, Any], vmdir: Path) -> list[str]:
         (vmdir / "root").mkdir()
         mount_view(lowers, vmdir / "disk" / "upper", vmdir / "disk" / "work", vmdir / "root")
     except BaseException:
-        remove(vm, vmdir)
+        remove(vmdir)
         raise
     return warnings
 
@@ -110,7 +108,7 @@ def mount(vm: dict[str, Any], vmdir: Path) -> None:
         unmount(vmdir)
         _offline_resize(vmdir)
     if (vmdir / "disk.img").exists() and not mounted(disk):
-        proc = subprocess.run(["mount", "-o", "loop,nodev", os.fspath(vmdir / "disk.img"),
+        proc = subprocess.run(["mount", "-o", "loop,nodev,nosuid", os.fspath(vmdir / "disk.img"),
                                os.fspath(disk)], capture_output=True, text=True)
         if proc.returncode != 0:
             raise StorageError(f"{vmdir / 'disk.img'}: cannot mount: {proc.stderr.strip()}")
@@ -138,8 +136,8 @@ def unmount(vmdir: Path) -> None:
             linux.umount(disk, linux.MNT_DETACH)
 
 
-def remove(vm: dict[str, Any], vmdir: Path) -> None:
-    """Unmount and remove the VM's storage; release its image."""
+def remove(vmdir: Path) -> None:
+    """Unmount and remove the VM's storage."""
     unmount(vmdir)
     for name in ("root", "disk"):
         shutil.rmtree(vmdir / name, ignore_errors=True)
@@ -147,9 +145,6 @@ def remove(vm: dict[str, Any], vmdir: Path) -> None:
             raise StorageError(f"{vmdir / name}: cannot be removed")
     (vmdir / "disk.img").unlink(missing_ok=True)
     (vmdir / "disk.resize").unlink(missing_ok=True)
-    from liveforge.img.store import ImageStore
-
-    ImageStore.from_env().release(vm["image_uuid"], _pool(vm), vm["uuid"])
 
 
 def resize(vmdir: Path, quota: int) -> list[str]:
