@@ -389,3 +389,16 @@ def test_a_full_disk_leaves_nothing(noisy_vm, vm_env, tmp_path, compression):
         assert listing(small) == []
     finally:
         subprocess.run(["umount", str(small)], check=True)
+
+
+def test_a_vm_with_a_quota_file_system(vms, vm_env, tmp_path):
+    vm = changed_vm(vms, "echo q > /etc/motd && rm /etc/issue", quota=1)
+    disk = vms.vmdir(vm) / "disk"
+    assert os.path.ismount(disk) == (vms.vmdir(vm) / "disk.img").exists()
+    made = create(vm_env, vm["uuid"], "-c", "gzip", "-o", str(tmp_path), "-m", "name=q",
+                  "-m", "version=1")
+    assert made.returncode == 0, made.stderr
+    listed = subprocess.run(["tar", "tzf", str(tmp_path / "q-1.tar.gz")], capture_output=True,
+                            text=True, check=True).stdout.split()
+    assert "etc/motd" in listed and "etc/.wh.issue" in listed
+    assert not any("lost+found" in name for name in listed)
