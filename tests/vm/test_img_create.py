@@ -14,6 +14,7 @@ import signal
 import stat
 import subprocess
 import sys
+import threading
 import time
 import uuid as uuidlib
 from pathlib import Path
@@ -402,3 +403,33 @@ def test_a_vm_with_a_quota_file_system(vms, vm_env, tmp_path):
                             text=True, check=True).stdout.split()
     assert "etc/motd" in listed and "etc/.wh.issue" in listed
     assert not any("lost+found" in name for name in listed)
+
+
+def test_the_contract_imgadm_relies_on_holds(vms, vm_env):
+    """img/vmsource's two names are the vm side's: the overlay of the VM's root has its upper
+    there, and vmadm's lock is the file imgadm locks."""
+    from liveforge.img import vmsource
+    from liveforge.vm.store import VmStore
+
+    vm = vms.create(start=False)
+    found = vmsource.get(vm["uuid"])
+    assert found.zonepath == vms.vmdir(vm) and found.state == "stopped"
+    root = os.path.realpath(vms.vmdir(vm) / "root")
+    with open("/proc/self/mountinfo") as handle:
+        options = [line.split(" - ")[1].split()[2] for line in handle
+                   if line.split()[4] == root]
+    assert len(options) == 1
+    assert f"upperdir={os.path.realpath(found.upper)}" in options[0].split(",")
+    store = VmStore(vm_env["vmroot"])
+    taken = threading.Event()
+
+    def vmadm_verb() -> None:
+        with store.locked(vm["uuid"]):
+            taken.set()
+
+    with vmsource.locked(found):
+        verb = threading.Thread(target=vmadm_verb)
+        verb.start()
+        assert not taken.wait(1.0)  # vmadm waits while imgadm holds the VM
+    assert taken.wait(10)
+    verb.join()
