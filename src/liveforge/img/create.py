@@ -174,8 +174,10 @@ def build_manifest(fields: Mapping[str, Any], origin: Manifest, file: layer.Laye
 
 def create(uuid: str, fields: Mapping[str, Any], out_dir: Path,
            compression: str = DEFAULT_COMPRESSION, store: ImageStore | None = None,
-           say: Callable[[str], None] = lambda line: None) -> Created:
-    """Make the image of the stopped VM ``uuid`` in ``out_dir``."""
+           say: Callable[[str], None] = lambda line: None,
+           debug: Callable[..., None] = lambda msg, **fields: None) -> Created:
+    """Make the image of the stopped VM ``uuid`` in ``out_dir``; ``say`` takes progress lines,
+    ``debug`` debug records (a message and fields)."""
     if not is_uuid(uuid):
         raise ImgadmError("Usage", f"{uuid!r} is not a VM UUID")
     if compression not in COMPRESSIONS:
@@ -194,6 +196,8 @@ def create(uuid: str, fields: Mapping[str, Any], out_dir: Path,
     found = vmsource.get(uuid)
     with vmsource.locked(found):
         vm = vmsource.get(uuid)  # its state now that nothing changes it
+        debug("vm", uuid=vm.uuid, brand=vm.brand, state=vm.state, image_uuid=vm.image_uuid,
+              upper=str(vm.upper))
         check_vm(vm)
         assert vm.image_uuid is not None
         origin = store.require(vm.image_uuid, vm.pool).manifest
@@ -209,6 +213,7 @@ def create(uuid: str, fields: Mapping[str, Any], out_dir: Path,
             if isinstance(exc, ImgadmError):
                 raise
             raise ImgadmError("WriteError", f"writing the image into {out_dir}: {exc}") from None
+    debug("written", file=str(tmp_file), sha1=written.sha1, size=written.size)
     tmp_manifest = out_dir / tmp_name(manifest_name)
     try:
         with open(tmp_file, "rb") as handle:

@@ -30,7 +30,8 @@ def run(ctx: Context) -> int:
     args = ctx.args
     fields = parse_fields(args.fields)
     say = (lambda line: None) if args.quiet else ctx.say
-    made = create(args.vm.lower(), fields, Path(args.out), args.compression, ctx.store, say)
+    made = create(args.vm.lower(), fields, Path(args.out), args.compression, ctx.store, say,
+                  ctx.debug)
     file = made.manifest.file
     size = f" ({file.size} bytes)" if file is not None else ""
     say(f"Created image {made.manifest.uuid} ({made.manifest.label}) from VM {made.vm.uuid}")
