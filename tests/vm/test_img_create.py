@@ -433,3 +433,10 @@ def test_the_contract_imgadm_relies_on_holds(vms, vm_env):
         assert not taken.wait(1.0)  # vmadm waits while imgadm holds the VM
     assert taken.wait(10)
     verb.join()
+
+
+def test_no_vmadm_is_one_clear_error(vm_env, tmp_path):
+    proc = create(vm_env, str(uuidlib.uuid4()), "-o", str(tmp_path), "-m", "name=a", "-m",
+                  "version=1", env={"IMGADM_VMADM": str(tmp_path / "no-vmadm")})
+    refused(proc, "VmadmNotFound", "no-vmadm")
+    assert listing(tmp_path) == []
