@@ -440,3 +440,20 @@ def test_no_vmadm_is_one_clear_error(vm_env, tmp_path):
                   "version=1", env={"IMGADM_VMADM": str(tmp_path / "no-vmadm")})
     refused(proc, "VmadmNotFound", "no-vmadm")
     assert listing(tmp_path) == []
+
+
+def test_a_directory_made_anew_hides_the_images_content(vms, vm_env, tmp_path):
+    vm = changed_vm(vms, "rm -r /var/log && mkdir /var/log && echo new > /var/log/new"
+                         " && rm /etc/passwd && mkdir /etc/passwd")
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    made = create(vm_env, vm["uuid"], "-o", str(out_dir), "-m", "name=o", "-m", "version=1")
+    assert made.returncode == 0, made.stderr
+    other = fresh_store(tmp_path, vm_env)
+    installed = imgadm(other, "install", "-m", str(out_dir / "o-1.json"), "-f",
+                       str(out_dir / "o-1.tar"))
+    assert installed.returncode == 0, installed.stderr
+    uuid = json.loads((out_dir / "o-1.json").read_text())["uuid"]
+    got = view_content(ImageStore(other).lower_dirs(uuid, "zones"), tmp_path / "view")
+    assert sorted(p for p in got if p.startswith("var/log/")) == ["var/log/new"]
+    assert got["etc/passwd"][0] == "d"
