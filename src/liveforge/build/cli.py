@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from typing import Any, NoReturn
 
     from liveforge.build.workspace import WorkspaceLock
+    from liveforge.util.events import EventLog
 
 
 class _Locked:
@@ -64,6 +65,13 @@ class Ctx:
     def buildstamp(self) -> str:
         return buildstamp_now()
 
+    def event_log(self, ws: Workspace, stamp: str) -> EventLog:
+        """``with ctx.event_log(ws, stamp) as reporter``: the build's events also go to
+        ``log/build.<stamp>.jsonl`` (what ``timeline`` and ``report`` read)."""
+        from liveforge.util.events import EventLog
+
+        return EventLog(self.reporter, ws.log_dir / f"build.{stamp}.jsonl")
+
 
 # -- verbs ----------------------------------------------------------------------------------
 
@@ -81,8 +89,9 @@ def cmd_configure(ctx: Ctx) -> int:
 def cmd_world(ctx: Ctx) -> int:
     from liveforge.build.verbs.world import world
 
-    with ctx.locked() as ws:
-        world(ws, ctx.reporter, ctx.buildstamp())
+    stamp = ctx.buildstamp()
+    with ctx.locked() as ws, ctx.event_log(ws, stamp) as reporter:
+        world(ws, reporter, stamp)
     return 0
 
 
@@ -97,9 +106,9 @@ def cmd_build(ctx: Ctx) -> int:
             target, package = component, name
     if a.strap:
         target = f"{target}:strap"
-    with ctx.locked() as ws:
-        build_one(ws, ctx.reporter, ctx.buildstamp(), target, a.no_deps, package=package,
-                  variant=a.variant)
+    stamp = ctx.buildstamp()
+    with ctx.locked() as ws, ctx.event_log(ws, stamp) as reporter:
+        build_one(ws, reporter, stamp, target, a.no_deps, package=package, variant=a.variant)
     return 0
 
 
@@ -151,9 +160,9 @@ def cmd_clobber(ctx: Ctx) -> int:
 def cmd_live(ctx: Ctx) -> int:
     from liveforge.build.verbs.live import live
 
-    with ctx.locked() as ws:
-        live(ws, ctx.reporter, ctx.buildstamp(), strict=ctx.args.strict,
-             root_tarball=ctx.args.root_tarball)
+    stamp = ctx.buildstamp()
+    with ctx.locked() as ws, ctx.event_log(ws, stamp) as reporter:
+        live(ws, reporter, stamp, strict=ctx.args.strict, root_tarball=ctx.args.root_tarball)
     return 0
 
 

@@ -14,6 +14,8 @@ from liveforge.build.image.assemble import Image, resolve
 from liveforge.build.image.manifest import write_manifest
 from liveforge.build.image.platform import LATEST, gitstatus, kernel_file, write_platform
 from liveforge.build.image.version import record_stamp, write_version_dir
+from liveforge.build.insight.bom import gather
+from liveforge.build.insight.sbom import SPDX_FILE, spdx_json
 from liveforge.build.verbs.manifest import (
     combine_manifests,
     generated_dir,
@@ -54,11 +56,13 @@ def write_outputs(ws: Workspace, image: Image, stamp: str, reporter: Reporter,
     reporter.step(f"writing {dirname} ({len(image.entries)} entries)")
     trees = [spec.path for spec in ws.components.values() if spec.path is not None]
     kernel = kernel_file(image, ws.platform.kernel)
+    reporter.step("writing the SBOM")
+    sbom = spdx_json(gather(ws, image, stamp))
     platform = write_platform(ws.output_dir, dirname, image, stamp=stamp, kernel_path=kernel,
                               gitstatus=gitstatus(trees, ws.root),
                               compression=ws.platform.compression, arch=ws.platform.arch,
                               boot_archive_skip=frozenset({kernel, ws.platform.kernel}),
-                              root_tarball=root_tarball)
+                              root_tarball=root_tarball, extras={SPDX_FILE: sbom})
     result = LiveResult(platform=platform, tarball=ws.output_dir / f"{dirname}.tgz",
                         latest=ws.output_dir / LATEST,
                         root_tarball=ws.output_dir / f"{dirname}-root.tgz" if root_tarball
