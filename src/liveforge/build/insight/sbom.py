@@ -11,7 +11,8 @@ The SPDX document, for a platform ``<name>`` stamped ``<STAMP>``::
                                                              and sha256 (or git commit),
                                                              declared licence, kind=<kind>
     SPDXRef-Component-a DEPENDS_ON SPDXRef-Component-b       platform.toml's depends
-    SPDXRef-Component-c CONTAINS   SPDXRef-Origin-<c>-<n>    its origins, when it has several
+    SPDXRef-Component-c CONTAINS   SPDXRef-Origin-<c>-<n>    what it is made of (the project,
+                                                             each Debian or extra package)
     SPDXRef-Component-c CONTAINS   SPDXRef-File-<hash>       each shipped file: SHA-1, SHA-256
 
 Deterministic: the namespace is made of the platform's name and stamp, the creation time is
@@ -166,12 +167,11 @@ def spdx_document(bom: Bom) -> Any:
                           for d in component.depends if d in ids]
         for origin in component.origins:
             refs.update(origin.refs)
-        if len(component.origins) > 1:
-            for number, origin in enumerate(component.origins, 1):
-                oid = _ref_id("Origin", f"{component.name}-{number}")
-                packages.append(package(oid, origin.name, component.kind, origin,
-                                        origin.version, origin.license, []))
-                relationships.append(Relationship(cid, RelationshipType.CONTAINS, oid))
+        for number, origin in enumerate(component.origins, 1):
+            oid = _ref_id("Origin", f"{component.name}-{number}")
+            packages.append(package(oid, origin.name, component.kind, origin,
+                                    origin.version, origin.license, []))
+            relationships.append(Relationship(cid, RelationshipType.CONTAINS, oid))
         relationships += [Relationship(cid, RelationshipType.CONTAINS, f.spdx_id)
                           for f in files_of.get(component.name, [])]
     files = [f for c in bom.components for f in files_of.get(c.name, [])]
@@ -243,7 +243,7 @@ def read_spdx(path: Path) -> Bom:
         pkg = by_id[cid]
         kind = (pkg.comment or "").removeprefix(KIND_PREFIX)
         children = [by_id[i] for i in contains.get(cid, []) if i in by_id]
-        origins = tuple(_origin(p, texts) for p in (children or [pkg]))
+        origins = tuple(_origin(p, texts) for p in children)
         components.append(Component(pkg.name, kind, origins,
                                     tuple(by_id[d].name for d in depends.get(cid, []))))
         for fid in contains.get(cid, []):
@@ -297,6 +297,7 @@ def cyclonedx_json(bom: Bom) -> str:
         return [] if expr in (NOASSERTION, "NONE") else [LicenseExpression(expr)]
 
     def part(origin: Origin, kind: str, ref: str, files: list[Any]) -> Any:
+        """One origin of a component: what it is made from."""
         externals = []
         if origin.source:
             externals.append(ExternalReference(
@@ -321,16 +322,14 @@ def cyclonedx_json(bom: Bom) -> str:
     made: dict[str, Any] = {}
     for component in bom.components:
         ref = f"component:{component.name}"
-        files = by_component.get(component.name, [])
-        if len(component.origins) == 1:
-            made[component.name] = part(component.origins[0], component.kind, ref, files)
-        else:
-            inner = [part(o, component.kind, f"{ref}:{n}", [])
-                     for n, o in enumerate(component.origins, 1)]
-            made[component.name] = CdxComponent(
-                name=component.name, version=component.version, bom_ref=ref,
-                licenses=licences(component.license), components=[*inner, *files],
-                description=f"{KIND_PREFIX}{component.kind}")
+        inner = [part(o, component.kind, f"{ref}:{n}", [])
+                 for n, o in enumerate(component.origins, 1)]
+        made[component.name] = CdxComponent(
+            name=component.name, version=component.version, bom_ref=ref,
+            type=ComponentType.OPERATING_SYSTEM if component.kind == "overlay" else
+            ComponentType.LIBRARY, licenses=licences(component.license),
+            components=[*inner, *by_component.get(component.name, [])],
+            description=f"{KIND_PREFIX}{component.kind}")
     platform = CdxComponent(name=bom.platform, version=bom.stamp,
                             type=ComponentType.OPERATING_SYSTEM, bom_ref="platform")
     serial = uuid.uuid5(uuid.NAMESPACE_URL, f"{NAMESPACE}/{bom.platform}-{bom.stamp}")

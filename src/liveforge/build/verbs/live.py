@@ -53,11 +53,11 @@ def write_outputs(ws: Workspace, image: Image, stamp: str, reporter: Reporter,
     """Boot archive, kernel, hash, manifest, gitstatus, the tarball of the platform directory
     (and with ``root_tarball`` one of the image root) and the latest links."""
     dirname = ws.platform_dirname(stamp)
+    reporter.step("making the SBOM")
+    sbom = spdx_json(gather(ws, image, stamp))
     reporter.step(f"writing {dirname} ({len(image.entries)} entries)")
     trees = [spec.path for spec in ws.components.values() if spec.path is not None]
     kernel = kernel_file(image, ws.platform.kernel)
-    reporter.step("writing the SBOM")
-    sbom = spdx_json(gather(ws, image, stamp))
     platform = write_platform(ws.output_dir, dirname, image, stamp=stamp, kernel_path=kernel,
                               gitstatus=gitstatus(trees, ws.root),
                               compression=ws.platform.compression, arch=ws.platform.arch,
