@@ -1,0 +1,136 @@
+"""The insight parts on their own, without building the demo: the timeline of given events,
+licence syntax, the SBOM round trip and its determinism, and bad inputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from liveforge.build.config import license_problem
+from liveforge.build.insight.bom import Bom, Component, ShippedFile
+from liveforge.build.insight.sbom import cyclonedx_json, read_spdx, spdx_json
+from liveforge.build.insight.timeline import read_events, svg, text, timeline
+from liveforge.build.kinds.base import Origin
+from liveforge.util.errors import BuildError, LiveforgeError
+
+STAMP = "20261129T101500Z"
+
+
+def ev(event: str, time: float, **fields: object) -> dict[str, object]:
+    return {"event": event, "time": 1000.0 + time, **fields}
+
+
+EVENTS = [
+    ev("stale", 0.0, component="a", why=["never built"]),
+    ev("start", 0.0, component="a"), ev("start", 0.0, component="b"),
+    ev("finish", 2.0, component="b", duration=2.0),
+    ev("finish", 3.0, component="a", duration=3.0),
+    ev("start", 3.0, component="c"),          # waited for a (the later of its two deps)
+    ev("finish", 5.0, component="c", duration=2.0),
+    ev("start", 5.0, component="d"),
+    ev("fail", 5.5, component="d", error="x"),
+    ev("step", 6.0, text="combining manifests"),
+    ev("step", 6.5, text="writing platform-x"),
+    ev("platform", 8.0, path="/p"),
+]
+DEPS = {"a": (), "b": (), "c": ("a", "b"), "d": ("b",)}
+
+
+def test_timeline_bars_parallelism_and_critical_path() -> None:
+    line = timeline(EVENTS, DEPS, STAMP)
+    bars = {b.name: b for b in line.bars}
+    assert [(b.name, b.start, b.end) for b in line.bars] == [
+        ("b", 0.0, 2.0), ("a", 0.0, 3.0), ("c", 3.0, 5.0), ("d", 5.0, 5.5),
+        ("combining manifests", 6.0, 6.5), ("writing platform-x", 6.5, 8.0)]
+    assert not bars["d"].ok and bars["c"].ok
+    # d ended last, and waited for b only
+    assert line.critical_path() == ["b", "d", "combining manifests", "writing platform-x"]
+    assert line.parallel == ((0.0, 2), (2.0, 1), (3.0, 1), (5.0, 1), (5.5, 0))
+    assert line.total == 8.0
+    assert "total 8.00s" in text(line)
+    chart = svg(line)
+    assert chart.startswith("<svg") and chart == svg(timeline(EVENTS, DEPS, STAMP))
+
+
+def test_a_run_cut_short_leaves_open_steps_failed() -> None:
+    line = timeline([ev("start", 0.0, component="a"), ev("start", 1.0, component="b"),
+                     ev("finish", 2.0, component="b", duration=1.0)], {}, STAMP)
+    assert [(b.name, b.end, b.ok) for b in line.bars] == [("a", 2.0, False), ("b", 2.0, True)]
+
+
+def test_a_broken_event_log_is_one_error_naming_the_line(tmp_path: Path) -> None:
+    log = tmp_path / "build.x.jsonl"
+    log.write_text(json.dumps(ev("start", 0, component="a")) + "\n{not json\n")
+    with pytest.raises(LiveforgeError, match=r"build\.x\.jsonl:2: not an event"):
+        read_events(log)
+    log.write_text('["a list"]\n')
+    with pytest.raises(LiveforgeError, match=":1: not an event"):
+        read_events(log)
+    with pytest.raises(LiveforgeError, match="no event log"):
+        read_events(tmp_path / "none.jsonl")
+
+
+@pytest.mark.parametrize("expr,problem", [
+    ("MIT", None), ("MIT OR Apache-2.0", None), ("(MIT OR BSD-3-Clause) AND Zlib", None),
+    ("GPL-2.0-or-later WITH Linux-syscall-note", None), ("LicenseRef-x.y", None),
+    ("", "must be an SPDX license expression"), ("MIT OR", "is incomplete"),
+    ("MIT Apache-2.0", "two terms"), ("(MIT", "is incomplete"), ("MIT)", "unbalanced"),
+    ("AND MIT", "without a term"), ("MIT; rm -rf /", "unexpected"), ("MIT\nOR Zlib", None),
+])
+def test_licence_syntax(expr: str, problem: str | None) -> None:
+    found = license_problem(expr)
+    assert (found is None) if problem is None else (problem in (found or "")), found
+
+
+def bom(paths: list[str], licence: str = "MIT") -> Bom:
+    origins = (Origin("lib", "1.0", licence, "https://example.org/lib-1.0.tar.gz", "ab" * 32),
+               Origin("tool", "2.0", "LicenseRef-Odd", "", "", "c0ffee" * 6 + "abcd",
+                      refs=(("LicenseRef-Odd", "odd terms"),)))
+    return Bom("demo", STAMP, (
+        Component("comp_1", "extra", origins),
+        Component("app", "make", (Origin("app", "tree-1", "Zlib"),), ("comp_1",))),
+        tuple(ShippedFile(p, "app" if p.startswith("bin") else "comp_1", "1" * 40, "2" * 64)
+              for p in sorted(paths)))
+
+
+def test_the_sbom_round_trips_through_spdx(tmp_path: Path) -> None:
+    original = bom(["bin/app", "lib/libx.so", "lib/ünïcode name"])
+    path = tmp_path / "sbom.spdx.json"
+    path.write_text(spdx_json(original, validate=True))  # spdx-tools finds no problem
+    back = read_spdx(path)
+    assert back == original
+    assert spdx_json(back) == path.read_text()   # the same bytes again
+    data = json.loads(path.read_text())
+    assert {p["name"]: p["licenseDeclared"] for p in data["packages"]}["comp_1"] == \
+        "MIT AND LicenseRef-Odd"
+    assert data["hasExtractedLicensingInfos"][0]["extractedText"] == "odd terms"
+    # SPDX ids hold only letters, digits, '.' and '-'
+    assert all(set(p["SPDXID"]) <= set("SPDXRef-abcdefghijklmnopqrstuvwxyz"
+                                         "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.")
+               for p in data["packages"])
+
+
+def test_cyclonedx_is_valid_and_deterministic() -> None:
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+
+    made = cyclonedx_json(bom(["bin/app"]))
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(made) is None
+    assert made == cyclonedx_json(bom(["bin/app"]))
+
+
+def test_an_unknown_licence_id_is_an_error_naming_the_component() -> None:
+    with pytest.raises(BuildError, match="component 'comp_1': license 'Not-A-Licence': "
+                       "Not-A-Licence is not an SPDX license id"):
+        spdx_json(bom(["bin/app"], licence="Not-A-Licence"))
+
+
+def test_a_broken_sbom_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "sbom.spdx.json"
+    path.write_text('{"spdxVersion": "SPDX-2.3"')
+    with pytest.raises(LiveforgeError, match="not an SPDX document"):
+        read_spdx(path)
+    with pytest.raises(LiveforgeError, match="does not exist"):
+        read_spdx(tmp_path / "none.json")
