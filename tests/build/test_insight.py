@@ -7,12 +7,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
 
 from liveforge.build.image.archive import read_cpio
+from tests.support import REPO
 from tests.support.demo import STAMP, lf
 
 pytestmark = [pytest.mark.slow, pytest.mark.network]
@@ -127,6 +129,18 @@ def test_size_diff_names_what_grew(demo: Path, tmp_path: Path) -> None:
         [("overlay/generic", 5003)]
     text = lf(copy, "size", "--diff", f"platform-{STAMP}", "platform-20261130T000000Z").stdout
     assert "overlay/generic" in text and "5.0 kB" in text
+    # the report of the new platform holds the same difference, against the one before it;
+    # `make report` writes it and prints where
+    make = subprocess.run(["make", "-s", "-C", str(REPO), "report", f"WS={copy}"],
+                          capture_output=True, text=True, check=True,
+                          env={**os.environ, "BUILDSTAMP": STAMP})
+    report = copy / "output/platform-20261130T000000Z/report.html"
+    assert make.stdout == f"{report}\n"
+    html = report.read_text()
+    diff = html[html.index('id="diff"'):html.index('id="sbom"')]
+    assert f"Against platform-{STAMP}" in diff
+    assert "<td>overlay/generic</td><td class=\"n\">376 B</td><td class=\"n\">5.4 kB</td>" \
+        "<td class=\"n\">5.0 kB</td>" in diff
 
 
 def test_timeline_matches_the_events(demo: Path) -> None:

@@ -134,3 +134,51 @@ def test_a_broken_sbom_is_one_line(tmp_path: Path) -> None:
         read_spdx(path)
     with pytest.raises(LiveforgeError, match="does not exist"):
         read_spdx(tmp_path / "none.json")
+
+
+EXPAT = ("Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\n"
+         "Files: *\nCopyright: 2024 t\nLicense: Expat\n")
+
+
+@pytest.mark.parametrize("copyright,links,licence,note", [
+    ({"usr/share/doc/lf-lic/copyright": EXPAT}, {}, "MIT", ""),
+    ({"usr/share/doc/lf-lic/copyright": "Free-form text.\n"}, {}, "NOASSERTION",
+     "is not machine-readable"),
+    ({}, {}, "NOASSERTION", "no proto/usr/share/doc/lf-lic/copyright"),
+    # a copyright file leading out of proto/ is not read (the host's /etc/passwd)
+    ({}, {"usr/share/doc/lf-lic/copyright": "/etc/passwd"}, "NOASSERTION", "no proto"),
+])
+def test_deb_licence_from_the_copyright_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                             copyright: dict[str, str],
+                                             links: dict[str, str], licence: str,
+                                             note: str) -> None:
+    from liveforge.build.cli import main
+    from liveforge.build.kinds import get_kind, known_kinds
+    from liveforge.build.workspace import Workspace
+    from tests.support.debs import build_deb, index_repo
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    build_deb(repo / "lf-lic_1.0_amd64.deb", "lf-lic", "1.0",
+              files={"usr/bin/x": "x\n", **copyright}, links=links)
+    index_repo(repo)
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / "platform.toml").write_text('[platform]\nname = "t"\n\n[components.tools]\n'
+                                        'kind = "deb"\npackages = ["lf-lic"]\n')
+    (root / "configure-build").write_text(
+        f"DEBIAN_MIRROR=file://{repo}\nDEBIAN_SUITES=./\nDEBIAN_TRUSTED=yes\n")
+    assert main(["-C", str(root), "configure"]) == 0
+    assert main(["-C", str(root), "world"]) == 0
+    # the build's events, as --json writes them, in log/build.<stamp>.jsonl
+    [log] = (root / "log").glob("build.*.jsonl")
+    events = [json.loads(line)["event"] for line in log.read_text().splitlines()]
+    assert events == ["stale", "start", "finish"]
+    ws = Workspace(root, known_kinds())
+    [origin] = get_kind("deb").origins(ws, ws.components["tools"])
+    assert (origin.name, origin.version, origin.license) == ("lf-lic", "1.0", licence)
+    assert note in origin.note
+    assert origin.source == f"file://{repo}/./lf-lic_1.0_amd64.deb" or \
+        origin.source.endswith("lf-lic_1.0_amd64.deb")
+    assert len(origin.sha256) == 64
