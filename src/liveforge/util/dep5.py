@@ -5,7 +5,8 @@ has a ``Format:`` field naming the copyright format. Each ``Files:`` paragraph t
 ``License:`` field whose first line is a short name or an expression of them (``GPL-2+ or
 BSD-2-clause``). The package's licence is the conjunction (AND) of every distinct one, each
 short name translated to its SPDX id where Debian's name differs from SPDX's, and any other
-name kept as ``LicenseRef-<name>`` with the text of its stand-alone ``License:`` paragraph.
+name kept as ``LicenseRef-<name>`` with the text of its stand-alone ``License:`` paragraph
+(or the text given in a ``Files:`` paragraph).
 """
 
 from __future__ import annotations
@@ -115,6 +116,8 @@ def copyright_licence(text: str) -> Licence | None:
             continue
         if "files" in para:
             names.setdefault(expression(short), None)
+            if body.strip():  # the text given with the files, when no stand-alone one
+                texts.setdefault(spdx_id(short.strip()), body)
         elif body.strip():
             texts[spdx_id(short.strip())] = body
     if not names:
