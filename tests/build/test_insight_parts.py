@@ -182,3 +182,41 @@ def test_deb_licence_from_the_copyright_file(tmp_path: Path, monkeypatch: pytest
     assert origin.source == f"file://{repo}/./lf-lic_1.0_amd64.deb" or \
         origin.source.endswith("lf-lic_1.0_amd64.deb")
     assert len(origin.sha256) == 64
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zstd"])
+def test_a_small_platform_sbom_size_and_timeline(tmp_path: Path, compression: str) -> None:
+    """A workspace of a git component (its commit in the SBOM), a plain directory and an
+    overlay, its boot archive gzip or zstd: the sizes add up, whoever ships each file."""
+    from liveforge.build.image.archive import read_cpio
+    from tests.support.cli import cli
+    from tests.support.workspaces import LIVE_STAMP, live_workspace
+
+    root = live_workspace(tmp_path / "ws", tmp_path / "upstream")
+    toml = root / "platform.toml"
+    toml.write_text(toml.read_text().replace('name = "test"', f'name = "test"\n'
+                                             f'compression = "{compression}"'))
+    assert cli(root, "live", stamp=LIVE_STAMP, pythonpath=True).returncode == 0
+    platform = root / "output" / f"platform-{LIVE_STAMP}"
+    back = read_spdx(platform / "sbom.spdx.json")
+    comp = back.component("comp")
+    [origin] = comp.origins
+    assert len(origin.commit) == 40 and origin.license == "NOASSERTION"
+    assert back.component("plain").origins[0].version.startswith("tree-")
+    owners = back.owners()
+    assert owners["etc/passwd"] == "overlay" and "boot/vmlinuz" in owners
+    proc = cli(root, "size", "--json", pythonpath=True)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    archive = platform / "x86_64/boot_archive"
+    assert sum(r["compressed"] for r in data["rows"]) == archive.stat().st_size
+    members = read_cpio(archive)
+    assert sum(r["bytes"] for r in data["rows"] if r["name"] != "(archive)") == \
+        sum(m.size for m in members.values() if m.kind == "f")
+    # the timeline of the build that made it
+    line = cli(root, "timeline", pythonpath=True)
+    assert line.returncode == 0, line.stderr
+    # two independent steps: the critical path holds the one that ended last, not both
+    assert ("*comp" in line.stdout) != ("*plain" in line.stdout), line.stdout
+    lint = cli(root, "manifest", "lint", pythonpath=True).stdout
+    assert "component 'comp' (comp): license NOASSERTION: no license declared" in lint

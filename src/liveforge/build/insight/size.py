@@ -4,7 +4,8 @@ compressed archive.
 Everything is measured on the platform itself: its boot archive is read once, in small pieces
 of compressed input, noting how many compressed bytes had been read when each member's data
 had come out; a member's compressed bytes are the difference (the archive's headers and
-padding go to the ``(archive)`` row, so the rows add up to the archive's size exactly). Who
+padding go to the ``(archive)`` row, so the rows add up to the archive's size exactly). A
+zstd archive's compressed bytes are shared in proportion to the members' sizes. Who
 ships each path comes from the platform's SBOM. The kernel boots beside the archive, and is
 listed beside it.
 """
@@ -70,7 +71,7 @@ class Sizes:
 
 
 def measure(platform: Path, bom: Bom, arch: str) -> Sizes:
-    """Measure ``platform``'s boot archive (gzip; zstd is measured by its frames)."""
+    """Measure ``platform``'s boot archive."""
     layout = PlatformLayout(arch)
     archive = platform / layout.boot_archive
     if not archive.is_file():
@@ -112,8 +113,22 @@ def _members(archive: Path) -> list[Member]:
 
 
 def _members_of_stream(archive: Path) -> list[Member]:
-    raise LiveforgeError(f"{archive}: size measures gzip boot archives only "
-                         "([platform] compression = \"gzip\")")
+    """A zstd (or uncompressed) boot archive: zstd writes its output in blocks of 128 KiB
+    that cannot be told apart here, so each member gets compressed bytes in proportion to
+    its size (the rows still add up to the archive's size)."""
+    import subprocess
+
+    with open(archive, "rb") as handle:
+        magic = handle.read(4)
+    if magic == b"\x28\xb5\x2f\xfd":
+        proc = subprocess.run(["zstd", "-dcq", str(archive)], capture_output=True, check=False)
+        if proc.returncode != 0:
+            raise LiveforgeError(f"{archive}: zstd cannot read it: "
+                                 f"{proc.stderr.decode(errors='replace').strip()}")
+        stream = proc.stdout
+    else:
+        stream = archive.read_bytes()
+    return _split(stream, [(0, 0), (len(stream), os.path.getsize(archive))])
 
 
 def _split(stream: bytes, marks: list[tuple[int, int]]) -> list[Member]:
