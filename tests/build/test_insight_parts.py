@@ -218,5 +218,19 @@ def test_a_small_platform_sbom_size_and_timeline(tmp_path: Path, compression: st
     assert line.returncode == 0, line.stderr
     # two independent steps: the critical path holds the one that ended last, not both
     assert ("*comp" in line.stdout) != ("*plain" in line.stdout), line.stdout
+    if compression == "gzip":  # bad requests: one line each, never a traceback
+        for args, code, message in [
+                (("size", "--top", "0"), 2, "--top must be at least 1"),
+                (("size", "--diff", "nosuch", f"platform-{LIVE_STAMP}"), 2, "no platform"),
+                (("timeline", "20990101T000000Z"), 1, "no event log"),
+                (("sbom", "-o", str(tmp_path / "no/such/dir/x.json")), 1, "cannot write"),
+                (("sbom", "--format", "xml"), 2, "invalid choice"),
+                (("graph", "nosuch"), 2, "no component 'nosuch'")]:
+            bad = cli(root, *args, pythonpath=True)
+            assert (bad.returncode, "Traceback" in bad.stderr) == (code, False), bad.stderr
+            assert message in bad.stderr, bad.stderr
+        (platform / "sbom.spdx.json").write_text("{broken")   # (inside the generation)
+        bad = cli(root, "size", pythonpath=True)
+        assert bad.returncode == 1 and "not an SPDX document" in bad.stderr, bad.stderr
     lint = cli(root, "manifest", "lint", pythonpath=True).stdout
     assert "component 'comp' (comp): license NOASSERTION: no license declared" in lint

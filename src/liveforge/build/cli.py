@@ -270,7 +270,10 @@ def _output(text: str, path: str | None) -> None:
         return
     from liveforge.util.fileio import write_atomic
 
-    write_atomic(Path(path), text)
+    try:
+        write_atomic(Path(path), text)
+    except OSError as exc:
+        raise LiveforgeError(f"cannot write {path}: {exc.strerror}") from None
 
 
 def cmd_sbom(ctx: Ctx) -> int:
