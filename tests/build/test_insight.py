@@ -229,6 +229,12 @@ def test_report_in_headless_chromium(demo: Path) -> None:
         driver.quit()
     for name in ("sbom.spdx.json", "sbom.cdx.json"):
         assert f'href="{name}"' in html and (platform_of(demo) / name).is_file()
+    # the report's files are views: the media made afterwards do not change because of them
+    from liveforge.build.media.layout import platform_files
+
+    dests = [f.dest for f in platform_files(platform_of(demo), STAMP, "x86_64")]
+    assert "platform/sbom.spdx.json" in dests
+    assert "platform/report.html" not in dests and "platform/sbom.cdx.json" not in dests
 
 
 def test_licence_errors_name_the_file_and_line(tmp_path: Path) -> None:

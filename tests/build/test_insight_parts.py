@@ -127,6 +127,14 @@ def test_an_unknown_licence_id_is_an_error_naming_the_component() -> None:
         spdx_json(bom(["bin/app"], licence="Not-A-Licence"))
 
 
+def test_the_reports_files_are_the_platforms_views() -> None:
+    from liveforge.build.image.layout import VIEWS
+    from liveforge.build.insight.sbom import CYCLONEDX_FILE
+    from liveforge.build.verbs.insight import REPORT_FILE
+
+    assert VIEWS == {REPORT_FILE, CYCLONEDX_FILE}
+
+
 def test_a_broken_sbom_is_one_line(tmp_path: Path) -> None:
     path = tmp_path / "sbom.spdx.json"
     path.write_text('{"spdxVersion": "SPDX-2.3"')

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cache
 
 # Debian short names whose SPDX id is different (the others are the same: MIT, Zlib, ISC...)
 DEBIAN_NAMES = {
@@ -75,16 +76,14 @@ def spdx_id(name: str) -> str:
 
 def known_id(name: str) -> bool:
     """Whether ``name`` is on the SPDX licence list (or its exceptions)."""
+    return name.lower() in _known_ids()
+
+
+@cache
+def _known_ids() -> frozenset[str]:
     from license_expression import get_spdx_licensing
 
-    return name.lower() in _known_ids(get_spdx_licensing())
-
-
-def _known_ids(licensing: object, _cache: dict[int, set[str]] = {}) -> set[str]:  # noqa: B006
-    if id(licensing) not in _cache:
-        symbols = getattr(licensing, "known_symbols", {})
-        _cache[id(licensing)] = {str(key).lower() for key in symbols}
-    return _cache[id(licensing)]
+    return frozenset(str(key).lower() for key in get_spdx_licensing().known_symbols)
 
 
 def expression(short: str) -> str:

@@ -13,12 +13,12 @@ the ``[platform] license``.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from liveforge.build.kinds import get_kind
 from liveforge.build.kinds.base import Origin
+from liveforge.util.hashing import file_digests
 
 TYPE_CHECKING = False  # typing's, without importing typing
 if TYPE_CHECKING:
@@ -106,20 +106,10 @@ def gather(ws: Workspace, image: Image, stamp: str) -> Bom:
         source = entries[entry.target] if entry.kind == "h" else entry
         if source.path not in digests:
             assert source.source is not None
-            digests[source.path] = file_digests(source.source)
+            sha1, sha256 = file_digests(source.source, "sha1", "sha256")
+            digests[source.path] = (sha1, sha256)
         sha1, sha256 = digests[source.path]
         owner = manifests.get(str(Path(entry.entry.file)), Path(entry.entry.file).stem)
         files.append(ShippedFile(entry.path, owner, sha1, sha256))
     return Bom(ws.platform.name, stamp, tuple(components),
                tuple(sorted(files, key=lambda f: f.path)))
-
-
-def file_digests(path: Path) -> tuple[str, str]:
-    """The SHA-1 and SHA-256 of a file, in one read."""
-    sha1 = hashlib.sha1(usedforsecurity=False)
-    sha256 = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            sha1.update(chunk)
-            sha256.update(chunk)
-    return sha1.hexdigest(), sha256.hexdigest()

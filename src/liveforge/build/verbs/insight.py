@@ -20,7 +20,7 @@ from liveforge.build.workspace import Workspace
 from liveforge.util.errors import LiveforgeError, UsageError
 from liveforge.util.fileio import write_atomic
 
-REPORT_FILE = "report.html"
+REPORT_FILE = "report.html"   # image/layout's VIEWS: in neither the tarball nor the media
 PLATFORM_RE = re.compile(r"platform-(\d{8}T\d{6}Z)\Z")
 
 
