@@ -32,8 +32,15 @@ class Server:
         return [line.removeprefix("imgapi: ") for line in self.log.read_text().splitlines()
                 if " -> " in line]
 
-    def file_requests(self, uuid: str) -> list[str]:
-        return [r for r in self.requests() if r.startswith(f"GET /images/{uuid}/file")]
+    def file_requests(self, uuid: str, at_least: int = 0) -> list[str]:
+        """The log lines of downloads of an image's file, once there are ``at_least`` (a
+        download the client gave up on is logged when the server notices)."""
+        deadline = time.monotonic() + 10
+        while True:
+            found = [r for r in self.requests() if r.startswith(f"GET /images/{uuid}/file")]
+            if len(found) >= at_least or time.monotonic() > deadline:
+                return found
+            time.sleep(0.02)
 
 
 def put_image(directory: Path, manifest: dict[str, Any], data: bytes | Path,

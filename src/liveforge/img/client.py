@@ -224,8 +224,8 @@ class Client:
                 return True
             partial.unlink(missing_ok=True)
             if not resumed or fresh:
-                raise ImgadmError("DownloadError", f"image {manifest.uuid}: the file from "
-                                  f'"{self.url}" has SHA-1 {got}, the manifest says {file.sha1} '
+                raise ImgadmError("DownloadError", f'image {manifest.uuid} from "{self.url}": '
+                                  f"the file has SHA-1 {got}, the manifest says {file.sha1} "
                                   "(the download was deleted)")
             # the bytes an earlier run left were not this file's: once more, from the start
         raise AssertionError("unreachable")
@@ -255,13 +255,13 @@ class Client:
                     have = self._stream(manifest.uuid, where, fd, have, size, digest, on_bytes,
                                         cancel)
                 except (_Retry, *RETRYABLE) as exc:
+                    have = os.lseek(fd, 0, os.SEEK_CUR)
                     attempt += 1
                     if attempt >= self.attempts:
                         reason = exc.what if isinstance(exc, _Retry) else describe(exc)
                         raise ImgadmError("DownloadError", f"{where}: gave up after "
                                           f"{attempt} attempts ({reason}); {have} of {size} "
                                           "bytes kept for the next try") from None
-                    have = os.lseek(fd, 0, os.SEEK_CUR)
                     self._pause(attempt, cancel)
                     if cancel is not None and cancel.is_set():
                         raise Cancelled(manifest.uuid) from None
@@ -277,6 +277,7 @@ class Client:
                     have = 0
                     continue
                 except httpx.TimeoutException:
+                    have = os.lseek(fd, 0, os.SEEK_CUR)
                     raise ImgadmError("DownloadError", f"{where}: no data for "
                                       f"{self.read_timeout:g} s (read timeout) after {have} of "
                                       f"{size} bytes; they are kept for the next try") from None
@@ -290,6 +291,8 @@ class Client:
                     return digest.hexdigest()
         finally:
             if fd >= 0:
+                if os.fstat(fd).st_size == 0:  # nothing worth keeping for a next try
+                    partial.unlink(missing_ok=True)
                 os.close(fd)
 
     def _stream(self, uuid: str, where: str, fd: int, have: int, size: int, digest: Any,
