@@ -79,6 +79,12 @@ def describe(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
+def ping(url: str, timeout: float = CONNECT_TIMEOUT) -> None:
+    """Check that ``url`` is an IMGAPI server (one try: ``sources -a`` asks right away)."""
+    with Client(url, read_timeout=timeout, attempts=1) as client:
+        client.ping()
+
+
 class Client:
     """One IMGAPI source. Thread safe: concurrent downloads share its connection pool."""
 
