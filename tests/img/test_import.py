@@ -1,0 +1,373 @@
+"""imgadm import/avail/show/publish against the real imgapi on loopback, with the busybox base
+image and its child: the whole ancestry lands and the child's view is exactly its tree; every
+fault ends in one clear error line with nothing installed and no ``-partial`` left."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from liveforge.img.store import ImageStore
+from liveforge.img.view import mount_view, unmount_view
+from tests.support.images import imgadm, tree_content
+from tests.support.imgapi import TOKEN, Server, imgapi, put_image
+
+Images = dict[str, tuple[Path, Path, dict[str, Any]]]
+
+
+def mib(size: int) -> str:
+    tenths = size * 10 // (1 << 20)
+    return f"{tenths // 10}.{tenths % 10} MiB"
+
+
+def use_sources(root: Path, *urls: str) -> None:
+    conf = root / "var" / "imgadm" / "imgadm.conf"
+    conf.write_text(json.dumps({"sources": [{"url": u, "type": "imgapi"} for u in urls]}))
+
+
+@contextmanager
+def source(tmp_path: Path, images: Images, faults: dict[str, Any] | None = None,
+           which: tuple[str, ...] = ("base", "child")) -> Iterator[Server]:
+    """An imgapi serving the base and child images (or those named in ``which``)."""
+    directory = tmp_path / f"served-{len(list(tmp_path.glob('served-*')))}"
+    for name in which:
+        _, file, manifest = images[name]
+        put_image(directory, manifest, file, manifest["files"][0]["compression"])
+    with imgapi(directory, {"faults": faults} if faults else None) as server:
+        yield server
+
+
+def assert_nothing_installed(root: Path) -> None:
+    store = ImageStore(root)
+    assert store.list() == []
+    pool = root / "zones"
+    assert not pool.exists() or os.listdir(pool) == []
+    downloads = root / "var" / "imgadm" / "downloads"
+    assert not downloads.exists() or not any(n.endswith("-partial")
+                                             for n in os.listdir(downloads))
+
+
+def error_line(proc: subprocess.CompletedProcess[str], code: str) -> str:
+    """The one stderr line of a failed import, checked for its form; returns its message."""
+    assert proc.returncode == 1, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if "warning" not in line]
+    assert len(lines) == 1, proc.stderr
+    prefix = f"imgadm import: error ({code}): "
+    assert lines[0].startswith(prefix), proc.stderr
+    assert "Traceback" not in proc.stderr
+    return lines[0][len(prefix):]
+
+
+def test_import_of_the_child_installs_its_ancestry_and_its_tree(
+        tmp_path: Path, imgadm_root: Path, images: Images, trees: tuple[Path, Path]) -> None:
+    base, child = images["base"][2], images["child"][2]
+    with source(tmp_path, images) as server:
+        use_sources(imgadm_root, server.url)
+        proc = imgadm(imgadm_root, "import", child["uuid"])
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stderr == ""  # no TTY: no progress bars
+        sizes = {m["uuid"]: m["files"][0]["size"] for m in (base, child)}
+        lines = proc.stdout.splitlines()
+        assert lines[:3] == [
+            f'Importing {child["uuid"]} (child@1.0.0) from "{server.url}"',
+            f"Gather image {child['uuid']} ancestry",
+            f"Must download and install 2 image(s) ({mib(sum(sizes.values()))})"]
+        assert sorted(lines[3:5]) == sorted(f"Downloaded image {u} ({mib(s)})"
+                                            for u, s in sizes.items())
+        assert lines[5:] == [f"Imported image {base['uuid']} (base@1.0.0)",
+                             f"Imported image {child['uuid']} (child@1.0.0)"]
+        # a second import finds it installed
+        again = imgadm(imgadm_root, "import", child["uuid"])
+        assert again.returncode == 0
+        assert again.stdout == (f"Image {child['uuid']} (child 1.0.0) is already installed, "
+                                "skipping\n")
+    store = ImageStore(imgadm_root)
+    assert [i.uuid for i in store.ancestry(child["uuid"])] == [child["uuid"], base["uuid"]]
+    assert store.get(child["uuid"]).source == server.url
+    assert sorted(os.listdir(imgadm_root / "zones")) == sorted([base["uuid"], child["uuid"]])
+    assert os.listdir(imgadm_root / "var" / "imgadm" / "downloads") == []
+    view = tmp_path / "view"
+    for name in ("upper", "work", "view"):
+        (tmp_path / name).mkdir()
+    mount_view(store.lower_dirs(child["uuid"]), tmp_path / "upper", tmp_path / "work", view)
+    try:
+        got = tree_content(view)
+    finally:
+        unmount_view(view)
+    assert got == tree_content(trees[1])
+    assert got["etc/hostname"][4] == b"child\n" and got["etc/profile"][1] == "0o600"
+    assert got["opt/app/run.sh"][1] == "0o700" and got["usr/bin/su-helper"][1] == "0o4755"
+    for deleted in ("etc/issue.net", "bin/vi", "var/log/old", "var/log/old/boot.log"):
+        assert deleted not in got
+
+
+def test_an_installed_ancestor_is_skipped(tmp_path: Path, imgadm_root: Path,
+                                          images: Images) -> None:
+    base, child = images["base"][2], images["child"][2]
+    with source(tmp_path, images) as server:
+        use_sources(imgadm_root, server.url)
+        assert imgadm(imgadm_root, "import", base["uuid"]).returncode == 0
+        proc = imgadm(imgadm_root, "import", "-q", child["uuid"])
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.splitlines() == [
+            f'Importing {child["uuid"]} (child@1.0.0) from "{server.url}"',
+            f"Gather image {child['uuid']} ancestry",
+            f"Image {base['uuid']} already installed",
+            f"Must download and install 1 image(s) ({mib(child['files'][0]['size'])})",
+            f"Downloaded image {child['uuid']} ({mib(child['files'][0]['size'])})",
+            f"Imported image {child['uuid']} (child@1.0.0)"]
+        assert len(server.file_requests(base["uuid"])) == 1
+
+
+def test_the_first_source_with_an_active_manifest_wins(tmp_path: Path, imgadm_root: Path,
+                                                       images: Images) -> None:
+    base = dict(images["base"][2], state="disabled")
+    with source(tmp_path, {"base": (images["base"][0], images["base"][1], base)},
+                which=("base",)) as first, source(tmp_path, images, which=("base",)) as second:
+        use_sources(imgadm_root, first.url, second.url)
+        proc = imgadm(imgadm_root, "import", base["uuid"])
+        assert proc.returncode == 0, proc.stderr
+        assert f'from "{second.url}"' in proc.stdout.splitlines()[0]
+        assert first.file_requests(base["uuid"]) == []
+
+
+def test_a_sha1_mismatch(tmp_path: Path, imgadm_root: Path, images: Images) -> None:
+    child = images["child"][2]
+    with source(tmp_path, images, {"wrong_sha1": True}) as server:
+        use_sources(imgadm_root, server.url)
+        message = error_line(imgadm(imgadm_root, "import", child["uuid"]), "DownloadError")
+    assert "the file has SHA-1 " in message and "(the download was deleted)" in message
+    assert_nothing_installed(imgadm_root)
+
+
+def test_a_size_mismatch(tmp_path: Path, imgadm_root: Path, images: Images) -> None:
+    child = images["child"][2]
+    with source(tmp_path, images, {"wrong_size": True}) as server:
+        use_sources(imgadm_root, server.url)
+        message = error_line(imgadm(imgadm_root, "import", child["uuid"]), "DownloadError")
+    assert "Content-Length is " in message and "files[0].size says" in message
+    assert_nothing_installed(imgadm_root)
+
+
+def test_a_missing_content_length(tmp_path: Path, imgadm_root: Path, images: Images) -> None:
+    child = images["child"][2]
+    with source(tmp_path, images, {"no_content_length": True}) as server:
+        use_sources(imgadm_root, server.url)
+        message = error_line(imgadm(imgadm_root, "import", child["uuid"]), "DownloadError")
+    assert "the answer has no Content-Length" in message
+    assert_nothing_installed(imgadm_root)
+
+
+def test_a_connection_closed_mid_stream_is_resumed(tmp_path: Path, imgadm_root: Path,
+                                                   images: Images) -> None:
+    base, child = images["base"][2], images["child"][2]
+    faults = {"close_first": 2, "close_after": 100}
+    with source(tmp_path, images, faults) as server:
+        use_sources(imgadm_root, server.url)
+        proc = imgadm(imgadm_root, "import", child["uuid"])
+        assert proc.returncode == 0, proc.stderr
+        dropped = [r for r in server.requests() if "connection dropped" in r]
+        resumed = [r for r in server.requests() if "range=bytes=100- -> 206" in r]
+    assert len(dropped) == 2 and len(resumed) == 2
+    assert [i.uuid for i in ImageStore(imgadm_root).ancestry(child["uuid"])] == [
+        child["uuid"], base["uuid"]]
+
+
+def test_500s_then_success(tmp_path: Path, imgadm_root: Path, images: Images) -> None:
+    child = images["child"][2]
+    with source(tmp_path, images, {"error_first": 3}) as server:
+        use_sources(imgadm_root, server.url)
+        proc = imgadm(imgadm_root, "import", child["uuid"])
+        assert proc.returncode == 0, proc.stderr
+        assert [r.split(" -> ")[1][:3] for r in server.requests()][:3] == ["500"] * 3
+    assert ImageStore(imgadm_root).get(child["uuid"]) is not None
+
+
+def test_a_stalled_server_times_out_with_a_clear_error(tmp_path: Path, imgadm_root: Path,
+                                                       images: Images) -> None:
+    child = images["child"][2]
+    faults = {"stall_first": 2, "stall_after": 100, "stall_seconds": 60}
+    with source(tmp_path, images, faults) as server:
+        use_sources(imgadm_root, server.url)
+        start = time.monotonic()
+        proc = imgadm(imgadm_root, "import", child["uuid"], env={"IMGADM_READ_TIMEOUT": "1"})
+        assert time.monotonic() - start < 20
+        message = error_line(proc, "DownloadError")
+    assert "no data for 1 s (read timeout) after 100 of " in message
+    assert_nothing_installed(imgadm_root)
+
+
+def test_an_invalid_manifest(tmp_path: Path, imgadm_root: Path, images: Images) -> None:
+    child = images["child"][2]
+    with source(tmp_path, images) as server:
+        broken = server.directory / child["uuid"] / "manifest.json"
+        data = json.loads(broken.read_text())
+        del data["files"]  # the server serves it (a file may come later); imgadm needs one
+        broken.write_text(json.dumps(data))
+        use_sources(imgadm_root, server.url)
+        proc = imgadm(imgadm_root, "import", child["uuid"])
+    assert proc.returncode == 1
+    assert proc.stderr == (f"imgadm import: error (ManifestValidation): {server.url}/images/"
+                           f"{child['uuid']}: invalid manifest: files (is required)\n")
+    assert_nothing_installed(imgadm_root)
+
+
+def test_an_origin_in_no_source(tmp_path: Path, imgadm_root: Path, images: Images) -> None:
+    base, child = images["base"][2], images["child"][2]
+    with source(tmp_path, images, which=("child",)) as server:
+        use_sources(imgadm_root, server.url)
+        message = error_line(imgadm(imgadm_root, "import", child["uuid"]),
+                             "OriginNotFoundInSource")
+    assert message == (f'origin image "{base["uuid"]}" of image "{child["uuid"]}" was not '
+                       "found in any image source")
+    assert_nothing_installed(imgadm_root)
+
+
+def test_no_sources_configured(imgadm_root: Path, images: Images) -> None:
+    proc = imgadm(imgadm_root, "import", images["child"][2]["uuid"])
+    assert proc.stderr == "imgadm import: error (NoSources): imgadm has no configured sources\n"
+    assert proc.returncode == 1
+    assert_nothing_installed(imgadm_root)
+
+
+def test_an_image_in_no_source_and_an_unreachable_one(tmp_path: Path, imgadm_root: Path,
+                                                      images: Images) -> None:
+    missing = "11111111-2222-4333-8444-555555555555"
+    with source(tmp_path, images) as server:
+        use_sources(imgadm_root, server.url)
+        message = error_line(imgadm(imgadm_root, "import", missing), "ActiveImageNotFound")
+        assert message == f'an active image "{missing}" was not found in image sources'
+    # the server is gone now: its source is unreachable, which is what the error says
+    proc = imgadm(imgadm_root, "import", missing)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines()[-1].startswith(
+        f'imgadm import: error (SourcePing): source "{server.url}" is unreachable')
+    assert_nothing_installed(imgadm_root)
+
+
+def wait_for(what: Any, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not what():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_ctrl_c_during_import_then_import_again(tmp_path: Path, imgadm_root: Path,
+                                                images: Images) -> None:
+    base, child = images["base"][2], images["child"][2]
+    faults = {"stall_first": 2, "stall_after": 100, "stall_seconds": 60}
+    downloads = imgadm_root / "var" / "imgadm" / "downloads"
+    with source(tmp_path, images, faults) as server:
+        use_sources(imgadm_root, server.url)
+        proc = subprocess.Popen([sys.executable, "-m", "liveforge.img.cli", "import",
+                                 child["uuid"]], env=dict(os.environ, IMGADM_ROOT=str(imgadm_root)),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # both downloads have their first 100 bytes and wait for more
+        wait_for(lambda: downloads.is_dir() and sorted(
+            (p.name, p.stat().st_size) for p in downloads.iterdir()) == sorted(
+            (f"{m['uuid']}.file.partial", 100) for m in (base, child)))
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 130, err
+        assert err.splitlines()[-1] == "imgadm import: error (Interrupted): interrupted"
+        assert "Traceback" not in err
+        assert_nothing_installed(imgadm_root)
+        # the next import resumes both downloads from their 100 bytes
+        again = imgadm(imgadm_root, "import", child["uuid"])
+        assert again.returncode == 0, again.stderr
+        for m in (base, child):
+            assert server.file_requests(m["uuid"])[-1].startswith(
+                f"GET /images/{m['uuid']}/file range=bytes=100- -> 206")
+    assert [i.uuid for i in ImageStore(imgadm_root).ancestry(child["uuid"])] == [
+        child["uuid"], base["uuid"]]
+    assert os.listdir(downloads) == []
+
+
+def test_a_second_import_waits_for_the_lock_then_finds_it_installed(
+        tmp_path: Path, imgadm_root: Path, images: Images) -> None:
+    base = images["base"][2]
+    faults = {"stall_first": 1, "stall_after": 100, "stall_seconds": 2}
+    env = dict(os.environ, IMGADM_ROOT=str(imgadm_root))
+    with source(tmp_path, images, faults) as server:
+        use_sources(imgadm_root, server.url)
+        first = subprocess.Popen([sys.executable, "-m", "liveforge.img.cli", "import",
+                                  base["uuid"]], env=env, stdout=subprocess.PIPE, text=True)
+        # the first holds the lock once it downloads
+        wait_for(lambda: (imgadm_root / "var/imgadm/downloads").is_dir())
+        second = imgadm(imgadm_root, "import", base["uuid"])
+        first_out, _ = first.communicate(timeout=30)
+    assert first.returncode == 0 and f"Imported image {base['uuid']}" in first_out
+    assert second.returncode == 0, second.stderr
+    assert second.stdout == (f"Waiting for image {base['uuid']} import lock\n"
+                             f"Image {base['uuid']} (base 1.0.0) is already installed, "
+                             "skipping\n")
+
+
+def test_avail_and_show(tmp_path: Path, imgadm_root: Path, images: Images) -> None:
+    base, child = images["base"][2], images["child"][2]
+    with source(tmp_path, images) as server:
+        use_sources(imgadm_root, server.url)
+        proc = imgadm(imgadm_root, "avail")
+        assert proc.returncode == 0, proc.stderr
+        rows = sorted(proc.stdout.splitlines()[1:])
+        assert proc.stdout.splitlines()[0].split() == ["UUID", "NAME", "VERSION", "OS", "TYPE",
+                                                       "PUB"]
+        assert rows == sorted(f"{m['uuid']}  {m['name']}  1.0.0    linux  zone-dataset  "
+                              "2026-11-01".replace(f"{m['name']}  ", f"{m['name']:<5}  ")
+                              for m in (base, child))
+        proc = imgadm(imgadm_root, "avail", "name=~chi", "-H", "-o", "uuid,size,source")
+        assert proc.stdout == (f"{child['uuid']}  {child['files'][0]['size']}  "
+                               f"{server.url}\n")
+        proc = imgadm(imgadm_root, "avail", "-j", "name=base")
+        assert json.loads(proc.stdout) == [{"manifest": dict(base, v=2), "source": server.url}]
+        proc = imgadm(imgadm_root, "show", child["uuid"])
+        assert proc.returncode == 0
+        assert proc.stdout == json.dumps(json.loads(
+            (server.directory / child["uuid"] / "manifest.json").read_text()), indent=2) + "\n"
+        proc = imgadm(imgadm_root, "show", "11111111-2222-4333-8444-555555555555")
+        assert proc.returncode == 1 and proc.stderr == (
+            "imgadm show: error (ImageNotFound): image \"11111111-2222-4333-8444-555555555555\" "
+            "was not found in image sources\n")
+
+
+def test_publish_then_import(tmp_path: Path, imgadm_root: Path, images: Images) -> None:
+    manifest_file, file, base = images["base"]
+    with imgapi(tmp_path / "empty") as server:
+        proc = imgadm(imgadm_root, "publish", "-m", str(manifest_file), "-f", str(file),
+                      server.url)
+        assert proc.returncode == 1
+        assert "publishing needs the server's token in $IMGAPI_TOKEN" in proc.stderr
+        proc = imgadm(imgadm_root, "publish", "-m", str(manifest_file), "-f", str(file),
+                      server.url, env={"IMGAPI_TOKEN": "wrong"})
+        assert proc.returncode == 1 and "error (UnauthorizedError)" in proc.stderr
+        proc = imgadm(imgadm_root, "publish", "-m", str(manifest_file), "-f", str(file),
+                      server.url, env={"IMGAPI_TOKEN": TOKEN})
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.splitlines()[-1] == f"Published image {base['uuid']} (base@1.0.0)"
+        served = json.loads((server.directory / base["uuid"] / "manifest.json").read_text())
+        assert served == base  # state active, files and published_at as given
+        use_sources(imgadm_root, server.url)
+        assert imgadm(imgadm_root, "import", base["uuid"]).returncode == 0
+    assert ImageStore(imgadm_root).get(base["uuid"]) is not None
+
+
+def test_publish_refuses_a_file_that_is_not_the_manifests(tmp_path: Path, imgadm_root: Path,
+                                                          images: Images) -> None:
+    manifest_file, _, base = images["base"]
+    other = tmp_path / "other"
+    other.write_bytes(b"x" * base["files"][0]["size"])
+    with imgapi(tmp_path / "empty") as server:
+        proc = imgadm(imgadm_root, "publish", "-m", str(manifest_file), "-f", str(other),
+                      server.url, env={"IMGAPI_TOKEN": TOKEN})
+        assert proc.returncode == 1
+        assert proc.stderr.startswith(f"imgadm publish: error (InvalidImageFile): {other}: "
+                                      "sha1 is ")
+        assert server.requests() == []
