@@ -71,8 +71,20 @@ def _verb_in(argv: list[str]) -> tuple[str, bool]:
     return "", "-E" in argv
 
 
+def _glue_sort(argv: list[str]) -> list[str]:
+    """``-s -field`` (descending) as ``-s=-field``: argparse would take ``-field`` for an
+    option."""
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] == "-s" and arg.startswith("-") and len(arg) > 1:
+            out[-1] = f"-s={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    args_list = sys.argv[1:] if argv is None else list(argv)
+    args_list = _glue_sort(sys.argv[1:] if argv is None else list(argv))
     verb, record = _verb_in(args_list)
     ctx: Context | None = None
     try:

@@ -12,8 +12,8 @@ Every path lies under ``IMGADM_ROOT`` (``/`` when unset):
 
 Installing unpacks into ``<pool dir>/<uuid>-partial`` under the image's lock, renames it into
 place and then writes the record; any failure removes the partial. What a killed run leaves (a
-``-partial``, or a layer without a record) is removed by the next store that looks at the pool
-(:meth:`ImageStore.clean`), unless its lock shows an install still running. Deleting removes the
+``-partial``) is removed by the next command that looks at the pool (:meth:`ImageStore.clean`),
+unless its lock shows an install still running. Deleting removes the
 record first, then the layer.
 
 Why overlayfs layers everywhere, btrfs or not: one code path for every pool and file system,
@@ -248,20 +248,17 @@ class ImageStore:
 
     lock = import_lock
 
-    def _leftover(self, pool: str, name: str) -> str | None:
-        """The uuid of a pool entry no finished install owns (a ``-partial``, or a layer or
-        disk without a record), None for an installed image's or a foreign entry."""
-        if name.endswith(PARTIAL):
-            uuid = name[:-len(PARTIAL)]
-            return uuid if is_uuid(uuid) else None
-        uuid = name[:-len(".img")] if name.endswith(".img") else name
-        if not is_uuid(uuid) or self._record_path(uuid, pool).exists():
-            return None
-        return uuid
+    @staticmethod
+    def _partial_uuid(name: str) -> str | None:
+        """The uuid of a ``<uuid>-partial`` pool entry, None for any other entry."""
+        uuid = name[:-len(PARTIAL)] if name.endswith(PARTIAL) else ""
+        return uuid if is_uuid(uuid) else None
 
     def clean(self, pool: str | None = None) -> builtins.list[Path]:
-        """Remove what killed runs left in the pools (see the module's text); returns what was
-        removed. An entry whose image's lock is held (an install running) is kept."""
+        """Remove the ``-partial`` entries killed installs left in the pools; returns what was
+        removed. One whose image's lock is held (an install running) is kept. (A layer a run
+        killed between its rename and its record is not listed, and is replaced by the next
+        install of that image: pool directories may hold other uuid-named things, VMs'.)"""
         removed: builtins.list[Path] = []
         for name in self.pools() if pool is None else [pool]:
             directory = self.pool_dir(name)
@@ -270,11 +267,11 @@ class ImageStore:
             except FileNotFoundError:
                 continue
             for entry in entries:
-                uuid = self._leftover(name, entry)
+                uuid = self._partial_uuid(entry)
                 if uuid is None:
                     continue
                 with file_lock(self.lock_path(uuid), blocking=False) as got:
-                    if got and self._leftover(name, entry) == uuid:
+                    if got and os.path.lexists(directory / entry):
                         remove_tree(directory / entry)
                         removed.append(directory / entry)
         return removed

@@ -6,14 +6,14 @@ import argparse
 
 from liveforge.img.store import DEFAULT_POOL
 from liveforge.img.table import parse_fields, render
-from liveforge.img.verbs.base import Context
+from liveforge.img.verbs.base import Context, image_uuid
 
 SUMMARY = "list an image's ancestry (the image, its origin, the origin's origin...)"
 COLUMNS = ("uuid", "name", "version", "published")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("uuid", metavar="UUID")
+    parser.add_argument("uuid", metavar="UUID", type=image_uuid)
     parser.add_argument("-P", dest="pool", default=DEFAULT_POOL, metavar="POOL")
     parser.add_argument("-j", dest="json", action="store_true", help="JSON output")
     parser.add_argument("-H", dest="no_header", action="store_true", help="no header line")

@@ -8,6 +8,8 @@ import sys
 import time
 from typing import Any, TextIO
 
+from liveforge.img.errors import ImgadmError
+from liveforge.img.manifest import is_uuid
 from liveforge.img.store import ImageStore
 
 
@@ -49,3 +51,10 @@ class Context:
         record = {"name": "imgadm", "level": "debug", "time": round(time.time(), 3),
                   "verb": self.verb, "msg": msg, **fields}
         print(json.dumps(record, default=str), file=self.err, flush=True)
+
+
+def image_uuid(value: str) -> str:
+    """A UUID argument (argparse ``type``): a ``Usage`` error naming it when it is not one."""
+    if not is_uuid(value):
+        raise ImgadmError("Usage", f'invalid image uuid "{value}"')
+    return value

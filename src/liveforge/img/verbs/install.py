@@ -41,11 +41,21 @@ def run(ctx: Context) -> int:
     if not file.is_file():
         raise ImgadmError("Usage", f'image file "{file}" does not exist')
     store = ctx.store
-    if store.get(manifest.uuid, args.pool) is not None:
-        ctx.say(f"Image {manifest.uuid} ({manifest.name} {manifest.version}) is already "
+    skipping = (f"Image {manifest.uuid} ({manifest.name} {manifest.version}) is already "
                 "installed, skipping")
+    if store.get(manifest.uuid, args.pool) is not None:
+        ctx.say(skipping)
         return 0
+    if manifest.origin is not None and store.get(manifest.origin, args.pool) is None:
+        raise ImgadmError("OriginNotInstalled", f'origin image "{manifest.origin}" of image '
+                          f'"{manifest.uuid}" is not installed on zpool "{args.pool}"')
     ctx.say(f"Installing image {manifest.uuid} ({manifest.label})")
-    store.install(manifest, file, None, args.pool)
+    try:
+        store.install(manifest, file, None, args.pool)
+    except ImgadmError as exc:
+        if exc.code != "ImageAlreadyInstalled":  # another install won the race for the lock
+            raise
+        ctx.say(skipping)
+        return 0
     ctx.say(f"Installed image {manifest.uuid} ({manifest.label})")
     return 0
