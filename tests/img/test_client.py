@@ -66,8 +66,8 @@ def test_an_unreachable_source_is_a_clear_error() -> None:
     with pytest.raises(ImgadmError) as caught:
         client.ping()
     assert caught.value.code == "SourcePing"
-    assert caught.value.message.startswith(f'source "http://127.0.0.1:{port}" is unreachable '
-                                           "(GET /ping: ")
+    assert caught.value.message.startswith(f'image source "http://127.0.0.1:{port}" is not '
+                                           "reachable (GET /ping: ")
 
 
 @pytest.fixture
@@ -101,14 +101,13 @@ def test_a_source_that_is_not_imgapi(not_imgapi: str) -> None:
     with pytest.raises(ImgadmError) as caught:
         client.ping()
     assert caught.value.code == "SourcePing"
-    assert "answered GET /ping with 404 and something that is not JSON (text/html" \
-        in caught.value.message
+    assert caught.value.message == f'image source "{not_imgapi}" answered GET /ping with HTTP 404'
     with pytest.raises(ImgadmError) as caught:
         client.list_images()
     assert caught.value.code == "SourcePing"
-    assert caught.value.message.startswith(f'source "{not_imgapi}" answered GET /images with '
-                                           "200 and something that is not JSON (text/html, 18 "
-                                           "bytes)")
+    assert caught.value.message.startswith(
+        f'image source "{not_imgapi}" answered GET /images with HTTP 200 and something that is '
+        "not JSON (text/html, 18 bytes)")
 
 
 def test_a_download_verifies_and_lands(tmp_path: Path, dest: Path) -> None:
@@ -245,5 +244,5 @@ def test_a_file_the_source_lacks_is_its_error(tmp_path: Path, dest: Path) -> Non
         with pytest.raises(ImgadmError) as caught:
             client.download(m, dest)
     assert caught.value.code == "ResourceNotFound"
-    assert caught.value.message == (f'source "{server.url}": GET /images/{U}/file: the file of '
-                                    f'image "{U}" was not found')
+    assert caught.value.message == (f'image source "{server.url}": GET /images/{U}/file: the '
+                                    f'file of image "{U}" was not found')

@@ -249,7 +249,8 @@ def test_an_image_in_no_source_and_an_unreachable_one(tmp_path: Path, imgadm_roo
     proc = imgadm(imgadm_root, "import", missing)
     assert proc.returncode == 1
     assert proc.stderr.splitlines()[-1].startswith(
-        f'imgadm import: error (SourcePing): source "{server.url}" is unreachable')
+        f'imgadm import: error (SourcePing): image source "{server.url}" is not '
+        "reachable")
     assert_nothing_installed(imgadm_root)
 
 

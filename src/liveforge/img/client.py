@@ -128,16 +128,16 @@ class Client:
                 if isinstance(exc, httpx.ConnectTimeout) and attempt < self.attempts:
                     self._pause(attempt)
                     continue
-                raise ImgadmError("SourcePing", f'source "{self.url}" did not answer '
+                raise ImgadmError("SourcePing", f'image source "{self.url}" did not answer '
                                   f"{method} {path} within {self.read_timeout:g} s") from None
             except RETRYABLE as exc:
                 if attempt == self.attempts:
-                    raise ImgadmError("SourcePing", f'source "{self.url}" is unreachable '
+                    raise ImgadmError("SourcePing", f'image source "{self.url}" is not reachable '
                                       f"({method} {path}: {describe(exc)})") from None
                 self._pause(attempt)
                 continue
             except httpx.HTTPError as exc:
-                raise ImgadmError("SourcePing", f'source "{self.url}": {method} {path} '
+                raise ImgadmError("SourcePing", f'image source "{self.url}": {method} {path} '
                                   f"failed: {describe(exc)}") from None
             if response.status_code >= 500 and attempt < self.attempts:
                 self._pause(attempt)
@@ -153,26 +153,29 @@ class Client:
             data = response.json()
         except ValueError:
             kind = response.headers.get("content-type", "no content type")
-            raise ImgadmError("SourcePing", f'source "{self.url}" answered {what} with '
-                              f"{response.status_code} and something that is not JSON "
+            raise ImgadmError("SourcePing", f'image source "{self.url}" answered {what} with '
+                              f"HTTP {response.status_code} and something that is not JSON "
                               f"({kind}, {len(response.content)} bytes): is it an IMGAPI "
                               "server?") from None
         if response.status_code >= 400:
             code, message = "InternalError", f"HTTP {response.status_code}"
             if isinstance(data, dict) and isinstance(data.get("code"), str):
                 code, message = data["code"], str(data.get("message", ""))
-            raise ImgadmError(code, f'source "{self.url}": {what}: {message}')
+            raise ImgadmError(code, f'image source "{self.url}": {what}: {message}')
         return data
 
     def ping(self) -> dict[str, Any]:
         """``GET /ping``: a 200 with ``"imgapi": true``, or SourcePing."""
         response = self.request("GET", "/ping")
+        if response.status_code != 200:
+            raise ImgadmError("SourcePing", f'image source "{self.url}" answered GET /ping with '
+                              f"HTTP {response.status_code}")
         try:
             data = self.json(response)
         except ImgadmError as exc:
             raise ImgadmError("SourcePing", exc.message) from None
         if not isinstance(data, dict) or data.get("imgapi") is not True:
-            raise ImgadmError("SourcePing", f'source "{self.url}" is not an IMGAPI server '
+            raise ImgadmError("SourcePing", f'image source "{self.url}" is not an IMGAPI server '
                               '(GET /ping did not answer "imgapi": true)')
         return data
 
@@ -187,7 +190,7 @@ class Client:
             page = self.json(self.request("GET", "/images", params=params))
             if not isinstance(page, list) or not all(
                     isinstance(m, dict) and isinstance(m.get("uuid"), str) for m in page):
-                raise ImgadmError("SourcePing", f'source "{self.url}" answered GET /images '
+                raise ImgadmError("SourcePing", f'image source "{self.url}" answered GET /images '
                                   "with something that is not a list of manifests")
             fresh = [m for m in page if m["uuid"] not in seen]
             found += fresh
@@ -203,8 +206,8 @@ class Client:
             return None
         data = self.json(response)
         if not isinstance(data, dict):
-            raise ImgadmError("SourcePing", f'source "{self.url}" answered GET /images/{uuid} '
-                              "with something that is not a manifest")
+            raise ImgadmError("SourcePing", f'image source "{self.url}" answered GET '
+                              f"/images/{uuid} with something that is not a manifest")
         return data
 
     # -- downloads --------------------------------------------------------------------------
