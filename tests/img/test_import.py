@@ -372,3 +372,20 @@ def test_publish_refuses_a_file_that_is_not_the_manifests(tmp_path: Path, imgadm
         assert proc.stderr.startswith(f"imgadm publish: error (InvalidImageFile): {other}: "
                                       "sha1 is ")
         assert server.requests() == []
+
+
+def test_a_full_disk_during_the_download(tmp_path: Path, imgadm_root: Path,
+                                         images: Images) -> None:
+    child = images["child"][2]
+    downloads = imgadm_root / "var" / "imgadm" / "downloads"
+    downloads.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(downloads)],
+                   check=True)
+    try:
+        with source(tmp_path, images) as server:
+            use_sources(imgadm_root, server.url)
+            message = error_line(imgadm(imgadm_root, "import", child["uuid"]), "DownloadError")
+        assert "cannot write " in message and message.endswith("No space left on device")
+        assert_nothing_installed(imgadm_root)
+    finally:
+        subprocess.run(["umount", str(downloads)], check=True)

@@ -18,6 +18,7 @@ right size and SHA-1 is used as it is. A mismatch deletes the partial file; an i
 from __future__ import annotations
 
 import os
+import queue
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -36,6 +37,7 @@ BACKOFF = 0.25             # seconds before the first retry; doubled each time
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 60.0        # seconds without a byte from the server
 HASH_CHUNK = 1 << 20
+WRITE_QUEUE = 256          # chunks (of up to 64 KiB) received but not yet written
 RETRYABLE = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError,
              httpx.ReadError, httpx.WriteError, httpx.PoolTimeout)
 
@@ -290,6 +292,9 @@ class Client:
                     raise ImgadmError("DownloadError", f"{where}: no data for "
                                       f"{self.read_timeout:g} s (read timeout) after {have} of "
                                       f"{size} bytes; they are kept for the next try") from None
+                except OSError as exc:  # writing the partial file
+                    raise ImgadmError("DownloadError", f"{where}: cannot write {partial}: "
+                                      f"{exc.strerror or exc}") from None
                 except _Mismatch as exc:
                     os.close(fd)
                     fd = -1
@@ -334,17 +339,54 @@ class Client:
             if not length.isdigit() or int(length) != size - start:
                 raise _Mismatch(f"Content-Length is {length} bytes, files[0].size says {size}"
                                 + (f" ({size - start} from byte {start})" if start else ""))
-            for chunk in response.iter_raw():
-                if cancel is not None and cancel.is_set():
-                    raise Cancelled(uuid)
+            writer = _Writer(fd)
+            try:
+                for chunk in response.iter_raw():
+                    if cancel is not None and cancel.is_set():
+                        raise Cancelled(uuid)
+                    writer.write(chunk)
+                    digest.update(chunk)
+                    have += len(chunk)
+                    if on_bytes:
+                        on_bytes(len(chunk))
+            finally:
+                writer.close()  # what was hashed is written, however the loop ended
+        return have
+
+
+class _Writer:
+    """Writes a download's chunks in a thread of its own, so that waiting for the disk (the
+    kernel throttles a writer of many dirty pages) overlaps receiving and hashing."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self.chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=WRITE_QUEUE)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="download-writer", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (chunk := self.chunks.get()) is not None:
+            if self.error is not None:
+                continue
+            try:
                 view = memoryview(chunk)
                 while view:
-                    view = view[os.write(fd, view):]
-                digest.update(chunk)
-                have += len(chunk)
-                if on_bytes:
-                    on_bytes(len(chunk))
-        return have
+                    view = view[os.write(self.fd, view):]
+            except BaseException as exc:  # raised in the receiving thread
+                self.error = exc
+
+    def write(self, chunk: bytes) -> None:
+        if self.error is not None:
+            raise self.error
+        self.chunks.put(chunk)
+
+    def close(self) -> None:
+        """Wait until every chunk is written; the writing's error, if there was one."""
+        self.chunks.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
 
 
 class _Mismatch(Exception):

@@ -178,7 +178,7 @@ def install_all(ctx: Context, store: ImageStore, chain: list[Wanted], files: dic
             if store.get(m.uuid, pool) is not None:  # another import was quicker
                 ctx.say(f"Image {m.uuid} already installed")
                 continue
-            store.install(m, files[m.uuid], wanted.client.url, pool)
+            store.install(m, files[m.uuid], wanted.client.url, pool, verified=True, take=True)
             done.append(m.uuid)
             ctx.say(f"Imported image {m.uuid} ({m.label})")
     except BaseException:
