@@ -389,3 +389,21 @@ def test_a_full_disk_during_the_download(tmp_path: Path, imgadm_root: Path,
         assert_nothing_installed(imgadm_root)
     finally:
         subprocess.run(["umount", str(downloads)], check=True)
+
+
+def test_import_of_a_zvol_renames_its_verified_download_into_the_pool(
+        tmp_path: Path, imgadm_root: Path) -> None:
+    disk = os.urandom(3 << 20)
+    uuid = "5d3f7a2e-8c41-4b9e-a0d2-6e1f3c5b7a90"
+    with imgapi(tmp_path / "served") as server:
+        put_image(server.directory, {"uuid": uuid, "name": "disk", "version": "2",
+                                     "type": "zvol", "os": "linux", "image_size": 3}, disk)
+        use_sources(imgadm_root, server.url)
+        proc = imgadm(imgadm_root, "import", uuid)
+        assert proc.returncode == 0, proc.stderr
+    installed = imgadm_root / "zones" / f"{uuid}.img"
+    assert installed.read_bytes() == disk
+    assert oct(installed.stat().st_mode & 0o777) == "0o444"
+    assert installed.stat().st_nlink == 1  # moved, not linked: nothing else can change it
+    assert os.listdir(imgadm_root / "var" / "imgadm" / "downloads") == []
+    assert proc.stdout.splitlines()[-1] == f"Imported image {uuid} (disk@2)"
