@@ -407,3 +407,58 @@ def test_import_of_a_zvol_renames_its_verified_download_into_the_pool(
     assert installed.stat().st_nlink == 1  # moved, not linked: nothing else can change it
     assert os.listdir(imgadm_root / "var" / "imgadm" / "downloads") == []
     assert proc.stdout.splitlines()[-1] == f"Imported image {uuid} (disk@2)"
+
+
+def run_on_a_terminal(root: Path, *args: str) -> tuple[int, str, str]:
+    """imgadm with stderr on a pseudo-terminal, stdout a pipe: (status, stdout, terminal)."""
+    import pty
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "liveforge.img.cli", *args],
+                            env=dict(os.environ, IMGADM_ROOT=str(root), COLUMNS="120"),
+                            stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the other side is closed
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(master)
+    out = proc.stdout.read().decode() if proc.stdout else ""
+    return proc.wait(), out, seen.decode(errors="replace")
+
+
+def test_progress_bars_on_a_terminal_only_and_not_with_q(tmp_path: Path, imgadm_root: Path,
+                                                         images: Images) -> None:
+    base, child = images["base"][2], images["child"][2]
+    faults = {"stall_first": 4, "stall_after": 100, "stall_seconds": 1}
+    with source(tmp_path, images, faults) as server:
+        use_sources(imgadm_root, server.url)
+        status, out, terminal = run_on_a_terminal(imgadm_root, "import", base["uuid"])
+        assert status == 0, terminal
+        assert "\x1b" not in out  # stdout stays plain lines
+        assert out.splitlines()[-1] == f"Imported image {base['uuid']} (base@1.0.0)"
+        assert f"{base['uuid'][:8]} base@1.0.0" in terminal and "\x1b[" in terminal
+        status, out, terminal = run_on_a_terminal(imgadm_root, "import", "-q", child["uuid"])
+        assert status == 0 and terminal == ""
+        assert out.splitlines()[-1] == f"Imported image {child['uuid']} (child@1.0.0)"
+
+
+def test_import_from_the_source_given_with_S(tmp_path: Path, imgadm_root: Path,
+                                             images: Images) -> None:
+    base = images["base"][2]
+    with source(tmp_path, images, which=("base",)) as server:
+        proc = imgadm(imgadm_root, "import", "-S", server.url + "/", base["uuid"])
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.splitlines()[0] == (f'Importing {base["uuid"]} (base@1.0.0) from '
+                                               f'"{server.url}"')
+    assert ImageStore(imgadm_root).get(base["uuid"]).source == server.url
+    proc = imgadm(imgadm_root, "import", "-S", "ftp://nowhere", base["uuid"])
+    assert proc.returncode == 0  # installed already: no source is asked
+    proc = imgadm(imgadm_root, "import", "-S", "ftp://nowhere", images["child"][2]["uuid"])
+    assert proc.returncode == 1 and proc.stderr.startswith(
+        'imgadm import: error (Usage): invalid source URL "ftp://nowhere"')
