@@ -462,3 +462,38 @@ def test_import_from_the_source_given_with_S(tmp_path: Path, imgadm_root: Path,
     proc = imgadm(imgadm_root, "import", "-S", "ftp://nowhere", images["child"][2]["uuid"])
     assert proc.returncode == 1 and proc.stderr.startswith(
         'imgadm import: error (Usage): invalid source URL "ftp://nowhere"')
+
+
+def test_ctrl_c_during_the_install_then_the_download_is_reused(tmp_path: Path,
+                                                               imgadm_root: Path) -> None:
+    import tarfile
+
+    big = tmp_path / "big.bin"
+    with open(big, "wb") as out:
+        for _ in range(96):
+            out.write(os.urandom(1 << 20))
+    image = tmp_path / "big.tar"
+    with tarfile.open(image, "w") as tar:
+        tar.add(big, "big.bin")
+    uuid = "0f5e3d2c-1b0a-4978-8695-a4b3c2d1e0f9"
+    pool = imgadm_root / "zones"
+    download = imgadm_root / "var" / "imgadm" / "downloads" / f"{uuid}.file"
+    with imgapi(tmp_path / "served") as server:
+        put_image(server.directory, {"uuid": uuid, "name": "big", "version": "1",
+                                     "type": "zone-dataset", "os": "linux"}, image)
+        use_sources(imgadm_root, server.url)
+        proc = subprocess.Popen([sys.executable, "-m", "liveforge.img.cli", "import", uuid],
+                                env=dict(os.environ, IMGADM_ROOT=str(imgadm_root)),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_for(lambda: (pool / f"{uuid}-partial").exists() or proc.poll() is not None)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, (out, err)
+        assert "Imported image" not in out and "Traceback" not in err
+        assert_nothing_installed(imgadm_root)
+        assert download.stat().st_size == image.stat().st_size  # verified, kept
+        again = imgadm(imgadm_root, "import", uuid)
+        assert again.returncode == 0, again.stderr
+        assert len(server.file_requests(uuid)) == 1  # the kept download was used
+    assert (pool / uuid / "big.bin").read_bytes() == big.read_bytes()
+    assert not download.exists()
