@@ -279,3 +279,25 @@ def test_disk_image_round_trip(tmp_path: Path) -> None:
         out = tmp_path / f"out.{compression}"
         read_disk(layer.path, out)
         assert out.read_bytes() == disk.read_bytes()
+
+
+def test_upper_entry_that_is_not_whole_is_refused(tmp_path: Path) -> None:
+    upper = tmp_path / "upper"
+    (upper / "etc").mkdir(parents=True)
+    (upper / "etc/big").write_bytes(b"")
+    os.setxattr(upper / "etc/big", "trusted.overlay.metacopy", b"")
+    with pytest.raises(ImgadmError, match="big: an overlayfs trusted.overlay.metacopy entry"):
+        write_upper(upper, tmp_path / "img.tgz")
+    assert not (tmp_path / "img.tgz").exists()
+
+
+def test_read_only_view_of_one_layer(tmp_path: Path, trees: tuple[Path, Path]) -> None:
+    (tmp_path / "view").mkdir()
+    mount_view([trees[0]], None, None, tmp_path / "view")
+    try:
+        assert tree_content(tmp_path / "view") == tree_content(trees[0])
+        with pytest.raises(OSError, match="Read-only file system"):
+            (tmp_path / "view/etc/new").write_text("x")
+    finally:
+        unmount_view(tmp_path / "view")
+    assert not (trees[0] / "etc/new").exists()

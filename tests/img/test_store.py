@@ -138,8 +138,10 @@ def test_origin_must_be_installed_exit_3(imgadm_root: Path, images: Images) -> N
     assert_nothing_installed(imgadm_root)
 
 
-def test_kill_9_mid_install_leaves_no_partial_after_the_next_command(
-        tmp_path: Path, imgadm_root: Path) -> None:
+@pytest.fixture
+def big_image(tmp_path: Path) -> tuple[Path, Path, dict]:
+    """An image of 4000 small files (slow enough to stop mid-way): (manifest file, image
+    file, manifest)."""
     tree = tmp_path / "big"
     (tree / "files").mkdir(parents=True)
     for i in range(4000):
@@ -147,27 +149,50 @@ def test_kill_9_mid_install_leaves_no_partial_after_the_next_command(
     layer = write_tree(tree, tmp_path / "big.tar", "none")
     manifest = manifest_for(layer, "big")
     (tmp_path / "big.json").write_text(json.dumps(manifest))
-    env = dict(os.environ, IMGADM_ROOT=str(imgadm_root))
+    return tmp_path / "big.json", layer.path, manifest
+
+
+def start_install_and_wait_for_partial(root: Path, image: tuple[Path, Path, dict]
+                                       ) -> tuple[subprocess.Popen[str], Path]:
+    manifest_path, file, manifest = image
+    env = dict(os.environ, IMGADM_ROOT=str(root))
     proc = subprocess.Popen([os.sys.executable, "-m", "liveforge.img.cli", "install", "-m",
-                             str(tmp_path / "big.json"), "-f", str(layer.path)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    partial = imgadm_root / "zones" / f"{manifest['uuid']}-partial"
+                             str(manifest_path), "-f", str(file)], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    partial = root / "zones" / f"{manifest['uuid']}-partial"
     deadline = time.monotonic() + 60
     while not (partial / "files").exists() and proc.poll() is None:
         assert time.monotonic() < deadline
         time.sleep(0.001)
-    assert proc.poll() is None, "the install finished before it could be killed"
+    assert proc.poll() is None, "the install finished before it could be stopped"
+    return proc, partial
+
+
+def test_kill_9_mid_install_leaves_no_partial_after_the_next_command(
+        imgadm_root: Path, big_image: tuple[Path, Path, dict]) -> None:
+    proc, partial = start_install_and_wait_for_partial(imgadm_root, big_image)
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc.communicate()
     assert partial.exists()  # what the killed run left...
     listed = imgadm(imgadm_root, "list", "-H")
     assert listed.returncode == 0 and listed.stdout == ""
     assert_nothing_installed(imgadm_root)  # ...is gone after the next command
-    again = imgadm(imgadm_root, "install", "-m", str(tmp_path / "big.json"), "-f",
-                   str(layer.path))
+    manifest_path, file, manifest = big_image
+    again = imgadm(imgadm_root, "install", "-m", str(manifest_path), "-f", str(file))
     assert again.returncode == 0, again.stderr
     assert pool_entries(imgadm_root) == [manifest["uuid"]]
     assert len(os.listdir(imgadm_root / "zones" / manifest["uuid"] / "files")) == 4000
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_install_removes_its_partial(sig: signal.Signals, imgadm_root: Path,
+                                                 big_image: tuple[Path, Path, dict]) -> None:
+    proc, partial = start_install_and_wait_for_partial(imgadm_root, big_image)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + sig
+    assert err.strip() == f"imgadm install: error (Interrupted): interrupted by {sig.name}"
+    assert_nothing_installed(imgadm_root)  # at once, not only after the next command
 
 
 def test_full_disk_leaves_nothing(tmp_path: Path, imgadm_root: Path, images: Images) -> None:
@@ -334,3 +359,30 @@ def test_store_api_errors(imgadm_root: Path, images: Images) -> None:
     record = json.loads((imgadm_root / "var/imgadm/images" / f"zones-{data['uuid']}.json")
                         .read_text())
     assert record == {"manifest": data, "zpool": "zones", "source": "http://127.0.0.1:1"}
+
+
+def test_zvol_image_installs_its_disk(tmp_path: Path, imgadm_root: Path) -> None:
+    from liveforge.img.layer import write_disk
+
+    disk = tmp_path / "disk.qcow2"
+    disk.write_bytes(b"QFI\xfb" + os.urandom(70_000))
+    layer = write_disk(disk, tmp_path / "disk.qcow2.xz", "xz")
+    data = manifest_for(layer, "vm-disk", type_="zvol", image_size=10240)
+    (tmp_path / "disk.json").write_text(json.dumps(data))
+    proc = imgadm(imgadm_root, "install", "-m", str(tmp_path / "disk.json"), "-f",
+                  str(layer.path))
+    assert proc.returncode == 0, proc.stderr
+    installed = imgadm_root / "zones" / f"{data['uuid']}.img"
+    assert installed.read_bytes() == disk.read_bytes()
+    assert oct(installed.stat().st_mode & 0o777) == "0o444"
+    store = ImageStore(imgadm_root)
+    assert store.require(data["uuid"]).path == installed
+    with pytest.raises(ImgadmError, match="it has a disk, not layers"):
+        store.lower_dirs(data["uuid"])
+    assert imgadm(imgadm_root, "delete", data["uuid"]).returncode == 0
+    assert_nothing_installed(imgadm_root)
+    del data["image_size"]
+    (tmp_path / "disk.json").write_text(json.dumps(data))
+    proc = imgadm(imgadm_root, "install", "-m", str(tmp_path / "disk.json"), "-f",
+                  str(layer.path))
+    assert proc.returncode == 1 and "image_size (is required for a zvol image)" in proc.stderr

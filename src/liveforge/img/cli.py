@@ -4,7 +4,8 @@
 ``imgadm <verb>: error (<Code>): <message>`` and exit status 1 (3 when the image a command
 needs is not installed); with ``-E`` a JSON record ``{"err": {"code", "message"}}`` follows it
 as the last stderr line. Never a traceback: an unexpected failure is an ``InternalError``
-(``-v`` adds the traceback as a debug line).
+(``-v`` adds the traceback as a debug line). SIGINT, SIGTERM and SIGHUP unwind the verb (an
+install removes its ``-partial``) and exit with 128 + the signal's number.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import signal
 import sys
 from types import ModuleType
 from typing import NoReturn
@@ -21,6 +23,7 @@ from liveforge.img.errors import ImgadmError
 from liveforge.img.verbs import VERBS
 from liveforge.img.verbs.base import Context
 from liveforge.util.errors import LiveforgeError
+from liveforge.util.proc import Interrupted, handle_stop_signals
 
 
 class Parser(argparse.ArgumentParser):
@@ -98,13 +101,20 @@ def main(argv: list[str] | None = None) -> int:
         verb = args.verb
         ctx = Context(verb, args, verbose=args.verbose)
         ctx.debug("start", argv=args_list)
-        return int(verb_module(verb).run(ctx))
+        restore_signals = handle_stop_signals()  # SIGTERM and SIGHUP clean up as Ctrl-C does
+        try:
+            return int(verb_module(verb).run(ctx))
+        finally:
+            restore_signals()
     except ImgadmError as exc:
         return _report(verb, exc, record)
     except LiveforgeError as exc:
         return _report(verb, ImgadmError("InternalError", str(exc)), record)
-    except KeyboardInterrupt:
-        return _report(verb, ImgadmError("Interrupted", "interrupted"), record) and 130
+    except KeyboardInterrupt as exc:  # what was half done is undone on the way out
+        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+        _report(verb, ImgadmError("Interrupted", f"interrupted by "
+                                  f"{signal.Signals(signum).name}"), record)
+        return 128 + signum
     except BrokenPipeError:
         return 1
     except OSError as exc:

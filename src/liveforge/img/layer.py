@@ -47,6 +47,9 @@ from liveforge.util.errors import LiveforgeError
 from liveforge.util.hashing import file_digest
 from liveforge.util.unpack import OPAQUE, OPAQUE_XATTR, WHITEOUT, Entry, extract_tar
 
+REDIRECT_XATTR = "trusted.overlay.redirect"
+METACOPY_XATTR = "trusted.overlay.metacopy"
+
 
 @dataclass(frozen=True, slots=True)
 class LayerFile:
@@ -78,11 +81,20 @@ class Node:
     opaque: bool = False
 
 
-def _opaque(full: str) -> bool:
+def _xattr(full: str, name: str) -> bytes | None:
     try:
-        return os.getxattr(full, OPAQUE_XATTR, follow_symlinks=False) == b"y"
+        return os.getxattr(full, name, follow_symlinks=False)
     except OSError:
-        return False
+        return None
+
+
+def _upper_check(full: str) -> None:
+    """Refuse an upper entry that is not whole: a metadata-only copy (its data is in a lower
+    layer) or a renamed directory's redirect."""
+    for name in (REDIRECT_XATTR, METACOPY_XATTR):
+        if _xattr(full, name) is not None:
+            raise ImgadmError("InvalidImageFile", f"{full}: an overlayfs {name} entry (mount "
+                              "the view with redirect_dir=off,metacopy=off)")
 
 
 def scan(root: Path, *, upper: bool = False) -> dict[str, Node]:
@@ -101,8 +113,10 @@ def scan(root: Path, *, upper: bool = False) -> dict[str, Node]:
             st = child.stat(follow_symlinks=False)
             mode, mtime = stat.S_IMODE(st.st_mode), int(st.st_mtime)
             ids = (st.st_uid, st.st_gid)
+            if upper and not stat.S_ISLNK(st.st_mode):
+                _upper_check(child.path)
             if stat.S_ISDIR(st.st_mode):
-                opaque = upper and _opaque(child.path)
+                opaque = upper and _xattr(child.path, OPAQUE_XATTR) == b"y"
                 nodes[path] = Node(path, "d", mode, *ids, mtime, child.path, opaque=opaque)
                 pending.append((child.path, path + "/"))
             elif stat.S_ISREG(st.st_mode):

@@ -38,7 +38,10 @@ def overlay_options(lowers: Sequence[Path], upper: Path | None = None,
                           "neither")
     options = "lowerdir=" + ":".join(_checked(p) for p in lowers)
     if upper is not None and work is not None:
-        options += f",upperdir={_checked(upper)},workdir={_checked(work)}"
+        # every changed file copied up whole and no renamed directory left as a redirect: the
+        # upper directory alone is then the changes (what layer.write_upper reads)
+        options += (f",upperdir={_checked(upper)},workdir={_checked(work)}"
+                    ",redirect_dir=off,metacopy=off")
     if len(options) > MAX_OPTIONS:
         raise ImgadmError("InternalError", f"{len(lowers)} layers make overlayfs options of "
                           f"{len(options)} bytes, more than a page")
@@ -55,8 +58,12 @@ def _run(argv: list[str], what: str) -> None:
 def mount_view(lowers: Sequence[Path], upper: Path | None, work: Path | None,
                target: Path) -> None:
     """Mount the stack on ``target`` (an existing directory). Without ``upper`` the view is
-    read-only (it then needs at least two layers on older kernels: add an empty one)."""
+    read-only; one layer alone is then a read-only bind mount (overlayfs wants two)."""
     options = overlay_options(lowers, upper, work)
+    if upper is None and len(lowers) == 1:
+        _run(["mount", "--bind", "-o", "ro", str(lowers[0]), str(target)],
+             f"cannot mount the image view on {target}")
+        return
     if upper is None:
         options = "ro," + options
     _run(["mount", "-t", "overlay", "overlay", "-o", options, str(target)],

@@ -50,12 +50,15 @@ def run(ctx: Context) -> int:
         raise ImgadmError("OriginNotInstalled", f'origin image "{manifest.origin}" of image '
                           f'"{manifest.uuid}" is not installed on zpool "{args.pool}"')
     ctx.say(f"Installing image {manifest.uuid} ({manifest.label})")
+    ctx.debug("install", uuid=manifest.uuid, file=str(file), pool=args.pool,
+              size=file.stat().st_size, origin=manifest.origin)
     try:
-        store.install(manifest, file, None, args.pool)
+        installed = store.install(manifest, file, None, args.pool)
     except ImgadmError as exc:
         if exc.code != "ImageAlreadyInstalled":  # another install won the race for the lock
             raise
         ctx.say(skipping)
         return 0
+    ctx.debug("installed", uuid=manifest.uuid, path=str(installed.path))
     ctx.say(f"Installed image {manifest.uuid} ({manifest.label})")
     return 0
