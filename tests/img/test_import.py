@@ -278,7 +278,7 @@ def test_ctrl_c_during_import_then_import_again(tmp_path: Path, imgadm_root: Pat
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
         assert proc.returncode == 130, err
-        assert err.splitlines()[-1] == "imgadm import: error (Interrupted): interrupted"
+        assert err.splitlines()[-1] == "imgadm import: error (Interrupted): interrupted by SIGINT"
         assert "Traceback" not in err
         assert_nothing_installed(imgadm_root)
         # the next import resumes both downloads from their 100 bytes
