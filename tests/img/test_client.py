@@ -246,3 +246,13 @@ def test_a_file_the_source_lacks_is_its_error(tmp_path: Path, dest: Path) -> Non
     assert caught.value.code == "ResourceNotFound"
     assert caught.value.message == (f'image source "{server.url}": GET /images/{U}/file: the '
                                     f'file of image "{U}" was not found')
+
+
+def test_a_complete_partial_file_is_checked_without_a_request(tmp_path: Path,
+                                                              dest: Path) -> None:
+    m = image(tmp_path / "d")
+    dest.with_name(dest.name + ".partial").write_bytes(DATA)
+    with imgapi(tmp_path / "d") as server, Client(server.url) as client:
+        assert client.download(m, dest) is True
+        assert server.file_requests(U) == []
+    assert dest.read_bytes() == DATA and leftovers(dest.parent) == [dest.name]

@@ -261,6 +261,8 @@ class Client:
             os.lseek(fd, have, os.SEEK_SET)
             if on_bytes and have:
                 on_bytes(have)
+            if have == size:  # an earlier run got all of it but did not rename it
+                return digest.hexdigest()
             attempt = 0
             while True:
                 try:
@@ -352,6 +354,8 @@ class Client:
                         on_bytes(len(chunk))
             finally:
                 writer.close()  # what was hashed is written, however the loop ended
+        if have != size:
+            raise _Retry(f"the answer ended at byte {have} of {size}")
         return have
 
 
