@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from liveforge.img.store import ImageStore
 from liveforge.img.view import mount_view, unmount_view
 from tests.support.images import imgadm, tree_content
@@ -497,3 +499,34 @@ def test_ctrl_c_during_the_install_then_the_download_is_reused(tmp_path: Path,
         assert len(server.file_requests(uuid)) == 1  # the kept download was used
     assert (pool / uuid / "big.bin").read_bytes() == big.read_bytes()
     assert not download.exists()
+
+
+@pytest.mark.parametrize("member", ["../escape", "/etc/owned", "dev/sda"])
+def test_a_hostile_child_is_refused_and_its_installed_origin_undone(
+        tmp_path: Path, imgadm_root: Path, images: Images, member: str) -> None:
+    import io
+    import tarfile
+
+    base = images["base"][2]
+    hostile = tmp_path / "hostile.tar"
+    with tarfile.open(hostile, "w") as tar:
+        info = tarfile.TarInfo(member)
+        if member.startswith("dev/"):
+            info.type, info.devmajor, info.devminor = tarfile.BLKTYPE, 8, 0
+            tar.addfile(info)
+        else:
+            info.size = 5
+            tar.addfile(info, io.BytesIO(b"owned"))
+    uuid = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
+    with source(tmp_path, images, which=("base",)) as server:
+        put_image(server.directory, {"uuid": uuid, "name": "hostile", "version": "1",
+                                     "type": "zone-dataset", "os": "linux",
+                                     "origin": base["uuid"]}, hostile)
+        use_sources(imgadm_root, server.url)
+        proc = imgadm(imgadm_root, "import", uuid)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("imgadm import: error (InvalidImageFile): "), proc.stderr
+    assert member.lstrip("/").split("/")[-1] in proc.stderr
+    assert f"Imported image {base['uuid']} (base@1.0.0)" in proc.stdout  # then undone:
+    assert_nothing_installed(imgadm_root)
+    assert not (tmp_path / "escape").exists() and not (imgadm_root / "escape").exists()

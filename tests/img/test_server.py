@@ -120,6 +120,11 @@ def test_one_manifest_and_not_found(served: Server) -> None:
                         "message": f'image "{uuid(42)}" was not found'}
     assert httpx.get(f"{served.url}/images/not-a-uuid").json()["code"] == "InvalidParameter"
     assert httpx.get(f"{served.url}/nothing").status_code == 404
+    for path in ("/images/..%2F..%2Fetc%2Fpasswd", "/images/%2E%2E/file",
+                 f"/images/{uuid(1)}/..%2F{uuid(2)}/file"):
+        r = httpx.get(served.url + path)
+        assert r.status_code in (404, 422) and r.json()["code"] in ("ResourceNotFound",
+                                                                     "InvalidParameter"), path
     assert httpx.delete(f"{served.url}/images").json()["code"] == "BadMethod"
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import queue
+import signal
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -182,10 +183,17 @@ def install_all(ctx: Context, store: ImageStore, chain: list[Wanted], files: dic
             done.append(m.uuid)
             ctx.say(f"Imported image {m.uuid} ({m.label})")
     except BaseException:
-        for uuid in reversed(done):
-            try:
-                store.delete(uuid, pool)
-            except (ImgadmError, OSError) as exc:
-                print(f"imgadm {ctx.verb}: warning: could not remove the partly imported "
-                      f"image {uuid}: {exc}", file=ctx.err, flush=True)
+        # a second Ctrl-C must not stop the undoing half-way: the stop signals wait until it
+        # is done (then the first one is what is reported)
+        stops = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, stops)
+        try:
+            for uuid in reversed(done):
+                try:
+                    store.delete(uuid, pool)
+                except (ImgadmError, OSError) as exc:
+                    print(f"imgadm {ctx.verb}: warning: could not remove the partly imported "
+                          f"image {uuid}: {exc}", file=ctx.err, flush=True)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         raise
