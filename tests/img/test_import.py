@@ -530,3 +530,38 @@ def test_a_hostile_child_is_refused_and_its_installed_origin_undone(
     assert f"Imported image {base['uuid']} (base@1.0.0)" in proc.stdout  # then undone:
     assert_nothing_installed(imgadm_root)
     assert not (tmp_path / "escape").exists() and not (imgadm_root / "escape").exists()
+
+
+def test_two_imports_of_siblings_share_their_origin(tmp_path: Path, imgadm_root: Path,
+                                                    images: Images,
+                                                    trees: tuple[Path, Path]) -> None:
+    from tests.support.images import write_image
+
+    base, child = images["base"][2], images["child"][2]
+    sibling_tree = tmp_path / "sibling"
+    subprocess.run(["cp", "-a", str(trees[0]), str(sibling_tree)], check=True)
+    (sibling_tree / "etc" / "hostname").write_text("sibling\n")
+    _, sibling_file, sibling = write_image(tmp_path / "out", sibling_tree, "sibling",
+                                           origin_tree=trees[0], origin=base["uuid"])
+    # the first import's two downloads (base and child, at once) stall for 2 s
+    faults = {"stall_first": 2, "stall_after": 100, "stall_seconds": 2}
+    env = dict(os.environ, IMGADM_ROOT=str(imgadm_root))
+    partial = imgadm_root / "var/imgadm/downloads" / f"{base['uuid']}.file.partial"
+    with source(tmp_path, images, faults) as server:
+        put_image(server.directory, sibling, sibling_file, "gzip")
+        use_sources(imgadm_root, server.url)
+        first = subprocess.Popen([sys.executable, "-m", "liveforge.img.cli", "import",
+                                  child["uuid"]], env=env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+        # the first holds the base's lock while its download stalls
+        wait_for(lambda: partial.exists() and partial.stat().st_size == 100)
+        second = imgadm(imgadm_root, "import", sibling["uuid"])
+        out, err = first.communicate(timeout=60)
+        base_downloads = server.file_requests(base["uuid"])
+    assert first.returncode == 0, err
+    assert second.returncode == 0, second.stderr
+    assert f"Waiting for image {base['uuid']} import lock" in second.stdout
+    assert len(base_downloads) == 1  # the second used the first's verified download
+    store = ImageStore(imgadm_root)
+    for top in (child, sibling):
+        assert [i.uuid for i in store.ancestry(top["uuid"])] == [top["uuid"], base["uuid"]]

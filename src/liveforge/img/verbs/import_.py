@@ -18,6 +18,7 @@ import queue
 import signal
 import threading
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -82,7 +83,7 @@ def run(ctx: Context) -> int:
             ctx.say(f"Must download and install {len(chain)} image(s) "
                     f"({mib(sum(w.size for w in chain))})")
             downloads = store.imgadm_dir / "downloads"
-            files = download_all(ctx, chain, downloads, args.quiet)
+            files = download_all(ctx, store, chain, downloads, args.quiet)
             install_all(ctx, store, chain, files, args.pool)
             for file in files.values():
                 file.unlink(missing_ok=True)
@@ -117,7 +118,7 @@ def gather(ctx: Context, store: ImageStore, remote: Remote, top: Wanted,
     return chain[::-1]
 
 
-def download_all(ctx: Context, chain: list[Wanted], directory: Path,
+def download_all(ctx: Context, store: ImageStore, chain: list[Wanted], directory: Path,
                  quiet: bool) -> dict[str, Path]:
     """Download the images' files, up to CONCURRENT at a time, started base first. The first
     failure (or Ctrl-C) stops the others, which keep what they have for the next import.
@@ -141,8 +142,14 @@ def download_all(ctx: Context, chain: list[Wanted], directory: Path,
                     wanted = todo.get_nowait()
                 except queue.Empty:
                     return
+                uuid = wanted.manifest.uuid
                 try:
-                    fetch(wanted, files[wanted.manifest.uuid], bars, cancel)
+                    if wanted is chain[-1]:  # its lock is the import's own
+                        fetch(wanted, files[uuid], bars, cancel)
+                    else:  # an origin's file may be wanted by the import of a sibling too
+                        with store.import_lock(uuid, partial(bars.line, f"Waiting for image "
+                                                             f"{uuid} import lock", ctx.out)):
+                            fetch(wanted, files[uuid], bars, cancel)
                     done.put((wanted, None))
                 except BaseException as exc:  # handed to the main thread
                     done.put((wanted, exc))
@@ -176,10 +183,14 @@ def install_all(ctx: Context, store: ImageStore, chain: list[Wanted], files: dic
     try:
         for wanted in chain:
             m = wanted.manifest
-            if store.get(m.uuid, pool) is not None:  # another import was quicker
-                ctx.say(f"Image {m.uuid} already installed")
+            try:
+                store.install(m, files[m.uuid], wanted.client.url, pool, verified=True,
+                              take=True)
+            except ImgadmError as exc:
+                if exc.code != "ImageAlreadyInstalled":
+                    raise
+                ctx.say(f"Image {m.uuid} already installed")  # another import was quicker
                 continue
-            store.install(m, files[m.uuid], wanted.client.url, pool, verified=True, take=True)
             done.append(m.uuid)
             ctx.say(f"Imported image {m.uuid} ({m.label})")
     except BaseException:
