@@ -4,7 +4,8 @@ the image sources and install them.
 The recipe, under the image's import lock (a second import of the same image waits, then finds
 it installed): find the first source with an *active* manifest; walk the ``origin`` chain up to
 the first installed ancestor (each origin looked for in the same source first); download every
-missing image at once (up to five at a time, base first) into ``var/imgadm/downloads/``; install
+missing image at once (up to five at a time, base first, an origin under its own lock: the
+import of a sibling shares its download) into ``var/imgadm/downloads/``; install
 them in ancestry order, base first. An import installs the whole ancestry or nothing: should an
 install fail or the user press Ctrl-C, the images this run installed are deleted again. What the
 downloads hold stays: a verified file is reused and a ``.partial`` one resumed by the next
