@@ -18,5 +18,11 @@ VERBS = {
     "delete": "delete",
     "ancestry": "ancestry",
     "vacuum": "vacuum",
+    # the verbs that talk to image sources
+    "avail": "avail",
+    "show": "show",
+    "import": "import_",
+    "publish": "publish",
+    # an image of a VM
     "create": "create",
 }
