@@ -1,8 +1,10 @@
 """imgadm create for real: a container VM on the busybox image is changed through zlogin,
 stopped, made into an image (imgadm in a subprocess, which asks vmadm), and that image is
 installed on a fresh store beside its origin, where its view must be the VM's tree exactly.
-Hostile: a running VM, an HVM VM, a missing VM, a symlink leading out, a device node, a FIFO,
-a whiteout-like name, bad -m fields, Ctrl-C and kill -9 mid-way."""
+It is also published to the real imgapi and imported by a host without its origin. Hostile: a
+running VM, an HVM VM, a missing VM, a symlink leading out, a device node, a FIFO, a
+whiteout-like name, bad -m fields, two creates at once, a full disk, Ctrl-C and kill -9
+mid-way."""
 
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from liveforge.img.store import ImageStore
 from liveforge.img.view import mount_view, unmount_view
 from liveforge.util.hashing import file_digest
 from tests.support.images import imgadm, tree_content
+from tests.support.imgapi import TOKEN, imgapi, put_image
 from tests.vm.conftest import IMAGE_UUID, Vms, zlogin
 
 CHANGES = ("echo welcome > /etc/motd && chown 1000:1000 /etc/motd"
@@ -457,3 +460,37 @@ def test_a_directory_made_anew_hides_the_images_content(vms, vm_env, tmp_path):
     got = view_content(ImageStore(other).lower_dirs(uuid, "zones"), tmp_path / "view")
     assert sorted(p for p in got if p.startswith("var/log/")) == ["var/log/new"]
     assert got["etc/passwd"][0] == "d"
+
+
+def test_published_and_imported_by_another_host(vms, vm_env, tmp_path):
+    """create -> publish to the real imgapi (the origin is there already) -> import on a host
+    that has neither: the import fetches the ancestry, and the tree is the VM's."""
+    vm = changed_vm(vms, "echo shipped > /etc/motd && rm /bin/vi")
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    made = create(vm_env, vm["uuid"], "-c", "zstd", "-o", str(out_dir), "-m", "name=ship",
+                  "-m", "version=1")
+    assert made.returncode == 0, made.stderr
+    manifest = json.loads((out_dir / "ship-1.json").read_text())
+    origin_manifest, origin_file = origin_files(vm_env)
+    served = tmp_path / "served"
+    origin = json.loads(origin_manifest.read_text())
+    put_image(served, origin, origin_file, "gzip")
+    other = tmp_path / "other-host"
+    (other / "var" / "imgadm").mkdir(parents=True)
+    with imgapi(served) as server:
+        published = imgadm(other, "publish", "-m", str(out_dir / "ship-1.json"), "-f",
+                           str(out_dir / "ship-1.tar.zst"), server.url,
+                           env={"IMGAPI_TOKEN": TOKEN})
+        assert published.returncode == 0, published.stderr
+        (other / "var" / "imgadm" / "imgadm.conf").write_text(
+            json.dumps({"sources": [{"url": server.url, "type": "imgapi"}]}))
+        imported = imgadm(other, "import", manifest["uuid"])
+        assert imported.returncode == 0, imported.stderr
+    store = ImageStore(other)
+    assert [i.manifest.uuid for i in store.ancestry(manifest["uuid"], "zones")] == [
+        manifest["uuid"], IMAGE_UUID]
+    got = view_content(store.lower_dirs(manifest["uuid"], "zones"), tmp_path / "view")
+    here = ImageStore(vm_env["imgroot"]).lower_dirs(IMAGE_UUID, "zones")
+    assert got == view_content([vms.vmdir(vm) / "disk" / "upper", *here], tmp_path / "vmview")
+    assert got["etc/motd"][-1] == b"shipped\n" and "bin/vi" not in got
