@@ -56,7 +56,15 @@ class Ctx:
 
     def workspace(self) -> Workspace:
         return Workspace(self.root, known_kinds(), jobs=self.args.jobs,
-                         offline=self.args.offline)
+                         offline=self.args.offline, cache_mode=self.cache_mode)
+
+    @property
+    def cache_mode(self) -> str | None:
+        """The build cache of this run: ``off`` (--no-cache), ``readonly``
+        (--cache-readonly), or None: as CACHE_MODE says."""
+        if self.args.no_cache:
+            return "off"
+        return "readonly" if self.args.cache_readonly else None
 
     def locked(self) -> _Locked:
         return _Locked(self.workspace(), self.args.wait)
@@ -254,6 +262,14 @@ def cmd_boot(ctx: Ctx) -> int:
     return result.exit_code
 
 
+def cmd_cache(ctx: Ctx) -> int:
+    from liveforge.build.verbs.cache import cache_verb
+
+    return cache_verb(ctx.root, ctx.args.action, ctx.reporter, ctx.cache_mode,
+                      max_size=ctx.args.max_size, offline=ctx.args.offline,
+                      json_mode=ctx.args.json)
+
+
 def cmd_check(ctx: Ctx) -> int:
     from liveforge.build.verbs.check import check
 
@@ -277,6 +293,7 @@ VERBS: dict[str, tuple[Callable[[Ctx], int], str]] = {
     "netboot": (cmd_netboot, "an iPXE script beside the latest platform, for a boot server"),
     "boot": (cmd_boot, "boot the latest platform in QEMU and wait for PLATFORM-READY"),
     "check": (cmd_check, "lint liveforge itself, or a workspace's components and manifests"),
+    "cache": (cmd_cache, "the build cache: stats, prune, push (upload what was built here)"),
 }
 
 
@@ -324,6 +341,10 @@ def add_verb_arguments(name: str, p: argparse.ArgumentParser) -> None:
                            help="seconds to wait for PLATFORM-READY")
             p.add_argument("--interactive", action="store_true",
                            help="attach the console to this terminal")
+    elif name == "cache":
+        p.add_argument("action", choices=["stats", "prune", "push"])
+        p.add_argument("--max-size", metavar="SIZE",
+                       help="prune: the local store's limit (default CACHE_MAX_SIZE, 10G)")
     elif name == "shell":
         p.add_argument("component")
         p.add_argument("command", nargs=argparse.REMAINDER,
@@ -340,6 +361,10 @@ def global_options(p: argparse.ArgumentParser, suppress: bool) -> None:
     p.add_argument("--wait", action="store_true", help="wait for the workspace lock", **d)
     p.add_argument("--offline", action="store_true",
                    help="never touch the network: any download is an error", **d)
+    p.add_argument("--no-cache", action="store_true",
+                   help="neither restore steps from the build cache nor store them", **d)
+    p.add_argument("--cache-readonly", action="store_true",
+                   help="restore steps from the build cache but store nothing", **d)
 
 
 def parser(only: Collection[str] | None = None, narrow: bool = False

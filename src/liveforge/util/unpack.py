@@ -237,26 +237,47 @@ def install_deb(deb: Path, dest: Path, workdir: Path) -> list[Entry]:
     remove_leftovers(workdir)
     tmp = make_temp_dir(workdir, "deb")
     try:
-        proc = spawn(["dpkg-deb", "--fsys-tarfile", str(deb)], stdin=subprocess.DEVNULL,
-                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        assert proc.stdout is not None and proc.stderr is not None
-        stream: IO[bytes] = proc.stdout
-        try:
-            with tarfile.open(fileobj=stream, mode="r|") as tar:
-                entries = extract_tar(tar, tmp, deb.name, allow_absolute_symlinks=True)
-        except (tarfile.TarError, EOFError) as exc:
-            signal_group(proc, signal.SIGKILL)
-            wait_group(proc)
-            raise FetchError(f"{deb}: cannot read the package data: {exc}: "
-                             f"{proc.stderr.read().decode(errors='replace').strip()}") from None
-        except BaseException:
-            signal_group(proc, signal.SIGKILL)
-            wait_group(proc)
-            raise
-        err = proc.stderr.read().decode(errors="replace").strip()
-        if wait_group(proc) != 0:
-            raise FetchError(f"{deb}: dpkg-deb --fsys-tarfile failed: {err}")
+        entries = _extract_piped(["dpkg-deb", "--fsys-tarfile", str(deb)], tmp, deb.name,
+                                 f"{deb}: cannot read the package data",
+                                 "dpkg-deb --fsys-tarfile failed")
         merge_tree(tmp, dest, move=True)
         return entries
     finally:
         remove_temp(tmp)
+
+
+def unpack_zstd_tar(archive: Path, into: Path) -> list[Entry]:
+    """Unpack a zstd-compressed tar (``zstd -dc``) into the existing directory ``into``, with
+    the member checks; absolute symlinks are allowed (an image's own links). A corrupt or
+    truncated archive raises :class:`FetchError` (what was unpacked stays: unpack into a
+    temporary folder)."""
+    return _extract_piped(["zstd", "-dcq", str(archive)], into, archive.name,
+                          f"{archive}: corrupt archive", "zstd -dc failed")
+
+
+def _extract_piped(argv: list[str], dest: Path, label: str, corrupt: str,
+                   failed: str) -> list[Entry]:
+    """Extract the tar stream a command writes (its standard output) into ``dest``."""
+    try:
+        proc = spawn(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                     stderr=subprocess.PIPE)
+    except OSError as exc:
+        raise FetchError(f"cannot run {argv[0]}: {exc.strerror}") from None
+    assert proc.stdout is not None and proc.stderr is not None
+    stream: IO[bytes] = proc.stdout
+    try:
+        with tarfile.open(fileobj=stream, mode="r|") as tar:
+            entries = extract_tar(tar, dest, label, allow_absolute_symlinks=True)
+    except (tarfile.TarError, EOFError) as exc:
+        signal_group(proc, signal.SIGKILL)
+        wait_group(proc)
+        raise FetchError(f"{corrupt}: {exc}: "
+                         f"{proc.stderr.read().decode(errors='replace').strip()}") from None
+    except BaseException:
+        signal_group(proc, signal.SIGKILL)
+        wait_group(proc)
+        raise
+    err = proc.stderr.read().decode(errors="replace").strip()
+    if wait_group(proc) != 0:
+        raise FetchError(f"{label}: {failed}: {err}")
+    return entries

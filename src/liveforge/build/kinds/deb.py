@@ -190,6 +190,9 @@ class DebKind(Kind):
     def phases(self, spec: ComponentSpec) -> Sequence[str]:
         return [MAIN]
 
+    def toolchain(self, ws: Workspace, spec: ComponentSpec) -> Sequence[str]:
+        return []  # unpacks prebuilt packages: no compiler touches the output
+
     def locked(self, ws: Workspace, spec: ComponentSpec) -> list[tuple[str, Locked | None]]:
         entries, _ = read_lock(ws)
         return [(req, entries.get((spec.name, req))) for req in spec.settings["packages"]]
@@ -220,15 +223,16 @@ class DebKind(Kind):
         entries: list[Entry] = []
         for _req, entry in pins:
             deb = fetcher.fetch_deb(entry.pin)
-            ctx.note(f"unpacking {deb.name} into {ws.proto}")
-            entries += install_deb(deb, ws.proto, ws.state_dir / "deb")
+            ctx.note(f"unpacking {deb.name} into {ctx.stage}")
+            entries += install_deb(deb, ctx.stage, ws.state_dir / "deb")
         links = self.make_links(ctx)
         self.write_manifest(ctx, pins, entries, links)
 
     def make_links(self, ctx: BuildContext) -> dict[str, str]:
-        """Create the ``links`` symlinks in proto/: name -> the single match of its glob."""
+        """Create the ``links`` symlinks in the staging tree: name -> the single match of its
+        glob there."""
         made: dict[str, str] = {}
-        proto = ctx.ws.proto
+        proto = ctx.stage
         for name, pattern in sorted(ctx.spec.settings.get("links", {}).items()):
             matches = sorted(p for p in proto.glob(pattern) if p.name != Path(name).name)
             if len(matches) != 1:
@@ -247,8 +251,8 @@ class DebKind(Kind):
     def write_manifest(self, ctx: BuildContext, pins: list[tuple[str, Locked]],
                        entries: list[Entry], links: Mapping[str, str]) -> None:
         ws, spec = ctx.ws, ctx.spec
-        out = ws.manifest_d / f"{spec.name}.manifest"
-        ws.manifest_d.mkdir(parents=True, exist_ok=True)
+        out = ctx.manifest_dir / f"{spec.name}.manifest"
+        ctx.manifest_dir.mkdir(parents=True, exist_ok=True)
         given = spec.settings.get("manifest")
         if given:
             source = ws.root / given

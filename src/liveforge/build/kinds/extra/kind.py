@@ -90,6 +90,10 @@ class ExtraKind(Kind):
                                          "component"))
         return problems
 
+    def cacheable(self, ws: Workspace, spec: ComponentSpec, phase: str) -> bool:
+        """Not the strap phase when FORCE_STRAP_REBUILD=yes says to build it locally."""
+        return phase != STRAP or ws.env_value("FORCE_STRAP_REBUILD", "no").lower() != "yes"
+
     def packages(self, ws: Workspace, spec: ComponentSpec) -> dict[str, Package]:
         return load_packages(ws.component_path(spec))
 
@@ -157,7 +161,7 @@ class ExtraKind(Kind):
     def build(self, ctx: BuildContext) -> None:
         ws, spec = ctx.ws, ctx.spec
         strap = ctx.phase == STRAP
-        target = ws.proto_strap if strap else ws.proto
+        target = ctx.stage
         target.mkdir(parents=True, exist_ok=True)
         packages = self.packages(ws, spec)
         order = build_order(packages)
@@ -192,6 +196,8 @@ class ExtraKind(Kind):
             forced = force_all or name == requested
             stages += self.build_package(ctx, fetcher, pkg, strap, hashes[name], forced,
                                          only_variant if name == requested else None)
+        for stage in stages:
+            merge_tree(stage, target)
         if strap and requested is None and stages:
             extra_strap.store(ws.cache_dir, key, stages, ctx.note)
         if not strap:
@@ -200,15 +206,16 @@ class ExtraKind(Kind):
     def build_package(self, ctx: BuildContext, fetcher: Fetcher, pkg: Package, strap: bool,
                       digest: str, forced: bool, only_variant: str | None) -> list[Path]:
         """Build the package's variants of this phase unless its stamp is current; return
-        its staging folders (delivered into the proto area, also when nothing was built).
-        Packages are delivered in build order, so dependents build against them."""
+        its staging folders (the step's output, also when nothing was built). Each is also
+        delivered into the area built against at once, in build order, so that dependents
+        build against it."""
         state = self.state(ctx.ws, ctx.spec)
         phase = STRAP if strap else MAIN
         stamp = state / "stamps" / phase / f"{pkg.name}.json"
         variants = [Variant(pkg, bits, strap) for bits in pkg.phase_variants(strap)]
         stages = [state / "stage" / pkg.name / v.dirname for v in variants]
         current = read_json(stamp)
-        against = ctx.ws.proto_strap if strap else ctx.ws.proto
+        against = ctx.area
         if not forced and isinstance(current, dict) and current.get("hash") == digest and \
                 all(s.is_dir() for s in stages):
             ctx.note(f"{pkg.name}: up to date")
@@ -230,7 +237,7 @@ class ExtraKind(Kind):
     def write_manifest(self, ctx: BuildContext, packages: Mapping[str, Package]) -> None:
         ws, spec = ctx.ws, ctx.spec
         source = self.manifest_path(ws, spec)
-        out = ws.manifest_d / f"{spec.name}.manifest"
+        out = ctx.manifest_dir / f"{spec.name}.manifest"
         if not source.is_file():
             ctx.note(f"no manifest file {source}: the component ships nothing")
             out.unlink(missing_ok=True)
@@ -238,7 +245,7 @@ class ExtraKind(Kind):
         values = {**ws.build_config, **ws.build_env}
         for pkg in packages.values():
             values.update(pkg.manifest_vars())
-        ws.manifest_d.mkdir(parents=True, exist_ok=True)
+        ctx.manifest_dir.mkdir(parents=True, exist_ok=True)
         write_atomic(out, substitute(read_text(source), values, keep_undefined=True))
         ctx.note(f"wrote {out}")
 
