@@ -60,7 +60,8 @@ def tool_versions(commands: list[str], memo: Path | None) -> dict[str, str]:
         except OSError:
             result[command] = "missing"
             continue
-        ident = f"{real}:{st.st_size}:{st.st_ino}:{st.st_mtime_ns}"
+        # the program as called too: a compiler names itself after argv[0]
+        ident = f"{program}={real}:{st.st_size}:{st.st_ino}:{st.st_mtime_ns}"
         with _lock:
             version = _memory.get(ident) or cache.get(ident)
         if version is None:

@@ -157,11 +157,12 @@ class LocalStore:
             if HEX64.match(name):
                 yield self.root / sub / name
 
-    def prune(self, max_size: int) -> tuple[int, int]:
+    def prune(self, max_size: int, leftovers: bool = False) -> tuple[int, int]:
         """Remove the least recently used archives until the store holds at most
         ``max_size`` bytes, then every record whose archive is gone; returns (archives
-        removed, bytes freed). Temporaries of dead processes go too."""
-        if (self.root / "tmp").is_dir():
+        removed, bytes freed). With ``leftovers`` (not while this process writes to the
+        store), the temporaries of dead processes and of this one go too."""
+        if leftovers and (self.root / "tmp").is_dir():
             remove_leftovers(self.root / "tmp")
         entries = []
         for path in self._listing("cas"):
@@ -305,10 +306,14 @@ class HttpStore:
         except Exception as exc:  # http.client.IncompleteRead and the like
             dest.unlink(missing_ok=True)
             raise self._fail(f"cannot download {path} from", exc) from None
-        if received != record.size or digest.hexdigest() != record.archive:
+        if received != record.size:
             dest.unlink(missing_ok=True)
-            raise StoreError(f"{self.url}/{path} is damaged: {received} bytes of "
-                             f"{record.size}, sha256 {digest.hexdigest()}")
+            raise StoreError(f"{self.url}/{path} is truncated: {received} bytes of "
+                             f"{record.size}")
+        if digest.hexdigest() != record.archive:
+            dest.unlink(missing_ok=True)
+            raise StoreError(f"{self.url}/{path} is corrupt: its sha256 is "
+                             f"{digest.hexdigest()}")
 
     def upload(self, key: str, record: Record, archive: Path) -> bool:
         """Put the archive (unless the server has it) and then the record; False when the

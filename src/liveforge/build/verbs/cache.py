@@ -30,7 +30,7 @@ def cache_verb(root: Path, action: str, reporter: Reporter, mode: str | None,
     if action == "prune":
         limit = parse_size(max_size, "--max-size") if max_size is not None else \
             settings.max_size
-        removed, freed = local.prune(limit)
+        removed, freed = local.prune(limit, leftovers=True)
         count, size = local.usage()
         reporter.info(f"pruned {removed} entries ({_size(freed)}); the local store holds "
                       f"{count} entries ({_size(size)}, limit {_size(limit)})")
