@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import socket
 import subprocess
 import threading
 import urllib.error
@@ -216,14 +217,15 @@ def test_server_errors_and_stalls_are_warnings_and_builds(tmp_path: Path,
     assert "HTTP 500" in warnings(events)
     assert platform_bytes(second) == expected
     # every archive stalls: nginx waits on an upstream that never answers
-    silent = __import__("socket").socket()
+    silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
     silent.listen(8)
     try:
-        nginx.start("        location /cas/ { proxy_pass http://127.0.0.1:%d; "
-                    "proxy_read_timeout 60s; }" % silent.getsockname()[1])
+        port = silent.getsockname()[1]
+        nginx.start(f"        location /cas/ {{ proxy_pass http://127.0.0.1:{port}; "
+                    "proxy_read_timeout 60s; }")
         cli(second, "clean", check=True)
-        events, proc = live(second, cache_env(tmp_path / "store3", nginx, CACHE_TIMEOUT="1"))
+        events, _ = live(second, cache_env(tmp_path / "store3", nginx, CACHE_TIMEOUT="1"))
     finally:
         silent.close()
     assert named(events, "finish") == STEPS and not named(events, "restored")
