@@ -454,3 +454,37 @@ def test_a_corrupt_local_entry_is_rebuilt(tmp_path: Path, pair: tuple[Path, Path
     assert named(events, "finish") == STEPS and not named(events, "restored")
     assert "the local cache entry" in warnings(events)
     assert platform_bytes(first) == expected
+
+
+# -- the demo ----------------------------------------------------------------------------------
+
+@pytest.mark.slow
+@pytest.mark.network
+def test_demo_round_trip_across_workspaces(tmp_path: Path, nginx: Nginx) -> None:
+    """The demo built in one workspace and pushed; restored whole in another (every step,
+    the strap phase and the deb, extra and make steps alike), byte for byte the same."""
+    from tests.support.demo import copy_demo
+    from tests.support.kernel import cache_dir
+
+    downloads = cache_dir() / "demo"  # the demo tests' download cache: debs, sources
+    first = copy_demo(tmp_path / "a" / "ws", downloads)
+    second = copy_demo(tmp_path / "other-builder" / "b" / "ws", downloads)
+    stamp = "20261129T101500Z"
+    for ws in (first, second):
+        configured = cli(ws, "configure", "--offline", stamp=stamp, timeout=600)
+        if configured.returncode != 0:
+            cli(ws, "configure", stamp=stamp, timeout=600, check=True)
+
+    def demo_live(ws: Path, env: dict[str, str]) -> list[dict]:
+        proc = cli(ws, "--json", "live", stamp=stamp, env=env, unset=("SOURCE_DATE_EPOCH",),
+                   timeout=1800)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+
+    events = demo_live(first, cache_env(tmp_path / "store1", nginx, CACHE_TIMEOUT="30"))
+    steps = {"kernel", "busybox", "extra:strap", "extra", "src", "platinfo"}
+    assert named(events, "stored", store="shared") == steps, warnings(events)
+    events = demo_live(second, cache_env(tmp_path / "store2", nginx, CACHE_TIMEOUT="30"))
+    assert named(events, "restored", store="shared") == steps
+    assert not named(events, "start") and not named(events, "finish")
+    assert platform_bytes(second) == platform_bytes(first)
