@@ -154,7 +154,7 @@ def unpack(archive: Path, unit: Path) -> None:
         (unit / name).mkdir(exist_ok=True)
     for dirpath, _, filenames in os.walk(unit):
         for name in filenames:
-            os.utime(os.path.join(dirpath, name))
+            os.utime(os.path.join(dirpath, name), follow_symlinks=False)
 
 
 def forget(ws: Workspace) -> None:
