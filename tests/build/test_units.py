@@ -177,3 +177,37 @@ def test_two_steps_delivering_one_file_differently_collide(tmp_path: Path, capsy
     assert (ws / "proto" / "etc" / "shared.conf").read_text() == "same\n"
     assert not (ws / "0-c-stamp").exists()
     assert not (ws / "manifest.d" / "c.manifest").exists()
+
+
+def test_credentials_from_the_environment_or_netrc(tmp_path: Path) -> None:
+    from liveforge.util.blobstore import credentials
+
+    url = "https://cache.example.org:8443/steps"
+    assert credentials(url, {"LIVEFORGE_CACHE_AUTH": "ci:pa:ss"}) == ("ci", "pa:ss")
+    with pytest.raises(StoreError, match="user:password"):
+        credentials(url, {"LIVEFORGE_CACHE_AUTH": "no-colon"})
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine other.example.org login x password y\n"
+                     "machine cache.example.org login builder password s3cret\n")
+    os.chmod(netrc, 0o600)
+    assert credentials(url, {"NETRC": str(netrc)}) == ("builder", "s3cret")
+    assert credentials("http://elsewhere.example.org/", {"NETRC": str(netrc)}) is None
+    assert credentials(url, {"NETRC": str(tmp_path / "none")}) is None
+
+
+def test_prune_removes_a_killed_writers_temporaries_only(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "store")
+    (tmp_path / "store" / "tmp").mkdir(parents=True)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    gone = tmp_path / "store" / "tmp" / f".{'c' * 64}.lf-tmp-{dead.pid}"
+    gone.write_bytes(b"half an archive")
+    alive = subprocess.Popen(["sleep", "30"])
+    try:
+        kept = tmp_path / "store" / "tmp" / f".{'d' * 64}.lf-tmp-{alive.pid}"
+        kept.write_bytes(b"being written")
+        assert store.prune(1 << 30, leftovers=True) == (0, 0)
+        assert not gone.exists() and kept.exists()
+    finally:
+        alive.kill()
+        alive.wait()

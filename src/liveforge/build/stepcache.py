@@ -174,12 +174,14 @@ class StepCache:
                 self.reporter.warn(f"{step.name}: the local cache entry {key[:16]} is "
                                    f"unusable ({exc}); trying further")
                 _empty(unit)
-        if self.shared is not None:
+        shared = self.shared  # another thread may give up on it meanwhile
+        if shared is not None:
             try:
-                found = self._from_shared(key, unit)
+                found = self._from_shared(shared, key, unit)
             except LiveforgeError as exc:
                 self.reporter.warn(f"{step.name}: the shared cache entry {key[:16]} is "
                                    f"unusable ({exc}); building it")
+                self._give_up(exc)
                 _empty(unit)
                 found = False
             if found:
@@ -187,14 +189,13 @@ class StepCache:
         self.local.count(misses=1)
         return None
 
-    def _from_shared(self, key: str, unit: Path) -> bool:
-        assert self.shared is not None
-        record = self.shared.record(key)
+    def _from_shared(self, shared: HttpStore, key: str, unit: Path) -> bool:
+        record = shared.record(key)
         if record is None:
             return False
         partial = self.local.temp(record.archive)
         try:
-            self.shared.download(record, partial)
+            shared.download(record, partial)
             self.local.count(shared_hits=1, bytes_downloaded=record.size)
             if self.writes:
                 self.local.add(key, partial, record.archive)
@@ -205,16 +206,25 @@ class StepCache:
             partial.unlink(missing_ok=True)
         return True
 
+    def _give_up(self, exc: BaseException) -> None:
+        """After a server that does not answer at all, ask it nothing more in this run."""
+        if getattr(exc, "unreachable", False) and self.shared is not None:
+            self.reporter.warn(f"the shared cache {self.shared.url} does not answer: not "
+                               "asked again in this run")
+            self.shared = None
+
     def lookup(self, key: str) -> str | None:
         """Which store has an entry for ``key`` (``local``, ``shared``), None for neither;
         a shared store that does not answer counts as not having it."""
         if self.local.record(key) is not None:
             return "local"
-        if self.shared is not None:
+        shared = self.shared
+        if shared is not None:
             try:
-                if self.shared.has(f"ac/{key}"):
+                if shared.has(f"ac/{key}"):
                     return "shared"
-            except StoreError:
+            except StoreError as exc:
+                self._give_up(exc)
                 return None
         return None
 
@@ -256,7 +266,8 @@ class StepCache:
         """Upload the local entry of ``key`` to the shared store, when there is one that
         takes writes and the step's tree is clean (or CACHE_PUSH_DIRTY=yes). True when it
         was uploaded."""
-        if self.shared is None or not self.shared.writable or not self.writes:
+        shared = self.shared
+        if shared is None or not shared.writable or not self.writes:
             return False
         if not self.settings.push_dirty and self.dirty(step):
             self.reporter.info(f"{step.name}: {step.spec.path} has uncommitted changes: not "
@@ -267,9 +278,10 @@ class StepCache:
             return False
         try:
             archive = self.local.archive(record)
-            uploaded = self.shared.upload(key, record, archive)
+            uploaded = shared.upload(key, record, archive)
         except LiveforgeError as exc:
             self.reporter.warn(f"{step.name}: not pushed to the shared cache: {exc}")
+            self._give_up(exc)
             return False
         if uploaded:
             self.local.count(pushed=1, bytes_uploaded=record.size)

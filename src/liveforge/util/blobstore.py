@@ -37,7 +37,10 @@ RECORD_FORMAT = 1
 
 
 class StoreError(LiveforgeError):
-    """A store could not be read or written: missing, corrupt, slow, refused."""
+    """A store could not be read or written: missing, corrupt, slow, refused. ``unreachable``:
+    the server did not answer at all (refused, timed out), so asking again is no use."""
+
+    unreachable = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,7 +253,11 @@ class HttpStore:
             reason = f"no answer within {self.timeout:g} s"
         else:
             reason = str(exc) or type(exc).__name__
-        return StoreError(f"{what} {self.url}: {reason}")
+        error = StoreError(f"{what} {self.url}: {reason}")
+        error.unreachable = not isinstance(exc, urllib.error.HTTPError) and (
+            isinstance(exc, (TimeoutError, ConnectionRefusedError)) or isinstance(
+                getattr(exc, "reason", None), (TimeoutError, ConnectionRefusedError, OSError)))
+        return error
 
     def record(self, key: str) -> Record | None:
         """The key's record, None when the server has none (404)."""
