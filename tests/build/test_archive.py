@@ -187,7 +187,7 @@ def test_gzip_file_is_the_deterministic_gzip(tmp_path: Path) -> None:
     import gzip
     import io
 
-    from liveforge.build.image.archive import gzip_file
+    from liveforge.util.archive import gzip_file
 
     data = b"".join(b"%d " % i * (i % 7) for i in range(300_000)) + os.urandom(1 << 16)
     (tmp_path / "raw").write_bytes(data)

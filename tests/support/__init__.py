@@ -7,7 +7,9 @@
 - ``extras``: sources of extra packages, workspaces of them, a loopback HTTP server, and
   whether the Debian archive is reachable;
 - ``kernel``: tiny bootable platforms (Debian's kernel, a busybox initramfs) and their media;
-- ``manifests``: realistic generated manifests and the proto trees they describe.
+- ``manifests``: realistic generated manifests and the proto trees they describe;
+- ``images``: a busybox root tree and a child tree, image files and manifests of them,
+  ``imgadm`` in a subprocess, a tree described by content.
 
 The fixtures that several test files share are in the ``conftest.py`` files.
 """

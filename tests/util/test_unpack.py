@@ -127,3 +127,35 @@ def test_install_deb_keeps_modes_and_absolute_links(tmp_path: Path) -> None:
     bad.write_bytes(b"not a deb")
     with pytest.raises(Exception, match="bad.deb"):
         install_deb(bad, proto, tmp_path / "work")
+
+
+def test_layer_whiteouts_and_owners(tmp_path: Path) -> None:
+    """With ``whiteouts``, ``.wh.`` members become overlayfs whiteouts and opaque marks;
+    without, they are plain files. ``keep_owners`` keeps numeric owners."""
+    import stat as st
+
+    from liveforge.util.unpack import extract_tar
+
+    archive = tmp_path / "layer.tgz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for name, kind in (("d", tarfile.DIRTYPE), ("d/.wh.gone", tarfile.REGTYPE),
+                           ("o", tarfile.DIRTYPE), ("o/.wh..wh..opq", tarfile.REGTYPE),
+                           ("f", tarfile.REGTYPE)):
+            info = tarfile.TarInfo(name)
+            info.type, info.uid, info.gid = kind, 1234, 99
+            tar.addfile(info, io.BytesIO(b"") if kind == tarfile.REGTYPE else None)
+    for whiteouts in (False, True):
+        dest = tmp_path / f"out{whiteouts}"
+        dest.mkdir()
+        with tarfile.open(archive) as tar:
+            entries = extract_tar(tar, dest, "layer", whiteouts=whiteouts, keep_owners=True)
+        if not whiteouts:
+            assert (dest / "d/.wh.gone").is_file() and (dest / "o/.wh..wh..opq").is_file()
+            continue
+        assert [(e.path, e.kind) for e in entries if e.kind in "wo"] == [("d/gone", "w"),
+                                                                          ("o", "o")]
+        gone = os.lstat(dest / "d/gone")
+        assert st.S_ISCHR(gone.st_mode) and gone.st_rdev == 0
+        assert os.getxattr(dest / "o", "trusted.overlay.opaque") == b"y"
+        assert not os.path.lexists(dest / "o/.wh..wh..opq")
+        assert (os.lstat(dest / "f").st_uid, os.lstat(dest / "d").st_gid) == (1234, 99)

@@ -147,9 +147,16 @@ def pack(unit: Path, archive: Path) -> None:
 def unpack(archive: Path, unit: Path) -> None:
     """Unpack a packed unit into the empty unit folder (the tar-slip checks apply); every
     file's time is now, as if it had just been installed."""
-    from liveforge.util.unpack import unpack_zstd_tar
+    import tarfile
 
-    unpack_zstd_tar(archive, unit)
+    from liveforge.util.archive import open_decompressed
+    from liveforge.util.unpack import extract_tar
+
+    try:
+        with open_decompressed(archive) as raw, tarfile.open(fileobj=raw, mode="r|") as tar:
+            extract_tar(tar, unit, archive.name, allow_absolute_symlinks=True)
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise BuildError(f"{archive.name}: not a whole step archive: {exc}") from None
     for name in (UNIT_TREE, UNIT_MANIFESTS):
         (unit / name).mkdir(exist_ok=True)
     for dirpath, _, filenames in os.walk(unit):

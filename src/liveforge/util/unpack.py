@@ -6,6 +6,11 @@ target leaves the tree is refused with :class:`UnsafeArchiveError` naming the me
 the name checks, the directory a member lands in is resolved on disk and must still lie inside
 the destination, so a chain of links planted by earlier members cannot redirect a later one.
 
+A container-style layer (:func:`extract_tar` with ``whiteouts``) turns the ``.wh.<name>``
+members that record deletions into overlayfs whiteouts (a 0/0 character device ``<name>``)
+and ``.wh..wh..opq`` into an opaque directory (``trusted.overlay.opaque=y``); ``keep_owners``
+keeps the members' numeric owners (a root file system's files are not all root's).
+
 Unpacking goes to a temporary directory beside the destination, which is renamed (a source
 tree) or merged entry by entry (a .deb into proto/) only when the whole archive was good. The
 temporaries carry their owner's process id: those of a killed run are removed by the next
@@ -38,7 +43,8 @@ class UnsafeArchiveError(LiveforgeError):
 @dataclass(frozen=True, slots=True)
 class Entry:
     """One unpacked member: kind ``d`` (directory), ``f`` (file), ``s`` (symlink), ``h`` (hard
-    link, ``target`` is the linked path)."""
+    link, ``target`` is the linked path), ``w`` (a whiteout: ``path`` was deleted), ``o`` (the
+    directory ``path`` is opaque)."""
 
     path: str
     kind: str
@@ -52,13 +58,14 @@ def _inside(root: str, path: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
 
 
-def member_name(archive: str, name: str) -> str:
-    """The member's path relative to the tree ('' for the root), refusing unsafe names."""
+def member_name(archive: str, name: str, what: str = "member") -> str:
+    """The member's path relative to the tree ('' for the root), refusing unsafe names
+    (``what`` says which name it is in the message)."""
     if name.startswith("/"):
-        raise UnsafeArchiveError(f"{archive}: member {name!r} has an absolute path")
+        raise UnsafeArchiveError(f"{archive}: {what} {name!r} has an absolute path")
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if ".." in parts:
-        raise UnsafeArchiveError(f"{archive}: member {name!r} has a '..' component")
+        raise UnsafeArchiveError(f"{archive}: {what} {name!r} has a '..' component")
     return "/".join(parts)
 
 
@@ -94,11 +101,42 @@ def _clear(full: str) -> None:
     os.unlink(full)
 
 
+WHITEOUT = ".wh."
+OPAQUE = ".wh..wh..opq"
+OPAQUE_XATTR = "trusted.overlay.opaque"
+
+
+def _whiteout(label: str, member: tarfile.TarInfo, root: str, rel: str) -> Entry:
+    """Make the overlayfs form of a ``.wh.`` member: a 0/0 character device in place of the
+    deleted name, or the opaque mark on the directory."""
+    if not member.isfile():
+        raise UnsafeArchiveError(f"{label}: whiteout {member.name!r} is not a regular file")
+    parent, name = posixpath.split(rel)
+    full_parent = os.path.join(root, parent) if parent else root
+    _check_parent(label, root, os.path.join(full_parent, "x"), rel)
+    os.makedirs(full_parent, 0o755, exist_ok=True)
+    if name == OPAQUE:
+        os.setxattr(full_parent, OPAQUE_XATTR, b"y", follow_symlinks=False)
+        return Entry(parent, "o", 0o755)
+    target = name[len(WHITEOUT):]
+    if target in ("", ".", "..") or target.startswith(WHITEOUT):
+        raise UnsafeArchiveError(f"{label}: member {member.name!r} is not a valid whiteout")
+    full = os.path.join(full_parent, target)
+    _clear(full)
+    os.mknod(full, 0o600 | stat.S_IFCHR, os.makedev(0, 0))
+    deleted = f"{parent}/{target}" if parent else target
+    return Entry(deleted, "w", 0o600)
+
+
 def extract_tar(tar: tarfile.TarFile, dest: Path, label: str, *,
-                allow_absolute_symlinks: bool = False) -> list[Entry]:
+                allow_absolute_symlinks: bool = False, whiteouts: bool = False,
+                keep_owners: bool = False) -> list[Entry]:
     """Extract every member of an open tarfile (stream mode is fine) into the directory
-    ``dest``, keeping modes and mtimes but not owners; returns the entries in archive order."""
+    ``dest``, keeping modes and mtimes (and with ``keep_owners`` the numeric owners); returns
+    the entries in archive order. With ``whiteouts``, ``.wh.`` members become overlayfs
+    whiteouts (see the module's text)."""
     root = os.path.realpath(dest)
+    owners: list[tuple[str, int, int]] = []
     entries: list[Entry] = []
     dir_modes: list[tuple[str, int, int]] = []
     for member in tar:
@@ -111,9 +149,14 @@ def extract_tar(tar: tarfile.TarFile, dest: Path, label: str, *,
             if member.isdir():
                 continue
             raise UnsafeArchiveError(f"{label}: member {member.name!r} names the tree root")
+        if whiteouts and posixpath.basename(rel).startswith(WHITEOUT):
+            entries.append(_whiteout(label, member, root, rel))
+            continue
         full = os.path.join(root, rel)
         _check_parent(label, root, full, rel)
         os.makedirs(os.path.dirname(full), 0o755, exist_ok=True)
+        if keep_owners and not member.islnk():
+            owners.append((full, member.uid, member.gid))
         mode = member.mode & 0o7777
         owner, group = member.uname or "root", member.gname or "root"
         if member.isdir():
@@ -133,7 +176,8 @@ def extract_tar(tar: tarfile.TarFile, dest: Path, label: str, *,
             os.symlink(member.linkname, full)
             entries.append(Entry(rel, "s", 0o777, member.linkname, owner, group))
         elif member.islnk():
-            target = member_name(label, member.linkname)
+            target = member_name(label, member.linkname,
+                                 f"hard link {member.name!r} -> target")
             source = os.path.join(root, target)
             if not target or not _inside(root, os.path.realpath(source)) \
                     or not os.path.isfile(source) or os.path.islink(source):
@@ -149,9 +193,14 @@ def extract_tar(tar: tarfile.TarFile, dest: Path, label: str, *,
             fd = os.open(full, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
             with os.fdopen(fd, "wb") as out:
                 shutil.copyfileobj(src, out, 1 << 20)
+                if keep_owners:  # before the mode: a change of owner clears set-id bits
+                    os.fchown(out.fileno(), member.uid, member.gid)
                 os.fchmod(out.fileno(), mode)
             os.utime(full, (member.mtime, member.mtime), follow_symlinks=False)
             entries.append(Entry(rel, "f", mode, owner=owner, group=group))
+    for full, uid, gid in owners:
+        if not os.path.isfile(full) or os.path.islink(full):
+            os.lchown(full, uid, gid)
     for full, mode, mtime in reversed(dir_modes):
         os.chmod(full, mode | 0o700 if os.geteuid() != 0 else mode)
         os.utime(full, (mtime, mtime))
@@ -237,47 +286,26 @@ def install_deb(deb: Path, dest: Path, workdir: Path) -> list[Entry]:
     remove_leftovers(workdir)
     tmp = make_temp_dir(workdir, "deb")
     try:
-        entries = _extract_piped(["dpkg-deb", "--fsys-tarfile", str(deb)], tmp, deb.name,
-                                 f"{deb}: cannot read the package data",
-                                 "dpkg-deb --fsys-tarfile failed")
+        proc = spawn(["dpkg-deb", "--fsys-tarfile", str(deb)], stdin=subprocess.DEVNULL,
+                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert proc.stdout is not None and proc.stderr is not None
+        stream: IO[bytes] = proc.stdout
+        try:
+            with tarfile.open(fileobj=stream, mode="r|") as tar:
+                entries = extract_tar(tar, tmp, deb.name, allow_absolute_symlinks=True)
+        except (tarfile.TarError, EOFError) as exc:
+            signal_group(proc, signal.SIGKILL)
+            wait_group(proc)
+            raise FetchError(f"{deb}: cannot read the package data: {exc}: "
+                             f"{proc.stderr.read().decode(errors='replace').strip()}") from None
+        except BaseException:
+            signal_group(proc, signal.SIGKILL)
+            wait_group(proc)
+            raise
+        err = proc.stderr.read().decode(errors="replace").strip()
+        if wait_group(proc) != 0:
+            raise FetchError(f"{deb}: dpkg-deb --fsys-tarfile failed: {err}")
         merge_tree(tmp, dest, move=True)
         return entries
     finally:
         remove_temp(tmp)
-
-
-def unpack_zstd_tar(archive: Path, into: Path) -> list[Entry]:
-    """Unpack a zstd-compressed tar (``zstd -dc``) into the existing directory ``into``, with
-    the member checks; absolute symlinks are allowed (an image's own links). A corrupt or
-    truncated archive raises :class:`FetchError` (what was unpacked stays: unpack into a
-    temporary folder)."""
-    return _extract_piped(["zstd", "-dcq", str(archive)], into, archive.name,
-                          f"{archive}: corrupt archive", "zstd -dc failed")
-
-
-def _extract_piped(argv: list[str], dest: Path, label: str, corrupt: str,
-                   failed: str) -> list[Entry]:
-    """Extract the tar stream a command writes (its standard output) into ``dest``."""
-    try:
-        proc = spawn(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                     stderr=subprocess.PIPE)
-    except OSError as exc:
-        raise FetchError(f"cannot run {argv[0]}: {exc.strerror}") from None
-    assert proc.stdout is not None and proc.stderr is not None
-    stream: IO[bytes] = proc.stdout
-    try:
-        with tarfile.open(fileobj=stream, mode="r|") as tar:
-            entries = extract_tar(tar, dest, label, allow_absolute_symlinks=True)
-    except (tarfile.TarError, EOFError) as exc:
-        signal_group(proc, signal.SIGKILL)
-        wait_group(proc)
-        raise FetchError(f"{corrupt}: {exc}: "
-                         f"{proc.stderr.read().decode(errors='replace').strip()}") from None
-    except BaseException:
-        signal_group(proc, signal.SIGKILL)
-        wait_group(proc)
-        raise
-    err = proc.stderr.read().decode(errors="replace").strip()
-    if wait_group(proc) != 0:
-        raise FetchError(f"{label}: {failed}: {err}")
-    return entries

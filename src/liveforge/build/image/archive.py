@@ -7,239 +7,43 @@ group names, no device numbers, no atime. Entries are in path order (parents fir
 stay hard links: the first path of a link group (in path order) carries the data, the others
 refer to it (tar ``1`` entries; cpio entries sharing the inode number with no data).
 
-One pass reads each file once and feeds both archives (and the MD5 of each shipped file).
-Compression runs in worker threads (zlib and zstd release the GIL), so on two cores the two
-archives are compressed side by side while files are read. The gzip stream has mtime 0, no file
-name and OS byte 255, so its bytes depend on the input only; :func:`gzip_file` writes every
-other gzip file liveforge makes (a USB image) the same way.
-
-The tar writer is liveforge's only one: the platform tarball, the platform directory's tarball
-(:func:`tree_image`) and the strap cache's entries (:func:`merged_image`) are all written here.
+One pass reads each file once and feeds both archives (and the MD5 of each shipped file). The
+compressing sinks, tar headers and decompressing reader are :mod:`liveforge.util.archive`'s
+(liveforge's one tar writer, shared with imgadm's image layers); compression runs in worker
+threads, so on two cores the two archives are compressed side by side while files are read.
+The platform tarball, the platform directory's tarball (:func:`tree_image`) and the strap
+cache's entries (:func:`merged_image`) are all written here.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import io
 import os
-import queue
-import shutil
 import stat
-import struct
-import subprocess
 import tarfile
-import threading
-import zlib
-from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 from liveforge.build.image.assemble import Image, ImageEntry
-from liveforge.util.errors import BuildError, MissingToolError
+from liveforge.util.archive import (
+    BLOCK,
+    CHUNK,
+    Sink,
+    open_decompressed,
+    open_sink,
+    sink_outputs,
+    tar_end,
+    tar_header,
+    tar_pad,
+)
+from liveforge.util.errors import BuildError
 from liveforge.util.hashing import stream_digest
 
-COMPRESSIONS = ("gzip", "zstd", "none")
-CHUNK = 1 << 20            # buffer size for writes and large-file reads
 SMALL = 1 << 20            # files up to this size are read in one call
-BLOCK = 512
-RECORD = 20 * BLOCK        # tar pads the archive to a multiple of this
-GZIP_LEVEL = 6
-ZSTD_LEVEL = 3
-
-
-# -- output sinks -----------------------------------------------------------------------------
-
-class _Sink:
-    """Buffered byte sink writing to a file descriptor."""
-
-    def __init__(self, fd: int):
-        self.fd = fd
-        self.buf = bytearray()
-        self.length = 0
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        self.buf += data
-        self.length += len(data)
-        if len(self.buf) >= CHUNK:
-            self.flush()
-
-    def flush(self) -> None:
-        if self.buf:
-            self._out(bytes(self.buf))
-            self.buf.clear()
-
-    def _out(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            written = os.write(self.fd, view)
-            view = view[written:]
-
-    def close(self) -> None:
-        self.flush()
-
-    def abort(self) -> None:
-        """Give up after a failure elsewhere (nothing to stop here)."""
-
-
-class _ThreadedSink(_Sink, ABC):
-    """A sink whose chunks are transformed and written by a worker thread."""
-
-    def __init__(self, fd: int):
-        super().__init__(fd)
-        self.queue: queue.Queue[bytes | None] = queue.Queue(maxsize=16)
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _out(self, data: bytes) -> None:
-        if self.error is not None:
-            self._raise()
-        self.queue.put(data)
-
-    def _raise(self) -> None:
-        """Report the worker's failure: a failed write (a full disk) as the OSError it is, so
-        that the caller can name the directory; anything else as a compression failure."""
-        if isinstance(self.error, OSError):
-            raise self.error
-        raise BuildError(f"compression failed: {self.error}")
-
-    def _run(self) -> None:
-        try:
-            while True:
-                data = self.queue.get()
-                if data is None:
-                    break
-                self._handle(data)
-            self._finish()
-        except BaseException as exc:  # reported by the writing thread
-            self.error = exc
-            while self.queue.get() is not None:
-                pass
-
-    @abstractmethod
-    def _handle(self, data: bytes) -> None:
-        """Compress and write one buffer (in the writer thread)."""
-
-    def _finish(self) -> None:
-        pass
-
-    def close(self) -> None:
-        self.flush()
-        self.queue.put(None)
-        self.thread.join()
-        if self.error is not None:
-            self._raise()
-
-    def abort(self) -> None:
-        """Stop the worker before the file is closed: it would write into whatever file reuses
-        the descriptor. It finishes what is queued, or drops it when it has failed itself."""
-        self.queue.put(None)
-        self.thread.join()
-
-
-class _GzipSink(_ThreadedSink):
-    def __init__(self, fd: int, level: int = GZIP_LEVEL):
-        self.compressor = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS)
-        self.crc = 0
-        self.size = 0
-        xfl = 2 if level == 9 else 4 if level == 1 else 0
-        # Written before the worker starts, so before anything it writes.
-        self.fd = fd
-        _Sink._out(self, b"\x1f\x8b\x08\x00\x00\x00\x00\x00" + bytes([xfl, 255]))
-        super().__init__(fd)
-
-    def _handle(self, data: bytes) -> None:
-        self.crc = zlib.crc32(data, self.crc)
-        self.size += len(data)
-        _Sink._out(self, self.compressor.compress(data))
-
-    def _finish(self) -> None:
-        tail = self.compressor.flush() + struct.pack("<II", self.crc, self.size & 0xFFFFFFFF)
-        _Sink._out(self, tail)
-
-
-class _ZstdSink(_ThreadedSink):
-    def __init__(self, fd: int, level: int = ZSTD_LEVEL):
-        if shutil.which("zstd") is None:
-            raise MissingToolError("zstd is needed for zstd compression: apt-get install zstd")
-        self.proc = subprocess.Popen(["zstd", "-q", "-c", f"-{level}", "--no-check"],
-                                     stdin=subprocess.PIPE, stdout=fd)
-        super().__init__(fd)
-
-    def _handle(self, data: bytes) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(data)
-
-    def _finish(self) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.close()
-        if self.proc.wait() != 0:
-            raise BuildError(f"zstd exited with status {self.proc.returncode}")
-
-
-def _sink(fd: int, compression: str, level: int | None) -> _Sink:
-    if compression == "gzip":
-        return _GzipSink(fd, GZIP_LEVEL if level is None else level)
-    if compression == "zstd":
-        return _ZstdSink(fd, ZSTD_LEVEL if level is None else level)
-    if compression == "none":
-        return _Sink(fd)
-    raise BuildError(f"unknown compression {compression!r} (expected one of "
-                     f"{', '.join(COMPRESSIONS)})")
 
 
 # -- headers ----------------------------------------------------------------------------------
-
-def _tar_number(value: int, width: int) -> bytes:
-    """A tar numeric field: octal with a NUL, or GNU base-256 when too large."""
-    if value < 8 ** (width - 1):
-        return b"%0*o\0" % (width - 1, value)
-    return bytes([0x80]) + value.to_bytes(width - 1, "big")
-
-
-def _tar_block(name: bytes, mode: int, uid: int, gid: int, size: int, mtime: int,
-               typeflag: bytes, linkname: bytes = b"") -> bytes:
-    header = b"".join((
-        name[:100].ljust(100, b"\0"),
-        _tar_number(mode, 8), _tar_number(uid, 8), _tar_number(gid, 8),
-        _tar_number(size, 12), _tar_number(mtime, 12),
-        b"        ", typeflag, linkname[:100].ljust(100, b"\0"),
-        b"ustar  \0",                      # GNU magic and version
-        b"\0" * 32, b"\0" * 32,            # no user or group names
-        b"\0" * 8, b"\0" * 8,              # no device numbers
-        b"\0" * 167,                       # no atime, ctime or prefix
-    ))
-    checksum = b"%06o\0 " % sum(header)
-    return header[:148] + checksum + header[156:]
-
-
-def _tar_pad(size: int) -> bytes:
-    return b"\0" * (-size % BLOCK)
-
-
-def tar_header(path: str, kind: str, mode: int, uid: int, gid: int, size: int, mtime: int,
-               link: str = "") -> bytes:
-    """The header block(s) of one tar member, GNU long-name records first when needed. Names
-    are written as the file system gave them (bytes that are not UTF-8 included)."""
-    name = (path + "/" if kind == "d" else path).encode(errors="surrogateescape")
-    linkname = link.encode(errors="surrogateescape")
-    typeflag = {"f": b"0", "h": b"1", "s": b"2", "d": b"5"}[kind]
-    out = []
-    if len(linkname) > 100:
-        data = linkname + b"\0"
-        out += [_tar_block(b"././@LongLink", 0, 0, 0, len(data), 0, b"K"), data,
-                _tar_pad(len(data))]
-    if len(name) > 100:
-        data = name + b"\0"
-        out += [_tar_block(b"././@LongLink", 0, 0, 0, len(data), 0, b"L"), data,
-                _tar_pad(len(data))]
-    out.append(_tar_block(name, mode & 0o7777, uid, gid, size, mtime, typeflag, linkname))
-    return b"".join(out)
-
 
 _CPIO_TYPES = {"d": stat.S_IFDIR, "f": stat.S_IFREG, "h": stat.S_IFREG, "s": stat.S_IFLNK}
 
@@ -301,49 +105,6 @@ def _read_file(entry: ImageEntry) -> Iterator[bytes]:
         os.close(fd)
 
 
-def _open_sink(path: Path, compression: str, level: int | None,
-               outputs: list[tuple[int, _Sink]]) -> _Sink:
-    """Create ``path`` and a sink writing to it, added to ``outputs`` (the file is closed again
-    when the sink cannot start)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-    try:
-        sink = _sink(fd, compression, level)
-    except BaseException:
-        os.close(fd)
-        raise
-    outputs.append((fd, sink))
-    return sink
-
-
-@contextmanager
-def _outputs() -> Iterator[list[tuple[int, _Sink]]]:
-    """The sinks the block opens (:func:`_open_sink`): when it succeeds each is closed and its
-    file fsynced; when anything fails each worker is stopped. The files are closed either way."""
-    outputs: list[tuple[int, _Sink]] = []
-    try:
-        yield outputs
-        for fd, sink in outputs:
-            sink.close()
-            os.fsync(fd)
-    except BaseException:
-        for _, sink in outputs:
-            sink.abort()
-        raise
-    finally:
-        for fd, _ in outputs:
-            os.close(fd)
-
-
-def gzip_file(source: Path, target: Path, level: int = GZIP_LEVEL) -> None:
-    """Compress the file ``source`` into ``target`` (created or truncated, then fsynced) as the
-    archives are: mtime 0 and no name in the header, so the same content gives the same
-    bytes."""
-    with _outputs() as outputs, open(source, "rb") as handle:
-        sink = _open_sink(target, "gzip", level, outputs)
-        while data := handle.read(CHUNK):
-            sink.write(data)
-
-
 def write_archives(image: Image, mtime: int, *, tar: Path | None = None,
                    cpio: Path | None = None, tar_compression: str = "gzip",
                    cpio_compression: str = "gzip", level: int | None = None,
@@ -360,23 +121,22 @@ def write_archives(image: Image, mtime: int, *, tar: Path | None = None,
     """
     primary, group_size, sources = _link_groups(image)
     tar_sink = cpio_sink = None
-    with _outputs() as outputs:
+    with sink_outputs() as outputs:
         if tar is not None:
-            tar_sink = _open_sink(tar, tar_compression, level, outputs)
+            tar_sink = open_sink(tar, tar_compression, level, outputs)
         if cpio is not None:
-            cpio_sink = _open_sink(cpio, cpio_compression, level, outputs)
+            cpio_sink = open_sink(cpio, cpio_compression, level, outputs)
         md5s = _write_entries(image, mtime, tar_sink, cpio_sink, primary, group_size, sources,
                               digests, cpio_skip)
         if tar_sink is not None:
-            tar_sink.write(b"\0" * (2 * BLOCK))
-            tar_sink.write(b"\0" * (-tar_sink.length % RECORD))
+            tar_end(tar_sink)
         if cpio_sink is not None:
             cpio_sink.write(cpio_header("TRAILER!!!", 0, 0, 0, 0, 1, 0, 0))
             cpio_sink.write(b"\0" * (-cpio_sink.length % BLOCK))
     return md5s
 
 
-def _write_entries(image: Image, mtime: int, tar_sink: _Sink | None, cpio_sink: _Sink | None,
+def _write_entries(image: Image, mtime: int, tar_sink: Sink | None, cpio_sink: Sink | None,
                    primary: dict[str, str], group_size: dict[str, int],
                    sources: dict[str, ImageEntry], digests: bool,
                    cpio_skip: frozenset[str] = frozenset()) -> dict[str, str]:
@@ -430,7 +190,7 @@ def _write_entries(image: Image, mtime: int, tar_sink: _Sink | None, cpio_sink: 
             if digest is not None:
                 digest.update(data)
         if tar_write is not None:
-            tar_write(_tar_pad(size))
+            tar_write(tar_pad(size))
         if cpio_write is not None:
             cpio_write(b"\0" * (-size % 4))
         if digest is not None:
@@ -520,21 +280,10 @@ class Member:
     mtime: int = 0
 
 
-def _decompressed(path: Path) -> BinaryIO:
-    with open(path, "rb") as handle:
-        magic = handle.read(4)
-    if magic[:2] == b"\x1f\x8b":
-        return gzip.open(path, "rb")  # type: ignore[return-value]
-    if magic == b"\x28\xb5\x2f\xfd":
-        out = subprocess.run(["zstd", "-dcq", str(path)], check=True, capture_output=True)
-        return io.BytesIO(out.stdout)
-    return open(path, "rb")
-
-
 def read_tar(path: Path) -> dict[str, Member]:
     """Members of a (possibly compressed) tar archive, keyed by path without a trailing slash."""
     members: dict[str, Member] = {}
-    with _decompressed(path) as raw, tarfile.open(fileobj=raw, mode="r|") as archive:
+    with open_decompressed(path) as raw, tarfile.open(fileobj=raw, mode="r|") as archive:
         for info in archive:
             name = info.name.rstrip("/")
             if info.isdir():
@@ -562,7 +311,7 @@ def read_cpio(path: Path) -> dict[str, Member]:
     members: dict[str, Member] = {}
     by_ino: dict[int, str] = {}
     content: dict[int, tuple[str, int]] = {}
-    with _decompressed(path) as raw:
+    with open_decompressed(path) as raw:
         while True:
             header = raw.read(110)
             if len(header) < 110 or header[:6] not in (b"070701", b"070702"):

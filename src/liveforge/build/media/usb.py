@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from liveforge.build.image.archive import gzip_file
 from liveforge.build.media import fat, grubimg
 from liveforge.build.media.grubcfg import grub_cfg
 from liveforge.build.media.hosttools import USB_TOOLS, run
@@ -28,6 +27,7 @@ from liveforge.build.media.layout import (
     MediaFile,
     marker_name,
 )
+from liveforge.util.archive import gzip_file
 from liveforge.util.errors import BuildError
 from liveforge.util.fileio import write_atomic
 

@@ -1,0 +1,74 @@
+"""An HVM guest's NICs: one tap device each, on the bridge its ``nic_tag`` names.
+
+The nic-tag file (JSON, tag -> bridge: ``{"admin": "br0"}``) is ``/etc/vmadm/nictags.json`` or
+what ``VMADM_NICTAGS`` names; a bridge it names that does not exist is created (up, no address).
+A NIC whose tag names no bridge (no file, or a tag it does not list) is left out of the guest with
+a warning: the VM still boots. QEMU creates NIC ``i``'s tap ``t<first 8 hex digits of the
+uuid>i<i>`` when it starts (as root) and it goes when QEMU ends; the runtime puts it on its bridge
+while the guest is still paused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from liveforge.vm.brands.qemu_argv import NIC_MODELS, Tap
+from liveforge.vm.brands.qemu_disks import QemuError
+
+DEFAULT_NICTAGS = "/etc/vmadm/nictags.json"
+SYS_NET = Path("/sys/class/net")
+
+
+def nictags() -> tuple[Path, dict[str, str]]:
+    """The nic-tag file and its tag -> bridge mapping ({} when there is no file)."""
+    path = Path(os.environ.get("VMADM_NICTAGS") or DEFAULT_NICTAGS)
+    try:
+        data = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return path, {}
+    except (OSError, ValueError) as exc:
+        raise QemuError(f"{path}: not a JSON object of nic tag -> bridge: {exc}") from None
+    if not isinstance(data, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and v for k, v in data.items()):
+        raise QemuError(f"{path}: not a JSON object of nic tag -> bridge name")
+    return path, data
+
+
+def taps(vm: dict[str, Any], warn: Callable[[str], None]) -> list[Tap]:
+    """The VM's NICs that have a bridge, as taps."""
+    nics = vm.get("nics") or []
+    if not nics:
+        return []
+    path, tags = nictags()
+    prefix = "t" + str(vm["uuid"]).replace("-", "")[:8]
+    found = []
+    for i, nic in enumerate(nics):
+        model = str(nic.get("model") or vm.get("nic_driver") or "virtio")
+        if model not in NIC_MODELS:
+            raise QemuError(f"nics.{i}.model: {model!r} is not one of "
+                            f"{', '.join(sorted(NIC_MODELS))}")
+        tag = nic.get("nic_tag")
+        if tag not in tags:
+            warn(f"nics.{i}: nic tag {tag!r} names no bridge in {path}: the NIC is left out")
+            continue
+        found.append(Tap(index=i, name=f"{prefix}i{i}", bridge=tags[tag],
+                         mac=nic.get("mac"), model=model))
+    return found
+
+
+def attach(tap: Tap) -> None:
+    """Put the (existing) tap on its bridge, making the bridge if need be, and bring it up."""
+    commands = []
+    if not (SYS_NET / tap.bridge).exists():
+        commands += [f"link add name {tap.bridge} type bridge", f"link set {tap.bridge} up"]
+    commands += [f"link set {tap.name} master {tap.bridge}", f"link set {tap.name} up"]
+    proc = subprocess.run(["ip", "-batch", "-"], input="\n".join(commands) + "\n",
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        detail = proc.stderr.strip().splitlines()[-1:] or [f"status {proc.returncode}"]
+        raise QemuError(f"nics.{tap.index}: tap {tap.name} on bridge {tap.bridge}: {detail[0]}")

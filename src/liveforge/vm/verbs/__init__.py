@@ -1,0 +1,1 @@
+"""vmadm's verbs, one small module each; ``liveforge.vm.cli`` parses and dispatches."""

@@ -1,0 +1,55 @@
+"""``start``, ``stop``, ``reboot``, ``kill``: the VM's runtime does it, under the VM's lock."""
+
+from __future__ import annotations
+
+from liveforge.vm.brands import runtime
+from liveforge.vm.errors import VmadmError
+from liveforge.vm.store import VmStore
+from liveforge.vm.verbs.common import say, state, stop_timeout
+
+
+def start(store: VmStore, uuid: str) -> None:
+    with store.locked(uuid):
+        vm = store.load(uuid)
+        now = state(store, vm)
+        if now == "running":
+            say(f"VM {uuid} is already 'running'")
+            return
+        if now in ("configured", "provisioning", "failed"):
+            raise VmadmError(f"Cannot start VM {uuid}: its state is '{now}'")
+        runtime(vm["brand"]).start(vm, store.vmdir(uuid))
+    say(f"Successfully started VM {uuid}")
+
+
+def stop(store: VmStore, uuid: str, force: bool, timeout: float | None) -> None:
+    with store.locked(uuid):
+        vm = store.load(uuid)
+        now = state(store, vm)
+        if now not in ("running", "stopping"):
+            say(f"VM {uuid} is already not 'running' (currently: {now})")
+            return
+        wait = stop_timeout(vm) if timeout is None else timeout
+        runtime(vm["brand"]).stop(vm, store.vmdir(uuid), wait, force)
+    say(f"Successfully completed stop for VM {uuid}")
+
+
+def reboot(store: VmStore, uuid: str, force: bool) -> None:
+    with store.locked(uuid):
+        vm = store.load(uuid)
+        now = state(store, vm)
+        if now != "running":
+            raise VmadmError(f"Cannot reboot VM {uuid}: it is not 'running' (currently: {now})")
+        rt = runtime(vm["brand"])
+        rt.stop(vm, store.vmdir(uuid), stop_timeout(vm), force)
+        rt.start(vm, store.vmdir(uuid))
+    say(f"Successfully completed reboot for VM {uuid}")
+
+
+def kill(store: VmStore, uuid: str, signal: int) -> None:
+    with store.locked(uuid):
+        vm = store.load(uuid)
+        now = state(store, vm)
+        if now not in ("running", "stopping"):
+            raise VmadmError(f"Cannot kill VM {uuid}: it is not 'running' (currently: {now})")
+        runtime(vm["brand"]).kill(vm, store.vmdir(uuid), signal)
+    say(f"Successfully sent signal {signal} to VM {uuid}")

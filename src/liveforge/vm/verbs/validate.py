@@ -1,0 +1,38 @@
+"""``vmadm validate create|update [BRAND] [-f FILE]``: the error object or ``VALID``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from liveforge.vm import images
+from liveforge.vm.errors import InvalidPayload
+from liveforge.vm.properties import BRANDS
+from liveforge.vm.validate import ZPOOL_RE, Result, check
+from liveforge.vm.verbs.common import say
+
+
+def brand_of(payload: dict[str, Any], brand: str | None) -> str:
+    """The brand a payload is checked for; ``{"bad_brand": X}`` when it is none of ours."""
+    if brand is None:
+        brand = payload.get("brand")
+    if not isinstance(brand, str) or brand not in BRANDS:
+        raise InvalidPayload(f"Invalid brand: {brand!r}", {"bad_brand": brand})
+    return brand
+
+
+def checked(payload: dict[str, Any], brand: str, action: str) -> Result:
+    """``check`` with the images of the payload's pool (``zones`` when it names none or a
+    bad one: that is reported as zpool's bad value)."""
+    pool = payload.get("zpool")
+    if not (isinstance(pool, str) and ZPOOL_RE.match(pool)):
+        pool = images.DEFAULT_POOL
+    return check(payload, brand, action, images.lookup(pool))
+
+
+def validate(action: str, payload: dict[str, Any], brand: str | None) -> None:
+    """Raise ``InvalidPayload`` carrying the error object; else say VALID."""
+    brand = brand_of(payload, brand if action == "update" else None)
+    result = checked(payload, brand, action)
+    if not result.ok:
+        raise InvalidPayload("invalid payload", result.errors())
+    say(f"VALID '{action}' payload for {brand} brand VMs.")
