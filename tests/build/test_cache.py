@@ -488,3 +488,46 @@ def test_demo_round_trip_across_workspaces(tmp_path: Path, nginx: Nginx) -> None
     assert named(events, "restored", store="shared") == steps
     assert not named(events, "start") and not named(events, "finish")
     assert platform_bytes(second) == platform_bytes(first)
+
+
+# -- parts: the extra kind's package variants ----------------------------------------------
+
+def test_extra_variants_are_restored_one_by_one(tmp_path: Path, nginx: Nginx,
+                                                www: tuple[Path, str]) -> None:
+    """A change to one package misses the extra step as a whole; the variants of the other
+    package come from the cache, each on its own, and the result is the same."""
+    from tests.support.extras import extra_workspace
+
+    first = extra_workspace(tmp_path / "a" / "ws", www)
+    second = extra_workspace(tmp_path / "builder-b" / "ws", www)
+    third = extra_workspace(tmp_path / "c" / "ws", www)
+    (third / "projects" / "extra" / "app" / "Patches" / "0001-greeting.patch").write_text(
+        (second / "projects" / "extra" / "app" / "Patches" / "0001-greeting.patch").read_text()
+        .replace("patched app", "re-patched app"))
+
+    def world(ws: Path, store: str) -> list[dict]:
+        proc = cli(ws, "--json", "world", env=cache_env(tmp_path / store, nginx),
+                   pythonpath=True, timeout=300)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+
+    events = world(first, "store1")
+    parts = {e["part"] for e in events if e["event"] == "stored" and e.get("store") == "shared"
+             and "part" in e}
+    assert parts == {"libdemo/libdemo-1.0-64strap", "libdemo/libdemo-1.0-32",
+                     "libdemo/libdemo-1.0-64", "app/app-2.0-64"}
+    events = world(second, "store2")  # the same: whole steps, no parts asked
+    assert named(events, "restored") == {"extra", "extra:strap"}
+    assert not [e for e in events if "part" in e]
+    events = world(third, "store3")  # app changed: the step misses, libdemo's variants hit
+    assert named(events, "restored") == {"extra:strap", "extra"}  # extra: by parts only
+    assert named(events, "finish") == {"extra"}
+    restored = {e["part"] for e in events if e["event"] == "restored" and "part" in e}
+    assert restored == {"libdemo/libdemo-1.0-32", "libdemo/libdemo-1.0-64"}
+    log = next((third / "log").glob("extra.*.log")).read_text()
+    assert "building app app-2.0-64" in log and "building libdemo" not in log
+    for lib in ("usr/lib/libdemo.so.1", "usr/lib/32/libdemo.so.1"):
+        assert (third / "proto" / lib).read_bytes() == (first / "proto" / lib).read_bytes()
+    app = subprocess.run([str(third / "proto" / "usr" / "bin" / "app")], capture_output=True,
+                         text=True, env={"LD_LIBRARY_PATH": str(third / "proto" / "usr" / "lib")})
+    assert app.stdout == "re-patched app 1.0-liveforge\n"

@@ -93,10 +93,15 @@ def run_steps(ws: Workspace, plan: Plan, targets: Collection[str], reporter: Rep
             if restored is not None:
                 reporter.emit("restored", component=name, key=keys[name], store=restored)
             else:
+                if use_cache:
+                    unit = fresh_unit(ws, step)
                 reporter.emit("start", component=name)
                 with open(log_path, "wb") as log:
                     ctx = context_for(ws, step, reporter, log, log_path, procs, package,
                                       variant, installed_deps(ws, plan, step, wanted), unit)
+                    if use_cache:
+                        assert cache is not None
+                        ctx.parts = cache.parts(step)
                     step.kind.build(ctx)
                     if procs.cancelled.is_set():
                         raise Cancelled("interrupted")

@@ -24,6 +24,7 @@ uncommitted changes is stored locally but pushed only with ``CACHE_PUSH_DIRTY=ye
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,8 +105,10 @@ def cache_settings(ws: Workspace | None, mode: str | None = None) -> CacheSettin
 
 
 # -- keys -------------------------------------------------------------------------------------
-def step_keys(ws: Workspace, plan: Plan, memo: Path | None = None) -> dict[str, str]:
-    """Every step's cache key (see the module's text)."""
+def step_keys(ws: Workspace, plan: Plan, memo: Path | None = None,
+              scopes: dict[str, str] | None = None) -> dict[str, str]:
+    """Every step's cache key (see the module's text); ``scopes`` gets each step's key
+    without its own inputs (the scope of its parts' keys: :class:`StepParts`)."""
     host = host_identity()
     tools: dict[tuple[str, ...], dict[str, str]] = {}
     keys: dict[str, str] = {}
@@ -115,13 +118,16 @@ def step_keys(ws: Workspace, plan: Plan, memo: Path | None = None) -> dict[str, 
         wanted = tuple(step.kind.toolchain(ws, step.spec))
         if wanted not in tools:
             tools[wanted] = tool_versions(list(wanted), memo)
-        keys[name] = json_digest({
+        scope = {
             "format": KEY_FORMAT, "step": name, "kind": step.kind.name,
             "kind_version": getattr(step.kind, "version", 1),
-            "own": {k: v for k, v in inputs.own.items() if k != "proto"},
             "env": inputs.env, "settings": inputs.settings,
             "deps": {d: keys[d] for d in step.deps},
-            "host": host, "tools": tools[wanted]})
+            "host": host, "tools": tools[wanted]}
+        keys[name] = json_digest({**scope, "own": {k: v for k, v in inputs.own.items()
+                                                   if k != "proto"}})
+        if scopes is not None:
+            scopes[name] = json_digest(scope)
     return keys
 
 
@@ -147,31 +153,39 @@ class StepCache:
                                                                         os.environ)
             self.shared = HttpStore(settings.url, auth, settings.timeout)
         self.needles = workspace_needles(ws)
+        self.scopes: dict[str, str] = {}
 
     @property
     def writes(self) -> bool:
         return self.settings.mode == "on"
 
     def keys(self, plan: Plan) -> dict[str, str]:
-        return step_keys(self.ws, plan, self.settings.local / "toolchain.json")
+        return step_keys(self.ws, plan, self.settings.local / "toolchain.json", self.scopes)
+
+    def parts(self, step: Step) -> StepParts:
+        """The cache of the step's parts (after :meth:`keys`)."""
+        return StepParts(self, step, self.scopes[step.name])
 
     def cacheable(self, step: Step) -> bool:
         return step.kind.cacheable(self.ws, step.spec, step.phase)
 
     # -- restoring ---------------------------------------------------------------------------
-    def restore(self, step: Step, key: str, unit: Path) -> str | None:
-        """Unpack the entry of ``key`` into the empty unit folder: from the local store, else
-        from the shared one (kept locally then). Returns the store's name, or None (a miss,
-        or an entry that is unusable: a warning says why)."""
+    def restore(self, step: Step, key: str, unit: Path, part: str = "") -> str | None:
+        """Unpack the entry of ``key`` into the empty folder ``unit`` (the step's unit, or a
+        ``part`` of it): from the local store, else from the shared one (kept locally then).
+        Returns the store's name, or None (a miss, or an entry that is unusable: a warning
+        says why; the folder is empty again)."""
+        what = f"{step.name} {part}".strip()
         record = self.local.record(key)
         if record is not None:
             try:
                 unpack(self.local.archive(record), unit)
                 self.local.touch(key)
                 self.local.count(local_hits=1)
+                self._restored(step, key, "local", part)
                 return "local"
             except LiveforgeError as exc:
-                self.reporter.warn(f"{step.name}: the local cache entry {key[:16]} is "
+                self.reporter.warn(f"{what}: the local cache entry {key[:16]} is "
                                    f"unusable ({exc}); trying further")
                 _empty(unit)
         shared = self.shared  # another thread may give up on it meanwhile
@@ -179,15 +193,22 @@ class StepCache:
             try:
                 found = self._from_shared(shared, key, unit)
             except LiveforgeError as exc:
-                self.reporter.warn(f"{step.name}: the shared cache entry {key[:16]} is "
+                self.reporter.warn(f"{what}: the shared cache entry {key[:16]} is "
                                    f"unusable ({exc}); building it")
                 self._give_up(exc)
                 _empty(unit)
                 found = False
             if found:
+                self._restored(step, key, "shared", part)
                 return "shared"
         self.local.count(misses=1)
         return None
+
+    def _restored(self, step: Step, key: str, store: str, part: str) -> None:
+        """The ``restored`` event of a step (the scheduler emits it) or of a part."""
+        if part:
+            self.reporter.emit("restored", component=step.name, part=part, key=key,
+                               store=store)
 
     def _from_shared(self, shared: HttpStore, key: str, unit: Path) -> bool:
         record = shared.record(key)
@@ -229,40 +250,42 @@ class StepCache:
         return None
 
     # -- storing -----------------------------------------------------------------------------
-    def store(self, step: Step, key: str, unit: Path) -> None:
-        """Pack the unit into the local store and push it to the shared one when allowed.
-        Nothing is stored when the unit holds the workspace's path (a warning names the
-        files); a failure to store is a warning."""
+    def store(self, step: Step, key: str, unit: Path, part: str = "") -> None:
+        """Pack the unit (or a ``part`` of it) into the local store and push it to the shared
+        one when allowed. Nothing is stored when it holds the workspace's path (a warning
+        names the files); a failure to store is a warning."""
         if not self.writes:
             return
+        what = f"{step.name} {part}".strip()
+        extra = {"part": part} if part else {}
         leaked = leaks(unit, self.needles)
         if leaked:
             more = f" and {len(leaked) - 3} more" if len(leaked) > 3 else ""
-            self.reporter.warn(f"{step.name}: its output holds the workspace path "
+            self.reporter.warn(f"{what}: its output holds the workspace path "
                                f"{self.ws.root} ({', '.join(leaked[:3])}{more}): not cached")
             self.reporter.emit("uncacheable", component=step.name, key=key,
-                               why="workspace path", files=leaked)
+                               why="workspace path", files=leaked, **extra)
             return
         partial = self.local.temp(key)
         try:
             pack(unit, partial)
             record = self.local.add(key, partial)
         except (LiveforgeError, OSError) as exc:
-            self.reporter.warn(f"{step.name}: cannot store it in the local cache "
+            self.reporter.warn(f"{what}: cannot store it in the local cache "
                                f"{self.settings.local}: {exc}")
             return
         finally:
             partial.unlink(missing_ok=True)
         self.local.count(stored=1)
         self.reporter.emit("stored", component=step.name, key=key, store="local",
-                           size=record.size)
-        self.push(step, key)
+                           size=record.size, **extra)
+        self.push(step, key, part)
         removed, freed = self.local.prune(self.settings.max_size)
         if removed:
             self.reporter.info(f"cache: pruned {removed} entries ({freed} bytes) to stay "
                                f"under {self.settings.max_size} bytes")
 
-    def push(self, step: Step, key: str) -> bool:
+    def push(self, step: Step, key: str, part: str = "") -> bool:
         """Upload the local entry of ``key`` to the shared store, when there is one that
         takes writes and the step's tree is clean (or CACHE_PUSH_DIRTY=yes). True when it
         was uploaded."""
@@ -270,8 +293,9 @@ class StepCache:
         if shared is None or not shared.writable or not self.writes:
             return False
         if not self.settings.push_dirty and self.dirty(step):
-            self.reporter.info(f"{step.name}: {step.spec.path} has uncommitted changes: not "
-                               "pushed to the shared cache (CACHE_PUSH_DIRTY=yes pushes it)")
+            self.reporter.info(f"{step.name}{f' {part}' if part else ''}: {step.spec.path} has "
+                               "uncommitted changes: not pushed to the shared cache "
+                               "(CACHE_PUSH_DIRTY=yes pushes it)")
             return False
         record = self.local.record(key)
         if record is None:
@@ -286,7 +310,7 @@ class StepCache:
         if uploaded:
             self.local.count(pushed=1, bytes_uploaded=record.size)
             self.reporter.emit("stored", component=step.name, key=key, store="shared",
-                               size=record.size)
+                               size=record.size, **({"part": part} if part else {}))
         return uploaded
 
     def dirty(self, step: Step) -> bool:
@@ -296,13 +320,47 @@ class StepCache:
         return path is not None and path.is_dir() and tree_is_dirty(path)
 
 
-def _empty(unit: Path) -> None:
-    from liveforge.build.kinds.base import UNIT_MANIFESTS, UNIT_TREE
+def _empty(folder: Path) -> None:
     from liveforge.util.scratch import remove_tree
 
-    remove_tree(unit)
-    (unit / UNIT_TREE).mkdir(parents=True)
-    (unit / UNIT_MANIFESTS).mkdir()
+    remove_tree(folder)
+    folder.mkdir(parents=True)
+
+
+class StepParts:
+    """The build cache of the parts of one step's output (the extra kind's package variants):
+    each part's key is its own description under the step's *scope*, the step's key without
+    the step's own inputs (its dependencies' keys, the toolchain, the kind's version)."""
+
+    def __init__(self, cache: StepCache, step: Step, scope: str):
+        self.cache = cache
+        self.step = step
+        self.scope = scope
+
+    def key(self, part: Mapping[str, str]) -> str:
+        return json_digest({"format": KEY_FORMAT, "scope": self.scope, "part": dict(part)})
+
+    def restore(self, part: Mapping[str, str], dest: Path) -> bool:
+        """Put the part's cached tree at ``dest`` (replacing what is there); False when it
+        is not cached (or unusable: a warning says why)."""
+        from liveforge.util.scratch import make_temp_dir, remove_temp, replace_tree
+
+        tmp = make_temp_dir(dest.parent, dest.name)
+        try:
+            if self.cache.restore(self.step, self.key(part), tmp, _label(part)) is None:
+                return False
+            replace_tree(tmp, dest)
+            return True
+        finally:
+            remove_temp(tmp)
+
+    def store(self, part: Mapping[str, str], src: Path) -> None:
+        self.cache.store(self.step, self.key(part), src, _label(part))
+
+
+def _label(part: Mapping[str, str]) -> str:
+    """How warnings and events name a part: its description without its inputs' hash."""
+    return "/".join(str(v) for k, v in part.items() if k != "inputs")
 
 
 def open_cache(ws: Workspace, reporter: Reporter) -> StepCache | None:

@@ -58,6 +58,7 @@ class BuildContext:
     variant: str | None = None   # and just this variant of it ("32", "64")
     deps: Mapping[str, str] = field(default_factory=dict)  # dependency step -> its input hash
     unit: Path | None = None     # the step's own output folder (see ``stage``)
+    parts: PartCache | None = None  # the build cache of parts of the output; None: no cache
 
     @property
     def area(self) -> Path:
@@ -133,6 +134,21 @@ def make_fetcher(ws: Workspace, note: Callable[[str], None] | None = None) -> Fe
 
     return Fetcher(ws.cache_dir, offline=ws.offline,
                    config={**ws.build_config, **ws.build_env}, note=note)
+
+
+class PartCache(Protocol):
+    """The build cache of parts of a step's output, for a kind that builds its output in
+    parts (the extra kind's package variants). A part is described by its name and its
+    inputs (``{"package": .., "variant": .., "inputs": hash}``); the engine adds the step's
+    scope: its dependencies, the toolchain, the kind's version."""
+
+    def restore(self, part: Mapping[str, str], dest: Path) -> bool:
+        """Put the part's cached tree at ``dest``; False when it has none."""
+        ...
+
+    def store(self, part: Mapping[str, str], src: Path) -> None:
+        """Keep the tree ``src`` as the part's."""
+        ...
 
 
 class Kind(Protocol):

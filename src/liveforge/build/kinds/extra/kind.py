@@ -190,12 +190,16 @@ class ExtraKind(Kind):
                                      ctx.note):
                 return
         fetcher = ctx.fetcher()
+        # each variant is a part of the step's output in the build cache, keyed by the
+        # package's inputs as planned (the engine adds the component's dependencies)
+        portable = self.package_hashes(ws, spec, strap) if ctx.parts is not None else {}
         stages: list[Path] = []
         for name in wanted:
             pkg = packages[name]
             forced = force_all or name == requested
             stages += self.build_package(ctx, fetcher, pkg, strap, hashes[name], forced,
-                                         only_variant if name == requested else None)
+                                         only_variant if name == requested else None,
+                                         portable.get(name, ""))
         for stage in stages:
             merge_tree(stage, target)
         if strap and requested is None and stages:
@@ -204,7 +208,8 @@ class ExtraKind(Kind):
             self.write_manifest(ctx, packages)
 
     def build_package(self, ctx: BuildContext, fetcher: Fetcher, pkg: Package, strap: bool,
-                      digest: str, forced: bool, only_variant: str | None) -> list[Path]:
+                      digest: str, forced: bool, only_variant: str | None,
+                      portable: str = "") -> list[Path]:
         """Build the package's variants of this phase unless its stamp is current; return
         its staging folders (the step's output, also when nothing was built). Each is also
         delivered into the area built against at once, in build order, so that dependents
@@ -226,7 +231,15 @@ class ExtraKind(Kind):
         for v, stage in zip(variants, stages, strict=True):
             if only_variant and v.bits != only_variant:
                 continue
-            build_variant(ctx, fetcher, v, state / "build" / pkg.name, stage.parent, against)
+            part = {"package": pkg.name, "variant": v.dirname, "inputs": portable}
+            if ctx.parts is not None and not forced and portable and \
+                    ctx.parts.restore(part, stage):
+                ctx.note(f"{pkg.name} {v.dirname}: restored from the build cache")
+            else:
+                build_variant(ctx, fetcher, v, state / "build" / pkg.name, stage.parent,
+                              against)
+                if ctx.parts is not None and not forced and portable:
+                    ctx.parts.store(part, stage)
             merge_tree(stage, against)  # at once: later packages build against it
         if only_variant is None:
             stamp.parent.mkdir(parents=True, exist_ok=True)
