@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from liveforge.build.stepcache import StepCache, cache_settings, parse_size
+from liveforge.build.workspace import Workspace
 from liveforge.util.blobstore import LocalStore
 from liveforge.util.errors import InputError, UsageError
 from liveforge.util.events import Reporter
@@ -39,16 +41,18 @@ def cache_verb(root: Path, action: str, reporter: Reporter, mode: str | None,
     return push(ws, reporter, settings.url)  # the workspace's settings
 
 
-def _workspace(root: Path, mode: str | None, offline: bool, needed: bool):  # type: ignore[no-untyped-def]
+def _workspace(root: Path, mode: str | None, offline: bool, needed: bool
+               ) -> Workspace | None:
+    """The workspace at ``root``; None outside one when the verb can do without (stats and
+    prune use the environment's settings then)."""
     from liveforge.build.kinds import known_kinds
-    from liveforge.build.workspace import Workspace
 
     if not needed and not (root / "platform.toml").is_file():
         return None
     return Workspace(root, known_kinds(), offline=offline, cache_mode=mode)
 
 
-def push(ws, reporter: Reporter, url: str) -> int:  # type: ignore[no-untyped-def]
+def push(ws: Workspace, reporter: Reporter, url: str) -> int:
     """Upload the local entry of every up-to-date step to the shared store."""
     from liveforge.build.graph import plan
 
@@ -84,13 +88,13 @@ def push(ws, reporter: Reporter, url: str) -> int:  # type: ignore[no-untyped-de
     return 0
 
 
-def stats_of(local: LocalStore, url: str) -> dict[str, object]:
+def stats_of(local: LocalStore, url: str) -> dict[str, Any]:
     count, size = local.usage()
     return {"local": {"path": str(local.root), "entries": count, "bytes": size},
             "shared": {"url": url or None}, **local.stats()}
 
 
-def format_stats(stats: dict) -> str:  # type: ignore[type-arg]
+def format_stats(stats: dict[str, Any]) -> str:
     local, shared = stats["local"], stats["shared"]
     return "\n".join([
         f"local store:  {local['path']}: {local['entries']} entries, {_size(local['bytes'])}",
@@ -104,8 +108,11 @@ def format_stats(stats: dict) -> str:  # type: ignore[type-arg]
 
 
 def _size(n: int) -> str:
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
-    return str(n)
+    if n < 1024:
+        return f"{n} bytes"
+    value = float(n)
+    for unit in ("KiB", "MiB", "GiB"):
+        value /= 1024
+        if value < 1024 or unit == "GiB":
+            break
+    return f"{value:.1f} {unit}"
