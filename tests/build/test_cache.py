@@ -68,8 +68,7 @@ def platform_bytes(ws: Path) -> dict[str, bytes]:
 
 def big_text(size: int) -> str:
     """Text that compresses badly, the same in every workspace."""
-    rng = random.Random(13)
-    return "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(size))
+    return random.Random(13).randbytes(size // 2 + 1).hex()[:size]
 
 
 def workspace(base: Path, name: str, upstream: Path, big: int = 0) -> Path:
@@ -531,3 +530,39 @@ def test_extra_variants_are_restored_one_by_one(tmp_path: Path, nginx: Nginx,
     app = subprocess.run([str(third / "proto" / "usr" / "bin" / "app")], capture_output=True,
                          text=True, env={"LD_LIBRARY_PATH": str(third / "proto" / "usr" / "lib")})
     assert app.stdout == "re-patched app 1.0-liveforge\n"
+
+
+def test_uploads_of_one_key_at_the_same_moment(tmp_path: Path, nginx: Nginx) -> None:
+    """Eight clients put the same archive and record at once (a barrier starts them): none
+    fails, and the server ends with one whole record and one whole archive."""
+    import hashlib
+
+    from liveforge.util.blobstore import HttpStore, Record
+
+    archive = tmp_path / "archive"
+    archive.write_bytes(big_text(4 << 20).encode())
+    record = Record(hashlib.sha256(archive.read_bytes()).hexdigest(), archive.stat().st_size)
+    key = "e" * 64
+    barrier = threading.Barrier(8)
+    results: list[object] = []
+
+    def upload() -> None:
+        store = HttpStore(nginx.url, (USER, PASSWORD), 10)
+        barrier.wait()
+        try:
+            results.append(store.upload(key, record, archive))
+        except Exception as exc:  # reported below
+            results.append(exc)
+
+    threads = [threading.Thread(target=upload) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(isinstance(r, bool) for r in results), results
+    assert any(results)
+    assert nginx.entries("ac") == {key: record.to_bytes()}
+    assert nginx.entries("cas")[record.archive] == archive.read_bytes()
+    got = tmp_path / "got"
+    HttpStore(nginx.url, None, 5).download(record, got)
+    assert got.read_bytes() == archive.read_bytes()
