@@ -11,7 +11,7 @@ BUILDSTAMP, against a real nginx on loopback (the reference shared store):
 4. warm local: a third workspace with the warm local store (nginx stopped).
 
 Downloads (the Debian packages, the zlib source) come from a download cache copied from the
-demo's, so no run waits on the network and no run finds a strap cache entry. Prints each time,
+demo's, so no run waits on the network. Prints each time,
 the ratios to the clean build (goals: warm shared <= 0.15, warm local <= 0.10), and checks that
 the restored platforms equal the clean one byte for byte.
 
@@ -96,7 +96,6 @@ def one_round(lf: list[str], tmp: Path) -> dict[str, float]:
         subprocess.run(lf + ["-C", str(first), "-q", "clobber"], check=True, env=env1)
         subprocess.run(lf + ["-C", str(first), "-q", "configure", "--offline"], check=True,
                        env=env1)
-        shutil.rmtree(downloads / "strap", ignore_errors=True)
         fill, events = run(lf, first, env1)
         assert count(events, "restored") == 0
         assert sum(1 for e in events if e["event"] == "stored" and "part" not in e

@@ -301,7 +301,7 @@ def add_verb_arguments(name: str, p: argparse.ArgumentParser) -> None:
     if name == "configure":
         p.add_argument("-d", dest="debug", action="store_true", help="debug build (DEBUG=yes)")
         p.add_argument("-r", dest="force_strap", action="store_true",
-                       help="build proto.strap locally instead of using the strap cache")
+                       help="build proto.strap locally instead of using the build cache")
         p.add_argument("-c", dest="clobber", action="store_true",
                        help="clobber build state first (a build from scratch)")
         p.add_argument("--refresh-lock", action="store_true",

@@ -4,9 +4,9 @@ smartos-live's illumos-extra as a component kind. The component folder holds one
 package (see :mod:`.extra_package` for ``package.toml``) and a ``manifest`` file. Two phases:
 
 ``strap``  packages with ``strap = true``, built against the host into proto.strap/ before the
-           rest of the world. The result is stored in the shared strap cache keyed by the hash
-           of every strap package's inputs, and restored from it when the key matches
-           (``FORCE_STRAP_REBUILD=yes`` in build.env always builds locally).
+           rest of the world. Like every step, it comes from the build cache when its key
+           matches, whole or variant by variant (``FORCE_STRAP_REBUILD=yes`` in build.env
+           always builds it locally).
 ``main``   every package's ``variants``, built against proto/ and installed into it; then the
            component ``manifest`` is written to ``manifest.d/<component>.manifest`` with
            ``$VAR``/``${VAR}`` replaced (``<NAME>_VERSION`` and ``vars`` of every package, then
@@ -35,7 +35,6 @@ from pathlib import Path
 
 from liveforge.build.config import ComponentSpec
 from liveforge.build.kinds.base import MAIN, STRAP, BuildContext, Kind
-from liveforge.build.kinds.extra import strap as extra_strap
 from liveforge.build.kinds.extra.build import Variant, build_variant, toolchain_env
 from liveforge.build.kinds.extra.package import (
     Package,
@@ -55,6 +54,13 @@ from liveforge.util.scratch import remove_tree
 from liveforge.util.unpack import merge_tree
 
 SETTINGS = {"kind", "path", "env", "manifest"}
+STRAP_FORMAT = 1
+
+
+def strap_key(hashes: Mapping[str, str]) -> str:
+    """The identity of a set of strap packages (name -> package input hash): part of every
+    main-phase package's hash, so a change to the strap rebuilds what builds against it."""
+    return json_digest({"format": STRAP_FORMAT, "packages": dict(hashes)})
 _compilers: dict[str, str] = {}
 
 
@@ -120,7 +126,7 @@ class ExtraKind(Kind):
         if not strap:
             stp = {n: p for n, p in packages.items() if p.strap}
             if stp:
-                context["strap"] = extra_strap.strap_key(
+                context["strap"] = strap_key(
                     {n: h for n, h in self.package_hashes(ws, spec, True).items() if n in stp})
             if deps is not None:
                 context["depends"] = {d: deps[d] for d in spec.depends}
@@ -182,13 +188,8 @@ class ExtraKind(Kind):
             wanted = [n for n in wanted if n in keep]
         force_all = strap and requested is None and \
             ws.env_value("FORCE_STRAP_REBUILD", "no").lower() == "yes"
-        key = extra_strap.strap_key({n: hashes[n] for n in wanted}) if strap else ""
-        if strap and requested is None:
-            if force_all:
-                ctx.note("FORCE_STRAP_REBUILD=yes: building proto.strap locally")
-            elif extra_strap.restore(ws.cache_dir, key, target, self.state(ws, spec),
-                                     ctx.note):
-                return
+        if force_all:
+            ctx.note("FORCE_STRAP_REBUILD=yes: building proto.strap locally")
         fetcher = ctx.fetcher()
         # each variant is a part of the step's output in the build cache, keyed by the
         # package's inputs as planned (the engine adds the component's dependencies)
@@ -202,8 +203,6 @@ class ExtraKind(Kind):
                                          portable.get(name, ""))
         for stage in stages:
             merge_tree(stage, target)
-        if strap and requested is None and stages:
-            extra_strap.store(ws.cache_dir, key, stages, ctx.note)
         if not strap:
             self.write_manifest(ctx, packages)
 
