@@ -5,7 +5,7 @@ LF := $(VENV)/bin/liveforge -C $(WS)
 CONSOLE ?= ttya
 MEDIA ?= direct
 
-.PHONY: deps configure world live iso usb netboot boot check clean clobber update status test bench
+.PHONY: deps configure world live iso usb netboot boot check clean clobber update status report test bench
 
 deps:
 	@tools/install-deps
@@ -39,6 +39,9 @@ check: deps
 
 status: deps
 	$(LF) status
+
+report: deps
+	@$(LF) report
 
 clean: deps
 	$(LF) clean

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.demo import build_demo, copy_demo
 from tests.support.extras import app_tarball, http_server, libdemo_tarball
 from tests.support.kernel import Bootable
 from tests.support.nginx import Nginx
@@ -23,6 +24,12 @@ def bootable() -> Iterator[Bootable]:
         yield Bootable(root)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo workspace, copied and built (``live``) once per session."""
+    return build_demo(copy_demo(tmp_path_factory.mktemp("demo") / "ws"))
 
 
 @pytest.fixture

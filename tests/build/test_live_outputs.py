@@ -141,14 +141,15 @@ def test_the_platform_layout_follows_the_workspaces_arch(tmp_path: Path) -> None
     assert sorted(p.relative_to(platform).as_posix() for p in platform.rglob("*")
                   if p.is_file()) == [
         "aarch64/boot_archive", "aarch64/boot_archive.gitstatus", "aarch64/boot_archive.hash",
-        "aarch64/boot_archive.manifest", "aarch64/vmlinuz", "etc/version/platform"]
+        "aarch64/boot_archive.manifest", "aarch64/vmlinuz", "etc/version/platform",
+        "sbom.spdx.json"]
     assert read_cpio(platform / "aarch64/boot_archive")["etc/version/platform"]
     # the ISO's and the USB stick's tree, and their menu
     assert [f.dest for f in platform_files(platform, STAMP, "aarch64")] == [
         f"platform/{rel}" for rel in ("aarch64/boot_archive", "aarch64/boot_archive.gitstatus",
                                       "aarch64/boot_archive.hash",
                                       "aarch64/boot_archive.manifest", "aarch64/vmlinuz",
-                                      "etc/version/platform")]
+                                      "etc/version/platform", "sbom.spdx.json")]
     menu = grub_cfg(STAMP, get_console("ttya"), "aarch64")
     loads = [line.split()[:2] for line in menu.splitlines()
              if line.split()[:1] in (["linux"], ["linux16"], ["initrd"], ["initrd16"])]

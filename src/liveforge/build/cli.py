@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from typing import Any, NoReturn
 
     from liveforge.build.workspace import WorkspaceLock
+    from liveforge.util.events import EventLog
 
 
 class _Locked:
@@ -72,6 +73,13 @@ class Ctx:
     def buildstamp(self) -> str:
         return buildstamp_now()
 
+    def event_log(self, ws: Workspace, stamp: str) -> EventLog:
+        """``with ctx.event_log(ws, stamp) as reporter``: the build's events also go to
+        ``log/build.<stamp>.jsonl`` (what ``timeline`` and ``report`` read)."""
+        from liveforge.util.events import EventLog
+
+        return EventLog(self.reporter, ws.log_dir / f"build.{stamp}.jsonl")
+
 
 # -- verbs ----------------------------------------------------------------------------------
 
@@ -89,8 +97,9 @@ def cmd_configure(ctx: Ctx) -> int:
 def cmd_world(ctx: Ctx) -> int:
     from liveforge.build.verbs.world import world
 
-    with ctx.locked() as ws:
-        world(ws, ctx.reporter, ctx.buildstamp())
+    stamp = ctx.buildstamp()
+    with ctx.locked() as ws, ctx.event_log(ws, stamp) as reporter:
+        world(ws, reporter, stamp)
     return 0
 
 
@@ -105,9 +114,9 @@ def cmd_build(ctx: Ctx) -> int:
             target, package = component, name
     if a.strap:
         target = f"{target}:strap"
-    with ctx.locked() as ws:
-        build_one(ws, ctx.reporter, ctx.buildstamp(), target, a.no_deps, package=package,
-                  variant=a.variant)
+    stamp = ctx.buildstamp()
+    with ctx.locked() as ws, ctx.event_log(ws, stamp) as reporter:
+        build_one(ws, reporter, stamp, target, a.no_deps, package=package, variant=a.variant)
     return 0
 
 
@@ -159,9 +168,9 @@ def cmd_clobber(ctx: Ctx) -> int:
 def cmd_live(ctx: Ctx) -> int:
     from liveforge.build.verbs.live import live
 
-    with ctx.locked() as ws:
-        live(ws, ctx.reporter, ctx.buildstamp(), strict=ctx.args.strict,
-             root_tarball=ctx.args.root_tarball)
+    stamp = ctx.buildstamp()
+    with ctx.locked() as ws, ctx.event_log(ws, stamp) as reporter:
+        live(ws, reporter, stamp, strict=ctx.args.strict, root_tarball=ctx.args.root_tarball)
     return 0
 
 
@@ -270,6 +279,79 @@ def cmd_cache(ctx: Ctx) -> int:
                       json_mode=ctx.args.json)
 
 
+def _output(text: str, path: str | None) -> None:
+    """``text`` to standard output, or written (atomically) to ``path``."""
+    if path is None:
+        sys.stdout.write(text)
+        return
+    from liveforge.util.fileio import write_atomic
+
+    try:
+        write_atomic(Path(path), text)
+    except OSError as exc:
+        raise LiveforgeError(f"cannot write {path}: {exc.strerror}") from None
+
+
+def cmd_sbom(ctx: Ctx) -> int:
+    from liveforge.build.verbs.insight import find_platform, sbom_text
+
+    a = ctx.args
+    _output(sbom_text(find_platform(ctx.workspace(), a.platform), a.format), a.output)
+    return 0
+
+
+def cmd_size(ctx: Ctx) -> int:
+    from liveforge.build.insight.size import size_diff
+    from liveforge.build.verbs import insight
+
+    a = ctx.args
+    ws = ctx.workspace()
+    if a.top is not None and a.top < 1:
+        raise UsageError("--top must be at least 1")
+    if a.diff:
+        if a.platform:
+            raise UsageError("size --diff A B takes no other platform")
+        first, second = (insight.find_platform(ws, name) for name in a.diff)
+        rows = size_diff(insight.measure(ws, first), insight.measure(ws, second), a.by)
+        print(insight.format_size_diff(first, second, rows[:a.top] if a.top else rows,
+                                       a.json), end="")
+        return 0
+    measured = insight.measure(ws, insight.find_platform(ws, a.platform))
+    print(insight.format_size(measured, a.by, a.top, a.json), end="")
+    return 0
+
+
+def cmd_timeline(ctx: Ctx) -> int:
+    from liveforge.build.insight import timeline as timelines
+    from liveforge.build.verbs.insight import build_timeline, latest_stamp
+
+    a = ctx.args
+    ws = ctx.workspace()
+    line = build_timeline(ws, a.stamp or latest_stamp(ws))
+    fmt = "json" if ctx.args.json else a.format
+    render = {"text": timelines.text, "svg": timelines.svg, "json": timelines.to_json}[fmt]
+    _output(render(line), a.output)
+    return 0
+
+
+def cmd_graph(ctx: Ctx) -> int:
+    from liveforge.build.insight.graph import render
+    from liveforge.build.verbs.insight import graph_dot
+
+    a = ctx.args
+    text = graph_dot(ctx.workspace(), a.component)
+    _output(render(text) if a.format == "svg" else text, a.output)
+    return 0
+
+
+def cmd_report(ctx: Ctx) -> int:
+    from liveforge.build.verbs.insight import find_platform, report
+
+    with ctx.locked() as ws:
+        print(report(ws, find_platform(ws, ctx.args.platform)))
+    return 0
+
+
 def cmd_check(ctx: Ctx) -> int:
     from liveforge.build.verbs.check import check
 
@@ -294,6 +376,11 @@ VERBS: dict[str, tuple[Callable[[Ctx], int], str]] = {
     "boot": (cmd_boot, "boot the latest platform in QEMU and wait for PLATFORM-READY"),
     "check": (cmd_check, "lint liveforge itself, or a workspace's components and manifests"),
     "cache": (cmd_cache, "the build cache: stats, prune, push (upload what was built here)"),
+    "sbom": (cmd_sbom, "the platform's SBOM: SPDX 2.3 or CycloneDX JSON"),
+    "size": (cmd_size, "bytes each component ships in the boot archive, compressed share"),
+    "timeline": (cmd_timeline, "a build's steps on a time axis, and its critical path"),
+    "graph": (cmd_graph, "the component graph (Graphviz), stale steps marked"),
+    "report": (cmd_report, "write report.html into the platform directory, print its path"),
 }
 
 
@@ -345,6 +432,28 @@ def add_verb_arguments(name: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("action", choices=["stats", "prune", "push"])
         p.add_argument("--max-size", metavar="SIZE",
                        help="prune: the local store's limit (default CACHE_MAX_SIZE, 10G)")
+    elif name in ("sbom", "size", "report"):
+        p.add_argument("platform", nargs="?", metavar="PLATFORM",
+                       help="a platform directory, or its name under output/ (default: the "
+                       "latest)")
+        if name == "sbom":
+            p.add_argument("--format", choices=["spdx", "cyclonedx"], default="spdx")
+            p.add_argument("-o", "--output", metavar="FILE", help="write here, not to stdout")
+        elif name == "size":
+            p.add_argument("--by", choices=["component", "dir", "file"], default="component")
+            p.add_argument("--top", type=int, metavar="N", help="the N biggest rows only")
+            p.add_argument("--diff", nargs=2, metavar=("A", "B"),
+                           help="compare two platforms (A before, B after)")
+    elif name == "timeline":
+        p.add_argument("stamp", nargs="?", metavar="STAMP",
+                       help="the build's stamp (default: the latest platform's)")
+        p.add_argument("--format", choices=["text", "svg", "json"], default="text")
+        p.add_argument("-o", "--output", metavar="FILE", help="write here, not to stdout")
+    elif name == "graph":
+        p.add_argument("component", nargs="?", metavar="COMPONENT",
+                       help="only its dependencies and dependents")
+        p.add_argument("--format", choices=["dot", "svg"], default="dot")
+        p.add_argument("-o", "--output", metavar="FILE", help="write here, not to stdout")
     elif name == "shell":
         p.add_argument("component")
         p.add_argument("command", nargs=argparse.REMAINDER,

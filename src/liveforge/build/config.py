@@ -37,6 +37,7 @@ COMPRESSIONS = ("gzip", "zstd")
 # keys that change no output: the build cache's settings neither
 UNHASHED_KEYS = {"MAX_JOBS", "FORCE_STRAP_REBUILD", "CLOBBER", "CACHE_MODE", "CACHE_URL",
                  "CACHE_DIR", "CACHE_MAX_SIZE", "CACHE_TIMEOUT", "CACHE_PUSH_DIRTY"}
+NOASSERTION = "NOASSERTION"  # SPDX's "no licence is known"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +63,7 @@ class PlatformSpec:
     arch: str
     compression: str
     templates: tuple[str, ...] = ("etc/release",)
+    license: str = NOASSERTION  # of the platform's own files: overlays, version files
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +171,59 @@ def _check_compression(value: Any) -> Problems:
     return [(f'compression must be "gzip" or "zstd", not {value!r}', None)]
 
 
+# -- licences ---------------------------------------------------------------------------------
+# an SPDX license expression, by its syntax: ids (LicenseRef-x, GPL-2.0-or-later, MIT+), the
+# operators AND, OR and WITH, parentheses. Whether an id is on the SPDX list is checked where
+# the list is loaded (manifest lint, the SBOM), not on every load of platform.toml.
+_LICENSE_TOKEN_RE = re.compile(r"\s*(\(|\)|[A-Za-z0-9][A-Za-z0-9.:+-]*)")
+
+
+def license_problem(expr: Any) -> str | None:
+    """Why ``expr`` is not an SPDX license expression (by its syntax), or None."""
+    if not isinstance(expr, str) or not expr.strip():
+        return f"license must be an SPDX license expression (e.g. \"MIT\"), not {expr!r}"
+    tokens: list[str] = []
+    pos = 0
+    while pos < len(expr.rstrip()):
+        match = _LICENSE_TOKEN_RE.match(expr, pos)
+        if match is None:
+            return f"license {expr!r}: unexpected {expr[pos:].strip()[:10]!r}"
+        tokens.append(match.group(1))
+        pos = match.end()
+    depth, want_term = 0, True
+    for token in tokens:
+        operator = token.upper() in ("AND", "OR", "WITH")
+        if token == "(":
+            depth += 1
+            if not want_term:
+                return f"license {expr!r}: '(' after a term"
+        elif token == ")":
+            depth -= 1
+            if depth < 0 or want_term:
+                return f"license {expr!r}: unbalanced ')'"
+        elif operator:
+            if want_term:
+                return f"license {expr!r}: {token} without a term before it"
+            want_term = True
+        else:
+            if not want_term:
+                return f"license {expr!r}: two terms without AND, OR or WITH between them"
+            want_term = False
+    if depth or want_term:
+        return f"license {expr!r} is incomplete"
+    return None
+
+
+def _check_license(value: Any) -> Problems:
+    problem = license_problem(value)
+    return [(problem, None)] if problem else []
+
+
+# The licence of what a component (or an extra package, or the platform's own files) ships:
+# one declaration, read by platform.toml's [platform] and make components and package.toml.
+LICENSE_FIELD = Field("license", "str", NOASSERTION, _check_license)
+
+
 # [platform]: each check names the key's type too, so the fields take any value; the default
 # of name (None) is the workspace directory's name
 PLATFORM_FIELDS = (
@@ -178,6 +233,7 @@ PLATFORM_FIELDS = (
     Field("arch", "any", "x86_64", _check_arch),
     Field("compression", "any", "gzip", _check_compression),      # of the boot archive
     Field("templates", "any", ["etc/release"], _check_templates),  # @NAME@, @STAMP@ filled in
+    LICENSE_FIELD,                          # of the overlays' files and the version files
 )
 
 
@@ -226,7 +282,7 @@ def load_platform(path: Path, kinds: Mapping[str, Kind]
     platform = PlatformSpec(
         name=values["name"] or root.name, overlays=tuple(values["overlays"]),
         kernel=values["kernel"], arch=values["arch"], compression=values["compression"],
-        templates=tuple(values["templates"]))
+        templates=tuple(values["templates"]), license=values["license"])
 
     components: dict[str, ComponentSpec] = {}
     tables = data.get("components", {})

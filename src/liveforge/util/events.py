@@ -181,6 +181,48 @@ class RichReporter(Reporter):
         super()._emit(event, fields)
 
 
+class Fanout(Reporter):
+    """Several reporters as one: each event, and the begin and end of a run, go to every one
+    (the terminal's reporter and a build's event log)."""
+
+    def __init__(self, *reporters: Reporter):
+        first = reporters[0]
+        super().__init__(first.out, first.err, first.verbose)
+        self.reporters = reporters
+
+    def begin(self, total: int) -> None:
+        for reporter in self.reporters:
+            reporter.begin(total)
+
+    def end(self) -> None:
+        for reporter in self.reporters:
+            reporter.end()
+
+    def emit(self, event: str, **fields: Any) -> None:
+        for reporter in self.reporters:
+            reporter.emit(event, **fields)
+
+
+class EventLog:
+    """``with EventLog(reporter, path) as r``: ``r`` reports to ``reporter`` and also writes
+    every event to ``path`` as the JSON lines of ``--json`` (the file is replaced)."""
+
+    def __init__(self, reporter: Reporter, path: Path):
+        self.reporter = reporter
+        self.path = path
+        self.handle: TextIO | None = None
+
+    def __enter__(self) -> Reporter:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.handle = open(self.path, "w", encoding="utf-8")
+        return Fanout(self.reporter, JsonReporter(out=self.handle, verbose=1))
+
+    def __exit__(self, *exc: object) -> None:
+        if self.handle is not None:
+            self.handle.close()
+            self.handle = None
+
+
 def make_reporter(json_mode: bool = False, verbose: int = 0) -> Reporter:
     """The reporter for this run: JSON lines, rich on a TTY, or plain lines."""
     if json_mode:

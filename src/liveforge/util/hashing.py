@@ -25,7 +25,7 @@ else:
         except ImportError:
             from hashlib import sha256
 
-__all__ = ["file_digest", "json_digest", "sha256", "stream_digest"]
+__all__ = ["file_digest", "file_digests", "json_digest", "sha256", "stream_digest"]
 
 CHUNK = 1 << 20
 
@@ -53,3 +53,16 @@ def file_digest(path: str | PathLike[str], algorithm: str = "sha256") -> str:
     """The hex digest of a file's content (see :func:`stream_digest`)."""
     with open(path, "rb") as handle:
         return stream_digest(handle, algorithm)
+
+
+def file_digests(path: str | PathLike[str], *algorithms: str) -> tuple[str, ...]:
+    """The hex digests of a file's content by each of ``algorithms`` (names
+    :func:`hashlib.new` knows), in one read."""
+    import hashlib
+
+    digests = [hashlib.new(name, usedforsecurity=False) for name in algorithms]
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK):
+            for digest in digests:
+                digest.update(chunk)
+    return tuple(digest.hexdigest() for digest in digests)

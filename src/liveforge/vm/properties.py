@@ -108,7 +108,7 @@ TABLE: tuple[Prop, ...] = (
     P("cpu_type", "string", {KVM: "CRU"}, default="qemu64"),
     P("create_only", "boolean", {ALL: "R"}),
     P("create_timestamp", "string", {ALL: "R"}),
-    P("customer_metadata", "flat-object", {ALL: "CR"}),
+    P("customer_metadata", "flat-object", {ALL: "CR"}, live=True),
     P("dataset_uuid", "uuid", {OS: "CR"}),
     P("datasets", "list", {ALL: "R"}),
     P("delegate_dataset", "boolean", {OS: "CR"}),

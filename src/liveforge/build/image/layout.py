@@ -24,6 +24,9 @@ from dataclasses import dataclass
 VERSION = "etc/version/platform"
 KERNEL = "vmlinuz"
 BOOT_ARCHIVE = "boot_archive"
+# files `liveforge report` adds to a platform directory after the build: views of it, in
+# neither its tarball nor the media made from it (which stay the same bytes either way)
+VIEWS = frozenset({"report.html", "sbom.cdx.json"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,7 @@ class LintReport:
     setid: tuple[Entry, ...] = ()
     duplicates: tuple[Override, ...] = ()
     symlink_loops: tuple[Entry, ...] = ()
+    licences: tuple[str, ...] = ()   # components with no known licence: why, for each
 
     @property
     def ok(self) -> bool:
@@ -162,6 +163,8 @@ def format_lint(report: LintReport) -> str:
     for override in report.duplicates:
         lines.append(f"{override.winner.where}: warning: {override.winner.path!r} also "
                      f"delivered at {override.loser.where}")
+    for problem in report.licences:
+        lines.append(f"warning: {problem}")
     if report.unshipped:
         lines.append(f"unshipped ({len(report.unshipped)} paths in proto no manifest ships):")
         lines.extend(f"  {path}" for path in report.unshipped)

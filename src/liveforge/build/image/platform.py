@@ -61,12 +61,13 @@ AT_FDCWD = -100
 def write_platform(output_dir: Path, dirname: str, image: Image, *, stamp: str, kernel_path: str,
                    gitstatus: list[dict[str, Any]], compression: str,
                    arch: str, boot_archive_skip: frozenset[str] = frozenset(),
-                   root_tarball: bool = False) -> Path:
+                   root_tarball: bool = False, extras: dict[str, str] | None = None) -> Path:
     """Assemble the platform ``output_dir/dirname`` from ``image``; return its path.
 
     ``boot_archive_skip``: image paths kept out of the boot archive (but in the root tarball):
     the kernel boots beside the boot archive, so a copy inside it would only slow the boot.
-    ``root_tarball``: also write the image root as ``<dirname>-root.tgz``."""
+    ``root_tarball``: also write the image root as ``<dirname>-root.tgz``. ``extras``: more
+    files of the platform directory, its path -> text (the SBOM)."""
     kernel = next((e for e in image.entries if e.path == kernel_path), None)
     if kernel is None or kernel.kind not in ("f", "h"):
         raise BuildError(f"the kernel {kernel_path!r} ([platform] kernel) is not a file the "
@@ -84,6 +85,8 @@ def write_platform(output_dir: Path, dirname: str, image: Image, *, stamp: str, 
                             boot_archive_skip=boot_archive_skip,
                             root_tarball=staging / f"{dirname}-root.tgz" if root_tarball
                             else None)
+        for name, text in sorted((extras or {}).items()):
+            _write(platform / name, text)
         write_archives(tree_image(platform, dirname), epoch, tar=staging / f"{dirname}.tgz",
                        tar_compression="gzip")
         _fsync_dir(staging)

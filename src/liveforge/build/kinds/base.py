@@ -136,6 +136,23 @@ def make_fetcher(ws: Workspace, note: Callable[[str], None] | None = None) -> Fe
                    config={**ws.build_config, **ws.build_env}, note=note)
 
 
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where part of what a component ships comes from, for the SBOM: a package of it (the
+    project itself, a Debian package, an extra package) with its version, the source it is
+    made from (a download URL and its sha256, or a git remote and commit) and its licence (an
+    SPDX expression, or NOASSERTION with ``note`` saying why)."""
+
+    name: str
+    version: str
+    license: str
+    source: str = ""        # a download URL or git remote; "" when unknown
+    sha256: str = ""        # of the download
+    commit: str = ""        # of the git checkout
+    note: str = ""          # why the licence is NOASSERTION
+    refs: tuple[tuple[str, str], ...] = ()  # each LicenseRef-x in the licence, and its text
+
+
 class PartCache(Protocol):
     """The build cache of parts of a step's output, for a kind that builds its output in
     parts (the extra kind's package variants). A part is described by its name and its
@@ -208,3 +225,9 @@ class Kind(Protocol):
     def shell_env(self, ctx: BuildContext) -> dict[str, str]:
         """The environment of ``liveforge shell COMPONENT``; by default the build's."""
         return ctx.base_env()
+
+    def origins(self, ws: Workspace, spec: ComponentSpec) -> list[Origin]:
+        """What the component is made of, for the SBOM (after a build: a kind may read what
+        it installed). By default one origin named after the component, nothing known."""
+        return [Origin(name=spec.name, version="NOASSERTION", license="NOASSERTION",
+                       note="its kind says nothing of its origin")]

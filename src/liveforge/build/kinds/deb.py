@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from liveforge.build.config import ComponentSpec, workspace_path_problem
-from liveforge.build.kinds.base import MAIN, BuildContext, Kind, make_fetcher
+from liveforge.build.kinds.base import MAIN, BuildContext, Kind, Origin, make_fetcher
 from liveforge.build.workspace import Workspace
 from liveforge.util.errors import InputError
 from liveforge.util.events import Reporter
@@ -273,6 +273,37 @@ class DebKind(Kind):
             return
         write_atomic(out, generated_manifest(entries, spec.settings.get("include", []), links))
         ctx.note(f"wrote generated manifest {out}")
+
+    def origins(self, ws: Workspace, spec: ComponentSpec) -> list[Origin]:
+        """Each locked package: its pool URL and sha256, and the licence its machine-readable
+        copyright file (unpacked in proto/) gives, else NOASSERTION."""
+        from liveforge.util.dep5 import copyright_licence
+
+        mirror = {**ws.build_config, **ws.build_env}.get("DEBIAN_MIRROR", "").rstrip("/")
+        origins: list[Origin] = []
+        for req, entry in self.locked(ws, spec):
+            if entry is None:
+                origins.append(Origin(req, "NOASSERTION", "NOASSERTION",
+                                      note=f"{req} is not locked"))
+                continue
+            pin = entry.pin
+            base = mirror or ("https://security.debian.org/debian-security"
+                              if pin.filename.startswith("pool/updates/")
+                              else "https://deb.debian.org/debian")
+            copyright = ws.proto / "usr/share/doc" / pin.name / "copyright"
+            try:
+                if not os.path.realpath(copyright).startswith(os.path.realpath(ws.proto) + "/"):
+                    raise OSError("leads outside proto/")
+                found = copyright_licence(read_text(copyright))
+                note = "" if found else f"{copyright.relative_to(ws.root)} is not " \
+                    "machine-readable (DEP-5)"
+            except (OSError, InputError):
+                found, note = None, f"no {copyright.relative_to(ws.root)}"
+            origins.append(Origin(
+                name=pin.name, version=pin.version, source=f"{base}/{pin.filename}",
+                sha256=pin.sha256, license=found.expression if found else "NOASSERTION",
+                refs=found.refs if found else (), note=note))
+        return origins
 
     def check(self, ctx: BuildContext) -> None:
         for req, entry in self.locked(ctx.ws, ctx.spec):

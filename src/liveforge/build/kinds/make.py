@@ -4,15 +4,18 @@
 install``, then ``make manifest DESTDIR=<dir> DESTNAME=<name>.manifest``; plus ``update``,
 ``clean`` and an optional ``check``. ``DESTDIR`` is the step's own staging tree, where it
 installs; ``PROTO`` is the proto area holding what its dependencies installed, to build
-against (the engine merges the staging tree into it afterwards). Settings in platform.toml:
-``path`` (required), ``makefile`` (default: Makefile.joyent when present, else make's own
-choice), ``targets`` (default ``["world", "install"]``).
+against (the engine merges the staging tree into it afterwards). Settings in platform.toml
+(:data:`FIELDS`): ``path`` (required), ``makefile`` (default: Makefile.joyent when present,
+else make's own choice), ``targets`` (default ``["world", "install"]``), ``license`` (an SPDX
+expression, for the SBOM).
 """
 
 from __future__ import annotations
 
-from liveforge.build.kinds.base import MAIN, Kind
+from liveforge.build.config import LICENSE_FIELD
+from liveforge.build.kinds.base import MAIN, Kind, Origin
 from liveforge.util.errors import BuildError
+from liveforge.util.fields import Field, read_table
 
 TYPE_CHECKING = False  # typing's, without importing typing
 if TYPE_CHECKING:
@@ -24,6 +27,17 @@ if TYPE_CHECKING:
     from liveforge.build.workspace import Workspace
 
 
+# a make component's table (kind, path and env are read by config; named here as known)
+FIELDS = (
+    Field("kind", "any"),
+    Field("path", "any"),
+    Field("env", "any"),
+    Field("makefile", "str"),
+    Field("targets", "strlist", ["world", "install"]),
+    LICENSE_FIELD,
+)
+
+
 class MakeKind(Kind):
     name = "make"
 
@@ -31,13 +45,31 @@ class MakeKind(Kind):
         problems: list[tuple[str | None, str]] = []
         if spec.path is None:
             problems.append((None, "kind \"make\" needs a path"))
-        for key in spec.settings:
-            if key not in ("kind", "path", "env", "makefile", "targets"):
-                problems.append((key, f"unknown setting {key!r} for kind \"make\""))
-        targets = spec.settings.get("targets", ["world", "install"])
-        if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
-            problems.append(("targets", "targets must be a list of make targets"))
+
+        def report(message: str, key: str, item: object) -> None:
+            if message.startswith("unknown key"):
+                message = f"unknown setting {key!r} for kind \"make\""
+            elif key == "targets":
+                message = "targets must be a list of make targets"
+            problems.append((key, message))
+
+        read_table(spec.settings, FIELDS, report)
         return problems
+
+    def origins(self, ws: Workspace, spec: ComponentSpec) -> list[Origin]:
+        """The project itself: its git commit and remote when it is a checkout, else its tree
+        hash as the version; the licence platform.toml declares."""
+        from liveforge.util.git import git_value
+
+        path = ws.component_path(spec)
+        inside = git_value(path, "rev-parse", "--is-inside-work-tree") == "true"
+        commit = git_value(path, "rev-parse", "HEAD") if inside else ""
+        version = git_value(path, "describe", "--always", "--tags") if commit else \
+            f"tree-{ws.hasher.hash(path)[:12]}"
+        url = git_value(path, "config", "--get", "remote.origin.url") if commit else ""
+        return [Origin(name=spec.name, version=version or commit[:12],
+                       license=spec.settings.get("license", LICENSE_FIELD.default),
+                       source=url, commit=commit)]
 
     def phases(self, spec: ComponentSpec) -> Sequence[str]:
         return [MAIN]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from liveforge.build.buildstamp import STAMP_RE
-from liveforge.build.image.layout import PlatformLayout
+from liveforge.build.image.layout import VIEWS, PlatformLayout
 from liveforge.util.errors import LiveforgeError, UsageError
 
 PLATFORM_DIR = "platform"
@@ -69,7 +69,7 @@ def platform_files(platform_dir: Path, stamp: str, arch: str) -> list[MediaFile]
             f"{platform_dir}/{layout.version} says {recorded!r}, expected {stamp!r}")
     files: list[MediaFile] = []
     for path in sorted(platform_dir.rglob("*")):
-        if path.is_file():
+        if path.is_file() and path.relative_to(platform_dir).as_posix() not in VIEWS:
             files.append(MediaFile(path, on_media(path.relative_to(platform_dir).as_posix())))
     return files
 

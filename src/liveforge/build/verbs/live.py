@@ -14,6 +14,8 @@ from liveforge.build.image.assemble import Image, resolve
 from liveforge.build.image.manifest import write_manifest
 from liveforge.build.image.platform import LATEST, gitstatus, kernel_file, write_platform
 from liveforge.build.image.version import record_stamp, write_version_dir
+from liveforge.build.insight.bom import gather
+from liveforge.build.insight.sbom import SPDX_FILE, spdx_json
 from liveforge.build.verbs.manifest import (
     combine_manifests,
     generated_dir,
@@ -51,6 +53,8 @@ def write_outputs(ws: Workspace, image: Image, stamp: str, reporter: Reporter,
     """Boot archive, kernel, hash, manifest, gitstatus, the tarball of the platform directory
     (and with ``root_tarball`` one of the image root) and the latest links."""
     dirname = ws.platform_dirname(stamp)
+    reporter.step("making the SBOM")
+    sbom = spdx_json(gather(ws, image, stamp))
     reporter.step(f"writing {dirname} ({len(image.entries)} entries)")
     trees = [spec.path for spec in ws.components.values() if spec.path is not None]
     kernel = kernel_file(image, ws.platform.kernel)
@@ -58,7 +62,7 @@ def write_outputs(ws: Workspace, image: Image, stamp: str, reporter: Reporter,
                               gitstatus=gitstatus(trees, ws.root),
                               compression=ws.platform.compression, arch=ws.platform.arch,
                               boot_archive_skip=frozenset({kernel, ws.platform.kernel}),
-                              root_tarball=root_tarball)
+                              root_tarball=root_tarball, extras={SPDX_FILE: sbom})
     result = LiveResult(platform=platform, tarball=ws.output_dir / f"{dirname}.tgz",
                         latest=ws.output_dir / LATEST,
                         root_tarball=ws.output_dir / f"{dirname}-root.tgz" if root_tarball

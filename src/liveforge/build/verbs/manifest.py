@@ -67,7 +67,23 @@ def lint_manifests(ws: Workspace, reporter: Reporter, strict: bool = False) -> L
     """``manifest lint``: the combined manifest checked against the search path and proto."""
     manifest = combine_manifests(ws, reporter, strict)
     with _last_search_path(ws) as search:
-        return lint(manifest, search, ws.proto)
+        report = lint(manifest, search, ws.proto)
+    return replace(report, licences=tuple(unknown_licences(ws)))
+
+
+def unknown_licences(ws: Workspace) -> list[str]:
+    """Each origin of a component whose licence is NOASSERTION, and why (the SBOM says
+    NOASSERTION for it)."""
+    from liveforge.build.kinds import get_kind
+
+    problems = []
+    for spec in ws.components.values():
+        for origin in get_kind(spec.kind).origins(ws, spec):
+            if origin.license == "NOASSERTION":
+                why = origin.note or "no license declared"
+                problems.append(f"component {spec.name!r} ({origin.name}): license "
+                                f"NOASSERTION: {why}")
+    return problems
 
 
 def show_manifests(ws: Workspace, reporter: Reporter, strict: bool = False) -> list[ShowRow]:

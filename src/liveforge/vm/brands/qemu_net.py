@@ -10,33 +10,21 @@ while the guest is still paused.
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from liveforge.vm import net
 from liveforge.vm.brands.qemu_argv import NIC_MODELS, Tap
 from liveforge.vm.brands.qemu_disks import QemuError
 
-DEFAULT_NICTAGS = "/etc/vmadm/nictags.json"
 SYS_NET = Path("/sys/class/net")
 
 
 def nictags() -> tuple[Path, dict[str, str]]:
-    """The nic-tag file and its tag -> bridge mapping ({} when there is no file)."""
-    path = Path(os.environ.get("VMADM_NICTAGS") or DEFAULT_NICTAGS)
-    try:
-        data = json.loads(path.read_bytes())
-    except FileNotFoundError:
-        return path, {}
-    except (OSError, ValueError) as exc:
-        raise QemuError(f"{path}: not a JSON object of nic tag -> bridge: {exc}") from None
-    if not isinstance(data, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) and v for k, v in data.items()):
-        raise QemuError(f"{path}: not a JSON object of nic tag -> bridge name")
-    return path, data
+    """The nic-tag file and its tag -> bridge mapping ({} when there is no file): vm/net's."""
+    return net.nictags_file(), net.nictags()
 
 
 def taps(vm: dict[str, Any], warn: Callable[[str], None]) -> list[Tap]:

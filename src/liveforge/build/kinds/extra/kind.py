@@ -34,7 +34,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from liveforge.build.config import ComponentSpec
-from liveforge.build.kinds.base import MAIN, STRAP, BuildContext, Kind
+from liveforge.build.kinds.base import MAIN, STRAP, BuildContext, Kind, Origin
 from liveforge.build.kinds.extra.build import Variant, build_variant, toolchain_env
 from liveforge.build.kinds.extra.package import (
     Package,
@@ -155,6 +155,27 @@ class ExtraKind(Kind):
             manifest = self.manifest_path(ws, spec)
             own["manifest"] = file_digest(manifest) if manifest.is_file() else "missing"
         return own
+
+    def origins(self, ws: Workspace, spec: ComponentSpec) -> list[Origin]:
+        """Each package: its upstream source (URL, or the Debian pool URL of a Debian source
+        file) with its sha256, and the licence package.toml declares."""
+        from liveforge.util.fetch import UrlSource
+
+        origins: list[Origin] = []
+        for name, pkg in sorted(self.packages(ws, spec).items()):
+            source = pkg.source
+            if isinstance(source, UrlSource):
+                url = source.url
+            else:
+                pool = source.package[:4] if source.package.startswith("lib") else \
+                    source.package[:1]
+                url = f"https://deb.debian.org/debian/pool/main/{pool}/{source.package}/" \
+                    f"{source.name}"
+            origins.append(Origin(name=name, version=pkg.version, license=pkg.license,
+                                  source=url, sha256=source.sha256,
+                                  note="" if pkg.license != "NOASSERTION" else
+                                  f"{pkg.toml.relative_to(ws.root)} declares no license"))
+        return origins
 
     # -- building ---------------------------------------------------------------------------
     @staticmethod

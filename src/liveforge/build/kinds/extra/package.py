@@ -14,6 +14,7 @@ A package is a folder under the component holding ``package.toml``::
     make_options = []
     env = { CFLAGS_EXTRA = "" }
     vars = { ZLIB_SONAME = "1" }         # $VARs for the component manifest
+    license = "Zlib"                     # an SPDX expression (default NOASSERTION), for the SBOM
 
     [source]                             # an upstream URL ...
     url = "https://example.org/zlib-1.2.13.tar.gz"
@@ -45,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from liveforge.build.config import NAME_RE
+from liveforge.build.config import LICENSE_FIELD, NAME_RE
 from liveforge.util.depgraph import DependencyCycle, topo_order
 from liveforge.util.errors import InputError, InputErrors
 from liveforge.util.fetch import (
@@ -82,6 +83,7 @@ FIELDS: tuple[Field, ...] = (
     Field("source", "table", None),             # required: url or debian
     Field("variant", "table", {}),              # [variant.32], [variant.64]
     Field("commands", "table", {}),             # shell snippets (build = "commands")
+    LICENSE_FIELD,                              # an SPDX expression, for the SBOM
 )
 VARIANT_FIELDS: tuple[Field, ...] = (
     Field("configure_options", "strlist", []),
@@ -120,6 +122,7 @@ class Package:
     prefix: str
     per_variant: Mapping[str, VariantOptions]
     commands: Mapping[str, str]
+    license: str = LICENSE_FIELD.default
 
     @property
     def toml(self) -> Path:
@@ -226,7 +229,8 @@ def load_package(directory: Path) -> Package:
         strap_variants=tuple(strap_variants), depends=tuple(top["depends"]),
         patches=tuple(patches), configure_options=tuple(top["configure_options"]),
         make_options=tuple(top["make_options"]), env=dict(top["env"]), vars=dict(top["vars"]),
-        prefix=top["prefix"], per_variant=per_variant, commands=commands)
+        prefix=top["prefix"], per_variant=per_variant, commands=commands,
+        license=top["license"])
 
 
 def _source(table: Any, err: Any) -> Source | None:
