@@ -22,8 +22,9 @@ plus ``<REQUEST>_VERSION`` and ``<REQUEST>_PACKAGE`` of every locked name, e.g.
 ``LINUX_IMAGE_AMD64_PACKAGE``); without it, one generated from everything unpacked (directories,
 files with their modes, symlinks, hard links; owner and group from the package), narrowed to the
 paths matching ``include`` (and their parent directories) when given, plus the ``links``.
-With ``include``, only those paths are delivered into proto/ (the rest of the packages, a
-kernel's modules say, is left out of the step's output, and so of the build cache).
+With ``include``, only those paths (and each package's ``usr/share/doc/<name>/copyright``,
+for the SBOM) are delivered into proto/: the rest of the packages, a kernel's modules say, is
+left out of the step's output, and so of the build cache.
 
 platform.lock::
 
@@ -231,7 +232,10 @@ class DebKind(Kind):
         links = self.make_links(ctx)
         include = spec.settings.get("include", [])
         if include:
-            keep_only(ctx.stage, selected(entries, include) | set(links))
+            # what ships, and each package's copyright file (the SBOM reads its licence)
+            notices = {f"usr/share/doc/{pin.name}{tail}" for _, pin in
+                       ((r, e.pin) for r, e in pins) for tail in ("", "/copyright")}
+            keep_only(ctx.stage, selected(entries, include) | set(links) | notices)
         self.write_manifest(ctx, pins, entries, links)
 
     def make_links(self, ctx: BuildContext) -> dict[str, str]:
