@@ -218,3 +218,15 @@ def test_unreadable_lock_names_the_line(tmp_path: Path) -> None:
         read_lock(SimpleNamespace(root=tmp_path))  # type: ignore[arg-type]
     assert str(info.value).startswith(f"{tmp_path / 'platform.lock'}:4: unreadable lock file: ")
     assert str(info.value).endswith("; run `liveforge configure --refresh-lock`")
+
+
+def test_keep_only_keeps_the_parents_of_deep_paths(tmp_path: Path) -> None:
+    from liveforge.build.kinds.deb import keep_only
+
+    for path in ("a/b/c/file", "a/x", "d/e", "top"):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(path)
+    os.symlink("b", tmp_path / "a" / "link")
+    keep_only(tmp_path, {"a/b/c/file", "top"})
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == \
+        ["a", "a/b", "a/b/c", "a/b/c/file", "top"]

@@ -336,9 +336,10 @@ def keep_only(tree: Path, keep: set[str]) -> None:
     parent of one)."""
     from liveforge.util.scratch import remove_tree
 
-    parents = {os.path.dirname(p) for p in keep}
-    while "" not in parents and parents:
-        parents |= {os.path.dirname(p) for p in parents}
+    parents: set[str] = set()
+    for path in keep:
+        while path := os.path.dirname(path):
+            parents.add(path)
     for dirpath, dirnames, filenames in os.walk(tree, topdown=True):
         rel = os.path.relpath(dirpath, tree)
         rel = "" if rel == "." else rel + "/"
