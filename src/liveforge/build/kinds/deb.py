@@ -233,8 +233,7 @@ class DebKind(Kind):
         include = spec.settings.get("include", [])
         if include:
             # what ships, and each package's copyright file (the SBOM reads its licence)
-            notices = {f"usr/share/doc/{pin.name}{tail}" for _, pin in
-                       ((r, e.pin) for r, e in pins) for tail in ("", "/copyright")}
+            notices = {f"usr/share/doc/{entry.pin.name}/copyright" for _, entry in pins}
             keep_only(ctx.stage, selected(entries, include) | set(links) | notices)
         self.write_manifest(ctx, pins, entries, links)
 
