@@ -154,6 +154,7 @@ def var_prefix(request: str) -> str:
 
 class DebKind(Kind):
     name = "deb"
+    version = 2  # 2: with include, only what it selects (and the copyright files) is delivered
 
     def validate(self, spec: ComponentSpec) -> list[tuple[str | None, str]]:
         problems: list[tuple[str | None, str]] = []
