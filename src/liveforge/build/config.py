@@ -34,7 +34,9 @@ NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*\Z")
 ARCHES = ("aarch64", "armv7l", "i686", "loongarch64", "ppc64le", "riscv64", "s390x", "x86_64")
 COMPRESSIONS = ("gzip", "zstd")
 # build.env keys that never change what a component produces, so are never hashed.
-UNHASHED_KEYS = {"MAX_JOBS", "FORCE_STRAP_REBUILD", "CLOBBER"}
+# keys that change no output: the build cache's settings neither
+UNHASHED_KEYS = {"MAX_JOBS", "FORCE_STRAP_REBUILD", "CLOBBER", "CACHE_MODE", "CACHE_URL",
+                 "CACHE_DIR", "CACHE_MAX_SIZE", "CACHE_TIMEOUT", "CACHE_PUSH_DIRTY"}
 NOASSERTION = "NOASSERTION"  # SPDX's "no licence is known"
 
 

@@ -2,7 +2,7 @@
 
 Every long-running step reports through one :class:`Reporter`; the three front ends share the
 same event vocabulary (``start``, ``finish``, ``fail``, ``stale``, ``step``, ``message``,
-``platform``, ``media``).
+``platform``, ``media``; the build cache's ``restored``, ``stored`` and ``uncacheable``).
 """
 
 from __future__ import annotations
@@ -63,6 +63,15 @@ class Reporter:
                 print(f"--- last lines of {fields.get('log')} ---", file=self.err)
                 print(tail.rstrip("\n"), file=self.err)
                 print("---", file=self.err, flush=True)
+        elif event == "restored":
+            self.done += 1
+            if self.verbose >= 0:
+                print(f"==> {name} restored from the {fields.get('store')} cache",
+                      file=self.out, flush=True)
+        elif event == "stored":
+            if self.verbose >= 1:
+                print(f"    {name} stored in the {fields.get('store')} cache "
+                      f"({fields.get('size', 0)} bytes)", file=self.out, flush=True)
         elif event == "stale":
             if self.verbose >= 0:
                 why = "; ".join(fields.get("why", []))
@@ -157,6 +166,11 @@ class RichReporter(Reporter):
         if event == "finish":
             self.done += 1
             self.console.print(f"[green]✓[/green] {name} ({fields.get('duration', 0):.1f}s)")
+            return
+        if event == "restored":
+            self.done += 1
+            self.console.print(f"[green]✓[/green] {name} (restored from the "
+                               f"{fields.get('store')} cache)")
             return
         if event == "fail":
             self.done += 1

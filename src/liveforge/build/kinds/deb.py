@@ -6,7 +6,8 @@ platform.toml::
     kind = "deb"
     packages = ["linux-image-amd64", "busybox-static"]
     manifest = "manifests/kernel.manifest"    # optional, relative to the workspace
-    include = ["boot/vmlinuz-*"]              # optional: what a generated manifest lists
+    include = ["boot/vmlinuz-*"]              # optional: what it delivers and a generated
+                                              # manifest lists
     links = { "boot/vmlinuz" = "boot/vmlinuz-*" }   # optional: symlinks to single glob matches
 
 ``liveforge configure`` resolves each name (a metapackage to the one package it depends on) to
@@ -21,6 +22,9 @@ plus ``<REQUEST>_VERSION`` and ``<REQUEST>_PACKAGE`` of every locked name, e.g.
 ``LINUX_IMAGE_AMD64_PACKAGE``); without it, one generated from everything unpacked (directories,
 files with their modes, symlinks, hard links; owner and group from the package), narrowed to the
 paths matching ``include`` (and their parent directories) when given, plus the ``links``.
+With ``include``, only those paths (and each package's ``usr/share/doc/<name>/copyright``,
+for the SBOM) are delivered into proto/: the rest of the packages, a kernel's modules say, is
+left out of the step's output, and so of the build cache.
 
 platform.lock::
 
@@ -150,6 +154,7 @@ def var_prefix(request: str) -> str:
 
 class DebKind(Kind):
     name = "deb"
+    version = 2  # 2: with include, only what it selects (and the copyright files) is delivered
 
     def validate(self, spec: ComponentSpec) -> list[tuple[str | None, str]]:
         problems: list[tuple[str | None, str]] = []
@@ -190,6 +195,9 @@ class DebKind(Kind):
     def phases(self, spec: ComponentSpec) -> Sequence[str]:
         return [MAIN]
 
+    def toolchain(self, ws: Workspace, spec: ComponentSpec) -> Sequence[str]:
+        return []  # unpacks prebuilt packages: no compiler touches the output
+
     def locked(self, ws: Workspace, spec: ComponentSpec) -> list[tuple[str, Locked | None]]:
         entries, _ = read_lock(ws)
         return [(req, entries.get((spec.name, req))) for req in spec.settings["packages"]]
@@ -220,15 +228,21 @@ class DebKind(Kind):
         entries: list[Entry] = []
         for _req, entry in pins:
             deb = fetcher.fetch_deb(entry.pin)
-            ctx.note(f"unpacking {deb.name} into {ws.proto}")
-            entries += install_deb(deb, ws.proto, ws.state_dir / "deb")
+            ctx.note(f"unpacking {deb.name} into {ctx.stage}")
+            entries += install_deb(deb, ctx.stage, ws.state_dir / "deb")
         links = self.make_links(ctx)
+        include = spec.settings.get("include", [])
+        if include:
+            # what ships, and each package's copyright file (the SBOM reads its licence)
+            notices = {f"usr/share/doc/{entry.pin.name}/copyright" for _, entry in pins}
+            keep_only(ctx.stage, selected(entries, include) | set(links) | notices)
         self.write_manifest(ctx, pins, entries, links)
 
     def make_links(self, ctx: BuildContext) -> dict[str, str]:
-        """Create the ``links`` symlinks in proto/: name -> the single match of its glob."""
+        """Create the ``links`` symlinks in the staging tree: name -> the single match of its
+        glob there."""
         made: dict[str, str] = {}
-        proto = ctx.ws.proto
+        proto = ctx.stage
         for name, pattern in sorted(ctx.spec.settings.get("links", {}).items()):
             matches = sorted(p for p in proto.glob(pattern) if p.name != Path(name).name)
             if len(matches) != 1:
@@ -247,8 +261,8 @@ class DebKind(Kind):
     def write_manifest(self, ctx: BuildContext, pins: list[tuple[str, Locked]],
                        entries: list[Entry], links: Mapping[str, str]) -> None:
         ws, spec = ctx.ws, ctx.spec
-        out = ws.manifest_d / f"{spec.name}.manifest"
-        ws.manifest_d.mkdir(parents=True, exist_ok=True)
+        out = ctx.manifest_dir / f"{spec.name}.manifest"
+        ctx.manifest_dir.mkdir(parents=True, exist_ok=True)
         given = spec.settings.get("manifest")
         if given:
             source = ws.root / given
@@ -302,19 +316,48 @@ class DebKind(Kind):
                                  lock_path(ctx.ws))
 
 
+def selected(entries: list[Entry], include: Sequence[str]) -> set[str]:
+    """The unpacked paths matching ``include`` (all without it), with their parents."""
+    by_path = {e.path for e in entries}
+    if not include:
+        return by_path
+    keep = {p for p in by_path if any(fnmatch.fnmatch(p, pat) for pat in include)}
+    for path in list(keep):
+        parent = os.path.dirname(path)
+        while parent:
+            if parent in by_path:
+                keep.add(parent)
+            parent = os.path.dirname(parent)
+    return keep
+
+
+def keep_only(tree: Path, keep: set[str]) -> None:
+    """Remove from ``tree`` every file, link and folder whose path is not in ``keep`` (nor a
+    parent of one)."""
+    from liveforge.util.scratch import remove_tree
+
+    parents: set[str] = set()
+    for path in keep:
+        while path := os.path.dirname(path):
+            parents.add(path)
+    for dirpath, dirnames, filenames in os.walk(tree, topdown=True):
+        rel = os.path.relpath(dirpath, tree)
+        rel = "" if rel == "." else rel + "/"
+        for name in list(dirnames):
+            path = rel + name
+            if path not in keep and path not in parents:
+                remove_tree(os.path.join(dirpath, name))
+                dirnames.remove(name)
+        for name in filenames:
+            if rel + name not in keep:
+                os.unlink(os.path.join(dirpath, name))
+
+
 def generated_manifest(entries: list[Entry], include: Sequence[str],
                        links: Mapping[str, str]) -> str:
     """Manifest lines for unpacked entries (the last of a repeated path wins)."""
     by_path = {e.path: e for e in entries}
-    keep = set(by_path)
-    if include:
-        keep = {p for p in by_path if any(fnmatch.fnmatch(p, pat) for pat in include)}
-        for path in list(keep):
-            parent = os.path.dirname(path)
-            while parent:
-                if parent in by_path:
-                    keep.add(parent)
-                parent = os.path.dirname(parent)
+    keep = selected(entries, include)
     lines = ["# generated by liveforge from the unpacked Debian packages"]
     for path in sorted(keep):
         e = by_path[path]
