@@ -16,6 +16,7 @@ import signal
 import stat
 import subprocess
 import sys
+import tarfile
 import threading
 import time
 import uuid as uuidlib
@@ -494,3 +495,54 @@ def test_published_and_imported_by_another_host(vms, vm_env, tmp_path):
     here = ImageStore(vm_env["imgroot"]).lower_dirs(IMAGE_UUID, "zones")
     assert got == view_content([vms.vmdir(vm) / "disk" / "upper", *here], tmp_path / "vmview")
     assert got["etc/motd"][-1] == b"shipped\n" and "bin/vi" not in got
+
+
+def members(file: Path) -> dict[str, tarfile.TarInfo]:
+    """The image file's members by name (``./`` and trailing ``/`` dropped; the root is "")."""
+    with tarfile.open(file) as tar:
+        return {m.name.removeprefix("./").rstrip("/").removeprefix("."): m
+                for m in tar.getmembers()}
+
+
+def no_world_writable_directory(got: dict[str, tarfile.TarInfo]) -> None:
+    for name, member in got.items():
+        if member.isdir():
+            assert member.mode & 0o002 == 0 or member.mode & 0o1000, (name, oct(member.mode))
+
+
+def test_a_vm_started_and_stopped_unchanged_gives_an_empty_image(vms, vm_env, tmp_path):
+    """What the runtime puts in the VM at every start (host name, resolvers, mdata-get, mount
+    points, the metadata directory) is not the VM's change: none of it ships."""
+    vm = vms.create(hostname="secret-host", resolvers=["192.0.2.9"], tmpfs=16,
+                    customer_metadata={"k": "v"})
+    out = zlogin(vm, "hostname; cat /etc/hostname /etc/resolv.conf; mdata-get k")
+    assert out.stdout == "secret-host\nsecret-host\nnameserver 192.0.2.9\nv\n", out.stderr
+    stopped(vms, vm)
+    vms.rt.start(vm, vms.vmdir(vm))  # and a second start leaves nothing either
+    stopped(vms, vm)
+    assert listing(vms.vmdir(vm) / "disk" / "upper") == []
+    made = create(vm_env, vm["uuid"], "-o", str(tmp_path), "-m", "name=e", "-m", "version=1")
+    assert made.returncode == 0, made.stderr
+    assert [name for name in members(tmp_path / "e-1.tar") if name] == []  # the root at most
+
+
+def test_a_vm_with_one_change_gives_only_that_change(vms, vm_env, tmp_path):
+    vm = changed_vm(vms, "echo hi > /etc/motd && echo edited > /etc/hostname"
+                         " && echo 'nameserver 192.0.2.7' > /etc/resolv.conf",
+                    hostname="secret-host", resolvers=["192.0.2.9"])
+    made = create(vm_env, vm["uuid"], "-o", str(tmp_path), "-m", "name=o", "-m", "version=1")
+    assert made.returncode == 0, made.stderr
+    got = members(tmp_path / "o-1.tar")
+    # the VM's own edits of the runtime's files are its changes: they ship, nothing else does
+    assert sorted(n for n in got if n) == ["etc", "etc/hostname", "etc/motd", "etc/resolv.conf"]
+    no_world_writable_directory(got)
+    here = ImageStore(vm_env["imgroot"]).lower_dirs(IMAGE_UUID, "zones")[0]
+    image_etc = os.lstat(here / "etc")
+    assert (got["etc"].mode, got["etc"].uid, got["etc"].gid) == (
+        stat.S_IMODE(image_etc.st_mode), image_etc.st_uid, image_etc.st_gid)
+    with tarfile.open(tmp_path / "o-1.tar") as tar:
+        assert tar.extractfile(got["etc/hostname"]).read() == b"edited\n"  # type: ignore
+    # the VM's edit survives its next start (the runtime writes under it, not over it)
+    vms.rt.start(vm, vms.vmdir(vm))
+    assert zlogin(vm, "cat /etc/hostname; hostname").stdout == "edited\nsecret-host\n"
+

@@ -176,6 +176,8 @@ class ContainerRuntime:
         rootfs.mount(vm, vmdir)
         run = vmdir / "run"
         run.mkdir(exist_ok=True)
+        spec = _spec(vm, vmdir)
+        rootfs.mount_runtime(vm, vmdir, spec.hostname, spec.resolvers)
         write_metadata(vm, run / "metadata")
         net.plan(vm)  # a bad nic tag fails here, before any process exists
         cg = cgroups.Cgroup(vm["uuid"])
@@ -183,13 +185,13 @@ class ContainerRuntime:
         try:
             for text in cg.apply(cgroups.limits(vm)):
                 warn(text)
-            self._spawn(vm, vmdir, cg)
+            self._spawn(vm, vmdir, cg, spec)
         except BaseException:
             self._clean(vm, vmdir)
             raise
 
-    def _spawn(self, vm: dict[str, Any], vmdir: Path, cg: cgroups.Cgroup) -> None:
-        spec = _spec(vm, vmdir)
+    def _spawn(self, vm: dict[str, Any], vmdir: Path, cg: cgroups.Cgroup,
+               spec: cinit.Spec) -> None:
         report_r, report_w = os.pipe2(os.O_CLOEXEC)
         go_r, go_w = os.pipe2(os.O_CLOEXEC)
         sys.stdout.flush()
