@@ -281,7 +281,9 @@ def read_layer(file: Path, dest: Path, label: str = "") -> list[Entry]:
     the caller removes ``dest`` then."""
     label = label or str(file)
     try:
-        with open_decompressed(file) as raw, tarfile.open(fileobj=raw, mode="r|") as tar:
+        # a 1 MiB stream buffer: tarfile's default (10 KiB) halves the unpacking speed
+        with open_decompressed(file) as raw, \
+                tarfile.open(fileobj=raw, mode="r|", bufsize=1 << 20) as tar:
             return extract_tar(tar, dest, label, allow_absolute_symlinks=True, whiteouts=True,
                                keep_owners=True)
     except tarfile.TarError as exc:

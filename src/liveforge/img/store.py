@@ -27,6 +27,7 @@ ancestries, which image chains here are not.
 from __future__ import annotations
 
 import builtins
+import errno
 import json
 import os
 import re
@@ -304,11 +305,16 @@ class ImageStore:
             yield
 
     def install(self, manifest: Manifest, file: Path, source: str | None = None,
-                pool: str = DEFAULT_POOL) -> Installed:
+                pool: str = DEFAULT_POOL, *, verified: bool = False,
+                take: bool = False) -> Installed:
         """Install ``manifest``'s image from its file: size and SHA-1 checked, origin
         installed, unpacked into ``<uuid>-partial``, renamed into place, recorded. On any
         failure nothing of it is left. Takes the image's lock (re-entrant for the thread that
-        already holds it)."""
+        already holds it).
+
+        ``verified``: the caller computed the file's SHA-1 as it wrote it (an import's
+        download), so only its size is checked. ``take``: the file is the caller's to give
+        away: an uncompressed disk is renamed into the pool rather than copied."""
         uuid = manifest.uuid
         with self.lock(uuid), self._origin_lock(manifest):
             if self.get(uuid, pool) is not None:
@@ -318,7 +324,11 @@ class ImageStore:
             if origin is not None and self.get(origin, pool) is None:
                 raise ImgadmError("OriginNotInstalled", f'origin image "{origin}" of image '
                                   f'"{uuid}" is not installed on zpool "{pool}"')
-            self.check_file(manifest, file)
+            if verified and manifest.file is not None \
+                    and file.stat().st_size == manifest.file.size:
+                pass
+            else:
+                self.check_file(manifest, file)
             directory = self.pool_dir(pool)
             directory.mkdir(parents=True, exist_ok=True)
             final = self._image_path(manifest, pool)
@@ -332,8 +342,9 @@ class ImageStore:
                 if manifest.is_tree:
                     partial.mkdir(0o755)
                     read_layer(file, partial, str(file))
-                else:
+                elif not (take and _move_disk(manifest, file, partial)):
                     read_disk(file, partial, str(file))
+                if not manifest.is_tree:
                     os.chmod(partial, 0o444)
                 os.rename(partial, final)
                 installed = Installed(manifest, pool, source, final)
@@ -360,3 +371,22 @@ class ImageStore:
             if os.path.lexists(image.path):
                 remove_tree(image.path)
         return image
+
+
+def _move_disk(manifest: Manifest, file: Path, dest: Path) -> bool:
+    """Rename an uncompressed disk image to ``dest`` (made durable first, as a copy would
+    be); False when it is compressed or on another file system."""
+    if manifest.file is None or manifest.file.compression != "none":
+        return False
+    fd = os.open(file, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.rename(file, dest)
+    except OSError as exc:
+        if exc.errno == errno.EXDEV:
+            return False
+        raise
+    return True

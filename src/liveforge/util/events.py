@@ -14,6 +14,7 @@ from pathlib import Path
 
 TYPE_CHECKING = False  # typing's, without importing typing
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any, TextIO
 
 
@@ -216,3 +217,53 @@ def make_reporter(json_mode: bool = False, verbose: int = 0) -> Reporter:
     if sys.stdout.isatty():
         return RichReporter(verbose=verbose)
     return Reporter(verbose=verbose)
+
+
+class ByteProgress:
+    """Progress bars of byte transfers (downloads), one per transfer, drawn by rich on stderr;
+    a no-op when not ``enabled`` (the caller decides: stderr a TTY and no ``-q``). Thread safe:
+    the callbacks :meth:`add` returns may be called from worker threads."""
+
+    def __init__(self, enabled: bool, err: TextIO | None = None):
+        self.enabled = enabled
+        self.err = err or sys.stderr
+        self.progress: Any = None
+
+    def __enter__(self) -> ByteProgress:
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+
+            self.progress = Progress(
+                TextColumn("{task.description}"), BarColumn(), DownloadColumn(binary_units=True),
+                TransferSpeedColumn(), TimeRemainingColumn(), console=Console(file=self.err),
+                redirect_stdout=False, redirect_stderr=False, transient=True)
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+    def add(self, label: str, total: int) -> Callable[[int], None]:
+        """A bar for ``total`` bytes; the returned function advances it by a count."""
+        if self.progress is None:
+            return lambda _count: None
+        task = self.progress.add_task(label, total=total)
+        progress = self.progress
+        return lambda count: progress.advance(task, count)
+
+    def line(self, text: str, out: TextIO) -> None:
+        """A line of output on ``out``: above the bars when ``out`` is their terminal too."""
+        if self.progress is not None and out.isatty():
+            self.progress.console.print(text, markup=False, highlight=False)
+        else:
+            print(text, file=out, flush=True)

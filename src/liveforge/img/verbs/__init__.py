@@ -18,4 +18,9 @@ VERBS = {
     "delete": "delete",
     "ancestry": "ancestry",
     "vacuum": "vacuum",
+    # the verbs that talk to image sources
+    "avail": "avail",
+    "show": "show",
+    "import": "import_",
+    "publish": "publish",
 }
