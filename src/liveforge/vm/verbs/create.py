@@ -43,14 +43,13 @@ def prepare(payload: dict[str, Any]) -> dict[str, Any]:
 def create(store: VmStore, payload: dict[str, Any]) -> str:
     vm = prepare(payload)
     uuid = vm["uuid"]
-    vmdir = store.make(vm)
+    vmdir = store.make(vm, "provisioning")
     rt = runtime(vm["brand"])
     held = installed = False
     try:
         with store.locked(uuid):
             images.hold(vm)
             held = True
-            store.set_status(uuid, "provisioning")
             before = json.dumps(vm, sort_keys=True)
             rt.install(vm, vmdir)
             installed = True
