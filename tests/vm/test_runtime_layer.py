@@ -122,6 +122,7 @@ def test_an_image_without_room_for_the_runtimes_files_is_one_clear_error(
     assert init_pid(vms.vmdir(vm)) is None
     assert not any(p.exists() for p in cgroups.Cgroup(vm["uuid"]).paths())
     assert upper(vms, vm) == []
+    assert os.path.ismount(vms.vmdir(vm) / "root")  # the view stays, as install left it
 
 
 def test_a_start_with_another_host_name_rebuilds_the_layer(vms):

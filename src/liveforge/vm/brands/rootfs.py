@@ -136,11 +136,15 @@ def mount_runtime(vm: dict[str, Any], vmdir: Path, hostname: str,
     probe.mkdir(exist_ok=True)
     while mounted(probe):  # a start killed mid-way left it
         linux.umount(probe, linux.MNT_DETACH)
-    mount_view(lowers, None, None, probe)
     try:
-        rtlayer.build(probe, run / "layer", hostname, resolvers)
-    finally:
-        unmount_view(probe)
+        mount_view(lowers, None, None, probe)
+        try:
+            rtlayer.build(probe, run / "layer", hostname, resolvers)
+        finally:
+            unmount_view(probe)
+    except BaseException:  # the view as install left it: a failed start changes nothing
+        mount_view(lowers, disk / "upper", disk / "work", root)
+        raise
     mount_view([run / "layer", *lowers], disk / "upper", disk / "work", root)
 
 
