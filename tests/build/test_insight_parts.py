@@ -54,6 +54,27 @@ def test_timeline_bars_parallelism_and_critical_path() -> None:
     assert chart.startswith("<svg") and chart == svg(timeline(EVENTS, DEPS, STAMP))
 
 
+@pytest.mark.parametrize("steps", [2, 6, 30])
+def test_the_timelines_panels_leave_no_band_between_them(steps: int) -> None:
+    """The bars and the running-steps panel below them: nothing between them but the
+    lower panel's margin (the bars show no time labels of their own)."""
+    import re
+
+    events = [ev(kind, float(i), component=f"s{i}", **({"duration": 1.0} if kind == "finish"
+                                                     else {}))
+              for i in range(steps) for kind in ("start", "finish")]
+    chart = svg(timeline(events, {f"s{i}": () for i in range(steps)}, STAMP))
+    height = float(re.search(r'viewBox="0 0 [\d.]+ ([\d.]+)"', chart).group(1))  # type: ignore[union-attr]
+    # each axes' background rectangle: M x bottom L x bottom L x top L x top z
+    boxes = [(float(m.group(2)), float(m.group(1))) for m in re.finditer(
+        r'<g id="axes_\d+">\s*<g id="patch_\d+">\s*<path d="M [\d.]+ ([\d.]+) \s*'
+        r'L [\d.]+ [\d.]+ \s*L [\d.]+ ([\d.]+)', chart)]
+    [(bars_top, bars_bottom), (running_top, running_bottom)] = boxes
+    assert bars_top < bars_bottom <= running_top < running_bottom
+    assert running_top - bars_bottom < max(0.05 * height, 14), (boxes, height)
+    assert "seconds" in chart
+
+
 def test_a_run_cut_short_leaves_open_steps_failed() -> None:
     line = timeline([ev("start", 0.0, component="a"), ev("start", 1.0, component="b"),
                      ev("finish", 2.0, component="b", duration=1.0)], {}, STAMP)
