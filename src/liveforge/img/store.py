@@ -39,7 +39,6 @@ from typing import Any
 
 from liveforge.img import config as imgconfig
 from liveforge.img.errors import ImgadmError
-from liveforge.img.layer import read_disk, read_layer
 from liveforge.img.lock import file_lock
 from liveforge.img.manifest import Manifest, is_uuid, validate
 from liveforge.util.fileio import read_bytes, write_atomic
@@ -337,6 +336,8 @@ class ImageStore:
             for stale in (partial, final):  # a killed run's (this lock is ours now)
                 if os.path.lexists(stale):
                     remove_tree(stale)
+            from liveforge.img.layer import read_disk, read_layer  # tar, lzma: install's alone
+
             try:
                 if manifest.is_tree:
                     partial.mkdir(0o755)
