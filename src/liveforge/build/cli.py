@@ -75,10 +75,13 @@ class Ctx:
 
     def event_log(self, ws: Workspace, stamp: str) -> EventLog:
         """``with ctx.event_log(ws, stamp) as reporter``: the build's events also go to
-        ``log/build.<stamp>.jsonl`` (what ``timeline`` and ``report`` read)."""
+        ``log/build.<stamp>.jsonl`` (what ``timeline`` and ``report`` read), from a run that
+        started or restored a step: a later run of the same stamp that built nothing (a
+        no-op ``live``) keeps the log of the build, whose durations the timeline shows."""
         from liveforge.util.events import EventLog
 
-        return EventLog(self.reporter, ws.log_dir / f"build.{stamp}.jsonl")
+        return EventLog(self.reporter, ws.log_dir / f"build.{stamp}.jsonl",
+                        keep=("start", "restored"))
 
 
 # -- verbs ----------------------------------------------------------------------------------

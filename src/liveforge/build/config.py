@@ -38,6 +38,16 @@ COMPRESSIONS = ("gzip", "zstd")
 UNHASHED_KEYS = {"MAX_JOBS", "FORCE_STRAP_REBUILD", "CLOBBER", "CACHE_MODE", "CACHE_URL",
                  "CACHE_DIR", "CACHE_MAX_SIZE", "CACHE_TIMEOUT", "CACHE_PUSH_DIRTY"}
 NOASSERTION = "NOASSERTION"  # SPDX's "no licence is known"
+# keys of a component's table (and of an extra package's package.toml) that say what the output
+# is, not how it is made: the licence, for the SBOM. No step's input hash or cache key covers
+# them, so declaring or correcting a licence rebuilds nothing (the next SBOM shows it).
+UNHASHED_SETTINGS = frozenset({"license"})
+
+
+def hashed_settings(table: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a settings table that is a build input (:data:`UNHASHED_SETTINGS` left
+    out): the one place that decides it, for platform.toml and package.toml alike."""
+    return {k: v for k, v in table.items() if k not in UNHASHED_SETTINGS}
 
 
 @dataclass(frozen=True, slots=True)

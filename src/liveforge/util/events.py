@@ -204,24 +204,57 @@ class Fanout(Reporter):
             reporter.emit(event, **fields)
 
 
-class EventLog:
-    """``with EventLog(reporter, path) as r``: ``r`` reports to ``reporter`` and also writes
-    every event to ``path`` as the JSON lines of ``--json`` (the file is replaced)."""
+class _Seen(Reporter):
+    """Remembers the names of the events it was given, and shows nothing."""
 
-    def __init__(self, reporter: Reporter, path: Path):
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
+
+    def emit(self, event: str, **fields: Any) -> None:
+        self.names.add(event)
+
+
+class EventLog:
+    """``with EventLog(reporter, path, keep) as r``: ``r`` reports to ``reporter`` and also
+    writes every event to a temporary beside ``path`` as the JSON lines of ``--json``. At the
+    end it replaces ``path`` when one of the events ``keep`` names was written (any run, when
+    ``keep`` is empty); else it is removed and an earlier ``path`` stays: a build log is kept
+    from a later run of the same name that built nothing. A killed run's temporary is removed
+    by the next one."""
+
+    def __init__(self, reporter: Reporter, path: Path, keep: tuple[str, ...] = ()):
         self.reporter = reporter
         self.path = path
+        self.keep = keep
         self.handle: TextIO | None = None
+        self.seen = _Seen()
+
+    @property
+    def temporary(self) -> Path:
+        from liveforge.util.scratch import tmp_name
+
+        return self.path.with_name(tmp_name(self.path.name))
 
     def __enter__(self) -> Reporter:
+        from liveforge.util.scratch import remove_leftovers
+
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.handle = open(self.path, "w", encoding="utf-8")
-        return Fanout(self.reporter, JsonReporter(out=self.handle, verbose=1))
+        remove_leftovers(self.path.parent)
+        self.handle = open(self.temporary, "w", encoding="utf-8")
+        return Fanout(self.reporter, JsonReporter(out=self.handle, verbose=1), self.seen)
 
     def __exit__(self, *exc: object) -> None:
-        if self.handle is not None:
-            self.handle.close()
-            self.handle = None
+        import os
+
+        if self.handle is None:
+            return
+        self.handle.close()
+        self.handle = None
+        if not self.keep or self.seen.names & set(self.keep):
+            os.replace(self.temporary, self.path)
+        else:
+            os.unlink(self.temporary)
 
 
 def make_reporter(json_mode: bool = False, verbose: int = 0) -> Reporter:

@@ -9,6 +9,8 @@ platform.toml::
     include = ["boot/vmlinuz-*"]              # optional: what it delivers and a generated
                                               # manifest lists
     links = { "boot/vmlinuz" = "boot/vmlinuz-*" }   # optional: symlinks to single glob matches
+    license = "GPL-2.0-only"                  # optional: the packages' licence (the SBOM),
+                                              # declared: it beats their copyright files
 
 ``liveforge configure`` resolves each name (a metapackage to the one package it depends on) to
 an exact version, pool file and sha256 and records it in ``platform.lock``, a TOML file the user
@@ -51,12 +53,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from liveforge.build.config import ComponentSpec, workspace_path_problem
+from liveforge.build.config import LICENSE_FIELD, ComponentSpec, workspace_path_problem
 from liveforge.build.kinds.base import MAIN, BuildContext, Kind, Origin, make_fetcher
 from liveforge.build.workspace import Workspace
 from liveforge.util.errors import InputError
 from liveforge.util.events import Reporter
 from liveforge.util.fetch import DEB_NAME_RE, DebPin, plain_file_name
+from liveforge.util.fields import Field, read_table
 from liveforge.util.fileio import read_text, write_atomic
 from liveforge.util.hashing import file_digest
 from liveforge.util.keyvalue import substitute
@@ -66,7 +69,17 @@ from liveforge.util.unpack import Entry, install_deb
 
 LOCK_FILE = "platform.lock"
 LOCK_FORMAT = 1
-SETTINGS = {"kind", "env", "packages", "manifest", "include", "links"}
+# a deb component's table: the keys checked by hand in validate take any value here
+FIELDS = (
+    Field("kind", "any"),
+    Field("env", "any"),
+    Field("packages", "any"),
+    Field("manifest", "any"),
+    Field("include", "any"),
+    Field("links", "any"),
+    LICENSE_FIELD,
+)
+SETTINGS = {f.key for f in FIELDS}
 PIN_FIELDS = ("name", "version", "arch", "filename", "size", "sha256")
 LOCK_COMMENT = """platform.lock: exact versions and sha256 of fetched inputs, written by
 `liveforge configure`. Commit it; `liveforge configure --refresh-lock` resolves
@@ -159,10 +172,14 @@ class DebKind(Kind):
     def validate(self, spec: ComponentSpec) -> list[tuple[str | None, str]]:
         problems: list[tuple[str | None, str]] = []
         settings = spec.settings
-        for key in settings:
-            if key not in SETTINGS:
-                problems.append((key, f"unknown setting {key!r} for kind \"deb\" "
-                                      f"(known: {', '.join(sorted(SETTINGS))})"))
+
+        def report(message: str, key: str, item: object) -> None:
+            if message.startswith("unknown key"):
+                message = f"unknown setting {key!r} for kind \"deb\" " \
+                    f"(known: {', '.join(sorted(SETTINGS))})"
+            problems.append((key, message))
+
+        read_table(settings, FIELDS, report)
         packages = settings.get("packages")
         if not isinstance(packages, list) or not packages or \
                 not all(isinstance(p, str) and p for p in packages):
@@ -279,8 +296,9 @@ class DebKind(Kind):
         ctx.note(f"wrote generated manifest {out}")
 
     def origins(self, ws: Workspace, spec: ComponentSpec) -> list[Origin]:
-        """Each locked package: its pool URL and sha256, and the licence its machine-readable
-        copyright file (unpacked in proto/) gives, else NOASSERTION."""
+        """Each locked package: its pool URL and sha256, and its licence: the one platform.toml
+        declares (``license``), else the one its machine-readable copyright file (unpacked in
+        proto/) gives, else NOASSERTION."""
         from liveforge.util.dep5 import copyright_licence
 
         mirror = {**ws.build_config, **ws.build_env}.get("DEBIAN_MIRROR", "").rstrip("/")
@@ -294,6 +312,12 @@ class DebKind(Kind):
             base = mirror or ("https://security.debian.org/debian-security"
                               if pin.filename.startswith("pool/updates/")
                               else "https://deb.debian.org/debian")
+            declared = spec.settings.get("license")
+            if isinstance(declared, str):
+                origins.append(Origin(
+                    name=pin.name, version=pin.version, source=f"{base}/{pin.filename}",
+                    sha256=pin.sha256, license=declared))
+                continue
             copyright = ws.proto / "usr/share/doc" / pin.name / "copyright"
             try:
                 if not os.path.realpath(copyright).startswith(os.path.realpath(ws.proto) + "/"):

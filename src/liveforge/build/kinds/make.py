@@ -7,7 +7,7 @@ installs; ``PROTO`` is the proto area holding what its dependencies installed, t
 against (the engine merges the staging tree into it afterwards). Settings in platform.toml
 (:data:`FIELDS`): ``path`` (required), ``makefile`` (default: Makefile.joyent when present,
 else make's own choice), ``targets`` (default ``["world", "install"]``), ``license`` (an SPDX
-expression, for the SBOM).
+expression, for the SBOM; no build input).
 """
 
 from __future__ import annotations

@@ -37,6 +37,7 @@ from liveforge.build.config import ComponentSpec
 from liveforge.build.kinds.base import MAIN, STRAP, BuildContext, Kind, Origin
 from liveforge.build.kinds.extra.build import Variant, build_variant, toolchain_env
 from liveforge.build.kinds.extra.package import (
+    PACKAGE_FILE,
     Package,
     build_order,
     dependencies,
@@ -117,7 +118,10 @@ class ExtraKind(Kind):
         stamp covers by itself."""
         packages = self.packages(ws, spec)
         order = build_order(packages)
-        trees = dict(zip(order, ws.hasher.hash_all(packages[n].dir for n in order), strict=True))
+        # package.toml counts by its build inputs (Package.inputs), not its bytes: a licence
+        # declared or corrected there rebuilds nothing
+        trees = dict(zip(order, ws.hasher.hash_all((packages[n].dir for n in order),
+                                                   without=(PACKAGE_FILE,)), strict=True))
         context: dict[str, object] = {
             "phase": STRAP if strap else MAIN,
             "env": ws.component_env(spec),
@@ -135,6 +139,7 @@ class ExtraKind(Kind):
             pkg = packages[name]
             blob = {
                 "tree": trees[name],
+                "package": pkg.inputs,
                 "patches": [file_digest(p) for p in pkg.patches],
                 "variants": pkg.phase_variants(strap),
                 "deps": {d: hashes[d] for d in pkg.depends},
