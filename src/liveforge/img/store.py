@@ -277,8 +277,10 @@ class ImageStore:
         return removed
 
     # -- install and delete -----------------------------------------------------------------
-    def check_file(self, manifest: Manifest, file: Path) -> None:
-        """The image file has the manifest's size and SHA-1 (``InvalidImageFile`` if not)."""
+    @staticmethod
+    def check_file(manifest: Manifest, file: Path) -> None:
+        """The image file has the manifest's size and SHA-1 (``InvalidImageFile`` if not);
+        static: ``imgadm publish`` checks its file with it without a store."""
         expected = manifest.file
         if expected is None:
             raise ImgadmError("InvalidManifest", f'image "{manifest.uuid}": the manifest has '

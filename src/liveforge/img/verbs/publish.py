@@ -15,6 +15,7 @@ from pathlib import Path
 
 from liveforge.img.config import check_url
 from liveforge.img.errors import ImgadmError
+from liveforge.img.store import ImageStore
 from liveforge.img.verbs.base import Context
 from liveforge.img.verbs.install import read_manifest
 
@@ -30,25 +31,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(ctx: Context) -> int:
     from liveforge.img.client import Client
-    from liveforge.util.hashing import file_digest
 
     args = ctx.args
     url = check_url(args.url)
     manifest = read_manifest(Path(args.manifest))
     file = Path(args.file)
+    ImageStore.check_file(manifest, file)
     expected = manifest.file
-    assert expected is not None  # validate() requires files
-    try:
-        size = file.stat().st_size
-    except OSError as exc:
-        raise ImgadmError("Usage", f'image file "{file}": {exc.strerror}') from None
-    if size != expected.size:
-        raise ImgadmError("InvalidImageFile", f"{file}: size is {size} bytes, the manifest "
-                          f"(files[0].size) says {expected.size}")
-    sha1 = file_digest(file, "sha1")
-    if sha1 != expected.sha1:
-        raise ImgadmError("InvalidImageFile", f"{file}: sha1 is {sha1}, the manifest "
-                          f"(files[0].sha1) says {expected.sha1}")
+    assert expected is not None  # check_file requires files
+    size, sha1 = expected.size, expected.sha1
     token = os.environ.get(TOKEN_VARIABLE, "")
     if not token:
         raise ImgadmError("Usage", f"publishing needs the server's token in ${TOKEN_VARIABLE}")
