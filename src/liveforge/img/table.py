@@ -9,41 +9,39 @@ their widest cell, two spaces apart, missing values ``-``, lines right-trimmed.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from liveforge.img.errors import ImgadmError
+from liveforge.util.cells import cell_text
 
 DEFAULT_COLUMNS = ("uuid", "name", "version", "os", "type", "pub")
 DEFAULT_SORT = ("published_at", "name")
-MISSING = object()
 
 
 def _published(row: dict[str, Any]) -> Any:
     value = row["manifest"].get("published_at")
     if not isinstance(value, str):
-        return MISSING
+        return None
     return value.split(".", 1)[0].rstrip("Z") + "Z"
 
 
 def _pub(row: dict[str, Any]) -> Any:
     value = row["manifest"].get("published_at")
-    return value[:10] if isinstance(value, str) else MISSING
+    return value[:10] if isinstance(value, str) else None
 
 
 def _size(row: dict[str, Any]) -> Any:
     files = row["manifest"].get("files")
     if isinstance(files, list) and files and isinstance(files[0], dict):
-        return files[0].get("size", MISSING)
-    return MISSING
+        return files[0].get("size")
+    return None
 
 
 def _record(key: str) -> Callable[[dict[str, Any]], Any]:
     def get(row: dict[str, Any]) -> Any:
-        value = row.get(key, MISSING)
-        return MISSING if value is None else value
+        return row.get(key)
     return get
 
 
@@ -59,7 +57,7 @@ COMPUTED: dict[str, Callable[[dict[str, Any]], Any]] = {
 
 
 def field_value(row: dict[str, Any], field: str) -> Any:
-    """The value of ``field`` in ``row``, :data:`MISSING` when there is none."""
+    """The value of ``field`` in ``row``, ``None`` when there is none."""
     if field in COMPUTED:
         return COMPUTED[field](row)
     value: Any = row["manifest"]
@@ -69,21 +67,8 @@ def field_value(row: dict[str, Any], field: str) -> Any:
         elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
             value = value[int(part)]
         else:
-            return MISSING
+            return None
     return value
-
-
-def text(value: Any) -> str:
-    """A cell: ``-`` when missing, ``true``/``false``, lists comma-joined, objects as JSON."""
-    if value is MISSING or value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list):
-        return ",".join(text(v) for v in value)
-    if isinstance(value, dict):
-        return json.dumps(value, sort_keys=True, separators=(",", ":"))
-    return str(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,15 +81,15 @@ class Filter:
 
     def matches(self, row: dict[str, Any]) -> bool:
         value = field_value(row, self.field)
-        if value is MISSING or value is None:
+        if value is None:
             return False
         if self.substring:
-            return self.value in text(value)
+            return self.value in cell_text(value)
         if isinstance(value, bool):
             return self.value == ("true" if value else "false")
         if isinstance(value, list):
-            return self.value in [text(v) for v in value] or self.value == text(value)
-        return text(value) == self.value
+            return self.value in [cell_text(v) for v in value] or self.value == cell_text(value)
+        return cell_text(value) == self.value
 
 
 def parse_filters(args: Iterable[str]) -> list[Filter]:
@@ -133,13 +118,13 @@ def parse_fields(option: str | None, default: Sequence[str], what: str) -> list[
 
 
 def _sort_key(value: Any) -> tuple[int, Any]:
-    if value is MISSING or value is None:
+    if value is None:
         return (0, "")
     if isinstance(value, bool):
         return (1, int(value))
     if isinstance(value, (int, float)):
         return (1, value)
-    return (2, text(value))
+    return (2, cell_text(value))
 
 
 def select(rows: Iterable[dict[str, Any]], filters: Sequence[Filter],
@@ -157,7 +142,7 @@ def select(rows: Iterable[dict[str, Any]], filters: Sequence[Filter],
 def render(rows: Sequence[dict[str, Any]], columns: Sequence[str], header: bool = True) -> str:
     """The table as text (a final newline included when there is any line)."""
     lines = [[c.upper() for c in columns]] if header else []
-    lines += [[text(field_value(row, c)) for c in columns] for row in rows]
+    lines += [[cell_text(field_value(row, c)) for c in columns] for row in rows]
     if not lines:
         return ""
     widths = [max(len(line[i]) for line in lines) for i in range(len(columns))]

@@ -4,12 +4,12 @@ table (columns, widths, sort)."""
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from liveforge.util.cells import cell_text
 from liveforge.vm.errors import VmadmError
 from liveforge.vm.properties import ARRAYS, HVM, prop
 
@@ -55,19 +55,6 @@ def valid_key(key: str) -> bool:
     return key in WRITTEN or (prop(key) is not None and "." not in key)
 
 
-def text(value: Any) -> str:
-    """A value as a filter compares it and a table shows it."""
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list):
-        return ",".join(text(v) for v in value)
-    if isinstance(value, dict):
-        return json.dumps(value, sort_keys=True)
-    return str(value)
-
-
 @dataclass(frozen=True, slots=True)
 class Filter:
     key: str
@@ -80,7 +67,7 @@ class Filter:
         for one in values or []:
             if one is None:
                 continue
-            shown = text(one)
+            shown = cell_text(one)
             if self.regex is not None and self.regex.search(shown):
                 return True
             if self.regex is None and shown == self.value:
@@ -137,7 +124,7 @@ def _sort_key(name: str) -> Callable[[dict[str, Any]], tuple[int, float, str]]:
             return (1, 0.0, "")
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return (0, float(value), "")
-        return (0, 0.0, text(value))
+        return (0, 0.0, cell_text(value))
     return key
 
 
@@ -146,7 +133,7 @@ def table(vms: list[dict[str, Any]], keys: list[str], header: bool = True,
     """The list output: columns two spaces apart, as wide as their minimum, header or widest
     cell, lines right-trimmed; ``parsable``: ``:``-separated (``\\:`` inside a value), no
     header."""
-    rows = [[text(field(vm, key)) for key in keys] for vm in vms]
+    rows = [[cell_text(field(vm, key)) for key in keys] for vm in vms]
     if parsable:
         return "".join(":".join(c.replace(":", "\\:") for c in row) + "\n" for row in rows)
     heads = [key.upper() for key in keys]

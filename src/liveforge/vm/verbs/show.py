@@ -6,6 +6,7 @@ import json
 import sys
 from typing import Any
 
+from liveforge.util.cells import cell_text
 from liveforge.vm import query
 from liveforge.vm.errors import VmadmError
 from liveforge.vm.store import VmStore
@@ -39,7 +40,7 @@ def lookup(store: VmStore, filters: list[str], as_json: bool, unique: bool,
         _json(objects[0] if unique else objects)
         return
     for vm in chosen:
-        line = " ".join(query.text(query.field(vm, k)) for k in keys) if keys else vm["uuid"]
+        line = " ".join(cell_text(query.field(vm, k)) for k in keys) if keys else vm["uuid"]
         sys.stdout.write(line + "\n")
 
 
