@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 from liveforge.img.store import DEFAULT_POOL
-from liveforge.img.table import parse_fields, render
 from liveforge.img.verbs.base import Context, image_uuid
+from liveforge.img.verbs.tabular import TableArgs, add_table_arguments
 
 SUMMARY = "list an image's ancestry (the image, its origin, the origin's origin...)"
 COLUMNS = ("uuid", "name", "version", "published")
@@ -15,17 +15,11 @@ COLUMNS = ("uuid", "name", "version", "published")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("uuid", metavar="UUID", type=image_uuid)
     parser.add_argument("-P", dest="pool", default=DEFAULT_POOL, metavar="POOL")
-    parser.add_argument("-j", dest="json", action="store_true", help="JSON output")
-    parser.add_argument("-H", dest="no_header", action="store_true", help="no header line")
-    parser.add_argument("-o", dest="columns", metavar="FIELD,...", help="columns to show")
+    add_table_arguments(parser, choose=False)
 
 
 def run(ctx: Context) -> int:
     args = ctx.args
-    columns = parse_fields(args.columns, COLUMNS, "column list")
+    table = TableArgs.of(args, COLUMNS, choose=False)
     rows = [image.record() for image in ctx.store.ancestry(args.uuid, args.pool)]
-    if args.json:
-        ctx.json(rows)
-    else:
-        ctx.out.write(render(rows, columns, header=not args.no_header))
-    return 0
+    return table.show(ctx, rows)

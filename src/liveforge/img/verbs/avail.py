@@ -7,16 +7,8 @@ from __future__ import annotations
 
 import argparse
 
-from liveforge.img.table import (
-    DEFAULT_COLUMNS,
-    DEFAULT_SORT,
-    parse_fields,
-    parse_filters,
-    render,
-    select,
-)
 from liveforge.img.verbs.base import Context
-from liveforge.img.verbs.list_ import add_table_arguments
+from liveforge.img.verbs.tabular import TableArgs, add_table_arguments
 
 SUMMARY = "list the images available from the image sources"
 
@@ -28,14 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(ctx: Context) -> int:
     from liveforge.img.remote import Remote, warner
 
-    args = ctx.args
-    filters = parse_filters(args.filters)
-    columns = parse_fields(args.columns, DEFAULT_COLUMNS, "column list")
-    sort = parse_fields(args.sort, DEFAULT_SORT, "sort field list")
+    table = TableArgs.of(ctx.args)
     with Remote.of(ctx.store, None, warner(ctx.verb, ctx.err)) as remote:
-        rows = select(remote.list(), filters, sort)
-    if args.json:
-        ctx.json(rows)
-    else:
-        ctx.out.write(render(rows, columns, header=not args.no_header))
-    return 0
+        rows = remote.list()
+    return table.show(ctx, rows)

@@ -4,28 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from liveforge.img.table import (
-    DEFAULT_COLUMNS,
-    DEFAULT_SORT,
-    parse_fields,
-    parse_filters,
-    render,
-    select,
-)
 from liveforge.img.verbs.base import Context
+from liveforge.img.verbs.tabular import TableArgs, add_table_arguments
 
 SUMMARY = "list installed images"
-
-
-def add_table_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options every image table takes (``list``, ``avail``)."""
-    parser.add_argument("-j", dest="json", action="store_true", help="JSON output")
-    parser.add_argument("-H", dest="no_header", action="store_true", help="no header line")
-    parser.add_argument("-o", dest="columns", metavar="FIELD,...", help="columns to show")
-    parser.add_argument("-s", dest="sort", metavar="FIELD,...",
-                        help="sort by these fields (-FIELD: descending)")
-    parser.add_argument("filters", nargs="*", metavar="FIELD=VALUE",
-                        help="FIELD=VALUE, FIELD=true|false, FIELD=~SUBSTRING")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,9 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(ctx: Context) -> int:
     args = ctx.args
-    filters = parse_filters(args.filters)
-    columns = parse_fields(args.columns, DEFAULT_COLUMNS, "column list")
-    sort = parse_fields(args.sort, DEFAULT_SORT, "sort field list")
+    table = TableArgs.of(args)
     store = ctx.store
     images = store.list(args.pool)
     children: dict[tuple[str, str], int] = {}
@@ -47,9 +27,4 @@ def run(ctx: Context) -> int:
             children[(image.pool, origin)] = children.get((image.pool, origin), 0) + 1
     rows = [dict(image.record(), clones=children.get((image.pool, image.uuid), 0)
                  + len(store.holders(image.uuid, image.pool))) for image in images]
-    rows = select(rows, filters, sort)
-    if args.json:
-        ctx.json(rows)
-    else:
-        ctx.out.write(render(rows, columns, header=not args.no_header))
-    return 0
+    return table.show(ctx, rows)
