@@ -21,6 +21,7 @@ An interrupt (SIGINT, SIGTERM, SIGHUP: see :class:`Interrupted`) cancels the run
 from __future__ import annotations
 
 import os
+import select
 import signal
 
 TYPE_CHECKING = False  # typing's, without importing typing
@@ -185,6 +186,21 @@ def signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
         os.killpg(proc.pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def wait_pid_exit(pid: int, timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds for ``pid`` (a child or not: a pidfd) to end; whether
+    it has (an exited child not yet reaped counts as ended)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(max(0, int(timeout * 1000))))
+    finally:
+        os.close(fd)
 
 
 def _wait_unreaped(proc: subprocess.Popen[bytes]) -> None:

@@ -17,7 +17,6 @@ import contextlib
 import fcntl
 import json
 import os
-import select
 import shutil
 import signal
 import sys
@@ -25,6 +24,7 @@ from pathlib import Path
 
 from liveforge.util.errors import LiveforgeError
 from liveforge.util.fileio import write_atomic
+from liveforge.util.proc import wait_pid_exit
 from liveforge.vm import cgroups, linux, net
 from liveforge.vm.brands import cinit, rootfs
 from liveforge.vm.brands.pidfile import init_pid, process_stat, write_pid
@@ -51,20 +51,6 @@ class ContainerError(LiveforgeError):
 def warn(text: str) -> None:
     """A limit or setting the host cannot enforce (vmadm's warning lines, on stderr)."""
     sys.stderr.write(f"Warning: {text}\n")
-
-
-def _wait_gone(pid: int, timeout: float) -> bool:
-    """Wait up to ``timeout`` seconds for ``pid`` to exit; whether it has."""
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return True
-    try:
-        poller = select.poll()
-        poller.register(fd, select.POLLIN)
-        return bool(poller.poll(max(0, int(timeout * 1000))))
-    finally:
-        os.close(fd)
 
 
 @contextlib.contextmanager
@@ -248,7 +234,7 @@ class ContainerRuntime:
                         os.kill(pid, signal.SIGKILL)
                     except ProcessLookupError:
                         pass
-                    _wait_gone(pid, KILL_WAIT)
+                    wait_pid_exit(pid, KILL_WAIT)
                 raise
             finally:
                 os.close(go_w)
@@ -264,12 +250,12 @@ class ContainerRuntime:
             if not force:
                 for sig in STOP_SIGNALS:
                     os.kill(pid, sig)
-            if force or not _wait_gone(pid, timeout):
+            if force or not wait_pid_exit(pid, timeout):
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-                if not _wait_gone(pid, KILL_WAIT):
+                if not wait_pid_exit(pid, KILL_WAIT):
                     raise ContainerError(f"VM {vm['uuid']}: init {pid} survives SIGKILL")
         self._clean(vm, vmdir)
 

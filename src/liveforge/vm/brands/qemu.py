@@ -36,6 +36,7 @@ from typing import Any
 from liveforge.img.lock import file_lock
 from liveforge.util.errors import LiveforgeError
 from liveforge.util.fileio import write_atomic
+from liveforge.util.proc import wait_pid_exit
 from liveforge.util.scratch import remove_tree
 from liveforge.vm import qmp
 from liveforge.vm.brands import qemu_argv, qemu_disks, qemu_net
@@ -153,7 +154,7 @@ class QemuRuntime:
                     qmp.ask(run.qmp, "system_powerdown")
                 except qmp.QmpError:
                     pass
-                if wait_exit(pid, timeout):
+                if wait_pid_exit(pid, timeout):
                     return
             end_qemu(run)
         finally:
@@ -244,20 +245,6 @@ def qemu_pid(run: RunPaths) -> int | None:
     return pid
 
 
-def wait_exit(pid: int, timeout: float) -> bool:
-    """Wait up to ``timeout`` seconds for ``pid`` (not a child) to end; True if it did."""
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return True
-    try:
-        poller = select.poll()
-        poller.register(fd, select.POLLIN)
-        return bool(poller.poll(max(0.0, timeout) * 1000))
-    finally:
-        os.close(fd)
-
-
 def end_qemu(run: RunPaths) -> None:
     """End this VM's QEMU, if any: QMP ``quit`` (the disks closed cleanly), then SIGKILL."""
     pid = qemu_pid(run)
@@ -267,12 +254,12 @@ def end_qemu(run: RunPaths) -> None:
         qmp.ask(run.qmp, "quit", timeout=QUIT_GRACE)
     except qmp.QmpError:
         pass
-    if not wait_exit(pid, QUIT_GRACE):
+    if not wait_pid_exit(pid, QUIT_GRACE):
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-        wait_exit(pid, QUIT_GRACE)
+        wait_pid_exit(pid, QUIT_GRACE)
 
 
 def half_started(run: RunPaths) -> bool:
