@@ -16,6 +16,9 @@ from liveforge.img.errors import ImgadmError
 from liveforge.img.manifest import Manifest, validate
 from liveforge.img.store import ImageStore
 
+# looking for an active image (True) or any -> the error's code and how it names the image
+NOT_FOUND = {True: ("ActiveImageNotFound", "an active image"), False: ("ImageNotFound", "image")}
+
 
 def warner(verb: str, err: TextIO) -> Callable[[str], None]:
     """How a verb warns about a source it passed over: ``imgadm VERB: warning: ...``."""
@@ -82,17 +85,19 @@ class Remote:
         return None
 
     def find_active(self, uuid: str) -> tuple[Manifest, Client]:
-        found = self.find(uuid, active=True)
-        if found is None:
-            raise self._or_failure(ImgadmError(
-                "ActiveImageNotFound", f'an active image "{uuid}" was not found in image sources'))
-        return found
+        """The first source's active image ``uuid`` (``ActiveImageNotFound`` if none has)."""
+        return self._require(uuid, active=True)
 
     def find_any(self, uuid: str) -> tuple[Manifest, Client]:
-        found = self.find(uuid, active=False)
+        """The first source's image ``uuid``, in any state (``ImageNotFound`` if none has)."""
+        return self._require(uuid, active=False)
+
+    def _require(self, uuid: str, *, active: bool) -> tuple[Manifest, Client]:
+        found = self.find(uuid, active=active)
         if found is None:
+            code, what = NOT_FOUND[active]
             raise self._or_failure(ImgadmError(
-                "ImageNotFound", f'image "{uuid}" was not found in image sources'))
+                code, f'{what} "{uuid}" was not found in image sources'))
         return found
 
     def list(self, filters: Mapping[str, str] | None = None) -> list[dict[str, Any]]:

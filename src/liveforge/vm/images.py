@@ -35,20 +35,22 @@ def lookup(pool: str = DEFAULT_POOL):  # type: ignore[no-untyped-def]
 
 
 def hold(vm: dict[str, Any]) -> None:
-    if not used_by(vm):
-        return
-    from liveforge.img.store import ImageStore
-
-    store = ImageStore.from_env()
-    for uuid in used_by(vm):
-        store.hold(uuid, vm.get("zpool", DEFAULT_POOL), vm["uuid"])
+    """Hold every image ``vm`` is built on (``imgadm delete`` refuses them)."""
+    _holds(vm, release=False)
 
 
 def release(vm: dict[str, Any]) -> None:
-    if not used_by(vm):
+    """Drop ``vm``'s holds on its images."""
+    _holds(vm, release=True)
+
+
+def _holds(vm: dict[str, Any], *, release: bool) -> None:
+    uuids = used_by(vm)
+    if not uuids:
         return
     from liveforge.img.store import ImageStore
 
     store = ImageStore.from_env()
-    for uuid in used_by(vm):
-        store.release(uuid, vm.get("zpool", DEFAULT_POOL), vm["uuid"])
+    change = store.release if release else store.hold
+    for uuid in uuids:
+        change(uuid, vm.get("zpool", DEFAULT_POOL), vm["uuid"])
