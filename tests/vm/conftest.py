@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -21,6 +22,7 @@ import pytest
 from liveforge.vm import cgroups, net
 from liveforge.vm.brands.container import ContainerRuntime
 from liveforge.vm.brands.pidfile import init_pid
+from liveforge.vm.store import VmStore
 from tests.support.containers import busybox_root
 from tests.support.containers import install_image as install_tree_image
 
@@ -205,3 +207,42 @@ def zlogin(vm: dict[str, Any] | str, *words: str,
 @pytest.fixture
 def login() -> Callable[..., subprocess.CompletedProcess[str]]:
     return zlogin
+
+
+def run_vmadm(*args: str, payload: dict[str, Any] | None = None
+              ) -> subprocess.CompletedProcess[str]:
+    """``vmadm ARGS`` (the payload on stdin) in the environment of :func:`vm_env`."""
+    return subprocess.run([sys.executable, "-m", "liveforge.vm.cli", *args],
+                          input=json.dumps(payload) if payload is not None else None,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def created(vm_env: dict[str, Any]) -> Iterator[list[str]]:
+    """The uuids a test's ``vmadm create`` made; whatever is left of them goes afterwards,
+    leaving nothing (directory, cgroups, host veth ends)."""
+    uuids: list[str] = []
+    yield uuids
+    store = VmStore(Path(vm_env["vmroot"]))
+    for uuid in uuids:
+        if store.exists(uuid):
+            run_vmadm("delete", uuid)
+        if store.vmdir(uuid).exists():  # delete failed: the runtime's destroy at least
+            ContainerRuntime().destroy({"uuid": uuid}, store.vmdir(uuid))
+        assert not store.vmdir(uuid).exists()
+        assert not any(p.exists() for p in cgroups.Cgroup(uuid).paths())
+        assert net.host_ends(uuid) == []
+
+
+def create_vm(created: list[str], **props: Any) -> str:
+    """``vmadm create`` of a joyent VM on the busybox image (``props`` added); its uuid."""
+    proc = run_vmadm("create", payload={"brand": "joyent", "image_uuid": IMAGE_UUID, **props})
+    found = re.search(r"Successfully created VM ([0-9a-f-]{36})", proc.stderr)
+    assert proc.returncode == 0 and found, proc.stderr
+    created.append(found.group(1))
+    return found.group(1)
+
+
+def vm_state(uuid: str) -> str:
+    """The VM's ``state`` as ``vmadm get`` shows it."""
+    return str(json.loads(run_vmadm("get", uuid).stdout)["state"])

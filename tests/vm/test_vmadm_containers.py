@@ -4,60 +4,22 @@ terminal, delete; the image held while VMs are built on it, and intact when one 
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from liveforge.img.errors import ImgadmError
 from liveforge.img.store import ImageStore
-from liveforge.vm import cgroups, net
-from liveforge.vm.brands.container import ContainerRuntime
-from liveforge.vm.store import VmStore
+from liveforge.vm import cgroups
 from tests.support.containers import install_image as install_tree_image
 from tests.vm.conftest import IMAGE_UUID, zlogin
-
-
-def vmadm(*args: str, payload: dict[str, Any] | None = None
-          ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "liveforge.vm.cli", *args],
-                          input=json.dumps(payload) if payload is not None else None,
-                          capture_output=True, text=True, timeout=120)
-
-
-@pytest.fixture
-def created(vm_env: dict[str, Any]) -> Iterator[list[str]]:
-    """The uuids a test's creates made; whatever is left of them goes afterwards."""
-    uuids: list[str] = []
-    yield uuids
-    store = VmStore(Path(vm_env["vmroot"]))
-    for uuid in uuids:
-        if store.exists(uuid):
-            vmadm("delete", uuid)
-        if store.vmdir(uuid).exists():  # delete failed: the runtime's destroy at least
-            ContainerRuntime().destroy({"uuid": uuid}, store.vmdir(uuid))
-        assert not store.vmdir(uuid).exists()
-        assert not any(p.exists() for p in cgroups.Cgroup(uuid).paths())
-        assert net.host_ends(uuid) == []
-
-
-def create(created: list[str], **props: Any) -> str:
-    payload = {"brand": "joyent", "image_uuid": IMAGE_UUID, **props}
-    proc = vmadm("create", payload=payload)
-    found = re.search(r"Successfully created VM ([0-9a-f-]{36})", proc.stderr)
-    assert proc.returncode == 0 and found, proc.stderr
-    created.append(found.group(1))
-    return found.group(1)
-
-
-def state(uuid: str) -> str:
-    return str(json.loads(vmadm("get", uuid).stdout)["state"])
+from tests.vm.conftest import create_vm as create
+from tests.vm.conftest import run_vmadm as vmadm
+from tests.vm.conftest import vm_state as state
 
 
 def test_a_container_vm_through_vmadm(vm_env, created):

@@ -7,59 +7,18 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import pytest
-
-from liveforge.vm import cgroups, net
-from liveforge.vm.brands.container import ContainerRuntime
+from liveforge.vm import cgroups
 from liveforge.vm.brands.pidfile import init_pid
-from liveforge.vm.store import VmStore
 from tests.vm.conftest import IMAGE_UUID, zlogin
+from tests.vm.conftest import create_vm as create
+from tests.vm.conftest import run_vmadm as vmadm
+from tests.vm.conftest import vm_state as state
 
 
-def vmadm(*args: str, payload: dict[str, Any] | None = None
-          ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "liveforge.vm.cli", *args],
-                          input=json.dumps(payload) if payload is not None else None,
-                          capture_output=True, text=True, timeout=120)
-
-
-@pytest.fixture
-def made(vm_env: dict[str, Any]) -> Iterator[list[str]]:
-    """The uuids a test created; deleted afterwards, leaving nothing."""
-    uuids: list[str] = []
-    yield uuids
-    store = VmStore(Path(vm_env["vmroot"]))
-    for uuid in uuids:
-        if store.exists(uuid):
-            vmadm("delete", uuid)
-        if store.vmdir(uuid).exists():
-            ContainerRuntime().destroy({"uuid": uuid}, store.vmdir(uuid))
-        assert not store.vmdir(uuid).exists()
-        assert not any(p.exists() for p in cgroups.Cgroup(uuid).paths())
-        assert net.host_ends(uuid) == []
-
-
-def create(made: list[str], **props: Any) -> str:
-    proc = vmadm("create", payload={"brand": "joyent", "image_uuid": IMAGE_UUID, **props})
-    found = re.search(r"Successfully created VM ([0-9a-f-]{36})", proc.stderr)
-    assert proc.returncode == 0 and found, proc.stderr
-    made.append(found.group(1))
-    return found.group(1)
-
-
-def state(uuid: str) -> str:
-    return str(json.loads(vmadm("get", uuid).stdout)["state"])
-
-
-def test_a_failed_start_can_be_retried_once_fixed(vm_env, made):
-    uuid = create(made, autoboot=False, init_name="/sbin/no-such-init")
+def test_a_failed_start_can_be_retried_once_fixed(vm_env, created):
+    uuid = create(created, autoboot=False, init_name="/sbin/no-such-init")
     vmdir = Path(vm_env["vmroot"]) / uuid
     proc = vmadm("start", uuid)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
@@ -79,8 +38,8 @@ def test_a_failed_start_can_be_retried_once_fixed(vm_env, made):
     assert zlogin(uuid, "hostname").stdout == f"{uuid[:63]}\n"
 
 
-def test_a_failed_vm_can_be_stopped_and_deleted(vm_env, made):
-    uuid = create(made, autoboot=False, init_name="/nonexistent")
+def test_a_failed_vm_can_be_stopped_and_deleted(vm_env, created):
+    uuid = create(created, autoboot=False, init_name="/nonexistent")
     assert vmadm("start", uuid).returncode == 1
     assert state(uuid) == "failed"
     proc = vmadm("stop", uuid)
@@ -92,8 +51,8 @@ def test_a_failed_vm_can_be_stopped_and_deleted(vm_env, made):
     assert not (Path(vm_env["vmroot"]) / uuid).exists()
 
 
-def test_reboot_runs_a_new_init_and_keeps_the_vm(vm_env, made):
-    uuid = create(made, hostname="rb1", nics=[{"nic_tag": "test", "ips": ["10.81.0.2/24"]}])
+def test_reboot_runs_a_new_init_and_keeps_the_vm(vm_env, created):
+    uuid = create(created, hostname="rb1", nics=[{"nic_tag": "test", "ips": ["10.81.0.2/24"]}])
     vmdir = Path(vm_env["vmroot"]) / uuid
     before = init_pid(vmdir)
     zlogin(uuid, "touch", "/root-was-here")
@@ -114,14 +73,14 @@ def test_reboot_runs_a_new_init_and_keeps_the_vm(vm_env, made):
                            f"(currently: stopped)\n")
 
 
-def test_info_is_for_hvm_vms_only(vm_env, made):
-    uuid = create(made)
+def test_info_is_for_hvm_vms_only(vm_env, created):
+    uuid = create(created)
     proc = vmadm("info", uuid)
     assert (proc.returncode, proc.stdout) == (1, "")
     assert proc.stderr == "info is only supported for HVM VMs (kvm, bhyve), not joyent\n"
 
 
-def test_an_unknown_nic_tag_is_refused_at_validate_and_create(vm_env, made):
+def test_an_unknown_nic_tag_is_refused_at_validate_and_create(vm_env, created):
     payload = {"brand": "joyent", "image_uuid": IMAGE_UUID,
                "nics": [{"nic_tag": "test", "ips": ["10.82.0.2/24"]},
                         {"nic_tag": "nope", "ips": ["10.82.1.2/24"]}]}
@@ -135,15 +94,15 @@ def test_an_unknown_nic_tag_is_refused_at_validate_and_create(vm_env, made):
     assert proc.stderr == (f'Invalid nic tag "nope" (the nic tags are those of '
                            f'{os.environ["VMADM_NICTAGS"]})\n')
     assert sorted(os.listdir(vm_env["vmroot"])) == before
-    uuid = create(made, autoboot=False)
+    uuid = create(created, autoboot=False)
     proc = vmadm("update", uuid, "-f", "-", payload={"add_nics": [{"nic_tag": "gone"}]})
     assert (proc.returncode, proc.stderr) == (1, "Invalid value(s) for: add_nics.*.nic_tag\n")
     assert json.loads(vmadm("get", uuid).stdout).get("nics", []) == []
 
 
-def test_a_tag_gone_from_the_file_since_create_fails_the_start(vm_env, made, tmp_path,
+def test_a_tag_gone_from_the_file_since_create_fails_the_start(vm_env, created, tmp_path,
                                                                 monkeypatch):
-    uuid = create(made, autoboot=False, nics=[{"nic_tag": "other", "ips": ["10.83.0.2/24"]}])
+    uuid = create(created, autoboot=False, nics=[{"nic_tag": "other", "ips": ["10.83.0.2/24"]}])
     fewer = tmp_path / "nictags.json"
     fewer.write_text(json.dumps({"test": vm_env["bridge"]}))
     monkeypatch.setenv("VMADM_NICTAGS", str(fewer))
