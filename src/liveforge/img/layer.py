@@ -24,6 +24,7 @@ qcow2) as shipped, decompressed by :func:`read_disk` when it was compressed.
 
 from __future__ import annotations
 
+import io
 import lzma
 import os
 import stat
@@ -281,9 +282,12 @@ def read_layer(file: Path, dest: Path, label: str = "") -> list[Entry]:
     the caller removes ``dest`` then."""
     label = label or str(file)
     try:
-        # a 1 MiB stream buffer: tarfile's default (10 KiB) halves the unpacking speed
+        # an uncompressed file is read in random-access mode, its members' data copied in the
+        # kernel (see copy_member_data); a compressed one as a stream, with a 1 MiB buffer
+        # (tarfile's default, 10 KiB, halves the unpacking speed)
         with open_decompressed(file) as raw, \
-                tarfile.open(fileobj=raw, mode="r|", bufsize=1 << 20) as tar:
+                tarfile.open(fileobj=raw, mode="r:" if isinstance(raw, io.BufferedReader)
+                             else "r|", bufsize=1 << 20) as tar:
             return extract_tar(tar, dest, label, allow_absolute_symlinks=True, whiteouts=True,
                                keep_owners=True)
     except tarfile.TarError as exc:
