@@ -130,13 +130,19 @@ def _whiteout(label: str, member: tarfile.TarInfo, root: str, rel: str) -> Entry
     return Entry(deleted, "w", 0o600)
 
 
-def _copy_in_kernel(source: int, out: int, offset: int, size: int) -> bool:
+def _copy_in_kernel(source: int, out: int, offset: int, size: int,
+                    wait_for: Callable[[int], None] | None = None) -> bool:
     """Copy ``size`` bytes of ``source`` from ``offset`` to ``out`` with copy_file_range (no
-    pass through user space); False when the kernel cannot for these files (nothing copied)."""
+    pass through user space); False when the kernel cannot for these files (nothing copied).
+    ``wait_for(end)``: returns once the source holds its first ``end`` bytes (a file still
+    being written), called before each slice."""
     left = size
     while left:
+        step = min(left, 1 << 30 if wait_for is None else 8 << 20)
+        if wait_for is not None:
+            wait_for(offset + step)
         try:
-            done = os.copy_file_range(source, out, min(left, 1 << 30), offset)
+            done = os.copy_file_range(source, out, step, offset)
         except OSError as exc:
             if left == size and exc.errno in (errno.EXDEV, errno.EINVAL, errno.ENOSYS,
                                               errno.EOPNOTSUPP, errno.EBADF):
@@ -152,11 +158,15 @@ def _copy_in_kernel(source: int, out: int, offset: int, size: int) -> bool:
 def copy_member_data(tar: tarfile.TarFile, member: tarfile.TarInfo, out: IO[bytes]) -> None:
     """Write a regular member's data to ``out``: in the kernel when the archive is a plain file
     read in random-access mode (``tarfile.open(fileobj=f, mode="r:")`` of an uncompressed tar:
-    the data is a byte range of the file), else through tarfile's reader."""
+    the data is a byte range of the file; or a reader of a file still being written that has
+    a ``wait_for(end)`` method), else through tarfile's reader."""
     source = tar.fileobj
-    if isinstance(source, (io.BufferedReader, io.FileIO)) and member.sparse is None:
+    wait_for = getattr(source, "wait_for", None)
+    if (wait_for is not None or isinstance(source, (io.BufferedReader, io.FileIO))) \
+            and member.sparse is None:
         out.flush()
-        if _copy_in_kernel(source.fileno(), out.fileno(), member.offset_data, member.size):
+        if _copy_in_kernel(source.fileno(), out.fileno(),  # type: ignore[attr-defined]
+                           member.offset_data, member.size, wait_for):
             return
     data = tar.extractfile(member)
     assert data is not None
