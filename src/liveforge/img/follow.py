@@ -124,6 +124,7 @@ class Streamed:
         self.final = download
         self.invalid = False
         self.failed = False
+        self.removing = threading.Lock()  # the worker and the main thread may both abort
         self.thread = threading.Thread(target=self._run, name=f"unpack-{manifest.uuid[:8]}",
                                        daemon=True)
 
@@ -143,8 +144,9 @@ class Streamed:
             self._remove()
 
     def _remove(self) -> None:
-        if os.path.lexists(self.layer):
-            remove_tree(self.layer)
+        with self.removing:
+            if os.path.lexists(self.layer):
+                remove_tree(self.layer)
 
     def discard(self) -> None:
         """The client is about to drop bytes it wrote: what was unpacked cannot be used."""
