@@ -12,6 +12,7 @@ import pytest
 from tests.support.demo import build_demo, copy_demo
 from tests.support.extras import app_tarball, http_server, libdemo_tarball
 from tests.support.kernel import Bootable
+from tests.support.nginx import Nginx
 
 
 @pytest.fixture(scope="session")
@@ -42,3 +43,14 @@ def www(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path,
     app_tarball(root / "app-2.0.tar.gz")
     with http_server(root) as url:
         yield root, url
+
+
+@pytest.fixture
+def nginx(tmp_path: Path) -> Iterator[Nginx]:
+    """A real nginx on loopback storing what is PUT (basic auth on writes), started; the test
+    may restart it with faults (:meth:`Nginx.start` with ``extra``) or kill it."""
+    server = Nginx(tmp_path / "nginx", tmp_path / "nginx-store")
+    try:
+        yield server.start()
+    finally:
+        server.stop()

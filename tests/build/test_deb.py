@@ -72,6 +72,13 @@ def test_include_links_and_given_manifest(tmp_path: Path) -> None:
     assert lf(root, "configure") == 0
     assert lf(root, "world") == 0
     assert os.readlink(root / "proto/boot/vmlinuz") == "vmlinuz-9.9-test"
+    # with include, only what it selects is delivered (and the copyright file, for the SBOM):
+    # not the package's other files
+    delivered = sorted(str(p.relative_to(root / "proto")) for p in (root / "proto").rglob("*")
+                       if p.is_file() or p.is_symlink())
+    assert [p for p in delivered if not p.endswith("/copyright")] == \
+        [".liveforge-proto", "boot/vmlinuz", "boot/vmlinuz-9.9-test"]
+    assert not (root / "proto/usr/bin").exists()
     lines = (root / "manifest.d/tools.manifest").read_text().splitlines()[1:]
     assert lines == ["d boot 0755 root root", "f boot/vmlinuz-9.9-test 0644 root root",
                      "s boot/vmlinuz=vmlinuz-9.9-test"]
@@ -214,3 +221,15 @@ def test_unreadable_lock_names_the_line(tmp_path: Path) -> None:
         read_lock(SimpleNamespace(root=tmp_path))  # type: ignore[arg-type]
     assert str(info.value).startswith(f"{tmp_path / 'platform.lock'}:4: unreadable lock file: ")
     assert str(info.value).endswith("; run `liveforge configure --refresh-lock`")
+
+
+def test_keep_only_keeps_the_parents_of_deep_paths(tmp_path: Path) -> None:
+    from liveforge.build.kinds.deb import keep_only
+
+    for path in ("a/b/c/file", "a/x", "d/e", "top"):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(path)
+    os.symlink("b", tmp_path / "a" / "link")
+    keep_only(tmp_path, {"a/b/c/file", "top"})
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == \
+        ["a", "a/b", "a/b/c", "a/b/c/file", "top"]

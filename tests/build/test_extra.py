@@ -85,24 +85,31 @@ def test_patch_change_rebuilds_that_package_only(tmp_path: Path,
     assert run_with_lib(root, root / "proto/usr/bin/app") == "repatched app 1.0-lf2"
 
 
-def test_strap_cache_reused_corrupt_and_forced(tmp_path: Path, www: tuple[Path, str]) -> None:
+def test_strap_from_the_build_cache_corrupt_and_forced(
+        tmp_path: Path, www: tuple[Path, str], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The strap phase is a step like any: a second workspace restores it from the build
+    cache; a corrupt entry is found by its digest and rebuilt; FORCE_STRAP_REBUILD=yes
+    builds it locally although the cache has it."""
+    monkeypatch.setenv("CACHE_MODE", "on")
+    store = Path(os.environ["LIVEFORGE_CACHE_DIR"])
     first = extra_workspace(tmp_path / "ws1", www)
     assert world(first) == 0
-    entries = list((tmp_path / "xdg/liveforge/strap").glob("*.tar.gz"))
-    assert len(entries) == 1
     second = extra_workspace(tmp_path / "ws2", www)
-    assert world(second) == 0
-    assert "restored from the strap cache" in logs(second)
+    capsys.readouterr()
+    assert world(second, "--json") == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {e["component"] for e in events if e["event"] == "restored"} == {
+        "extra:strap", "extra"}
     assert not (extra_state(second) / "build/libdemo/libdemo-1.0-64strap").exists()
     assert elf_class(second / "proto.strap/usr/lib/libdemo.so.1") == 64
-    # a corrupt entry is detected by its checksum and rebuilt
-    entries[0].write_bytes(b"garbage")
+    # a corrupt entry is detected by its digest and rebuilt
+    for archive in (store / "cas").iterdir():
+        archive.write_bytes(b"garbage")
     third = extra_workspace(tmp_path / "ws3", www)
     assert world(third) == 0
-    assert "is corrupt" in logs(third)
+    assert "is damaged" in capsys.readouterr().err
     assert (extra_state(third) / "build/libdemo/libdemo-1.0-64strap").is_dir()
-    [rebuilt] = list((tmp_path / "xdg/liveforge/strap").glob("*.tar.gz"))
-    assert rebuilt.stat().st_size > 100
     # FORCE_STRAP_REBUILD=yes builds locally although the cache has the entry
     fourth = extra_workspace(tmp_path / "ws4", www)
     (fourth / "build.env").write_text("FORCE_STRAP_REBUILD=yes\n")

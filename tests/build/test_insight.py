@@ -49,8 +49,10 @@ def test_sbom_is_valid_spdx(demo: Path) -> None:
         "71feb7947e3c00ef125f83b79a4e529bde31171e5babe48b391f06758d1ab0a1"
     assert packages["src"]["licenseDeclared"] == "MIT"
     assert packages["kernel"]["licenseDeclared"].startswith("GPL-2.0-only")  # from DEP-5
-    assert packages["busybox"]["licenseDeclared"] == "NOASSERTION"            # not DEP-5
-    assert "not machine-readable" in packages["busybox"]["licenseComments"]
+    # busybox's copyright file is no DEP-5: platform.toml declares its licence
+    assert packages["busybox"]["licenseDeclared"] == "GPL-2.0-only"
+    assert origins["busybox-static"]["licenseDeclared"] == "GPL-2.0-only"
+    assert "licenseComments" not in packages["busybox"]
     # a file per shipped regular file, with the sha256 of what the boot archive holds
     members = read_cpio(platform_of(demo) / "x86_64/boot_archive")
     files = {f["fileName"][2:]: f for f in data["files"]}
@@ -109,6 +111,7 @@ def test_size_adds_up_to_the_archive(demo: Path) -> None:
         members["bin/busybox"].size
     assert "kernel" not in rows  # it boots beside the archive
     assert data["kernel_bytes"] == (platform_of(demo) / "x86_64/vmlinuz").stat().st_size
+    assert data["kernel_component"] == "kernel"
     top = lf(demo, "size", "--by", "file", "--top", "2").stdout.splitlines()
     assert top[1].startswith("bin/busybox") and len(top) == 4
     by_dir = json.loads(lf(demo, "size", "--by", "dir", "--json").stdout)["rows"]
@@ -220,6 +223,17 @@ def test_report_in_headless_chromium(demo: Path) -> None:
             ".slice(1, 7).map(function(r) { return r.cells[0].textContent; })")
         assert set(rows) == {"kernel", "busybox", "extra", "src", "platinfo",
                              "overlay/generic"}
+        # the kernel is shown by its file's bytes, with why it has no share of the archive
+        kernel_row = driver.execute_script(
+            "return Array.from(document.querySelectorAll('#components ~ table tr'))"
+            ".filter(function(r) { return r.cells[0].textContent == 'kernel'; })"
+            ".map(function(r) { return Array.from(r.cells).map(function(c) {"
+            " return c.textContent; }); })[0]")
+        kernel_bytes = (platform_of(demo) / "x86_64/vmlinuz").stat().st_size
+        from liveforge.build.insight.size import human
+
+        assert kernel_row[4:6] == ["1", f"{human(kernel_bytes)} (the kernel, beside the boot "
+                                        "archive)"], kernel_row
         height = driver.execute_script("return document.body.scrollHeight")
         driver.set_window_size(1400, min(int(height) + 400, 8000))
         shot = Path(os.environ.get("TMPDIR", tempfile.gettempdir())) / "liveforge-report.png"
@@ -256,11 +270,75 @@ def test_licence_errors_name_the_file_and_line(tmp_path: Path) -> None:
         "license must be a string" in proc.stderr
 
 
-def test_manifest_lint_warns_of_unknown_licences(demo: Path) -> None:
+def test_manifest_lint_warns_of_unknown_licences(demo: Path, tmp_path: Path) -> None:
+    # the demo declares busybox's licence (its copyright file is free-form): no warning
     proc = lf(demo, "manifest", "lint", check=False)
+    assert "license" not in proc.stdout + proc.stderr
+    copy = tmp_path / "undeclared"
+    shutil.copytree(demo, copy, symlinks=True)
+    toml = copy / "platform.toml"
+    text = toml.read_text()
+    assert '\nlicense = "GPL-2.0-only"' in text
+    toml.write_text(text.replace('\nlicense = "GPL-2.0-only"', "\n", 1))
+    proc = lf(copy, "manifest", "lint", check=False)
     assert "warning: component 'busybox' (busybox-static): license NOASSERTION: " \
         "proto/usr/share/doc/busybox-static/copyright is not machine-readable" in proc.stdout
     assert "'kernel'" not in proc.stdout and "'src'" not in proc.stdout
+
+
+def licences(platform: Path) -> dict[str, str]:
+    data = json.loads((platform / "sbom.spdx.json").read_text())
+    return {p["name"]: p["licenseDeclared"] for p in data["packages"]}
+
+
+def test_a_licence_edit_rebuilds_nothing_and_reaches_the_sbom(demo: Path, tmp_path: Path) -> None:
+    """A licence is no build input: changing one in platform.toml (a make and a deb
+    component) and in an extra package's package.toml leaves every step up to date, and
+    ``live`` restores and builds nothing, yet writes the new licences into the SBOM."""
+    copy = tmp_path / "relicensed"
+    shutil.copytree(demo, copy, symlinks=True)
+    before = licences(platform_of(copy))
+    assert (before["src"], before["busybox-static"], before["zlib"]) == \
+        ("MIT", "GPL-2.0-only", "Zlib")
+    toml = copy / "platform.toml"
+    text = toml.read_text()
+    text = text.replace('path = "projects/src"\nlicense = "MIT"',
+                        'path = "projects/src"\nlicense = "MIT OR Apache-2.0"')
+    text = text.replace('license = "GPL-2.0-only"', 'license = "GPL-2.0-or-later"')
+    toml.write_text(text)
+    package = copy / "projects/extra/zlib/package.toml"
+    package.write_text(package.read_text().replace('license = "Zlib"', 'license = "Zlib OR MIT"'))
+    rows = json.loads(lf(copy, "--json", "status").stdout)
+    assert {r["component"]: r["state"] for r in rows} == \
+        {r["component"]: "up to date" for r in rows}, rows
+    events = [json.loads(line) for line in lf(copy, "--json", "live").stdout.splitlines()]
+    assert not [e for e in events if e["event"] in ("start", "restored", "stale")], events
+    after = licences(platform_of(copy))
+    assert (after["src"], after["busybox-static"], after["zlib"]) == \
+        ("MIT OR Apache-2.0", "GPL-2.0-or-later", "Zlib OR MIT")
+
+
+def test_a_run_that_builds_nothing_keeps_the_build_log(demo: Path, tmp_path: Path) -> None:
+    """A second ``live`` of the same BUILDSTAMP that builds nothing keeps the build's event
+    log, so the timeline still shows the steps and how long they took; a run that builds
+    something replaces it."""
+    copy = tmp_path / "again"
+    shutil.copytree(demo, copy, symlinks=True)
+    log = copy / "log" / f"build.{STAMP}.jsonl"
+    built = log.read_bytes()
+    steps = {json.loads(line)["component"] for line in built.splitlines()
+             if json.loads(line)["event"] == "finish"}
+    assert {"kernel", "busybox", "src", "platinfo"} <= steps
+    lf(copy, "live")
+    assert log.read_bytes() == built
+    bars = {b["name"] for b in json.loads(lf(copy, "timeline", "--json").stdout)["bars"]}
+    assert steps <= bars
+    assert [p.name for p in log.parent.iterdir() if p.name.startswith(".")] == []
+    (copy / "projects/src/Makefile").write_text((copy / "projects/src/Makefile").read_text()
+                                                + "\n# changed\n")
+    lf(copy, "live")
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    assert {e["component"] for e in events if e["event"] in ("start", "restored")} == {"src"}
 
 
 def test_insight_verbs_without_a_platform_say_so(tmp_path: Path) -> None:

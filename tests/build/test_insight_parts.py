@@ -54,6 +54,27 @@ def test_timeline_bars_parallelism_and_critical_path() -> None:
     assert chart.startswith("<svg") and chart == svg(timeline(EVENTS, DEPS, STAMP))
 
 
+@pytest.mark.parametrize("steps", [2, 6, 30])
+def test_the_timelines_panels_leave_no_band_between_them(steps: int) -> None:
+    """The bars and the running-steps panel below them: nothing between them but the
+    lower panel's margin (the bars show no time labels of their own)."""
+    import re
+
+    events = [ev(kind, float(i), component=f"s{i}", **({"duration": 1.0} if kind == "finish"
+                                                     else {}))
+              for i in range(steps) for kind in ("start", "finish")]
+    chart = svg(timeline(events, {f"s{i}": () for i in range(steps)}, STAMP))
+    height = float(re.search(r'viewBox="0 0 [\d.]+ ([\d.]+)"', chart).group(1))  # type: ignore[union-attr]
+    # each axes' background rectangle: M x bottom L x bottom L x top L x top z
+    boxes = [(float(m.group(2)), float(m.group(1))) for m in re.finditer(
+        r'<g id="axes_\d+">\s*<g id="patch_\d+">\s*<path d="M [\d.]+ ([\d.]+) \s*'
+        r'L [\d.]+ [\d.]+ \s*L [\d.]+ ([\d.]+)', chart)]
+    [(bars_top, bars_bottom), (running_top, running_bottom)] = boxes
+    assert bars_top < bars_bottom <= running_top < running_bottom
+    assert running_top - bars_bottom < max(0.05 * height, 14), (boxes, height)
+    assert "seconds" in chart
+
+
 def test_a_run_cut_short_leaves_open_steps_failed() -> None:
     line = timeline([ev("start", 0.0, component="a"), ev("start", 1.0, component="b"),
                      ev("finish", 2.0, component="b", duration=1.0)], {}, STAMP)
@@ -242,3 +263,84 @@ def test_a_small_platform_sbom_size_and_timeline(tmp_path: Path, compression: st
         assert bad.returncode == 1 and "not an SPDX document" in bad.stderr, bad.stderr
     lint = cli(root, "manifest", "lint", pythonpath=True).stdout
     assert "component 'comp' (comp): license NOASSERTION: no license declared" in lint
+
+
+def test_a_declared_deb_licence_beats_the_copyright_file_and_rebuilds_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """``license`` on a deb component is declared: it beats a free-form copyright file. A
+    licence is no build input: declaring it leaves every step up to date, and the no-op run
+    after it keeps the build's event log (the durations the timeline shows)."""
+    from liveforge.build.cli import main
+    from liveforge.build.kinds import get_kind, known_kinds
+    from liveforge.build.verbs.status import status
+    from liveforge.build.workspace import Workspace
+    from tests.support.debs import build_deb, index_repo
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("BUILDSTAMP", STAMP)
+    monkeypatch.setenv("LIVEFORGE_CACHE_DIR", str(tmp_path / "steps"))
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    build_deb(repo / "lf-lic_1.0_amd64.deb", "lf-lic", "1.0",
+              files={"usr/bin/x": "x\n", "usr/share/doc/lf-lic/copyright": "Free text.\n"})
+    index_repo(repo)
+    root = tmp_path / "ws"
+    root.mkdir()
+    toml = root / "platform.toml"
+    plain = '[platform]\nname = "t"\n\n[components.tools]\nkind = "deb"\npackages = ["lf-lic"]\n'
+    toml.write_text(plain)
+    (root / "configure-build").write_text(
+        f"DEBIAN_MIRROR=file://{repo}\nDEBIAN_SUITES=./\nDEBIAN_TRUSTED=yes\n")
+    assert main(["-C", str(root), "configure"]) == 0
+    assert main(["-C", str(root), "world"]) == 0
+    log = root / "log" / f"build.{STAMP}.jsonl"
+    built = log.read_bytes()
+    assert b'"event": "start"' in built and b'"duration"' in built
+
+    def origin() -> Origin:
+        ws = Workspace(root, known_kinds())
+        assert [r["state"] for r in status(ws)] == ["up to date"]
+        [found] = get_kind("deb").origins(ws, ws.components["tools"])
+        return found
+
+    assert (origin().license, origin().note) == \
+        ("NOASSERTION", "proto/usr/share/doc/lf-lic/copyright is not machine-readable (DEP-5)")
+    toml.write_text(plain + 'license = "GPL-2.0-only"\n')
+    assert (origin().license, origin().note) == ("GPL-2.0-only", "")
+    # the run after the edit builds nothing, and keeps the build's log (no temporary left)
+    capsys.readouterr()
+    assert main(["-C", str(root), "--json", "world"]) == 0
+    events = [json.loads(line)["event"] for line in capsys.readouterr().out.splitlines()]
+    assert "start" not in events and "restored" not in events
+    assert log.read_bytes() == built
+    assert sorted(p.name for p in log.parent.iterdir() if p.name.startswith(".")) == []
+    # a bad declared licence: one line naming platform.toml's line
+    toml.write_text(plain + 'license = "GPL-2.0-only OR"\n')
+    assert main(["-C", str(root), "status"]) != 0
+    err = capsys.readouterr().err
+    assert "platform.toml:7:" in err and "'GPL-2.0-only OR' is incomplete" in err
+    assert "Traceback" not in err
+
+
+def test_an_event_log_is_kept_from_runs_that_did_not_build(tmp_path: Path) -> None:
+    """The event log is written to a temporary and replaces the file only when the run
+    emitted one of the events that keep it; a dead run's temporary goes with the next run."""
+    from liveforge.util.events import EventLog, Reporter
+
+    log = tmp_path / "log" / "build.x.jsonl"
+    quiet = Reporter(verbose=-1)
+    with EventLog(quiet, log, keep=("start",)) as reporter:
+        reporter.emit("start", component="a")
+        reporter.emit("finish", component="a", duration=1.0)
+    first = log.read_text()
+    assert [json.loads(line)["event"] for line in first.splitlines()] == ["start", "finish"]
+    dead = log.parent / ".build.x.jsonl.lf-tmp-999999999"   # no such process
+    dead.write_text("half\n")
+    with EventLog(quiet, log, keep=("start",)) as reporter:
+        reporter.emit("step", text="assembling")
+    assert log.read_text() == first and not dead.exists()
+    assert [p.name for p in log.parent.iterdir()] == ["build.x.jsonl"]
+    with EventLog(quiet, log) as reporter:  # no keep: every run replaces it
+        reporter.emit("step", text="assembling")
+    assert '"step"' in log.read_text() and '"start"' not in log.read_text()

@@ -20,13 +20,15 @@ STATE = ("proto", "proto.strap", "manifest.d", "manifest.gen", "log", "cache", "
 lf = functools.partial(cli, stamp=STAMP, unset=("SOURCE_DATE_EPOCH",), timeout=1800, check=True)
 
 
-def copy_demo(dest: Path) -> Path:
+def copy_demo(dest: Path, downloads: Path | None = None) -> Path:
+    """The demo at ``dest``, downloading into (and finding its downloads in) ``downloads``,
+    by default the demo tests' download cache."""
     shutil.copytree(DEMO, dest, symlinks=True,
                     ignore=lambda d, names: [n for n in names if Path(d) == DEMO and (
                         n in STATE or n.startswith("0-"))
                         or n == "platinfo" and Path(d).name == "platinfo"])
     with open(dest / "configure-build", "a") as handle:
-        handle.write(f"LIVEFORGE_CACHE={cache_dir() / 'demo'}\n")
+        handle.write(f"LIVEFORGE_CACHE={downloads or cache_dir() / 'demo'}\n")
     return dest
 
 

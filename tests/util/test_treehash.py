@@ -102,3 +102,28 @@ def test_work_tree_states_hash_as_their_content(tmp_path: Path) -> None:
     shutil.rmtree(repo / "d")
     (repo / "d").write_text("a file now\n")
     same_as_a_copy()                                        # a directory become a file
+
+
+@pytest.mark.parametrize("in_git", [False, True])
+def test_a_hash_without_a_file_ignores_only_that_file(tmp_path: Path, in_git: bool) -> None:
+    """``without``: a file directly in the tree that the caller hashes itself (an extra
+    package's package.toml) changes nothing; every other file still does; the hash with it
+    stays what it was, each kept in the cache apart."""
+    tree = tmp_path / "pkg"
+    fill(tree)
+    (tree / "package.toml").write_text('name = "p"\nlicense = "MIT"\n')
+    if in_git:
+        git(tree, "init", "-q", "-b", "main")
+        commit_all(tree)
+    cache = tmp_path / "cache.json"
+    hasher = TreeHasher(cache)
+    full, part = hasher.hash(tree), hasher.hash(tree, without=["package.toml"])
+    assert full != part
+    (tree / "package.toml").write_text('name = "p"\nlicense = "Zlib"\n')
+    again = TreeHasher(cache)  # through the cache file, as the next run
+    assert again.hash(tree, without=["package.toml"]) == part
+    assert again.hash(tree) != full
+    (tree / "src/a.c").write_text("int b;\n")
+    assert TreeHasher(cache).hash(tree, without=["package.toml"]) != part
+    assert TreeHasher(None).hash(tree, without=["package.toml"]) == \
+        TreeHasher(cache).hash(tree, without=["package.toml"])

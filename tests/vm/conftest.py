@@ -74,10 +74,24 @@ def _runner(module: str, env: dict[str, str]) -> Run:
     return run
 
 
+# the nic tags of the ``vmadm`` fixture's host (bridges no test of it starts a VM on)
+NIC_TAGS = {"admin": "lfadmin0", "ext": "lfext0", "a": "lfa0", "b": "lfb0"}
+
+
+def nic_tags_file(roots: tuple[Path, Path]) -> Path:
+    """The nic-tag file of NIC_TAGS beside the roots."""
+    nictags = roots[0].parent / "nictags.json"
+    nictags.write_text(json.dumps(NIC_TAGS))
+    return nictags
+
+
 @pytest.fixture
 def vmadm(roots: tuple[Path, Path]) -> Run:
-    """``vmadm ARGS`` (``python -m liveforge.vm.cli``) on the test's roots."""
-    env = dict(os.environ, VMADM_ROOT=str(roots[0]), IMGADM_ROOT=str(roots[1]))
+    """``vmadm ARGS`` (``python -m liveforge.vm.cli``) on the test's roots, with the nic tags
+    NIC_TAGS."""
+    nictags = nic_tags_file(roots)
+    env = dict(os.environ, VMADM_ROOT=str(roots[0]), IMGADM_ROOT=str(roots[1]),
+               VMADM_NICTAGS=str(nictags))
     return _runner("liveforge.vm.cli", env)
 
 

@@ -150,7 +150,7 @@ def test_an_init_that_cannot_run_leaves_nothing(vms):
     vm = vms.create(start=False, init_name="/sbin/no-such-init")
     with pytest.raises(ContainerError, match=r"/sbin/no-such-init.*No such file"):
         vms.rt.start(vm, vms.vmdir(vm))
-    assert vms.rt.state(vm, vms.vmdir(vm)) == "stopped"
+    assert vms.rt.state(vm, vms.vmdir(vm)) == "failed"  # until the next start or stop
     assert init_pid(vms.vmdir(vm)) is None
     assert not any(p.exists() for p in cgroups.Cgroup(vm["uuid"]).paths())
 
@@ -159,6 +159,7 @@ def test_an_unknown_nic_tag_fails_before_any_process(vms):
     vm = vms.create(start=False, nics=[{"nic_tag": "nope", "ips": ["10.0.0.1/24"]}])
     with pytest.raises(Exception, match=r"nics\.0\.nic_tag: 'nope' is not a nic tag"):
         vms.rt.start(vm, vms.vmdir(vm))
+    assert vms.rt.state(vm, vms.vmdir(vm)) == "failed"
     assert not any(p.exists() for p in cgroups.Cgroup(vm["uuid"]).paths())
 
 

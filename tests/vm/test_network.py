@@ -62,5 +62,5 @@ def test_a_bad_address_fails_the_start_and_leaves_nothing(vms):
         assert "ip:" in str(exc) and "10.80.0.300" in str(exc), exc
     else:
         raise AssertionError("a start with an invalid address succeeded")
-    assert vms.rt.state(vm, vms.vmdir(vm)) == "stopped"
+    assert vms.rt.state(vm, vms.vmdir(vm)) == "failed"
     assert net.host_ends(vm["uuid"]) == []

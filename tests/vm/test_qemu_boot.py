@@ -45,6 +45,8 @@ def roots(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, Path]]:
     base = Path(tempfile.mkdtemp(prefix="lfvm.", dir="/tmp"))
     monkeypatch.setenv("IMGADM_ROOT", str(base / "img"))
     monkeypatch.setenv("VMADM_NICTAGS", str(base / "nictags.json"))
+    bridge = f"lfboot{os.getpid() % 10000}"
+    (base / "nictags.json").write_text(json.dumps({"admin": bridge}))
     (base / "vm").mkdir()
     try:
         yield base / "img", base / "vm"
@@ -52,6 +54,7 @@ def roots(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, Path]]:
         for pid in qemu_pids(base / "vm"):
             os.kill(pid, signal.SIGKILL)
         shutil.rmtree(base, ignore_errors=True)
+        subprocess.run(["ip", "link", "del", bridge], capture_output=True)
 
 
 def through_console(vm: dict[str, object], vmdir: Path, command: str) -> str:
@@ -102,7 +105,7 @@ def test_a_bhyve_vm_boots_the_platform_from_its_image(bootrom: str, usb_image: P
     assert qmp.ask(run_paths(vmdir).qmp, "query-status")["status"] == "running"
     assert runtime.state(vm, vmdir) == "running"
     assert READY in run_paths(vmdir).console_log.read_bytes()
-    assert len(warnings) == 1 and "nics.0" in warnings[0]
+    assert warnings == []
     assert "LF-42" in through_console(vm, vmdir, "echo LF-$((6*7))")
     # the busybox init ignores the ACPI power button: the stop ends QEMU after its timeout
     runtime.stop(vm, vmdir, timeout=2, force=False)

@@ -16,7 +16,7 @@ import pytest
 
 from liveforge.vm.store import VmStore
 from liveforge.vm.verbs.create import prepare
-from tests.vm.conftest import ZONE_IMAGE, ZVOL_IMAGE, Run
+from tests.vm.conftest import ZONE_IMAGE, ZVOL_IMAGE, Run, nic_tags_file
 
 A = "aaaaaaaa-0000-4000-8000-000000000001"
 B = "bbbbbbbb-0000-4000-8000-000000000002"
@@ -28,6 +28,7 @@ UNKNOWN = "dddddddd-0000-4000-8000-000000000004"
 def vms(roots: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> VmStore:
     """Three configured VMs, made by create's own preparation and the store."""
     monkeypatch.setenv("IMGADM_ROOT", str(roots[1]))
+    monkeypatch.setenv("VMADM_NICTAGS", str(nic_tags_file(roots)))
     store = VmStore(roots[0])
     payloads: list[dict[str, Any]] = [
         {"uuid": A, "brand": "joyent", "image_uuid": ZONE_IMAGE, "alias": "web",

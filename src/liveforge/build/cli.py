@@ -57,7 +57,15 @@ class Ctx:
 
     def workspace(self) -> Workspace:
         return Workspace(self.root, known_kinds(), jobs=self.args.jobs,
-                         offline=self.args.offline)
+                         offline=self.args.offline, cache_mode=self.cache_mode)
+
+    @property
+    def cache_mode(self) -> str | None:
+        """The build cache of this run: ``off`` (--no-cache), ``readonly``
+        (--cache-readonly), or None: as CACHE_MODE says."""
+        if self.args.no_cache:
+            return "off"
+        return "readonly" if self.args.cache_readonly else None
 
     def locked(self) -> _Locked:
         return _Locked(self.workspace(), self.args.wait)
@@ -67,10 +75,13 @@ class Ctx:
 
     def event_log(self, ws: Workspace, stamp: str) -> EventLog:
         """``with ctx.event_log(ws, stamp) as reporter``: the build's events also go to
-        ``log/build.<stamp>.jsonl`` (what ``timeline`` and ``report`` read)."""
+        ``log/build.<stamp>.jsonl`` (what ``timeline`` and ``report`` read), from a run that
+        started or restored a step: a later run of the same stamp that built nothing (a
+        no-op ``live``) keeps the log of the build, whose durations the timeline shows."""
         from liveforge.util.events import EventLog
 
-        return EventLog(self.reporter, ws.log_dir / f"build.{stamp}.jsonl")
+        return EventLog(self.reporter, ws.log_dir / f"build.{stamp}.jsonl",
+                        keep=("start", "restored"))
 
 
 # -- verbs ----------------------------------------------------------------------------------
@@ -263,6 +274,14 @@ def cmd_boot(ctx: Ctx) -> int:
     return result.exit_code
 
 
+def cmd_cache(ctx: Ctx) -> int:
+    from liveforge.build.verbs.cache import cache_verb
+
+    return cache_verb(ctx.root, ctx.args.action, ctx.reporter, ctx.cache_mode,
+                      max_size=ctx.args.max_size, offline=ctx.args.offline,
+                      json_mode=ctx.args.json)
+
+
 def _output(text: str, path: str | None) -> None:
     """``text`` to standard output, or written (atomically) to ``path``."""
     if path is None:
@@ -359,6 +378,7 @@ VERBS: dict[str, tuple[Callable[[Ctx], int], str]] = {
     "netboot": (cmd_netboot, "an iPXE script beside the latest platform, for a boot server"),
     "boot": (cmd_boot, "boot the latest platform in QEMU and wait for PLATFORM-READY"),
     "check": (cmd_check, "lint liveforge itself, or a workspace's components and manifests"),
+    "cache": (cmd_cache, "the build cache: stats, prune, push (upload what was built here)"),
     "sbom": (cmd_sbom, "the platform's SBOM: SPDX 2.3 or CycloneDX JSON"),
     "size": (cmd_size, "bytes each component ships in the boot archive, compressed share"),
     "timeline": (cmd_timeline, "a build's steps on a time axis, and its critical path"),
@@ -371,7 +391,7 @@ def add_verb_arguments(name: str, p: argparse.ArgumentParser) -> None:
     if name == "configure":
         p.add_argument("-d", dest="debug", action="store_true", help="debug build (DEBUG=yes)")
         p.add_argument("-r", dest="force_strap", action="store_true",
-                       help="build proto.strap locally instead of using the strap cache")
+                       help="build proto.strap locally instead of using the build cache")
         p.add_argument("-c", dest="clobber", action="store_true",
                        help="clobber build state first (a build from scratch)")
         p.add_argument("--refresh-lock", action="store_true",
@@ -411,6 +431,10 @@ def add_verb_arguments(name: str, p: argparse.ArgumentParser) -> None:
                            help="seconds to wait for PLATFORM-READY")
             p.add_argument("--interactive", action="store_true",
                            help="attach the console to this terminal")
+    elif name == "cache":
+        p.add_argument("action", choices=["stats", "prune", "push"])
+        p.add_argument("--max-size", metavar="SIZE",
+                       help="prune: the local store's limit (default CACHE_MAX_SIZE, 10G)")
     elif name in ("sbom", "size", "report"):
         p.add_argument("platform", nargs="?", metavar="PLATFORM",
                        help="a platform directory, or its name under output/ (default: the "
@@ -449,6 +473,10 @@ def global_options(p: argparse.ArgumentParser, suppress: bool) -> None:
     p.add_argument("--wait", action="store_true", help="wait for the workspace lock", **d)
     p.add_argument("--offline", action="store_true",
                    help="never touch the network: any download is an error", **d)
+    p.add_argument("--no-cache", action="store_true",
+                   help="neither restore steps from the build cache nor store them", **d)
+    p.add_argument("--cache-readonly", action="store_true",
+                   help="restore steps from the build cache but store nothing", **d)
 
 
 def parser(only: Collection[str] | None = None, narrow: bool = False

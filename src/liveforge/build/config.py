@@ -34,8 +34,20 @@ NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*\Z")
 ARCHES = ("aarch64", "armv7l", "i686", "loongarch64", "ppc64le", "riscv64", "s390x", "x86_64")
 COMPRESSIONS = ("gzip", "zstd")
 # build.env keys that never change what a component produces, so are never hashed.
-UNHASHED_KEYS = {"MAX_JOBS", "FORCE_STRAP_REBUILD", "CLOBBER"}
+# keys that change no output: the build cache's settings neither
+UNHASHED_KEYS = {"MAX_JOBS", "FORCE_STRAP_REBUILD", "CLOBBER", "CACHE_MODE", "CACHE_URL",
+                 "CACHE_DIR", "CACHE_MAX_SIZE", "CACHE_TIMEOUT", "CACHE_PUSH_DIRTY"}
 NOASSERTION = "NOASSERTION"  # SPDX's "no licence is known"
+# keys of a component's table (and of an extra package's package.toml) that say what the output
+# is, not how it is made: the licence, for the SBOM. No step's input hash or cache key covers
+# them, so declaring or correcting a licence rebuilds nothing (the next SBOM shows it).
+UNHASHED_SETTINGS = frozenset({"license"})
+
+
+def hashed_settings(table: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a settings table that is a build input (:data:`UNHASHED_SETTINGS` left
+    out): the one place that decides it, for platform.toml and package.toml alike."""
+    return {k: v for k, v in table.items() if k not in UNHASHED_SETTINGS}
 
 
 @dataclass(frozen=True, slots=True)

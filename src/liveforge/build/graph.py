@@ -114,6 +114,7 @@ class RunResult:
     """What a run of steps did: the steps built, those failed (with why) and their logs."""
 
     built: list[str] = field(default_factory=list)
+    restored: list[str] = field(default_factory=list)  # from the build cache
     failed: dict[str, str] = field(default_factory=dict)
     logs: dict[str, Path] = field(default_factory=dict)
 

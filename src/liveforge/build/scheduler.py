@@ -19,6 +19,8 @@ from liveforge.build.graph import Plan, RunResult, Step
 from liveforge.build.kinds.base import BuildContext, Cancelled, Kind
 from liveforge.build.running import finished, forget_dead, started
 from liveforge.build.stamps import read_stamp, write_stamp
+from liveforge.build.stepcache import open_cache
+from liveforge.build.units import deliver, fresh_unit
 from liveforge.build.workspace import Workspace
 from liveforge.util.errors import LiveforgeError
 from liveforge.util.events import Reporter
@@ -29,10 +31,10 @@ T = TypeVar("T")
 
 def context_for(ws: Workspace, step: Step, reporter: Reporter, log, log_path: Path,
                 procs: ProcessGroup, package: str | None = None, variant: str | None = None,
-                deps: dict[str, str] | None = None) -> BuildContext:
+                deps: dict[str, str] | None = None, unit: Path | None = None) -> BuildContext:
     return BuildContext(ws=ws, spec=step.spec, phase=step.phase, log=log, log_path=log_path,
                         jobs=ws.max_jobs, reporter=reporter, procs=procs, package=package,
-                        variant=variant, deps={} if deps is None else deps)
+                        variant=variant, deps={} if deps is None else deps, unit=unit)
 
 
 def installed_deps(ws: Workspace, plan: Plan, step: Step, built: Collection[str]
@@ -64,7 +66,10 @@ def run_steps(ws: Workspace, plan: Plan, targets: Collection[str], reporter: Rep
     ws.manifest_d.mkdir(parents=True, exist_ok=True)
     forget_dead(ws)
     procs = ProcessGroup()
-    done: queue.Queue[tuple[str, BaseException | None, float]] = queue.Queue()
+    # the build cache: never for one package or variant of a step (not the whole output)
+    cache = open_cache(ws, reporter) if package is None and variant is None else None
+    keys = cache.keys(plan) if cache is not None else {}
+    done: queue.Queue[tuple[str, BaseException | None, float, str | None]] = queue.Queue()
     result = RunResult()
     running: dict[str, threading.Thread] = {}
     failed = False
@@ -77,14 +82,33 @@ def run_steps(ws: Workspace, plan: Plan, targets: Collection[str], reporter: Rep
         result.logs[name] = log_path
         began = time.monotonic()
         error: BaseException | None = None
+        restored: str | None = None
         try:
             started(ws, name)
-            with open(log_path, "wb") as log:
-                ctx = context_for(ws, step, reporter, log, log_path, procs, package,
-                                  variant, installed_deps(ws, plan, step, wanted))
-                step.kind.build(ctx)
-                if procs.cancelled.is_set():
-                    raise Cancelled("interrupted")
+            unit = fresh_unit(ws, step)
+            use_cache = cache is not None and cache.cacheable(step)
+            if use_cache:
+                assert cache is not None
+                restored = cache.restore(step, keys[name], unit)
+            if restored is not None:
+                reporter.emit("restored", component=name, key=keys[name], store=restored)
+            else:
+                if use_cache:
+                    unit = fresh_unit(ws, step)
+                reporter.emit("start", component=name)
+                with open(log_path, "wb") as log:
+                    ctx = context_for(ws, step, reporter, log, log_path, procs, package,
+                                      variant, installed_deps(ws, plan, step, wanted), unit)
+                    if use_cache:
+                        assert cache is not None
+                        ctx.parts = cache.parts(step)
+                    step.kind.build(ctx)
+                    if procs.cancelled.is_set():
+                        raise Cancelled("interrupted")
+                if use_cache:
+                    assert cache is not None
+                    cache.store(step, keys[name], unit)
+            deliver(ws, step, unit)
             write_stamp(ws.stamp_path(step.stamp_name), plan.inputs[name], buildstamp)
         except BaseException as exc:  # reported to the main thread
             error = exc
@@ -95,7 +119,7 @@ def run_steps(ws: Workspace, plan: Plan, targets: Collection[str], reporter: Rep
                 log.write(why.encode())
         finally:
             finished(ws, name)
-        done.put((name, error, time.monotonic() - began))
+        done.put((name, error, time.monotonic() - began, restored))
 
     reporter.begin(len(wanted))
     try:
@@ -106,18 +130,20 @@ def run_steps(ws: Workspace, plan: Plan, targets: Collection[str], reporter: Rep
                     name = ready.pop(0)
                     # a stale stamp must not survive a failed rebuild
                     ws.stamp_path(plan.steps[name].stamp_name).unlink(missing_ok=True)
-                    reporter.emit("start", component=name)
                     thread = threading.Thread(target=work, args=(name,), daemon=True)
                     running[name] = thread
                     thread.start()
             if not running:
                 break
             try:
-                name, error, duration = done.get(timeout=0.25)
+                name, error, duration, restored = done.get(timeout=0.25)
             except queue.Empty:
                 continue
             running.pop(name)
-            if error is None:
+            if error is None and restored is not None:
+                result.restored.append(name)
+                sorter.done(name)
+            elif error is None:
                 result.built.append(name)
                 sorter.done(name)
                 reporter.emit("finish", component=name, duration=duration)

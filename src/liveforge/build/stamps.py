@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from liveforge.build.config import hashed_settings
 from liveforge.util.fileio import read_json, write_atomic
 from liveforge.util.hashing import json_digest
 
@@ -39,8 +40,9 @@ class Inputs:
 
 
 def settings_hash(settings: dict[str, Any]) -> str:
-    """The hash of a component's platform.toml table, as stamps record it."""
-    return json_digest(settings)[:16]
+    """The hash of a component's platform.toml table, as stamps record it: its build inputs
+    only (not its licence)."""
+    return json_digest(hashed_settings(settings))[:16]
 
 
 def read_stamp(path: str | Path) -> dict[str, Any] | None:

@@ -44,11 +44,13 @@ class Workspace:
     """A platform's definition and build state, rooted at ``root``."""
 
     def __init__(self, root: Path, kinds: Mapping[str, Kind], *, jobs: int | None = None,
-                 offline: bool = False):
+                 offline: bool = False, cache_mode: str | None = None):
         """``kinds``: the known kinds (``liveforge.build.kinds.known_kinds()``), which check
         their components' settings as platform.toml is loaded. The run's settings from the
         command line: ``jobs`` (``-j``: parallel jobs, over MAX_JOBS) and ``offline``
-        (``--offline``: any download is an error)."""
+        (``--offline``: any download is an error) and ``cache_mode`` (the build cache:
+        ``readonly`` with ``--cache-readonly``, ``off`` with ``--no-cache``; None: as
+        CACHE_MODE says)."""
         self.root = root.resolve()
         self.toml_path = self.root / PLATFORM_FILE
         if not self.toml_path.is_file():
@@ -61,6 +63,7 @@ class Workspace:
         self.build_env = parse_keyvalue(env_file) if env_file.is_file() else {}
         self.jobs_override = jobs
         self.offline = offline
+        self.cache_mode = cache_mode
         self._hasher: TreeHasher | None = None
 
     @property

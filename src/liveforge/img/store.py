@@ -41,7 +41,6 @@ from typing import Any
 
 from liveforge.img import config as imgconfig
 from liveforge.img.errors import ImgadmError
-from liveforge.img.layer import read_disk, read_layer
 from liveforge.img.lock import file_lock
 from liveforge.img.manifest import Manifest, is_uuid, validate
 from liveforge.util.fileio import read_bytes, write_atomic
@@ -363,6 +362,8 @@ class ImageStore:
             for stale in (final,) if ready else (partial, final):  # a killed run's (this lock
                 if os.path.lexists(stale):                         # is ours now)
                     remove_tree(stale)
+            from liveforge.img.layer import read_disk, read_layer  # tar, lzma: install's alone
+
             try:
                 if ready:
                     pass

@@ -101,16 +101,18 @@ class ThreadedSink(Sink, ABC):
         raise BuildError(f"compression failed: {self.error}")
 
     def _run(self) -> None:
+        ended = False  # the closing None was taken: nothing more is queued
         try:
             while True:
                 data = self.queue.get()
                 if data is None:
+                    ended = True
                     break
                 self._handle(data)
             self._finish()
         except BaseException as exc:  # reported by the writing thread
             self.error = exc
-            while self.queue.get() is not None:
+            while not ended and self.queue.get() is not None:
                 pass
 
     @abstractmethod
@@ -160,18 +162,34 @@ class ZstdSink(ThreadedSink):
         if shutil.which("zstd") is None:
             raise MissingToolError("zstd is needed for zstd compression: apt-get install zstd")
         self.proc = subprocess.Popen(["zstd", "-q", "-c", f"-{level}", "--no-check"],
-                                     stdin=subprocess.PIPE, stdout=fd)
+                                     stdin=subprocess.PIPE, stdout=fd, stderr=subprocess.PIPE)
         super().__init__(fd)
 
     def _handle(self, data: bytes) -> None:
         assert self.proc.stdin is not None
-        self.proc.stdin.write(data)
+        try:
+            self.proc.stdin.write(data)
+        except BrokenPipeError:
+            self._failed()
 
     def _finish(self) -> None:
         assert self.proc.stdin is not None
-        self.proc.stdin.close()
+        try:
+            self.proc.stdin.close()
+        except BrokenPipeError:
+            pass
         if self.proc.wait() != 0:
-            raise BuildError(f"zstd exited with status {self.proc.returncode}")
+            self._failed()
+        assert self.proc.stderr is not None
+        self.proc.stderr.close()
+
+    def _failed(self) -> None:
+        """zstd has stopped: its one-line complaint (-q leaves only errors) as the error."""
+        assert self.proc.stderr is not None
+        self.proc.wait()
+        said = self.proc.stderr.read().decode(errors="replace").strip().splitlines()
+        raise BuildError(f"zstd exited with status {self.proc.returncode}"
+                         + (f": {said[-1].strip()}" if said else ""))
 
 
 class Bzip2Sink(ThreadedSink):

@@ -2,7 +2,7 @@
 
 Every long-running step reports through one :class:`Reporter`; the three front ends share the
 same event vocabulary (``start``, ``finish``, ``fail``, ``stale``, ``step``, ``message``,
-``platform``, ``media``).
+``platform``, ``media``; the build cache's ``restored``, ``stored`` and ``uncacheable``).
 """
 
 from __future__ import annotations
@@ -63,6 +63,15 @@ class Reporter:
                 print(f"--- last lines of {fields.get('log')} ---", file=self.err)
                 print(tail.rstrip("\n"), file=self.err)
                 print("---", file=self.err, flush=True)
+        elif event == "restored":
+            self.done += 1
+            if self.verbose >= 0:
+                print(f"==> {name} restored from the {fields.get('store')} cache",
+                      file=self.out, flush=True)
+        elif event == "stored":
+            if self.verbose >= 1:
+                print(f"    {name} stored in the {fields.get('store')} cache "
+                      f"({fields.get('size', 0)} bytes)", file=self.out, flush=True)
         elif event == "stale":
             if self.verbose >= 0:
                 why = "; ".join(fields.get("why", []))
@@ -158,6 +167,11 @@ class RichReporter(Reporter):
             self.done += 1
             self.console.print(f"[green]✓[/green] {name} ({fields.get('duration', 0):.1f}s)")
             return
+        if event == "restored":
+            self.done += 1
+            self.console.print(f"[green]✓[/green] {name} (restored from the "
+                               f"{fields.get('store')} cache)")
+            return
         if event == "fail":
             self.done += 1
             self.console.print(f"[red]✗ {name} FAILED[/red]: {fields.get('error', '')}")
@@ -190,24 +204,57 @@ class Fanout(Reporter):
             reporter.emit(event, **fields)
 
 
-class EventLog:
-    """``with EventLog(reporter, path) as r``: ``r`` reports to ``reporter`` and also writes
-    every event to ``path`` as the JSON lines of ``--json`` (the file is replaced)."""
+class _Seen(Reporter):
+    """Remembers the names of the events it was given, and shows nothing."""
 
-    def __init__(self, reporter: Reporter, path: Path):
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
+
+    def emit(self, event: str, **fields: Any) -> None:
+        self.names.add(event)
+
+
+class EventLog:
+    """``with EventLog(reporter, path, keep) as r``: ``r`` reports to ``reporter`` and also
+    writes every event to a temporary beside ``path`` as the JSON lines of ``--json``. At the
+    end it replaces ``path`` when one of the events ``keep`` names was written (any run, when
+    ``keep`` is empty); else it is removed and an earlier ``path`` stays: a build log is kept
+    from a later run of the same name that built nothing. A killed run's temporary is removed
+    by the next one."""
+
+    def __init__(self, reporter: Reporter, path: Path, keep: tuple[str, ...] = ()):
         self.reporter = reporter
         self.path = path
+        self.keep = keep
         self.handle: TextIO | None = None
+        self.seen = _Seen()
+
+    @property
+    def temporary(self) -> Path:
+        from liveforge.util.scratch import tmp_name
+
+        return self.path.with_name(tmp_name(self.path.name))
 
     def __enter__(self) -> Reporter:
+        from liveforge.util.scratch import remove_leftovers
+
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.handle = open(self.path, "w", encoding="utf-8")
-        return Fanout(self.reporter, JsonReporter(out=self.handle, verbose=1))
+        remove_leftovers(self.path.parent)
+        self.handle = open(self.temporary, "w", encoding="utf-8")
+        return Fanout(self.reporter, JsonReporter(out=self.handle, verbose=1), self.seen)
 
     def __exit__(self, *exc: object) -> None:
-        if self.handle is not None:
-            self.handle.close()
-            self.handle = None
+        import os
+
+        if self.handle is None:
+            return
+        self.handle.close()
+        self.handle = None
+        if not self.keep or self.seen.names & set(self.keep):
+            os.replace(self.temporary, self.path)
+        else:
+            os.unlink(self.temporary)
 
 
 def make_reporter(json_mode: bool = False, verbose: int = 0) -> Reporter:

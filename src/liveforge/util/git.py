@@ -91,6 +91,13 @@ def is_dirty(repo: Path) -> bool:
     return bool(git(repo, "status", "--porcelain").stdout.strip())
 
 
+def tree_is_dirty(path: Path) -> bool:
+    """Whether the work tree holding ``path`` has uncommitted changes (or untracked files)
+    under ``path``; False when ``path`` is in no work tree (nothing records a state there)."""
+    proc = git(path, "status", "--porcelain", "--", ".", check=False)
+    return proc.returncode == 0 and bool(proc.stdout.strip())
+
+
 def has_ref(repo: Path, ref: str) -> bool:
     return git(repo, "rev-parse", "--verify", "--quiet", ref, check=False).returncode == 0
 

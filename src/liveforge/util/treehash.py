@@ -95,10 +95,12 @@ def _object(path: str, mode: int) -> tuple[str, str]:
     raise TreeError(f"cannot read {path}: it keeps changing while it is read")
 
 
-def _digest(records: Records) -> str:
-    """The tree hash: sha256 over the records in path order."""
+def _digest(records: Records, without: frozenset[bytes] = frozenset()) -> str:
+    """The tree hash: sha256 over the records in path order, those of ``without`` left out."""
     total = sha256()
     for path in sorted(records):
+        if path in without:
+            continue
         mode, oid = records[path]
         total.update(b"%s %s %s\0" % (mode.encode(), oid.encode(), path))
     return total.hexdigest()
@@ -325,33 +327,40 @@ class TreeHasher:
                 {"format": CACHE_FORMAT, "trees": self.trees}, separators=(",", ":")))
             self.dirty = False
 
-    def hash_all(self, trees: Iterable[Path]) -> list[str]:
+    def hash_all(self, trees: Iterable[Path], without: Iterable[str] = ()) -> list[str]:
         """The content hashes of ``trees``. Within a plan, as :meth:`hash`; else they are
         hashed as a plan of their own (git asked once per work tree), saved at the end."""
         trees = list(trees)
+        skip = frozenset(without)
         with self._lock:
             if self._answers is not None:
-                return [self._hash(tree) for tree in trees]
+                return [self._hash(tree, skip) for tree in trees]
             self.planning(trees)
             try:
-                return [self._hash(tree) for tree in trees]
+                return [self._hash(tree, skip) for tree in trees]
             finally:
                 self.save()
 
-    def hash(self, tree: Path) -> str:
-        """The content hash of ``tree`` (a missing tree hashes as ``missing``)."""
+    def hash(self, tree: Path, without: Iterable[str] = ()) -> str:
+        """The content hash of ``tree`` (a missing tree hashes as ``missing``). ``without``:
+        files directly in the tree left out of the hash (the caller hashes what of them counts,
+        as an extra package's ``package.toml`` without its licence)."""
         with self._lock:
-            return self._hash(tree)
+            return self._hash(tree, frozenset(without))
 
-    def _hash(self, tree: Path) -> str:
+    def _hash(self, tree: Path, without: frozenset[str] = frozenset()) -> str:
         key = os.fspath(tree)
         if not os.path.isdir(key):
             return "missing"
+        # a hash without some files is an entry of its own: its records are not kept
+        entry_key = key if not without else key + "\0without:" + "/".join(sorted(without))
+        skip = frozenset(os.fsencode(name) for name in without)
         top = _git_top(key, self._git_dirs)
-        old = self.trees.get(key)
-        entry = self._hash_plain(key, old) if top is None else self._hash_git(key, top, old)
+        old = self.trees.get(entry_key)
+        entry = self._hash_plain(key, old, skip) if top is None else \
+            self._hash_git(key, top, old, skip)
         if entry is not old:
-            self.trees[key] = entry
+            self.trees[entry_key] = entry
             self.dirty = True
         return str(entry["hash"])
 
@@ -375,7 +384,8 @@ class TreeHasher:
         files[name] = [*sig, mode, oid]
         records[os.fsencode(name)] = (mode, oid)
 
-    def _hash_plain(self, key: str, entry: dict[str, Any] | None) -> dict[str, Any]:
+    def _hash_plain(self, key: str, entry: dict[str, Any] | None,
+                    skip: frozenset[bytes] = frozenset()) -> dict[str, Any]:
         stats, repos = _scan(key)
         signature = sha256(repr((stats, repos)).encode()).hexdigest()  # repr escapes bad names
         if entry and entry.get("sig") == signature and self._same_subs(key, entry["subs"]):
@@ -391,7 +401,7 @@ class TreeHasher:
                 if not _ignored(name, patterns)}
         for name, digest in subs.items():
             records[os.fsencode(name)] = (GITLINK, digest)
-        return {"sig": signature, "files": files, "subs": subs, "hash": _digest(records)}
+        return {"sig": signature, "files": files, "subs": subs, "hash": _digest(records, skip)}
 
     def _answer(self, top: str, prefix: str) -> _GitAnswer:
         """git's answer about ``prefix`` of work tree ``top``: while planning, one answer about
@@ -422,7 +432,8 @@ class TreeHasher:
                 specs.append(hint[len(top) + 1:])
         return os.path.commonpath(specs) if "" not in specs else ""
 
-    def _hash_git(self, key: str, top: str, entry: dict[str, Any] | None) -> dict[str, Any]:
+    def _hash_git(self, key: str, top: str, entry: dict[str, Any] | None,
+                  skip: frozenset[bytes] = frozenset()) -> dict[str, Any]:
         prefix = key[len(top) + 1:] if key != top else ""
         answer = self._answer(top, prefix)
         pre = os.fsencode(prefix) + b"/" if prefix else b""
@@ -468,4 +479,4 @@ class TreeHasher:
             name = os.fsdecode(rel)
             subs[name] = self._hash(Path(key, name))
             records[rel] = (GITLINK, subs[name])
-        return {"status": state, "files": files, "subs": subs, "hash": _digest(records)}
+        return {"status": state, "files": files, "subs": subs, "hash": _digest(records, skip)}

@@ -71,6 +71,15 @@ def member_name(archive: str, name: str, what: str = "member") -> str:
     return "/".join(parts)
 
 
+def symlink_leads_out(rel: str, target: str) -> bool:
+    """Whether the symlink at ``rel`` (a path in a tree) with the relative ``target`` resolves
+    outside the tree (an absolute target resolves against the tree's root: never)."""
+    if target.startswith("/"):
+        return False
+    joined = posixpath.normpath(posixpath.join(posixpath.dirname(rel), target))
+    return joined == ".." or joined.startswith("../")
+
+
 def _check_symlink(archive: str, rel: str, target: str, allow_absolute: bool) -> None:
     if not target:
         raise UnsafeArchiveError(f"{archive}: symlink {rel!r} has an empty target")
@@ -79,8 +88,7 @@ def _check_symlink(archive: str, rel: str, target: str, allow_absolute: bool) ->
             return  # resolved against the image root; writes through it are still checked
         raise UnsafeArchiveError(
             f"{archive}: symlink {rel!r} -> {target!r} points outside the tree")
-    joined = posixpath.normpath(posixpath.join(posixpath.dirname(rel), target))
-    if joined == ".." or joined.startswith("../"):
+    if symlink_leads_out(rel, target):
         raise UnsafeArchiveError(
             f"{archive}: symlink {rel!r} -> {target!r} points outside the tree")
 

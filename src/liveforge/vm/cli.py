@@ -7,7 +7,7 @@ import argparse
 import json
 import signal as signals
 import sys
-from typing import Any
+from collections.abc import Callable
 
 from liveforge.util.errors import LiveforgeError, UsageError
 from liveforge.vm import payload
@@ -131,50 +131,95 @@ def signal_number(name: str) -> int:
         raise UsageError(f"kill: unknown signal {name!r}") from None
 
 
-def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="vmadm", description="Manage virtual machines.")
-    verbs = top.add_subparsers(dest="verb", metavar="COMMAND")
+def _uuid(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("uuid", nargs="?", help="the VM's UUID")
 
-    def verb(name: str, func: Any, help: str, uuid: bool = False) -> argparse.ArgumentParser:
-        sub = verbs.add_parser(name, help=help)
-        sub.set_defaults(func=func)
-        if uuid:
-            sub.add_argument("uuid", nargs="?", help="the VM's UUID")
-        return sub
 
-    sub = verb("validate", cmd_validate, "check a create or update payload")
+def _payload(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("-f", dest="file", help="the payload file (default: stdin)")
+
+
+def _validate_args(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("action", help="create or update")
     sub.add_argument("brand", nargs="?", help="the brand an update payload is for")
-    sub.add_argument("-f", dest="file", help="the payload file (default: stdin)")
-    sub = verb("create", cmd_create, "create a VM from a payload")
-    sub.add_argument("-f", dest="file", help="the payload file (default: stdin)")
-    for name, func in (("list", cmd_list), ("lookup", cmd_lookup)):
-        sub = verb(name, func, f"{name} VMs matching filters (key=value, key=~regex)")
-        sub.add_argument("filters", nargs="*", metavar="FILTER")
-        sub.add_argument("-o", metavar="FIELDS", help="comma-separated fields")
-        if name == "list":
-            sub.add_argument("-s", metavar="SORT", help="sort keys, -key descending")
-            sub.add_argument("-p", action="store_true", help="parsable: ':'-separated")
-            sub.add_argument("-H", action="store_true", help="no header")
-        else:
-            sub.add_argument("-j", action="store_true", help="JSON objects")
-            sub.add_argument("-1", dest="one", action="store_true", help="exactly one")
-    verb("get", cmd_get, "print a VM's JSON object", uuid=True)
-    verb("start", cmd_start, "start a VM", uuid=True)
-    sub = verb("stop", cmd_stop, "stop a VM", uuid=True)
+    _payload(sub)
+
+
+def _query_args(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("filters", nargs="*", metavar="FILTER")
+    sub.add_argument("-o", metavar="FIELDS", help="comma-separated fields")
+
+
+def _list_args(sub: argparse.ArgumentParser) -> None:
+    _query_args(sub)
+    sub.add_argument("-s", metavar="SORT", help="sort keys, -key descending")
+    sub.add_argument("-p", action="store_true", help="parsable: ':'-separated")
+    sub.add_argument("-H", action="store_true", help="no header")
+
+
+def _lookup_args(sub: argparse.ArgumentParser) -> None:
+    _query_args(sub)
+    sub.add_argument("-j", action="store_true", help="JSON objects")
+    sub.add_argument("-1", dest="one", action="store_true", help="exactly one")
+
+
+def _stop_args(sub: argparse.ArgumentParser) -> None:
+    _uuid(sub)
     sub.add_argument("-F", action="store_true", help="force: kill at once")
     sub.add_argument("-t", type=float, metavar="SECONDS", help="wait this long, then kill")
-    sub = verb("reboot", cmd_reboot, "stop and start a VM", uuid=True)
+
+
+def _reboot_args(sub: argparse.ArgumentParser) -> None:
+    _uuid(sub)
     sub.add_argument("-F", action="store_true", help="force: kill at once")
-    sub = verb("kill", cmd_kill, "send a signal to a VM", uuid=True)
+
+
+def _kill_args(sub: argparse.ArgumentParser) -> None:
+    _uuid(sub)
     sub.add_argument("-s", default="SIGKILL", metavar="SIGNAL", help="default SIGKILL")
-    sub = verb("update", cmd_update, "change a VM's properties", uuid=True)
-    sub.add_argument("-f", dest="file", help="the payload file (default: stdin)")
+
+
+def _update_args(sub: argparse.ArgumentParser) -> None:
+    _uuid(sub)
+    _payload(sub)
     sub.add_argument("pairs", nargs="*", metavar="KEY=VALUE")
-    verb("delete", cmd_delete, "stop a VM and remove it", uuid=True)
-    verb("console", cmd_console, "attach to a VM's console", uuid=True)
-    sub = verb("info", cmd_info, "a running HVM guest's live information", uuid=True)
+
+
+def _info_args(sub: argparse.ArgumentParser) -> None:
+    _uuid(sub)
     sub.add_argument("types", nargs="*", metavar="TYPE")
+
+
+# THE verb registry: name -> (its function, its help line, its arguments)
+VERBS: dict[str, tuple[Callable[[argparse.Namespace], int], str,
+                       Callable[[argparse.ArgumentParser], None]]] = {
+    "validate": (cmd_validate, "check a create or update payload", _validate_args),
+    "create": (cmd_create, "create a VM from a payload", _payload),
+    "list": (cmd_list, "list VMs matching filters (key=value, key=~regex)", _list_args),
+    "lookup": (cmd_lookup, "lookup VMs matching filters (key=value, key=~regex)",
+               _lookup_args),
+    "get": (cmd_get, "print a VM's JSON object", _uuid),
+    "start": (cmd_start, "start a VM", _uuid),
+    "stop": (cmd_stop, "stop a VM", _stop_args),
+    "reboot": (cmd_reboot, "restart a running VM", _reboot_args),
+    "kill": (cmd_kill, "send a signal to a VM", _kill_args),
+    "update": (cmd_update, "change a VM's properties", _update_args),
+    "delete": (cmd_delete, "stop a VM and remove it", _uuid),
+    "console": (cmd_console, "attach to a VM's console", _uuid),
+    "info": (cmd_info, "a running HVM guest's live information", _info_args),
+}
+
+
+def parser(only: str | None = None) -> argparse.ArgumentParser:
+    """vmadm's parser; with ``only`` (a verb of VERBS), that verb's arguments alone are
+    declared (what a command line naming it needs: building every verb's costs a run time)."""
+    top = argparse.ArgumentParser(prog="vmadm", description="Manage virtual machines.")
+    verbs = top.add_subparsers(dest="verb", metavar="COMMAND")
+    for name, (func, help, arguments) in VERBS.items():
+        if only is None or name == only:
+            sub = verbs.add_parser(name, help=help)
+            sub.set_defaults(func=func)
+            arguments(sub)
     return top
 
 
@@ -190,8 +235,9 @@ def _joined_sort(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    top = parser()
-    args = top.parse_args(_joined_sort(sys.argv[1:] if argv is None else argv))
+    argv = _joined_sort(sys.argv[1:] if argv is None else argv)
+    top = parser(argv[0] if argv and argv[0] in VERBS else None)
+    args = top.parse_args(argv)
     if args.verb is None:
         top.print_usage(sys.stderr)
         return 2

@@ -9,7 +9,6 @@ from typing import Any
 
 from liveforge.util.fileio import read_bytes
 from liveforge.vm.errors import VmadmError
-from liveforge.vm.jsoncheck import NotJson, position, scan
 
 
 def read(file: str | None) -> dict[str, Any]:
@@ -33,18 +32,27 @@ def parse(data: bytes) -> dict[str, Any]:
         text = data.decode()
     except UnicodeDecodeError as exc:
         raise VmadmError(f"Invalid JSON payload: not UTF-8 (byte {exc.start})") from None
-    try:
-        scan(text)
-    except NotJson as exc:
-        line, column, _ = position(text, exc)
-        raise VmadmError(f"Invalid JSON payload: {exc.detail} at line {line}, "
-                         f"column {column}") from None
     if not text.strip():
         raise VmadmError("Invalid JSON payload: empty input")
-    value = json.loads(text)
+    try:
+        value = json.loads(text, parse_constant=_no_constant)
+    except ValueError as error:  # json --validate's scanner says what and where
+        from liveforge.vm.jsoncheck import NotJson, position, scan
+
+        try:
+            scan(text)
+        except NotJson as exc:
+            line, column, _ = position(text, exc)
+            raise VmadmError(f"Invalid JSON payload: {exc.detail} at line {line}, "
+                             f"column {column}") from None
+        raise VmadmError(f"Invalid JSON payload: {error}") from None
     if not isinstance(value, dict):
         raise VmadmError("Invalid JSON payload: not a JSON object")
     return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def from_args(pairs: list[str]) -> dict[str, Any]:

@@ -187,7 +187,7 @@ TABLE: tuple[Prop, ...] = (
     P("nics.*.mtu", "integer", {ALL: "AU"}, min=576, max=9000),
     P("nics.*.netmask", "string", {ALL: "AU"}),
     P("nics.*.network_uuid", "uuid", {ALL: "AU"}),
-    P("nics.*.nic_tag", "string", {ALL: "AU"}, required={ALL: "A"}),
+    P("nics.*.nic_tag", "string", {ALL: "AU"}, required={ALL: "A"}, validator="nic_tag"),
     P("nics.*.primary", "boolean", {ALL: "AU"}, default=False),
     P("nics.*.vlan_id", "integer", {ALL: "AU"}, min=0, max=4095),
     P("nics.*.vrrp_primary_ip", "string", {ALL: "AU"}),

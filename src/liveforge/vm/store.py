@@ -77,16 +77,17 @@ class VmStore:
         text = json.dumps(vm, indent=2, sort_keys=True) + "\n"
         write_atomic(self.vmdir(vm["uuid"]) / "config.json", text)
 
-    def make(self, vm: dict[str, Any]) -> Path:
-        """A new VM's directory, its ``config.json`` and the status ``configured``;
-        ``VmadmError`` when the UUID is taken."""
+    def make(self, vm: dict[str, Any], status: str = "configured") -> Path:
+        """A new VM's directory, its ``config.json`` and ``status`` (``configured``, or
+        ``provisioning`` for a create that installs at once); ``VmadmError`` when the UUID
+        is taken."""
         vmdir = self.vmdir(vm["uuid"])
         self.root.mkdir(parents=True, exist_ok=True)
         try:
             vmdir.mkdir()
         except FileExistsError:
             raise VmadmError(f"VM {vm['uuid']} already exists") from None
-        self.set_status(vm["uuid"], "configured")
+        self.set_status(vm["uuid"], status)
         self.save(vm)
         return vmdir
 

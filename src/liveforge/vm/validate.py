@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +20,8 @@ from liveforge.vm.properties import BRANDS, BY_NAME, IMAGE_TYPES, TABLE, Prop, e
 
 # an image lookup: the installed image's manifest, or None
 Images = Callable[[str], Manifest | None]
+# the host's nic tags (read when a payload has a NIC)
+NicTags = Callable[[], Collection[str]]
 
 
 class _Bad:
@@ -56,7 +58,7 @@ def _one_of(*choices: str) -> Callable[[Any], bool]:
 
 
 # the table's ``validator`` names -> a check of a value of the right type (image_uuid's,
-# "image", needs the image store: ``check`` does it)
+# "image", needs the image store and nic_tag's the host's nic tags: ``check`` does those)
 VALIDATORS: dict[str, Callable[[Any], bool]] = {
     "boot": lambda value: BOOT_RE.match(value) is not None,
     "bootrom": _one_of("bios", "uefi"),
@@ -69,6 +71,7 @@ VALIDATORS: dict[str, Callable[[Any], bool]] = {
     "dhcp_cids": lambda value: all(CID_RE.match(v) for v in value),
     "namespaces": lambda value: all(v and ":" not in v for v in value),
     "image": lambda value: True,
+    "nic_tag": lambda value: True,
 }
 
 
@@ -147,19 +150,28 @@ class Result:
 
 
 class _Found:
-    __slots__ = ("values", "properties", "missing")
+    __slots__ = ("values", "properties", "missing", "nic_tags", "_tags")
 
-    def __init__(self) -> None:
+    def __init__(self, nic_tags: NicTags) -> None:
         self.values: set[str] = set()
         self.properties: set[str] = set()
         self.missing: set[str] = set()
+        self.nic_tags = nic_tags
+        self._tags: Collection[str] | None = None
+
+    def is_nic_tag(self, tag: str) -> bool:
+        if self._tags is None:
+            self._tags = self.nic_tags()
+        return tag in self._tags
 
 
-def check(payload: dict[str, Any], brand: str, action: str, images: Images) -> Result:
-    """Check a ``create`` or ``update`` payload of a ``brand`` VM (a brand of BRANDS)."""
+def check(payload: dict[str, Any], brand: str, action: str, images: Images,
+          nic_tags: NicTags) -> Result:
+    """Check a ``create`` or ``update`` payload of a ``brand`` VM (a brand of BRANDS); a NIC's
+    ``nic_tag`` must be one of ``nic_tags()``."""
     assert brand in BRANDS and action in ("create", "update")
     letter = "C" if action == "create" else "U"
-    found = _Found()
+    found = _Found(nic_tags)
     out: dict[str, Any] = {}
     for key, raw in payload.items():
         p = prop(key)
@@ -204,7 +216,7 @@ def _elements(array: str, items: list[dict[str, Any]], brand: str,
                 found.properties.add(name)
                 continue
             value = value_of(p, raw)
-            if value is BAD:
+            if value is BAD or (p.validator == "nic_tag" and not found.is_nic_tag(value)):
                 found.values.add(name)
                 continue
             good[key] = value

@@ -11,7 +11,7 @@ One pass reads each file once and feeds both archives (and the MD5 of each shipp
 compressing sinks, tar headers and decompressing reader are :mod:`liveforge.util.archive`'s
 (liveforge's one tar writer, shared with imgadm's image layers); compression runs in worker
 threads, so on two cores the two archives are compressed side by side while files are read.
-The platform tarball, the platform directory's tarball (:func:`tree_image`) and the strap
+The platform tarball, the platform directory's tarball (:func:`tree_image`) and the build
 cache's entries (:func:`merged_image`) are all written here.
 """
 

@@ -38,6 +38,7 @@ table { border-collapse: collapse; margin: 1em 0; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
 td.n { text-align: right; font-variant-numeric: tabular-nums; }
 th { background: #f0f0f0; }
+.note { color: #666; font-size: 0.85em; }
 .chart svg { max-width: 100%; height: auto; }
 .stale { background: #ffd27f; } .never { background: #ff9f9f; } .ok { background: #d9f2d9; }
 """
@@ -66,10 +67,16 @@ def html(page: Page) -> str:
             "(delivered as it is)"
         css = "ok" if all(states[s]["state"] == "up to date" for s in steps) else \
             "never" if any(states[s]["state"] == "never built" for s in steps) else "stale"
+        if component.name == page.sizes.kernel_owner and not size:
+            # it ships the kernel, which boots beside the boot archive: its bytes, no share
+            shipped = [str(sum(f.component == component.name for f in bom.files)),
+                       f"{human(page.sizes.kernel_bytes)} <span class=\"note\">(the kernel, "
+                       "beside the boot archive)</span>", "", ""]
+        else:
+            shipped = [str(size.get("files", 0)), human(int(size.get("bytes", 0))),
+                       human(int(size.get("compressed", 0))), f"{size.get('share', 0.0)}%"]
         rows.append([escape(component.name), escape(component.kind),
-                     escape(component.version), escape(component.license),
-                     str(size.get("files", 0)), human(int(size.get("bytes", 0))),
-                     human(int(size.get("compressed", 0))), f"{size.get('share', 0.0)}%",
+                     escape(component.version), escape(component.license), *shipped,
                      f"{took:.1f}s" if steps else "",
                      f"<span class=\"{css}\">{escape(state)}</span>"])
     table = _table(["component", "kind", "version", "licence", "files", "bytes",

@@ -7,7 +7,7 @@ had come out; a member's compressed bytes are the difference (the archive's head
 padding go to the ``(archive)`` row, so the rows add up to the archive's size exactly). A
 zstd archive's compressed bytes are shared in proportion to the members' sizes. Who
 ships each path comes from the platform's SBOM. The kernel boots beside the archive, and is
-listed beside it.
+listed beside it, with the component whose file it is (by its content, in the SBOM).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pathlib import Path
 from liveforge.build.image.layout import PlatformLayout
 from liveforge.build.insight.bom import Bom
 from liveforge.util.errors import LiveforgeError
+from liveforge.util.hashing import file_digest
 
 ARCHIVE_ROW = "(archive)"   # cpio headers, padding and the trailer
 PIECE = 512                 # compressed bytes fed at a time
@@ -45,6 +46,7 @@ class Sizes:
     archive_bytes: int           # the compressed boot archive's size
     content_bytes: int           # the uncompressed cpio stream's size
     kernel_bytes: int            # the kernel beside it
+    kernel_owner: str = ""       # the component that ships the kernel's file ("" unknown)
 
     def rows(self, by: str) -> list[dict[str, object]]:
         """One row per component, directory or file: name, files, bytes, compressed, share."""
@@ -82,8 +84,13 @@ def measure(platform: Path, bom: Bom, arch: str) -> Sizes:
     data = [m for m in members if m.path in regular]
     rest = Member(ARCHIVE_ROW, sum(m.size for m in members if m.path not in regular),
                   sum(m.compressed for m in members if m.path not in regular))
+    owner = ""
+    if kernel.is_file():  # the image's file of the same content (the SBOM lists it)
+        digest = file_digest(kernel)
+        owner = next((f.component for f in bom.files if f.sha256 == digest), "")
     return Sizes(tuple([*data, rest]), bom.owners(), os.path.getsize(archive),
-                 sum(m.size for m in members), kernel.stat().st_size if kernel.is_file() else 0)
+                 sum(m.size for m in members), kernel.stat().st_size if kernel.is_file() else 0,
+                 owner)
 
 
 def _members(archive: Path) -> list[Member]:

@@ -137,9 +137,12 @@ def svg(line: Timeline) -> str:
 
     rows = list(reversed(line.bars))
     fig = figure(8.0, 1.2 + 0.32 * len(rows) + 1.2)
-    grid = fig.add_gridspec(2, 1, height_ratios=[max(len(rows), 1) * 0.32, 1.0], hspace=0.35)
+    # the constrained layout spaces the panels itself (a gridspec's hspace on top of it left
+    # an empty band between them); the bars share the lower panel's time axis and labels
+    grid = fig.add_gridspec(2, 1, height_ratios=[max(len(rows), 1) * 0.32, 1.0])
     bars_ax = fig.add_subplot(grid[0])
     par_ax = fig.add_subplot(grid[1], sharex=bars_ax)
+    bars_ax.tick_params(labelbottom=False)
     for y, bar in enumerate(rows):
         color = "#d62728" if bar.critical else ("#1f77b4" if bar.kind == STEP else "#7f7f7f")
         bars_ax.barh(y, max(bar.duration, line.total / 500 or 0.001), left=bar.start,

@@ -30,6 +30,8 @@ else:
 
 MAIN = "main"
 STRAP = "strap"
+UNIT_TREE = "tree"            # a step's output folder: its staging tree ...
+UNIT_MANIFESTS = "manifest.d"  # ... and its manifest
 
 
 class Cancelled(BuildError):
@@ -55,6 +57,26 @@ class BuildContext:
     package: str | None = None   # build just this package of the component (forced)
     variant: str | None = None   # and just this variant of it ("32", "64")
     deps: Mapping[str, str] = field(default_factory=dict)  # dependency step -> its input hash
+    unit: Path | None = None     # the step's own output folder (see ``stage``)
+    parts: PartCache | None = None  # the build cache of parts of the output; None: no cache
+
+    @property
+    def area(self) -> Path:
+        """The staging area the step builds against: proto/, or proto.strap/ in the strap
+        phase. A step reads its dependencies' files there and never installs into it."""
+        return self.ws.proto if self.phase == MAIN else self.ws.proto_strap
+
+    @property
+    def stage(self) -> Path:
+        """Where the step installs (``DESTDIR``): a staging tree of its own, which the engine
+        caches and then merges into :attr:`area`. Outside a build (``shell``), the area."""
+        return self.area if self.unit is None else self.unit / UNIT_TREE
+
+    @property
+    def manifest_dir(self) -> Path:
+        """Where a main step writes ``<component>.manifest``: beside its staging tree (the
+        engine copies it to manifest.d/), or manifest.d/ outside a build."""
+        return self.ws.manifest_d if self.unit is None else self.unit / UNIT_MANIFESTS
 
     def fetcher(self) -> Fetcher:
         """The step's downloader, noting what it fetches in the log."""
@@ -131,11 +153,27 @@ class Origin:
     refs: tuple[tuple[str, str], ...] = ()  # each LicenseRef-x in the licence, and its text
 
 
+class PartCache(Protocol):
+    """The build cache of parts of a step's output, for a kind that builds its output in
+    parts (the extra kind's package variants). A part is described by its name and its
+    inputs (``{"package": .., "variant": .., "inputs": hash}``); the engine adds the step's
+    scope: its dependencies, the toolchain, the kind's version."""
+
+    def restore(self, part: Mapping[str, str], dest: Path) -> bool:
+        """Put the part's cached tree at ``dest``; False when it has none."""
+        ...
+
+    def store(self, part: Mapping[str, str], src: Path) -> None:
+        """Keep the tree ``src`` as the part's."""
+        ...
+
+
 class Kind(Protocol):
     """What every component kind implements: each kind subclasses it and defines the hooks
     without a body here; the others have a default."""
 
     name: str
+    version: int = 1  # part of every cache key: raise it when the kind's output changes
 
     def validate(self, spec: ComponentSpec) -> list[tuple[str | None, str]]:
         """Problems with the component's platform.toml table: (key or None, message)."""
@@ -158,6 +196,18 @@ class Kind(Protocol):
     def build(self, ctx: BuildContext) -> None:
         """Build the step and install into the proto area (and write its manifest)."""
         ...
+
+    def toolchain(self, ws: Workspace, spec: ComponentSpec) -> Sequence[str]:
+        """The host commands a build of the component may call whose version can change its
+        output (part of the cache key); by default the C and C++ compilers and binutils, as
+        build.env or the environment names them."""
+        return [ws.env_value("CC") or os.environ.get("CC") or "cc",
+                ws.env_value("CXX") or os.environ.get("CXX") or "c++", "ld", "as", "ar"]
+
+    def cacheable(self, ws: Workspace, spec: ComponentSpec, phase: str) -> bool:
+        """Whether the step's output may come from (and go to) the build cache. By default
+        always: its inputs, the toolchain and the kind's version are its key."""
+        return True
 
     def update(self, ctx: BuildContext) -> bool:
         """Bring sources up to date; True when something changed. By default nothing to

@@ -6,8 +6,11 @@ platform.toml::
     kind = "deb"
     packages = ["linux-image-amd64", "busybox-static"]
     manifest = "manifests/kernel.manifest"    # optional, relative to the workspace
-    include = ["boot/vmlinuz-*"]              # optional: what a generated manifest lists
+    include = ["boot/vmlinuz-*"]              # optional: what it delivers and a generated
+                                              # manifest lists
     links = { "boot/vmlinuz" = "boot/vmlinuz-*" }   # optional: symlinks to single glob matches
+    license = "GPL-2.0-only"                  # optional: the packages' licence (the SBOM),
+                                              # declared: it beats their copyright files
 
 ``liveforge configure`` resolves each name (a metapackage to the one package it depends on) to
 an exact version, pool file and sha256 and records it in ``platform.lock``, a TOML file the user
@@ -21,6 +24,9 @@ plus ``<REQUEST>_VERSION`` and ``<REQUEST>_PACKAGE`` of every locked name, e.g.
 ``LINUX_IMAGE_AMD64_PACKAGE``); without it, one generated from everything unpacked (directories,
 files with their modes, symlinks, hard links; owner and group from the package), narrowed to the
 paths matching ``include`` (and their parent directories) when given, plus the ``links``.
+With ``include``, only those paths (and each package's ``usr/share/doc/<name>/copyright``,
+for the SBOM) are delivered into proto/: the rest of the packages, a kernel's modules say, is
+left out of the step's output, and so of the build cache.
 
 platform.lock::
 
@@ -47,12 +53,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from liveforge.build.config import ComponentSpec, workspace_path_problem
+from liveforge.build.config import LICENSE_FIELD, ComponentSpec, workspace_path_problem
 from liveforge.build.kinds.base import MAIN, BuildContext, Kind, Origin, make_fetcher
 from liveforge.build.workspace import Workspace
 from liveforge.util.errors import InputError
 from liveforge.util.events import Reporter
 from liveforge.util.fetch import DEB_NAME_RE, DebPin, plain_file_name
+from liveforge.util.fields import Field, read_table
 from liveforge.util.fileio import read_text, write_atomic
 from liveforge.util.hashing import file_digest
 from liveforge.util.keyvalue import substitute
@@ -62,7 +69,17 @@ from liveforge.util.unpack import Entry, install_deb
 
 LOCK_FILE = "platform.lock"
 LOCK_FORMAT = 1
-SETTINGS = {"kind", "env", "packages", "manifest", "include", "links"}
+# a deb component's table: the keys checked by hand in validate take any value here
+FIELDS = (
+    Field("kind", "any"),
+    Field("env", "any"),
+    Field("packages", "any"),
+    Field("manifest", "any"),
+    Field("include", "any"),
+    Field("links", "any"),
+    LICENSE_FIELD,
+)
+SETTINGS = {f.key for f in FIELDS}
 PIN_FIELDS = ("name", "version", "arch", "filename", "size", "sha256")
 LOCK_COMMENT = """platform.lock: exact versions and sha256 of fetched inputs, written by
 `liveforge configure`. Commit it; `liveforge configure --refresh-lock` resolves
@@ -150,14 +167,19 @@ def var_prefix(request: str) -> str:
 
 class DebKind(Kind):
     name = "deb"
+    version = 2  # 2: with include, only what it selects (and the copyright files) is delivered
 
     def validate(self, spec: ComponentSpec) -> list[tuple[str | None, str]]:
         problems: list[tuple[str | None, str]] = []
         settings = spec.settings
-        for key in settings:
-            if key not in SETTINGS:
-                problems.append((key, f"unknown setting {key!r} for kind \"deb\" "
-                                      f"(known: {', '.join(sorted(SETTINGS))})"))
+
+        def report(message: str, key: str, item: object) -> None:
+            if message.startswith("unknown key"):
+                message = f"unknown setting {key!r} for kind \"deb\" " \
+                    f"(known: {', '.join(sorted(SETTINGS))})"
+            problems.append((key, message))
+
+        read_table(settings, FIELDS, report)
         packages = settings.get("packages")
         if not isinstance(packages, list) or not packages or \
                 not all(isinstance(p, str) and p for p in packages):
@@ -190,6 +212,9 @@ class DebKind(Kind):
     def phases(self, spec: ComponentSpec) -> Sequence[str]:
         return [MAIN]
 
+    def toolchain(self, ws: Workspace, spec: ComponentSpec) -> Sequence[str]:
+        return []  # unpacks prebuilt packages: no compiler touches the output
+
     def locked(self, ws: Workspace, spec: ComponentSpec) -> list[tuple[str, Locked | None]]:
         entries, _ = read_lock(ws)
         return [(req, entries.get((spec.name, req))) for req in spec.settings["packages"]]
@@ -220,15 +245,21 @@ class DebKind(Kind):
         entries: list[Entry] = []
         for _req, entry in pins:
             deb = fetcher.fetch_deb(entry.pin)
-            ctx.note(f"unpacking {deb.name} into {ws.proto}")
-            entries += install_deb(deb, ws.proto, ws.state_dir / "deb")
+            ctx.note(f"unpacking {deb.name} into {ctx.stage}")
+            entries += install_deb(deb, ctx.stage, ws.state_dir / "deb")
         links = self.make_links(ctx)
+        include = spec.settings.get("include", [])
+        if include:
+            # what ships, and each package's copyright file (the SBOM reads its licence)
+            notices = {f"usr/share/doc/{entry.pin.name}/copyright" for _, entry in pins}
+            keep_only(ctx.stage, selected(entries, include) | set(links) | notices)
         self.write_manifest(ctx, pins, entries, links)
 
     def make_links(self, ctx: BuildContext) -> dict[str, str]:
-        """Create the ``links`` symlinks in proto/: name -> the single match of its glob."""
+        """Create the ``links`` symlinks in the staging tree: name -> the single match of its
+        glob there."""
         made: dict[str, str] = {}
-        proto = ctx.ws.proto
+        proto = ctx.stage
         for name, pattern in sorted(ctx.spec.settings.get("links", {}).items()):
             matches = sorted(p for p in proto.glob(pattern) if p.name != Path(name).name)
             if len(matches) != 1:
@@ -247,8 +278,8 @@ class DebKind(Kind):
     def write_manifest(self, ctx: BuildContext, pins: list[tuple[str, Locked]],
                        entries: list[Entry], links: Mapping[str, str]) -> None:
         ws, spec = ctx.ws, ctx.spec
-        out = ws.manifest_d / f"{spec.name}.manifest"
-        ws.manifest_d.mkdir(parents=True, exist_ok=True)
+        out = ctx.manifest_dir / f"{spec.name}.manifest"
+        ctx.manifest_dir.mkdir(parents=True, exist_ok=True)
         given = spec.settings.get("manifest")
         if given:
             source = ws.root / given
@@ -265,8 +296,9 @@ class DebKind(Kind):
         ctx.note(f"wrote generated manifest {out}")
 
     def origins(self, ws: Workspace, spec: ComponentSpec) -> list[Origin]:
-        """Each locked package: its pool URL and sha256, and the licence its machine-readable
-        copyright file (unpacked in proto/) gives, else NOASSERTION."""
+        """Each locked package: its pool URL and sha256, and its licence: the one platform.toml
+        declares (``license``), else the one its machine-readable copyright file (unpacked in
+        proto/) gives, else NOASSERTION."""
         from liveforge.util.dep5 import copyright_licence
 
         mirror = {**ws.build_config, **ws.build_env}.get("DEBIAN_MIRROR", "").rstrip("/")
@@ -280,6 +312,12 @@ class DebKind(Kind):
             base = mirror or ("https://security.debian.org/debian-security"
                               if pin.filename.startswith("pool/updates/")
                               else "https://deb.debian.org/debian")
+            declared = spec.settings.get("license")
+            if isinstance(declared, str):
+                origins.append(Origin(
+                    name=pin.name, version=pin.version, source=f"{base}/{pin.filename}",
+                    sha256=pin.sha256, license=declared))
+                continue
             copyright = ws.proto / "usr/share/doc" / pin.name / "copyright"
             try:
                 if not os.path.realpath(copyright).startswith(os.path.realpath(ws.proto) + "/"):
@@ -302,19 +340,48 @@ class DebKind(Kind):
                                  lock_path(ctx.ws))
 
 
+def selected(entries: list[Entry], include: Sequence[str]) -> set[str]:
+    """The unpacked paths matching ``include`` (all without it), with their parents."""
+    by_path = {e.path for e in entries}
+    if not include:
+        return by_path
+    keep = {p for p in by_path if any(fnmatch.fnmatch(p, pat) for pat in include)}
+    for path in list(keep):
+        parent = os.path.dirname(path)
+        while parent:
+            if parent in by_path:
+                keep.add(parent)
+            parent = os.path.dirname(parent)
+    return keep
+
+
+def keep_only(tree: Path, keep: set[str]) -> None:
+    """Remove from ``tree`` every file, link and folder whose path is not in ``keep`` (nor a
+    parent of one)."""
+    from liveforge.util.scratch import remove_tree
+
+    parents: set[str] = set()
+    for path in keep:
+        while path := os.path.dirname(path):
+            parents.add(path)
+    for dirpath, dirnames, filenames in os.walk(tree, topdown=True):
+        rel = os.path.relpath(dirpath, tree)
+        rel = "" if rel == "." else rel + "/"
+        for name in list(dirnames):
+            path = rel + name
+            if path not in keep and path not in parents:
+                remove_tree(os.path.join(dirpath, name))
+                dirnames.remove(name)
+        for name in filenames:
+            if rel + name not in keep:
+                os.unlink(os.path.join(dirpath, name))
+
+
 def generated_manifest(entries: list[Entry], include: Sequence[str],
                        links: Mapping[str, str]) -> str:
     """Manifest lines for unpacked entries (the last of a repeated path wins)."""
     by_path = {e.path: e for e in entries}
-    keep = set(by_path)
-    if include:
-        keep = {p for p in by_path if any(fnmatch.fnmatch(p, pat) for pat in include)}
-        for path in list(keep):
-            parent = os.path.dirname(path)
-            while parent:
-                if parent in by_path:
-                    keep.add(parent)
-                parent = os.path.dirname(parent)
+    keep = selected(entries, include)
     lines = ["# generated by liveforge from the unpacked Debian packages"]
     for path in sorted(keep):
         e = by_path[path]

@@ -1,10 +1,13 @@
 """The make contract: local projects, the platform's own src, the core.
 
-``make -C DIR [-f Makefile.joyent] DESTDIR=<proto> MAX_JOBS=<n> DEBUG=.. world install``, then
-``make manifest DESTDIR=<ws>/manifest.d DESTNAME=<name>.manifest``; plus ``update``, ``clean``
-and an optional ``check``. Settings in platform.toml (:data:`FIELDS`): ``path`` (required),
-``makefile`` (default: Makefile.joyent when present, else make's own choice), ``targets``
-(default ``["world", "install"]``), ``license`` (an SPDX expression, for the SBOM).
+``make -C DIR [-f Makefile.joyent] DESTDIR=<stage> PROTO=<proto> MAX_JOBS=<n> DEBUG=.. world
+install``, then ``make manifest DESTDIR=<dir> DESTNAME=<name>.manifest``; plus ``update``,
+``clean`` and an optional ``check``. ``DESTDIR`` is the step's own staging tree, where it
+installs; ``PROTO`` is the proto area holding what its dependencies installed, to build
+against (the engine merges the staging tree into it afterwards). Settings in platform.toml
+(:data:`FIELDS`): ``path`` (required), ``makefile`` (default: Makefile.joyent when present,
+else make's own choice), ``targets`` (default ``["world", "install"]``), ``license`` (an SPDX
+expression, for the SBOM; no build input).
 """
 
 from __future__ import annotations
@@ -94,12 +97,14 @@ class MakeKind(Kind):
 
     def build(self, ctx: BuildContext) -> None:
         targets = ctx.spec.settings.get("targets", ["world", "install"])
-        ctx.run(self._make(ctx, f"DESTDIR={ctx.ws.proto}", *self._vars(ctx), *targets),
+        ctx.stage.mkdir(parents=True, exist_ok=True)
+        ctx.run(self._make(ctx, f"DESTDIR={ctx.stage}", f"PROTO={ctx.area}", *self._vars(ctx),
+                           *targets),
                 what=f"make {' '.join(targets)}")
         self.write_manifest(ctx)
 
     def write_manifest(self, ctx: BuildContext) -> None:
-        dest = ctx.ws.manifest_d
+        dest = ctx.manifest_dir
         dest.mkdir(parents=True, exist_ok=True)
         name = f"{ctx.spec.name}.manifest"
         (dest / name).unlink(missing_ok=True)
@@ -126,6 +131,7 @@ class MakeKind(Kind):
     def shell_env(self, ctx: BuildContext) -> dict[str, str]:
         env = ctx.base_env()
         env["DESTDIR"] = str(ctx.ws.proto)
+        env["PROTO"] = str(ctx.ws.proto)
         return env
 
     def _has_target(self, ctx: BuildContext, target: str) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 
 from liveforge.build.scheduler import each_component
+from liveforge.build.units import forget
 from liveforge.build.workspace import Workspace
 from liveforge.util.events import Reporter
 
@@ -19,6 +20,7 @@ def clean(ws: Workspace, reporter: Reporter) -> list[str]:
     (ws.root / "manifest.gen").unlink(missing_ok=True)
     for stamp in ws.root.glob("0-*-stamp"):
         stamp.unlink()
+    forget(ws)
     reporter.info("removed proto areas, manifests and stamps")
     return failures
 

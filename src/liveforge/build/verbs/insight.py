@@ -146,7 +146,9 @@ def format_size(measured: sizes.Sizes, by: str, top: int | None, as_json: bool) 
     if as_json:
         return json.dumps({"archive_bytes": measured.archive_bytes,
                            "content_bytes": measured.content_bytes,
-                           "kernel_bytes": measured.kernel_bytes, "by": by, "rows": rows},
+                           "kernel_bytes": measured.kernel_bytes,
+                           "kernel_component": measured.kernel_owner or None, "by": by,
+                           "rows": rows},
                           indent=1) + "\n"
     width = max([len(str(r["name"])) for r in rows] + [len(by)])
     lines = [f"{by.upper():<{width}}  {'FILES':>5}  {'BYTES':>10}  {'COMPRESSED':>10}  SHARE"]
@@ -155,7 +157,8 @@ def format_size(measured: sizes.Sizes, by: str, top: int | None, as_json: bool) 
                      f"  {sizes.human(r['compressed']):>10}  {r['share']:>5.1f}%")  # type: ignore[arg-type]
     lines.append(f"boot archive {sizes.human(measured.archive_bytes)} "
                  f"({sizes.human(measured.content_bytes)} of cpio); kernel beside it "
-                 f"{sizes.human(measured.kernel_bytes)}")
+                 f"{sizes.human(measured.kernel_bytes)}" +
+                 (f" (from {measured.kernel_owner})" if measured.kernel_owner else ""))
     return "\n".join(lines) + "\n"
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from liveforge.build.graph import plan
+from liveforge.build.graph import Plan, plan
 from liveforge.build.running import building
 from liveforge.build.stamps import read_stamp
 from liveforge.build.workspace import Workspace
@@ -15,6 +15,7 @@ from liveforge.build.workspace import Workspace
 def status(ws: Workspace) -> list[dict[str, Any]]:
     p = plan(ws)
     now = building(ws)
+    restorable = cached(ws, p)
     rows = []
     for name in p.order:
         step = p.steps[name]
@@ -26,8 +27,33 @@ def status(ws: Workspace) -> list[dict[str, Any]]:
             state = "building"
         rows.append({"component": name, "kind": step.spec.kind, "state": state,
                      "why": [] if state != "stale" else reasons,
-                     "built": stamp.get("built") if stamp else None})
+                     "built": stamp.get("built") if stamp else None,
+                     "restorable": restorable.get(name) if state != "building" else None})
     return rows
+
+
+def cached(ws: Workspace, p: Plan) -> dict[str, str]:
+    """Which store of the build cache holds each stale step (none when the cache is off)."""
+    stale = p.stale()
+    if not stale:
+        return {}
+    from liveforge.build.stepcache import open_cache
+    from liveforge.util.events import Reporter
+
+    cache = open_cache(ws, Reporter(verbose=-1))
+    if cache is None:
+        return {}
+    keys = cache.keys(p)
+    found = {name: cache.lookup(keys[name]) for name in stale
+             if cache.cacheable(p.steps[name])}
+    return {name: store for name, store in found.items() if store is not None}
+
+
+def state_text(row: dict[str, Any]) -> str:
+    """The state as printed: "stale (restorable from cache)" when an entry exists."""
+    if row.get("restorable"):
+        return f"{row['state']} (restorable from cache)"
+    return str(row["state"])
 
 
 def print_status(rows: list[dict[str, Any]]) -> None:
@@ -40,12 +66,13 @@ def print_status(rows: list[dict[str, Any]]) -> None:
                   "building": "cyan"}
         for r in rows:
             table.add_row(r["component"], r["kind"],
-                          f"[{colour[r['state']]}]{r['state']}[/]", "; ".join(r["why"]),
+                          f"[{colour[r['state']]}]{state_text(r)}[/]", "; ".join(r["why"]),
                           r["built"] or "")
         Console().print(table)
         return
     width = max([len(r["component"]) for r in rows] + [9])
-    print(f"{'COMPONENT':<{width}}  {'KIND':<5}  {'STATE':<11}  WHY")
+    states = max([len(state_text(r)) for r in rows] + [11])
+    print(f"{'COMPONENT':<{width}}  {'KIND':<5}  {'STATE':<{states}}  WHY")
     for r in rows:
-        print(f"{r['component']:<{width}}  {r['kind']:<5}  {r['state']:<11}  "
+        print(f"{r['component']:<{width}}  {r['kind']:<5}  {state_text(r):<{states}}  "
               f"{'; '.join(r['why'])}".rstrip())

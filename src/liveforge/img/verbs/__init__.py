@@ -23,4 +23,6 @@ VERBS = {
     "show": "show",
     "import": "import_",
     "publish": "publish",
+    # an image of a VM
+    "create": "create",
 }

@@ -41,6 +41,18 @@ class Runtime(Protocol):
     def destroy(self, vm: dict[str, Any], vmdir: Path) -> None:
         """Remove the VM's storage; the VM is stopped."""
 
+    def reboot(self, vm: dict[str, Any], vmdir: Path, timeout: float, force: bool) -> None:
+        """Restart the running VM: a container's init is stopped (as ``stop``) and started
+        again; a guest's machine is reset."""
+
+    def console(self, vm: dict[str, Any], vmdir: Path) -> int:
+        """Attach this terminal to the running VM (a guest's serial line, a login shell in a
+        container) until it is left; ``vmadm console``'s exit status."""
+
+    def info(self, vm: dict[str, Any], vmdir: Path, kinds: list[str]) -> dict[str, Any]:
+        """A running VM's live information by kind (``vmadm info``; HVM VMs only: a
+        container's runtime refuses)."""
+
 
 def runtime(brand: str) -> Runtime:
     """The runtime of ``brand``'s family (the brand is valid: validation came first)."""

@@ -1,7 +1,9 @@
 """What runs in a container's namespaces before its init: the process that becomes PID 1 turns
 the VM's root view into its ``/`` (``pivot_root``, the old root detached), mounts ``/proc``,
-a read-only ``/sys``, a minimal ``/dev``, ``/tmp``, the metadata directory, writes the files
-vmadm owns (``/etc/resolv.conf``, ``/usr/sbin/mdata-get``), sets the host name, waits for
+a read-only ``/sys``, a minimal ``/dev``, ``/tmp``, the metadata directory (on the mount
+points of the VM's runtime layer, rtlayer.py, which also holds the files vmadm owns:
+``/etc/hostname``, ``/etc/resolv.conf``, ``/usr/sbin/mdata-get``; cinit writes nothing in the
+VM's own layer), sets the host name, waits for
 vmadm's go (the network is set up from outside meanwhile), drops the capabilities a container
 does not keep and execs the init.
 
@@ -21,24 +23,9 @@ from dataclasses import dataclass
 from liveforge.vm import linux
 
 METADATA_DIR = "/.liveforge/metadata"  # customer_metadata, one file per key (hex of its name)
-MDATA_GET = "/usr/sbin/mdata-get"
+# where cinit mounts (the runtime layer, rtlayer.py, has them where the image lacks them)
+MOUNT_POINTS = ("/proc", "/sys", "/dev", "/tmp", METADATA_DIR)
 INIT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-# mdata-get KEY: the value of KEY in the VM's customer_metadata, from the read-only directory
-# vmadm binds at METADATA_DIR (file name: the key's bytes in hex); exit 1 for a missing key.
-MDATA_SCRIPT = f"""#!/bin/sh
-if [ $# -ne 1 ]; then
-    echo "Usage: mdata-get <keyname>" >&2
-    exit 2
-fi
-f={METADATA_DIR}/$(printf %s "$1" | od -An -v -tx1 | tr -d ' \\n')
-if [ -z "$1" ] || [ ! -f "$f" ]; then
-    echo "No metadata for '$1'" >&2
-    exit 1
-fi
-cat "$f"
-echo
-"""
 
 # (name, major, minor) of the character devices a container gets, all mode 0666
 DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
@@ -71,16 +58,13 @@ def _read_only_bind(path: str) -> None:
                 linux.MS_REMOUNT | linux.MS_BIND | linux.MS_RDONLY | NOSUID_NODEV_NOEXEC)
 
 
-def _write(path: str, text: str, mode: int = 0o644) -> None:
-    """Write a file in the VM (a symlink there is replaced, not followed)."""
-    tmp = f"{path}.lf-tmp-{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
-    try:
-        os.write(fd, text.encode())
-        os.fchmod(fd, mode)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+def _make_mount_point(path: str) -> None:
+    """A mount point the VM removed (as a whiteout in its own layer): made again there, 0755."""
+    parts = path.strip("/").split("/")
+    for n in range(1, len(parts) + 1):
+        sub = "/" + "/".join(parts[:n])
+        if not os.path.isdir(sub):
+            os.mkdir(sub, 0o755)
 
 
 def _mount_dev() -> None:
@@ -121,8 +105,9 @@ def setup(spec: Spec) -> int:
     os.chdir("/")
     # no device node in the image or the VM's own layer opens a device: only /dev's do
     linux.mount(None, "/", None, linux.MS_REMOUNT | linux.MS_BIND | linux.MS_NODEV)
-    for path in ("/proc", "/sys", "/dev", "/tmp", "/etc", "/usr/sbin", METADATA_DIR):
-        os.makedirs(path, 0o755, exist_ok=True)
+    for path in MOUNT_POINTS:
+        if not os.path.isdir(path):
+            _make_mount_point(path)
     linux.mount("proc", "/proc", "proc", NOSUID_NODEV_NOEXEC)
     linux.mount("sysfs", "/sys", "sysfs", NOSUID_NODEV_NOEXEC | linux.MS_RDONLY)
     _mount_dev()
@@ -140,10 +125,6 @@ def setup(spec: Spec) -> int:
     linux.mount(None, METADATA_DIR, None,
                 linux.MS_REMOUNT | linux.MS_BIND | linux.MS_RDONLY | NOSUID_NODEV_NOEXEC)
     os.umask(0o022)
-    if spec.resolvers:
-        _write("/etc/resolv.conf", "".join(f"nameserver {r}\n" for r in spec.resolvers))
-    _write("/etc/hostname", spec.hostname + "\n")
-    _write(MDATA_GET, MDATA_SCRIPT, 0o755)
     socket.sethostname(spec.hostname)
     _loopback_up()
     return console

@@ -8,7 +8,8 @@ builds the VM's ``/`` (cinit.py) and waits while vmadm gives its network namespa
 then execs the init. Errors on the way come back on a close-on-exec pipe: start returns once
 the init runs, or raises what went wrong.
 
-A VM runs while the process its ``run/init.pid`` names does (pidfile.py)."""
+A VM runs while the process its ``run/init.pid`` names does (pidfile.py). A start that fails
+leaves ``run/failed`` (why): the VM is ``failed`` until it is started again or stopped."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import sys
 from pathlib import Path
 
 from liveforge.util.errors import LiveforgeError
+from liveforge.util.fileio import write_atomic
 from liveforge.vm import cgroups, linux, net
 from liveforge.vm.brands import cinit, rootfs
 from liveforge.vm.brands.pidfile import init_pid, process_stat, write_pid
@@ -39,6 +41,7 @@ KILL_WAIT = 10.0  # seconds for a SIGKILLed init to be gone
 # which in a PID namespace ends it) and SIGRTMIN+4 (systemd: poweroff). An init ignores the
 # one it has no handler for (PID 1 of a namespace does not die of a signal it does not catch).
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGRTMIN + 4)
+FAILED = "failed"  # run/failed: the last start failed (its message); gone at the next start or stop
 
 
 class ContainerError(LiveforgeError):
@@ -163,19 +166,28 @@ class ContainerRuntime:
 
     def state(self, vm: dict[str, Any], vmdir: Path) -> str:
         if init_pid(vmdir) is None:
-            return "stopped"
+            return "failed" if (vmdir / "run" / FAILED).exists() else "stopped"
         return "stopping" if (vmdir / "run" / "stopping").exists() else "running"
 
     def start(self, vm: dict[str, Any], vmdir: Path) -> None:
         with _locked(vmdir):
             if init_pid(vmdir) is None:
-                self._start(vm, vmdir)
+                self._start_marked(vm, vmdir)
+
+    def _start_marked(self, vm: dict[str, Any], vmdir: Path) -> None:
+        try:
+            self._start(vm, vmdir)
+        except Exception as exc:  # the state is failed until the next start or stop
+            write_atomic(vmdir / "run" / FAILED, f"{exc}\n")
+            raise
 
     def _start(self, vm: dict[str, Any], vmdir: Path) -> None:
         self._clean(vm, vmdir)
         rootfs.mount(vm, vmdir)
         run = vmdir / "run"
         run.mkdir(exist_ok=True)
+        spec = _spec(vm, vmdir)
+        rootfs.mount_runtime(vm, vmdir, spec.hostname, spec.resolvers)
         write_metadata(vm, run / "metadata")
         net.plan(vm)  # a bad nic tag fails here, before any process exists
         cg = cgroups.Cgroup(vm["uuid"])
@@ -183,13 +195,13 @@ class ContainerRuntime:
         try:
             for text in cg.apply(cgroups.limits(vm)):
                 warn(text)
-            self._spawn(vm, vmdir, cg)
+            self._spawn(vm, vmdir, cg, spec)
         except BaseException:
             self._clean(vm, vmdir)
             raise
 
-    def _spawn(self, vm: dict[str, Any], vmdir: Path, cg: cgroups.Cgroup) -> None:
-        spec = _spec(vm, vmdir)
+    def _spawn(self, vm: dict[str, Any], vmdir: Path, cg: cgroups.Cgroup,
+               spec: cinit.Spec) -> None:
         report_r, report_w = os.pipe2(os.O_CLOEXEC)
         go_r, go_w = os.pipe2(os.O_CLOEXEC)
         sys.stdout.flush()
@@ -280,6 +292,18 @@ class ContainerRuntime:
             for text in rootfs.resize(vmdir, int(changed["quota"])):
                 warn(text)
 
+    def reboot(self, vm: dict[str, Any], vmdir: Path, timeout: float, force: bool) -> None:
+        """Stop the init (as ``stop``) and start the VM again, under one hold of its lock."""
+        with _locked(vmdir):
+            if init_pid(vmdir) is None:
+                raise ContainerError(f"VM {vm['uuid']} is not running")
+            self._stop(vm, vmdir, timeout, force)
+            self._start_marked(vm, vmdir)
+
+    def info(self, vm: dict[str, Any], vmdir: Path, kinds: list[str]) -> dict[str, Any]:
+        raise ContainerError(f"info is only supported for HVM VMs (kvm, bhyve), not "
+                             f"{vm['brand']}")
+
     def console(self, vm: dict[str, Any], vmdir: Path) -> int:
         """``vmadm console``: a login shell in the running VM; its exit status."""
         from liveforge.vm.brands.login import shell
@@ -294,7 +318,7 @@ class ContainerRuntime:
 
     def _clean(self, vm: dict[str, Any], vmdir: Path) -> None:
         """Remove what a VM that is not running left: its pid file, veths, cgroup."""
-        for name in ("init.pid", "stopping"):
+        for name in ("init.pid", "stopping", FAILED):
             (vmdir / "run" / name).unlink(missing_ok=True)
         net.detach(vm["uuid"])
         cg = cgroups.Cgroup(vm["uuid"])

@@ -18,8 +18,7 @@ then SIGKILL). ``reboot`` resets the machine (QMP ``system_reset``).
 set. ``ram``, ``vcpus``, ``cpu_type``, ``bootrom``, ``boot``, ``nics`` and ``vnc_port`` are read
 at the next start.
 
-Beyond the protocol the verbs call ``reboot``, ``console`` (the serial console on this terminal)
-and ``info`` (QMP queries by kind).
+``console`` relays the serial console to this terminal; ``info`` answers QMP queries by kind.
 """
 
 from __future__ import annotations
@@ -102,7 +101,7 @@ class QemuRuntime:
             if vm.get(name) not in (None, "", [], -1):
                 self.warn(f"{name} is not supported here: ignored")
         disks = installed_disks(vm, vmdir)
-        taps = qemu_net.taps(vm, self.warn)
+        taps = qemu_net.taps(vm)
         argv = qemu_argv.argv(vm, vmdir, disks, taps, qemu_argv.accelerator())
         run.dir.mkdir(parents=True)
         try:
@@ -187,10 +186,10 @@ class QemuRuntime:
         for name in (qemu_disks.DISKS_DIR, qemu_argv.FIRMWARE_DIR, "run"):
             remove_tree(vmdir / name)
 
-    # -- beyond the protocol ---------------------------------------------------------------
-
-    def reboot(self, vm: dict[str, Any], vmdir: Path, force: bool = False) -> None:
-        """Reset the machine (the guest gets no say: HVM guests have no reboot request)."""
+    def reboot(self, vm: dict[str, Any], vmdir: Path, timeout: float = 0,
+               force: bool = False) -> None:
+        """Reset the machine (the guest gets no say, so no timeout: HVM guests have no reboot
+        request)."""
         run = run_paths(vmdir)
         if qemu_pid(run) is None:
             raise QemuError(f"VM {vm['uuid']} is not running")
@@ -300,9 +299,9 @@ def stopping(run: RunPaths) -> bool:
 
 
 def clean_run(run: RunPaths) -> None:
-    """What a stopped QEMU leaves: its sockets, pid file and the stop marker go; the console
-    log stays until the next start."""
-    for path in (run.stopping, run.pid, run.qmp, run.serial):
+    """What a stopped QEMU leaves: its sockets, pid file, the stop marker and the mark of a
+    failed start go; the console log stays until the next start."""
+    for path in (run.stopping, run.pid, run.qmp, run.serial, run.failed):
         path.unlink(missing_ok=True)
 
 
@@ -318,7 +317,27 @@ def installed_disks(vm: dict[str, Any], vmdir: Path) -> list[Disk]:
 
 
 def update_disks(vm: dict[str, Any], vmdir: Path, run: RunPaths | None) -> None:
-    """Make the disks the VM has gained and grow those whose size grew (live when running)."""
+    """Make the disks the VM has gained, grow those whose size grew (live when running), and,
+    stopped, remove the files of the disks it lost, renumbering the rest (``disk<N>.qcow2`` is
+    ``disks[N]``); each ``disks.*.path`` is filled in."""
+    entries = vm.get("disks") or []
+    kept = {str(e["path"]) for e in entries if isinstance(e, dict) and e.get("path")}
+    folder = vmdir / qemu_disks.DISKS_DIR
+    lost = sorted(p for p in folder.glob("disk*.qcow2") if str(p) not in kept) \
+        if folder.is_dir() else []
+    if lost and run is not None:
+        raise QemuError(f"remove_disks: {', '.join(p.name for p in lost)} of running VM "
+                        f"{vm['uuid']}: disks are removed while the VM is stopped")
+    for gone in lost:
+        gone.unlink()
+    for index, entry in enumerate(entries):
+        at = qemu_disks.disk_file(vmdir, index)
+        named = entry.get("path") if isinstance(entry, dict) else None
+        path = Path(str(named)) if named else None
+        if path is not None and path != at and path.parent == folder \
+                and path.name.startswith("disk"):
+            os.rename(path, at)  # down only: the files below it are gone
+            entry["path"] = str(at)
     lookup = qemu_disks.installed_image
     for disk in qemu_disks.plan(vm, vmdir, None):
         if not disk.file.exists():

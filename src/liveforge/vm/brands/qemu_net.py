@@ -2,16 +2,15 @@
 
 The nic-tag file (JSON, tag -> bridge: ``{"admin": "br0"}``) is ``/etc/vmadm/nictags.json`` or
 what ``VMADM_NICTAGS`` names; a bridge it names that does not exist is created (up, no address).
-A NIC whose tag names no bridge (no file, or a tag it does not list) is left out of the guest with
-a warning: the VM still boots. QEMU creates NIC ``i``'s tap ``t<first 8 hex digits of the
-uuid>i<i>`` when it starts (as root) and it goes when QEMU ends; the runtime puts it on its bridge
-while the guest is still paused.
+A NIC whose tag names no bridge (no file, or a tag it does not list) fails the start, as a
+container's does (create and update refuse such a tag: validation checks it). QEMU creates NIC
+``i``'s tap ``t<first 8 hex digits of the uuid>i<i>`` when it starts (as root) and it goes when
+QEMU ends; the runtime puts it on its bridge while the guest is still paused.
 """
 
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +26,8 @@ def nictags() -> tuple[Path, dict[str, str]]:
     return net.nictags_file(), net.nictags()
 
 
-def taps(vm: dict[str, Any], warn: Callable[[str], None]) -> list[Tap]:
-    """The VM's NICs that have a bridge, as taps."""
+def taps(vm: dict[str, Any]) -> list[Tap]:
+    """The VM's NICs as taps."""
     nics = vm.get("nics") or []
     if not nics:
         return []
@@ -42,8 +41,7 @@ def taps(vm: dict[str, Any], warn: Callable[[str], None]) -> list[Tap]:
                             f"{', '.join(sorted(NIC_MODELS))}")
         tag = nic.get("nic_tag")
         if tag not in tags:
-            warn(f"nics.{i}: nic tag {tag!r} names no bridge in {path}: the NIC is left out")
-            continue
+            raise QemuError(f"nics.{i}.nic_tag: {tag!r} is not a nic tag of {path}")
         found.append(Tap(index=i, name=f"{prefix}i{i}", bridge=tags[tag],
                          mac=nic.get("mac"), model=model))
     return found

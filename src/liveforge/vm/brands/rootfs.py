@@ -5,10 +5,12 @@ under an upper layer of its own, in the VM's directory:
 ``disk/``, which holds ``upper/`` and ``work/``: the VM's writes count against its quota
 (ENOSPC past it) and nothing else's. Without a quota, ``disk/`` is a plain directory. Where no
 loop device or mkfs.ext4 is at hand the quota is not enforced, and install says so.
-``root/``     the overlay mount: the VM's ``/``.
+``root/``     the overlay mount: the VM's ``/``; from a start on, its top lower layer is the
+              VM's runtime layer ``run/layer`` (rtlayer.py), so that what the runtime puts in
+              the VM is not in ``upper/`` (the VM's changes, what ``imgadm create`` ships).
 
-imgadm's store and view are imported where they are used: a start of an installed VM, a stop
-and zlogin do without them (and their tar and compressor modules).
+imgadm's store and view are imported where they are used: a stop and zlogin do without them
+(and their tar and compressor modules).
 
 The mounts live in the host's mount namespace from install to destroy (a container's own
 namespace is a copy made at start); :func:`mount` puts them back after a reboot."""
@@ -120,15 +122,47 @@ def mount(vm: dict[str, Any], vmdir: Path) -> None:
         mount_view(image_lowers(vm), disk / "upper", disk / "work", root)
 
 
-def unmount(vmdir: Path) -> None:
+def mount_runtime(vm: dict[str, Any], vmdir: Path, hostname: str,
+                  resolvers: tuple[str, ...]) -> None:
+    """Mount the VM's root view afresh with a new runtime layer on top of its image's layers
+    (the VM is stopped: nothing uses the view)."""
+    from liveforge.img.view import mount_view, unmount_view
+    from liveforge.vm.brands import rtlayer
+
+    run, root, disk = vmdir / "run", vmdir / "root", vmdir / "disk"
+    lowers = image_lowers(vm)
+    _unmount_root(root)
+    probe = run / "image"
+    probe.mkdir(exist_ok=True)
+    while mounted(probe):  # a start killed mid-way left it
+        linux.umount(probe, linux.MNT_DETACH)
+    try:
+        mount_view(lowers, None, None, probe)
+        try:
+            rtlayer.build(probe, run / "layer", hostname, resolvers)
+        finally:
+            unmount_view(probe)
+    except BaseException:  # the view as install left it: a failed start changes nothing
+        mount_view(lowers, disk / "upper", disk / "work", root)
+        raise
+    mount_view([run / "layer", *lowers], disk / "upper", disk / "work", root)
+
+
+def _unmount_root(root: Path) -> None:
     from liveforge.img.view import unmount_view
 
-    root, disk = vmdir / "root", vmdir / "disk"
     while mounted(root):
         try:
             unmount_view(root)
         except LiveforgeError:  # busy: detached, gone once its last user is
             linux.umount(root, linux.MNT_DETACH)
+
+
+def unmount(vmdir: Path) -> None:
+    root, disk, probe = vmdir / "root", vmdir / "disk", vmdir / "run" / "image"
+    _unmount_root(root)
+    while probe.is_dir() and mounted(probe):  # a start killed while it made the runtime layer
+        linux.umount(probe, linux.MNT_DETACH)
     while mounted(disk):  # a loop mount's device goes with it (autoclear)
         try:
             linux.umount(disk)

@@ -1,28 +1,24 @@
-"""``console`` and ``info``: what a running VM's runtime offers beyond the lifecycle. A
-runtime that has a console (a guest's serial line, a container's shell) or live information
-(a guest's QMP answers) implements ``console(vm, vmdir) -> exit status`` or
-``info(vm, vmdir, types) -> dict``; for one that does not, the verb says so."""
+"""``console`` and ``info`` of a running VM: its runtime's (a guest's serial line or a
+container's shell; a guest's QMP answers, which a container's runtime refuses)."""
 
 from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
-from liveforge.vm.brands import runtime
+from liveforge.vm.brands import Runtime, runtime
 from liveforge.vm.errors import VmadmError
 from liveforge.vm.store import VmStore
 from liveforge.vm.verbs.common import state
 
 
-def _running(store: VmStore, uuid: str, verb: str):  # type: ignore[no-untyped-def]
+def _running(store: VmStore, uuid: str, verb: str) -> tuple[dict[str, Any], Runtime]:
     vm = store.load(uuid)
     now = state(store, vm)
     if now != "running":
         raise VmadmError(f"Cannot {verb} VM {uuid}: it is not 'running' (currently: {now})")
-    rt = runtime(vm["brand"])
-    if not hasattr(rt, verb):
-        raise VmadmError(f"{verb} is not available for {vm['brand']} VMs")
-    return vm, rt
+    return vm, runtime(vm["brand"])
 
 
 def console(store: VmStore, uuid: str) -> int:

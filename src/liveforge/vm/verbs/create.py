@@ -4,6 +4,7 @@ create leaves nothing behind: no directory, no image hold."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from typing import Any
@@ -11,9 +12,10 @@ from typing import Any
 from liveforge.vm import defaults, images
 from liveforge.vm.brands import runtime
 from liveforge.vm.errors import VmadmError
+from liveforge.vm.net import nictags_file
 from liveforge.vm.store import VmStore
 from liveforge.vm.verbs.common import say
-from liveforge.vm.verbs.validate import brand_of, checked
+from liveforge.vm.verbs.validate import brand_of, checked, unknown_nic_tags
 
 
 def prepare(payload: dict[str, Any]) -> dict[str, Any]:
@@ -22,6 +24,11 @@ def prepare(payload: dict[str, Any]) -> dict[str, Any]:
     result = checked(payload, brand, "create")
     for name in result.bad_properties:
         say(f'Warning: ignoring property "{name}": not a property of {brand} VMs on create')
+    if "nics.*.nic_tag" in result.bad_values:
+        tags = unknown_nic_tags(payload)
+        if tags:
+            raise VmadmError(f'Invalid nic tag "{tags[0]}" (the nic tags are those of '
+                             f'{nictags_file()})')
     if result.bad_values:
         raise VmadmError(f"Invalid value(s) for: {','.join(result.bad_values)}")
     if result.missing_properties:
@@ -36,16 +43,18 @@ def prepare(payload: dict[str, Any]) -> dict[str, Any]:
 def create(store: VmStore, payload: dict[str, Any]) -> str:
     vm = prepare(payload)
     uuid = vm["uuid"]
-    vmdir = store.make(vm)
+    vmdir = store.make(vm, "provisioning")
     rt = runtime(vm["brand"])
     held = installed = False
     try:
         with store.locked(uuid):
             images.hold(vm)
             held = True
-            store.set_status(uuid, "provisioning")
+            before = json.dumps(vm, sort_keys=True)
             rt.install(vm, vmdir)
             installed = True
+            if json.dumps(vm, sort_keys=True) != before:  # what install filled in (disk paths)
+                store.save(vm)
             store.set_status(uuid, None)
             if vm["autoboot"]:
                 rt.start(vm, vmdir)

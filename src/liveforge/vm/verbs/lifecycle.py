@@ -1,4 +1,7 @@
-"""``start``, ``stop``, ``reboot``, ``kill``: the VM's runtime does it, under the VM's lock."""
+"""``start``, ``stop``, ``reboot``, ``kill``: the VM's runtime does it, under the VM's lock.
+
+A ``failed`` VM (its last start failed, or its guest crashed) can be started again, as the real
+tool lets one retry, and stopped: its process, if any, ends and it is ``stopped``."""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ def start(store: VmStore, uuid: str) -> None:
         if now == "running":
             say(f"VM {uuid} is already 'running'")
             return
-        if now in ("configured", "provisioning", "failed"):
+        if store.status(uuid) is not None:  # not installed: nothing to start
             raise VmadmError(f"Cannot start VM {uuid}: its state is '{now}'")
         runtime(vm["brand"]).start(vm, store.vmdir(uuid))
     say(f"Successfully started VM {uuid}")
@@ -25,7 +28,7 @@ def stop(store: VmStore, uuid: str, force: bool, timeout: float | None) -> None:
     with store.locked(uuid):
         vm = store.load(uuid)
         now = state(store, vm)
-        if now not in ("running", "stopping"):
+        if now not in ("running", "stopping", "failed") or store.status(uuid) is not None:
             say(f"VM {uuid} is already not 'running' (currently: {now})")
             return
         wait = stop_timeout(vm) if timeout is None else timeout
@@ -39,9 +42,7 @@ def reboot(store: VmStore, uuid: str, force: bool) -> None:
         now = state(store, vm)
         if now != "running":
             raise VmadmError(f"Cannot reboot VM {uuid}: it is not 'running' (currently: {now})")
-        rt = runtime(vm["brand"])
-        rt.stop(vm, store.vmdir(uuid), stop_timeout(vm), force)
-        rt.start(vm, store.vmdir(uuid))
+        runtime(vm["brand"]).reboot(vm, store.vmdir(uuid), stop_timeout(vm), force)
     say(f"Successfully completed reboot for VM {uuid}")
 
 

@@ -22,11 +22,26 @@ def brand_of(payload: dict[str, Any], brand: str | None) -> str:
 
 def checked(payload: dict[str, Any], brand: str, action: str) -> Result:
     """``check`` with the images of the payload's pool (``zones`` when it names none or a
-    bad one: that is reported as zpool's bad value)."""
+    bad one: that is reported as zpool's bad value) and the host's nic tags."""
     pool = payload.get("zpool")
     if not (isinstance(pool, str) and ZPOOL_RE.match(pool)):
         pool = images.DEFAULT_POOL
-    return check(payload, brand, action, images.lookup(pool))
+    return check(payload, brand, action, images.lookup(pool), nic_tags)
+
+
+def nic_tags() -> list[str]:
+    """The tags of the host's nic-tag file (vm/net)."""
+    from liveforge.vm.net import nictags
+
+    return list(nictags())
+
+
+def unknown_nic_tags(payload: dict[str, Any]) -> list[str]:
+    """The nic tags of a payload's NICs that the host does not have, in order."""
+    known = set(nic_tags())
+    tags = [nic.get("nic_tag") for key in ("nics", "add_nics", "update_nics")
+            for nic in (payload.get(key) or []) if isinstance(nic, dict)]
+    return [t for t in dict.fromkeys(tags) if isinstance(t, str) and t not in known]
 
 
 def validate(action: str, payload: dict[str, Any], brand: str | None) -> None:

@@ -4,9 +4,9 @@ smartos-live's illumos-extra as a component kind. The component folder holds one
 package (see :mod:`.extra_package` for ``package.toml``) and a ``manifest`` file. Two phases:
 
 ``strap``  packages with ``strap = true``, built against the host into proto.strap/ before the
-           rest of the world. The result is stored in the shared strap cache keyed by the hash
-           of every strap package's inputs, and restored from it when the key matches
-           (``FORCE_STRAP_REBUILD=yes`` in build.env always builds locally).
+           rest of the world. Like every step, it comes from the build cache when its key
+           matches, whole or variant by variant (``FORCE_STRAP_REBUILD=yes`` in build.env
+           always builds it locally).
 ``main``   every package's ``variants``, built against proto/ and installed into it; then the
            component ``manifest`` is written to ``manifest.d/<component>.manifest`` with
            ``$VAR``/``${VAR}`` replaced (``<NAME>_VERSION`` and ``vars`` of every package, then
@@ -35,9 +35,9 @@ from pathlib import Path
 
 from liveforge.build.config import ComponentSpec
 from liveforge.build.kinds.base import MAIN, STRAP, BuildContext, Kind, Origin
-from liveforge.build.kinds.extra import strap as extra_strap
 from liveforge.build.kinds.extra.build import Variant, build_variant, toolchain_env
 from liveforge.build.kinds.extra.package import (
+    PACKAGE_FILE,
     Package,
     build_order,
     dependencies,
@@ -55,6 +55,13 @@ from liveforge.util.scratch import remove_tree
 from liveforge.util.unpack import merge_tree
 
 SETTINGS = {"kind", "path", "env", "manifest"}
+STRAP_FORMAT = 1
+
+
+def strap_key(hashes: Mapping[str, str]) -> str:
+    """The identity of a set of strap packages (name -> package input hash): part of every
+    main-phase package's hash, so a change to the strap rebuilds what builds against it."""
+    return json_digest({"format": STRAP_FORMAT, "packages": dict(hashes)})
 _compilers: dict[str, str] = {}
 
 
@@ -90,6 +97,10 @@ class ExtraKind(Kind):
                                          "component"))
         return problems
 
+    def cacheable(self, ws: Workspace, spec: ComponentSpec, phase: str) -> bool:
+        """Not the strap phase when FORCE_STRAP_REBUILD=yes says to build it locally."""
+        return phase != STRAP or ws.env_value("FORCE_STRAP_REBUILD", "no").lower() != "yes"
+
     def packages(self, ws: Workspace, spec: ComponentSpec) -> dict[str, Package]:
         return load_packages(ws.component_path(spec))
 
@@ -107,7 +118,10 @@ class ExtraKind(Kind):
         stamp covers by itself."""
         packages = self.packages(ws, spec)
         order = build_order(packages)
-        trees = dict(zip(order, ws.hasher.hash_all(packages[n].dir for n in order), strict=True))
+        # package.toml counts by its build inputs (Package.inputs), not its bytes: a licence
+        # declared or corrected there rebuilds nothing
+        trees = dict(zip(order, ws.hasher.hash_all((packages[n].dir for n in order),
+                                                   without=(PACKAGE_FILE,)), strict=True))
         context: dict[str, object] = {
             "phase": STRAP if strap else MAIN,
             "env": ws.component_env(spec),
@@ -116,7 +130,7 @@ class ExtraKind(Kind):
         if not strap:
             stp = {n: p for n, p in packages.items() if p.strap}
             if stp:
-                context["strap"] = extra_strap.strap_key(
+                context["strap"] = strap_key(
                     {n: h for n, h in self.package_hashes(ws, spec, True).items() if n in stp})
             if deps is not None:
                 context["depends"] = {d: deps[d] for d in spec.depends}
@@ -125,6 +139,7 @@ class ExtraKind(Kind):
             pkg = packages[name]
             blob = {
                 "tree": trees[name],
+                "package": pkg.inputs,
                 "patches": [file_digest(p) for p in pkg.patches],
                 "variants": pkg.phase_variants(strap),
                 "deps": {d: hashes[d] for d in pkg.depends},
@@ -178,7 +193,7 @@ class ExtraKind(Kind):
     def build(self, ctx: BuildContext) -> None:
         ws, spec = ctx.ws, ctx.spec
         strap = ctx.phase == STRAP
-        target = ws.proto_strap if strap else ws.proto
+        target = ctx.stage
         target.mkdir(parents=True, exist_ok=True)
         packages = self.packages(ws, spec)
         order = build_order(packages)
@@ -199,37 +214,38 @@ class ExtraKind(Kind):
             wanted = [n for n in wanted if n in keep]
         force_all = strap and requested is None and \
             ws.env_value("FORCE_STRAP_REBUILD", "no").lower() == "yes"
-        key = extra_strap.strap_key({n: hashes[n] for n in wanted}) if strap else ""
-        if strap and requested is None:
-            if force_all:
-                ctx.note("FORCE_STRAP_REBUILD=yes: building proto.strap locally")
-            elif extra_strap.restore(ws.cache_dir, key, target, self.state(ws, spec),
-                                     ctx.note):
-                return
+        if force_all:
+            ctx.note("FORCE_STRAP_REBUILD=yes: building proto.strap locally")
         fetcher = ctx.fetcher()
+        # each variant is a part of the step's output in the build cache, keyed by the
+        # package's inputs as planned (the engine adds the component's dependencies)
+        portable = self.package_hashes(ws, spec, strap) if ctx.parts is not None else {}
         stages: list[Path] = []
         for name in wanted:
             pkg = packages[name]
             forced = force_all or name == requested
             stages += self.build_package(ctx, fetcher, pkg, strap, hashes[name], forced,
-                                         only_variant if name == requested else None)
-        if strap and requested is None and stages:
-            extra_strap.store(ws.cache_dir, key, stages, ctx.note)
+                                         only_variant if name == requested else None,
+                                         portable.get(name, ""))
+        for stage in stages:
+            merge_tree(stage, target)
         if not strap:
             self.write_manifest(ctx, packages)
 
     def build_package(self, ctx: BuildContext, fetcher: Fetcher, pkg: Package, strap: bool,
-                      digest: str, forced: bool, only_variant: str | None) -> list[Path]:
+                      digest: str, forced: bool, only_variant: str | None,
+                      portable: str = "") -> list[Path]:
         """Build the package's variants of this phase unless its stamp is current; return
-        its staging folders (delivered into the proto area, also when nothing was built).
-        Packages are delivered in build order, so dependents build against them."""
+        its staging folders (the step's output, also when nothing was built). Each is also
+        delivered into the area built against at once, in build order, so that dependents
+        build against it."""
         state = self.state(ctx.ws, ctx.spec)
         phase = STRAP if strap else MAIN
         stamp = state / "stamps" / phase / f"{pkg.name}.json"
         variants = [Variant(pkg, bits, strap) for bits in pkg.phase_variants(strap)]
         stages = [state / "stage" / pkg.name / v.dirname for v in variants]
         current = read_json(stamp)
-        against = ctx.ws.proto_strap if strap else ctx.ws.proto
+        against = ctx.area
         if not forced and isinstance(current, dict) and current.get("hash") == digest and \
                 all(s.is_dir() for s in stages):
             ctx.note(f"{pkg.name}: up to date")
@@ -240,7 +256,15 @@ class ExtraKind(Kind):
         for v, stage in zip(variants, stages, strict=True):
             if only_variant and v.bits != only_variant:
                 continue
-            build_variant(ctx, fetcher, v, state / "build" / pkg.name, stage.parent, against)
+            part = {"package": pkg.name, "variant": v.dirname, "inputs": portable}
+            if ctx.parts is not None and not forced and portable and \
+                    ctx.parts.restore(part, stage):
+                ctx.note(f"{pkg.name} {v.dirname}: restored from the build cache")
+            else:
+                build_variant(ctx, fetcher, v, state / "build" / pkg.name, stage.parent,
+                              against)
+                if ctx.parts is not None and not forced and portable:
+                    ctx.parts.store(part, stage)
             merge_tree(stage, against)  # at once: later packages build against it
         if only_variant is None:
             stamp.parent.mkdir(parents=True, exist_ok=True)
@@ -251,7 +275,7 @@ class ExtraKind(Kind):
     def write_manifest(self, ctx: BuildContext, packages: Mapping[str, Package]) -> None:
         ws, spec = ctx.ws, ctx.spec
         source = self.manifest_path(ws, spec)
-        out = ws.manifest_d / f"{spec.name}.manifest"
+        out = ctx.manifest_dir / f"{spec.name}.manifest"
         if not source.is_file():
             ctx.note(f"no manifest file {source}: the component ships nothing")
             out.unlink(missing_ok=True)
@@ -259,7 +283,7 @@ class ExtraKind(Kind):
         values = {**ws.build_config, **ws.build_env}
         for pkg in packages.values():
             values.update(pkg.manifest_vars())
-        ws.manifest_d.mkdir(parents=True, exist_ok=True)
+        ctx.manifest_dir.mkdir(parents=True, exist_ok=True)
         write_atomic(out, substitute(read_text(source), values, keep_undefined=True))
         ctx.note(f"wrote {out}")
 

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from liveforge.build.config import LICENSE_FIELD, NAME_RE
+from liveforge.build.config import LICENSE_FIELD, NAME_RE, hashed_settings
 from liveforge.util.depgraph import DependencyCycle, topo_order
 from liveforge.util.errors import InputError, InputErrors
 from liveforge.util.fetch import (
@@ -58,6 +58,7 @@ from liveforge.util.fetch import (
     plain_file_name,
 )
 from liveforge.util.fields import Field, read_table
+from liveforge.util.hashing import json_digest
 from liveforge.util.paths import path_problem
 from liveforge.util.toml import Lines, read_toml
 
@@ -123,6 +124,7 @@ class Package:
     per_variant: Mapping[str, VariantOptions]
     commands: Mapping[str, str]
     license: str = LICENSE_FIELD.default
+    inputs: str = ""     # the digest of package.toml's build inputs (its licence left out)
 
     @property
     def toml(self) -> Path:
@@ -230,7 +232,7 @@ def load_package(directory: Path) -> Package:
         patches=tuple(patches), configure_options=tuple(top["configure_options"]),
         make_options=tuple(top["make_options"]), env=dict(top["env"]), vars=dict(top["vars"]),
         prefix=top["prefix"], per_variant=per_variant, commands=commands,
-        license=top["license"])
+        license=top["license"], inputs=json_digest(hashed_settings(data)))
 
 
 def _source(table: Any, err: Any) -> Source | None:
