@@ -48,3 +48,17 @@ def images(trees: tuple[Path, Path]) -> Iterator[dict[str, tuple[Path, Path, dic
         yield made
     finally:
         shutil.rmtree(out, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def plain_images(trees: tuple[Path, Path]) -> Iterator[dict[str, tuple[Path, Path, dict]]]:
+    """As ``images``, both uncompressed (compression none: unpacked while they download)."""
+    base, child = trees
+    out = Path(tempfile.mkdtemp(prefix="liveforge-img-plain."))
+    try:
+        made = {"base": write_image(out, base, "base", compression="none")}
+        made["child"] = write_image(out, child, "child", origin_tree=base,
+                                    origin=made["base"][2]["uuid"], compression="none")
+        yield made
+    finally:
+        shutil.rmtree(out, ignore_errors=True)

@@ -474,15 +474,15 @@ def test_ctrl_c_during_the_install_then_the_download_is_reused(tmp_path: Path,
     with open(big, "wb") as out:
         for _ in range(96):
             out.write(os.urandom(1 << 20))
-    image = tmp_path / "big.tar"
-    with tarfile.open(image, "w") as tar:
+    image = tmp_path / "big.tar.gz"  # compressed: unpacked by the install, after the download
+    with tarfile.open(image, "w:gz", compresslevel=1) as tar:
         tar.add(big, "big.bin")
     uuid = "0f5e3d2c-1b0a-4978-8695-a4b3c2d1e0f9"
     pool = imgadm_root / "zones"
     download = imgadm_root / "var" / "imgadm" / "downloads" / f"{uuid}.file"
     with imgapi(tmp_path / "served") as server:
         put_image(server.directory, {"uuid": uuid, "name": "big", "version": "1",
-                                     "type": "zone-dataset", "os": "linux"}, image)
+                                     "type": "zone-dataset", "os": "linux"}, image, "gzip")
         use_sources(imgadm_root, server.url)
         proc = subprocess.Popen([sys.executable, "-m", "liveforge.img.cli", "import", uuid],
                                 env=dict(os.environ, IMGADM_ROOT=str(imgadm_root)),

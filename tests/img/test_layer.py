@@ -25,9 +25,10 @@ from liveforge.util.archive import COMPRESSIONS
 from tests.support.images import tree_content
 
 
-def hostile_tar(path: Path, *members: tarfile.TarInfo) -> Path:
-    """A gzip tar with a harmless file first, then ``members``."""
-    with tarfile.open(path, "w:gz") as tar:
+def hostile_tar(path: Path, *members: tarfile.TarInfo, compressed: bool = True) -> Path:
+    """A gzip tar (or with ``compressed=False`` a plain one, read in random-access mode) with a
+    harmless file first, then ``members``."""
+    with tarfile.open(path, "w:gz" if compressed else "w") as tar:
         ok = tarfile.TarInfo("etc/ok")
         ok.size = 3
         tar.addfile(ok, io.BytesIO(b"ok\n"))
@@ -65,10 +66,12 @@ HOSTILE = {
 }
 
 
+@pytest.mark.parametrize("compressed", [True, False], ids=["gzip", "none"])
 @pytest.mark.parametrize("case", sorted(HOSTILE))
-def test_hostile_member_is_refused_and_names_it(case: str, tmp_path: Path) -> None:
+def test_hostile_member_is_refused_and_names_it(case: str, compressed: bool,
+                                                tmp_path: Path) -> None:
     member, reason = HOSTILE[case]
-    file = hostile_tar(tmp_path / "bad.tgz", member)
+    file = hostile_tar(tmp_path / "bad.tgz", member, compressed=compressed)
     dest = tmp_path / "layer"
     dest.mkdir()
     with pytest.raises(ImgadmError) as caught:
@@ -117,6 +120,27 @@ def test_corrupt_stream_is_an_uncompression_error(tmp_path: Path, trees: tuple[P
     with pytest.raises(ImgadmError) as caught:
         read_layer(garbage, dest)
     assert caught.value.code in ("UncompressionError", "InvalidImageFile")
+
+
+def test_truncated_uncompressed_tar_is_an_invalid_image_file(tmp_path: Path) -> None:
+    """An uncompressed layer's file data is copied in the kernel: data cut short is a clear
+    error, not a short file in the layer."""
+    big = info("data.bin", size=300_000)
+    file = hostile_tar(tmp_path / "good.tar", big, compressed=False)
+    data = file.read_bytes()
+    cut = tmp_path / "cut.tar"
+    cut.write_bytes(data[: 2048 + 100_000])  # the two headers and a third of the data
+    dest = tmp_path / "layer"
+    dest.mkdir()
+    with pytest.raises(ImgadmError) as caught:
+        read_layer(cut, dest)
+    assert caught.value.code == "InvalidImageFile"
+    assert "unexpected end of data" in caught.value.message
+    whole = tmp_path / "whole"
+    whole.mkdir()
+    read_layer(file, whole)
+    assert (whole / "data.bin").read_bytes() == b"x" * 300_000
+    assert (whole / "etc/ok").read_bytes() == b"ok\n"
 
 
 @pytest.mark.parametrize("compression", COMPRESSIONS)

@@ -215,9 +215,12 @@ class Client:
 
     # -- downloads --------------------------------------------------------------------------
     def download(self, manifest: Manifest, dest: Path, on_bytes: Progress | None = None,
-                 cancel: threading.Event | None = None) -> bool:
+                 cancel: threading.Event | None = None,
+                 on_discard: Callable[[], None] | None = None) -> bool:
         """Put the image's file at ``dest``, verified. Returns False when a file already there
-        was good and used as it is, True when it was downloaded."""
+        was good and used as it is, True when it was downloaded. ``on_discard`` is called
+        before bytes already written to the ``.partial`` file are thrown away (truncated or
+        deleted), for a reader following that file."""
         file = manifest.file
         if file is None:
             raise ImgadmError("DownloadError", f"image {manifest.uuid} has no file in its manifest")
@@ -230,10 +233,12 @@ class Client:
         partial = dest.with_name(dest.name + ".partial")
         for fresh in (False, True):
             resumed = partial.is_file() and partial.stat().st_size > 0
-            got = self._fetch(manifest, partial, on_bytes, cancel)
+            got = self._fetch(manifest, partial, on_bytes, cancel, on_discard)
             if got == file.sha1:
                 os.replace(partial, dest)
                 return True
+            if on_discard:
+                on_discard()
             partial.unlink(missing_ok=True)
             if not resumed or fresh:
                 raise ImgadmError("DownloadError", f'image {manifest.uuid} from "{self.url}": '
@@ -243,7 +248,7 @@ class Client:
         raise AssertionError("unreachable")
 
     def _fetch(self, manifest: Manifest, partial: Path, on_bytes: Progress | None,
-               cancel: threading.Event | None) -> str:
+               cancel: threading.Event | None, on_discard: Callable[[], None] | None) -> str:
         """Download into ``partial`` (resuming what it holds); the SHA-1 of all of it."""
         assert manifest.file is not None
         size = manifest.file.size
@@ -255,6 +260,8 @@ class Client:
         try:
             have = os.fstat(fd).st_size
             if have > size:
+                if on_discard:
+                    on_discard()
                 os.ftruncate(fd, 0)
                 have = 0
             _hash_prefix(fd, have, digest)
@@ -285,6 +292,8 @@ class Client:
                     if attempt >= self.attempts:
                         raise ImgadmError("DownloadError", f"{where}: the source does not "
                                           "answer range requests with the range") from None
+                    if on_discard:
+                        on_discard()
                     os.ftruncate(fd, 0)
                     os.lseek(fd, 0, os.SEEK_SET)
                     digest = hashlib.sha1(usedforsecurity=False)
@@ -299,6 +308,8 @@ class Client:
                     raise ImgadmError("DownloadError", f"{where}: cannot write {partial}: "
                                       f"{exc.strerror or exc}") from None
                 except _Mismatch as exc:
+                    if on_discard:
+                        on_discard()
                     os.close(fd)
                     fd = -1
                     partial.unlink(missing_ok=True)

@@ -24,12 +24,15 @@ qcow2) as shipped, decompressed by :func:`read_disk` when it was compressed.
 
 from __future__ import annotations
 
+import io
 import lzma
 import os
 import stat
 import tarfile
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, cast
 
 from liveforge.img.errors import ImgadmError
 from liveforge.util.archive import (
@@ -274,16 +277,23 @@ def write_disk(disk: Path, out: Path, compression: str = "none") -> LayerFile:
 
 # -- reading ----------------------------------------------------------------------------------
 
-def read_layer(file: Path, dest: Path, label: str = "") -> list[Entry]:
+def read_layer(file: Path, dest: Path, label: str = "", *,
+               source: io.RawIOBase | None = None) -> list[Entry]:
     """Unpack the image file ``file`` into the existing, empty directory ``dest`` as a layer:
     member checks as for any archive, owners kept, ``.wh.`` entries as overlayfs whiteouts.
     A bad member is ``InvalidImageFile``, a corrupt compressed stream ``UncompressionError``;
-    the caller removes ``dest`` then."""
+    the caller removes ``dest`` then. ``source``: the uncompressed file's bytes from a
+    seekable reader instead (a download being written, :mod:`liveforge.img.follow`)."""
     label = label or str(file)
     try:
-        # a 1 MiB stream buffer: tarfile's default (10 KiB) halves the unpacking speed
-        with open_decompressed(file) as raw, \
-                tarfile.open(fileobj=raw, mode="r|", bufsize=1 << 20) as tar:
+        # an uncompressed file is read in random-access mode, its members' data copied in the
+        # kernel (see copy_member_data); a compressed one as a stream, with a 1 MiB buffer
+        # (tarfile's default, 10 KiB, halves the unpacking speed)
+        with (nullcontext(cast(BinaryIO, source)) if source is not None
+              else open_decompressed(file)) as raw, \
+                tarfile.open(fileobj=raw, mode="r:" if source is not None
+                             or isinstance(raw, io.BufferedReader) else "r|",
+                             bufsize=1 << 20) as tar:
             return extract_tar(tar, dest, label, allow_absolute_symlinks=True, whiteouts=True,
                                keep_owners=True)
     except tarfile.TarError as exc:

@@ -11,10 +11,11 @@ Every path lies under ``IMGADM_ROOT`` (``/`` when unset):
 - ``var/imgadm/locks/<uuid>.lock``: the per-image lock (:mod:`liveforge.img.lock`).
 
 Installing unpacks into ``<pool dir>/<uuid>-partial`` under the image's lock, renames it into
-place and then writes the record; any failure removes the partial. What a killed run leaves (a
-``-partial``) is removed by the next command that looks at the pool (:meth:`ImageStore.clean`),
-unless its lock shows an install still running. Deleting removes the
-record first, then the layer.
+place and then writes the record; any failure removes the partial. (An import may have
+unpacked the ``-partial`` while it downloaded the file: :mod:`liveforge.img.follow`.) What a
+killed run leaves (a ``-partial``) is removed by the next command that looks at the pool
+(:meth:`ImageStore.clean`), unless its lock shows an install still running. Deleting removes
+the record first, then the layer.
 
 Why overlayfs layers everywhere, btrfs or not: one code path for every pool and file system,
 the same stack a container engine mounts, a child's install costs only its diff, and deleting
@@ -31,6 +32,7 @@ import errno
 import json
 import os
 import re
+import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -306,9 +308,29 @@ class ImageStore:
         with self.lock(manifest.origin):
             yield
 
+    def fresh_partial(self, manifest: Manifest, pool: str = DEFAULT_POOL) -> Path:
+        """The ``<uuid>-partial`` path an install of the image unpacks into, with what a killed
+        run left there removed (the caller holds the image's lock)."""
+        directory = self.pool_dir(pool)
+        directory.mkdir(parents=True, exist_ok=True)
+        partial = directory / f"{manifest.uuid}{PARTIAL}"
+        if os.path.lexists(partial):
+            remove_tree(partial)
+        return partial
+
+    def drop_partial(self, uuid: str, pool: str, identity: tuple[int, int]) -> None:
+        """Remove the ``<uuid>-partial`` layer whose (device, inode) is ``identity``, if it is
+        still there (one unpacked for an install that did not happen)."""
+        partial = self.pool_dir(pool) / f"{uuid}{PARTIAL}"
+        if _identity(partial) == identity:
+            try:
+                remove_tree(partial)
+            except OSError:
+                pass  # another run's clean-up got there first
+
     def install(self, manifest: Manifest, file: Path, source: str | None = None,
                 pool: str = DEFAULT_POOL, *, verified: bool = False,
-                take: bool = False) -> Installed:
+                take: bool = False, unpacked: tuple[int, int] | None = None) -> Installed:
         """Install ``manifest``'s image from its file: size and SHA-1 checked, origin
         installed, unpacked into ``<uuid>-partial``, renamed into place, recorded. On any
         failure nothing of it is left. Takes the image's lock (re-entrant for the thread that
@@ -316,7 +338,10 @@ class ImageStore:
 
         ``verified``: the caller computed the file's SHA-1 as it wrote it (an import's
         download), so only its size is checked. ``take``: the file is the caller's to give
-        away: an uncompressed disk is renamed into the pool rather than copied."""
+        away: an uncompressed disk is renamed into the pool rather than copied. ``unpacked``:
+        the (device, inode) of the ``<uuid>-partial`` layer the caller unpacked from this
+        verified file while downloading it (:mod:`liveforge.img.follow`); used when that is
+        still what is there, else the file is unpacked again."""
         uuid = manifest.uuid
         with self.lock(uuid), self._origin_lock(manifest):
             if self.get(uuid, pool) is not None:
@@ -335,13 +360,16 @@ class ImageStore:
             directory.mkdir(parents=True, exist_ok=True)
             final = self._image_path(manifest, pool)
             partial = directory / f"{uuid}{PARTIAL}"
-            for stale in (partial, final):  # a killed run's (this lock is ours now)
-                if os.path.lexists(stale):
+            ready = unpacked is not None and manifest.is_tree and _identity(partial) == unpacked
+            for stale in (final,) if ready else (partial, final):  # a killed run's (this lock
+                if os.path.lexists(stale):                         # is ours now)
                     remove_tree(stale)
             from liveforge.img.layer import read_disk, read_layer  # tar, lzma: install's alone
 
             try:
-                if manifest.is_tree:
+                if ready:
+                    pass
+                elif manifest.is_tree:
                     partial.mkdir(0o755)
                     read_layer(file, partial, str(file))
                 elif not (take and _move_disk(manifest, file, partial)):
@@ -373,6 +401,15 @@ class ImageStore:
             if os.path.lexists(image.path):
                 remove_tree(image.path)
         return image
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of a directory (not through a link), None when there is none."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_dev, st.st_ino) if stat.S_ISDIR(st.st_mode) else None
 
 
 def _move_disk(manifest: Manifest, file: Path, dest: Path) -> bool:

@@ -19,6 +19,8 @@ unpack into the same place (see :mod:`liveforge.util.scratch`).
 
 from __future__ import annotations
 
+import errno
+import io
 import os
 import posixpath
 import shutil
@@ -136,6 +138,49 @@ def _whiteout(label: str, member: tarfile.TarInfo, root: str, rel: str) -> Entry
     return Entry(deleted, "w", 0o600)
 
 
+def _copy_in_kernel(source: int, out: int, offset: int, size: int,
+                    wait_for: Callable[[int], None] | None = None) -> bool:
+    """Copy ``size`` bytes of ``source`` from ``offset`` to ``out`` with copy_file_range (no
+    pass through user space); False when the kernel cannot for these files (nothing copied).
+    ``wait_for(end)``: returns once the source holds its first ``end`` bytes (a file still
+    being written), called before each slice."""
+    left = size
+    while left:
+        step = min(left, 1 << 30 if wait_for is None else 8 << 20)
+        if wait_for is not None:
+            wait_for(offset + step)
+        try:
+            done = os.copy_file_range(source, out, step, offset)
+        except OSError as exc:
+            if left == size and exc.errno in (errno.EXDEV, errno.EINVAL, errno.ENOSYS,
+                                              errno.EOPNOTSUPP, errno.EBADF):
+                return False
+            raise
+        if done == 0:
+            raise tarfile.ReadError("unexpected end of data")
+        offset += done
+        left -= done
+    return True
+
+
+def copy_member_data(tar: tarfile.TarFile, member: tarfile.TarInfo, out: IO[bytes]) -> None:
+    """Write a regular member's data to ``out``: in the kernel when the archive is a plain file
+    read in random-access mode (``tarfile.open(fileobj=f, mode="r:")`` of an uncompressed tar:
+    the data is a byte range of the file; or a reader of a file still being written that has
+    a ``wait_for(end)`` method), else through tarfile's reader."""
+    source = tar.fileobj
+    wait_for = getattr(source, "wait_for", None)
+    if (wait_for is not None or isinstance(source, (io.BufferedReader, io.FileIO))) \
+            and member.sparse is None:
+        out.flush()
+        if _copy_in_kernel(source.fileno(), out.fileno(),  # type: ignore[attr-defined]
+                           member.offset_data, member.size, wait_for):
+            return
+    data = tar.extractfile(member)
+    assert data is not None
+    shutil.copyfileobj(data, out, 1 << 20)
+
+
 def extract_tar(tar: tarfile.TarFile, dest: Path, label: str, *,
                 allow_absolute_symlinks: bool = False, whiteouts: bool = False,
                 keep_owners: bool = False) -> list[Entry]:
@@ -196,11 +241,9 @@ def extract_tar(tar: tarfile.TarFile, dest: Path, label: str, *,
             entries.append(Entry(rel, "h", mode, target, owner, group))
         else:
             _clear(full)
-            src = tar.extractfile(member)
-            assert src is not None
             fd = os.open(full, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
             with os.fdopen(fd, "wb") as out:
-                shutil.copyfileobj(src, out, 1 << 20)
+                copy_member_data(tar, member, out)
                 if keep_owners:  # before the mode: a change of owner clears set-id bits
                     os.fchown(out.fileno(), member.uid, member.gid)
                 os.fchmod(out.fileno(), mode)

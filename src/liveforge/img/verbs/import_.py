@@ -6,7 +6,9 @@ it installed): find the first source with an *active* manifest; walk the ``origi
 the first installed ancestor (each origin looked for in the same source first); download every
 missing image at once (up to five at a time, base first, an origin under its own lock: the
 import of a sibling shares its download) into ``var/imgadm/downloads/``; install
-them in ancestry order, base first. An import installs the whole ancestry or nothing: should an
+them in ancestry order, base first. A tree image with compression ``none`` is unpacked into its
+``-partial`` layer while it downloads (:mod:`liveforge.img.follow`), so that its install is a
+rename and a record. An import installs the whole ancestry or nothing: should an
 install fail or the user press Ctrl-C, the images this run installed are deleted again. What the
 downloads hold stays: a verified file is reused and a ``.partial`` one resumed by the next
 import; both are removed once the import succeeds.
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from liveforge.img.errors import ImgadmError
+from liveforge.img.follow import Streamed, streamable
 from liveforge.img.manifest import Manifest, is_uuid
 from liveforge.img.store import DEFAULT_POOL, ImageStore
 from liveforge.img.verbs.base import Context
@@ -84,8 +87,12 @@ def run(ctx: Context) -> int:
             ctx.say(f"Must download and install {len(chain)} image(s) "
                     f"({mib(sum(w.size for w in chain))})")
             downloads = store.imgadm_dir / "downloads"
-            files = download_all(ctx, store, chain, downloads, args.quiet)
-            install_all(ctx, store, chain, files, args.pool)
+            files, unpacked = download_all(ctx, store, chain, downloads, args.quiet, args.pool)
+            try:
+                install_all(ctx, store, chain, files, args.pool, unpacked)
+            finally:  # the layers unpacked while downloading that no install took
+                for uuid, identity in unpacked.items():
+                    store.drop_partial(uuid, args.pool, identity)
             for file in files.values():
                 file.unlink(missing_ok=True)
     return 0
@@ -120,9 +127,11 @@ def gather(ctx: Context, store: ImageStore, remote: Remote, top: Wanted,
 
 
 def download_all(ctx: Context, store: ImageStore, chain: list[Wanted], directory: Path,
-                 quiet: bool) -> dict[str, Path]:
+                 quiet: bool, pool: str) -> tuple[dict[str, Path], dict[str, tuple[int, int]]]:
     """Download the images' files, up to CONCURRENT at a time, started base first. The first
     failure (or Ctrl-C) stops the others, which keep what they have for the next import.
+    Returns the files and, for the images unpacked while they downloaded
+    (:mod:`liveforge.img.follow`), their ``-partial`` layers' identities.
 
     The workers are daemon threads: a download blocked on a silent server must not keep a
     cancelled import from exiting (it would, for up to the read timeout, in an executor)."""
@@ -130,6 +139,8 @@ def download_all(ctx: Context, store: ImageStore, chain: list[Wanted], directory
 
     directory.mkdir(parents=True, exist_ok=True)
     files = {w.manifest.uuid: directory / f"{w.manifest.uuid}.file" for w in chain}
+    unpacked: dict[str, tuple[int, int]] = {}
+    streams: list[Streamed] = []
     cancel = threading.Event()
     todo: queue.Queue[Wanted] = queue.Queue()
     for wanted in chain:
@@ -145,12 +156,14 @@ def download_all(ctx: Context, store: ImageStore, chain: list[Wanted], directory
                     return
                 uuid = wanted.manifest.uuid
                 try:
+                    get = partial(fetch, store, wanted, files[uuid], pool, bars, cancel,
+                                  streams, unpacked)
                     if wanted is chain[-1]:  # its lock is the import's own
-                        fetch(wanted, files[uuid], bars, cancel)
+                        get()
                     else:  # an origin's file may be wanted by the import of a sibling too
                         with store.import_lock(uuid, partial(bars.line, f"Waiting for image "
                                                              f"{uuid} import lock", ctx.out)):
-                            fetch(wanted, files[uuid], bars, cancel)
+                            get()
                     done.put((wanted, None))
                 except BaseException as exc:  # handed to the main thread
                     done.put((wanted, exc))
@@ -166,18 +179,41 @@ def download_all(ctx: Context, store: ImageStore, chain: list[Wanted], directory
                           ctx.out)
         except BaseException:
             cancel.set()
+            for stream in list(streams):  # no -partial layer stays behind
+                stream.abort()
             raise
-    return files
+    return files, unpacked
 
 
-def fetch(wanted: Wanted, dest: Path, bars: ByteProgress, cancel: threading.Event) -> bool:
+def fetch(store: ImageStore, wanted: Wanted, dest: Path, pool: str, bars: ByteProgress,
+          cancel: threading.Event, streams: list[Streamed],
+          unpacked: dict[str, tuple[int, int]]) -> None:
+    """Download one image's file; a plain tar is unpacked into its ``-partial`` layer at the
+    same time (the caller holds the image's lock)."""
     m = wanted.manifest
     advance = bars.add(f"{m.uuid[:8]} {m.label}", wanted.size)
-    return wanted.client.download(m, dest, advance, cancel)
+    if not streamable(m):
+        wanted.client.download(m, dest, advance, cancel)
+        return
+    stream = Streamed(m, dest, store.fresh_partial(m, pool))
+    streams.append(stream)
+    stream.start()
+    try:
+        if cancel.is_set():
+            from liveforge.img.client import Cancelled
+
+            raise Cancelled(m.uuid)
+        fresh = wanted.client.download(m, dest, advance, cancel, stream.discard)
+    except BaseException:
+        stream.abort()
+        raise
+    identity = stream.finish(fresh)
+    if identity is not None:
+        unpacked[m.uuid] = identity
 
 
 def install_all(ctx: Context, store: ImageStore, chain: list[Wanted], files: dict[str, Path],
-                pool: str) -> None:
+                pool: str, unpacked: dict[str, tuple[int, int]]) -> None:
     """Install the images base first; on any failure (Ctrl-C included) delete again the ones
     this run installed, newest first."""
     done: list[str] = []
@@ -186,7 +222,7 @@ def install_all(ctx: Context, store: ImageStore, chain: list[Wanted], files: dic
             m = wanted.manifest
             try:
                 store.install(m, files[m.uuid], wanted.client.url, pool, verified=True,
-                              take=True)
+                              take=True, unpacked=unpacked.get(m.uuid))
             except ImgadmError as exc:
                 if exc.code != "ImageAlreadyInstalled":
                     raise
