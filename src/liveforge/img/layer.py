@@ -49,6 +49,7 @@ from liveforge.util.archive import (
 from liveforge.util.errors import LiveforgeError
 from liveforge.util.hashing import file_digest
 from liveforge.util.unpack import OPAQUE, OPAQUE_XATTR, WHITEOUT, Entry, extract_tar
+from liveforge.util.walk import walk_tree
 
 REDIRECT_XATTR = "trusted.overlay.redirect"
 METACOPY_XATTR = "trusted.overlay.metacopy"
@@ -106,36 +107,28 @@ def scan(root: Path, *, upper: bool = False) -> dict[str, Node]:
     if not root.is_dir():
         raise ImgadmError("InvalidImageFile", f"{root}: not a directory")
     nodes: dict[str, Node] = {}
-    pending = [(os.fspath(root), "")]
-    while pending:
-        directory, prefix = pending.pop()
-        with os.scandir(directory) as listing:
-            children = list(listing)
-        for child in children:
-            path = prefix + child.name
-            st = child.stat(follow_symlinks=False)
-            mode, mtime = stat.S_IMODE(st.st_mode), int(st.st_mtime)
-            ids = (st.st_uid, st.st_gid)
-            if upper and not stat.S_ISLNK(st.st_mode):
-                _upper_check(child.path)
-            if stat.S_ISDIR(st.st_mode):
-                opaque = upper and _xattr(child.path, OPAQUE_XATTR) == b"y"
-                nodes[path] = Node(path, "d", mode, *ids, mtime, child.path, opaque=opaque)
-                pending.append((child.path, path + "/"))
-            elif stat.S_ISREG(st.st_mode):
-                inode = (st.st_dev, st.st_ino) if st.st_nlink > 1 else None
-                nodes[path] = Node(path, "f", mode, *ids, mtime, child.path, size=st.st_size,
-                                   inode=inode)
-            elif stat.S_ISLNK(st.st_mode):
-                nodes[path] = Node(path, "s", 0o777, *ids, mtime, child.path,
-                                   os.readlink(child.path))
-            elif upper and stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
-                nodes[path] = Node(path, "w", 0o600, 0, 0, mtime, child.path)
-            elif stat.S_ISSOCK(st.st_mode):
-                continue
-            else:
-                raise ImgadmError("InvalidImageFile", f"{child.path}: a device node or FIFO "
-                                  "cannot go into an image")
+    for path, child, st in walk_tree(root):
+        mode, mtime = stat.S_IMODE(st.st_mode), int(st.st_mtime)
+        ids = (st.st_uid, st.st_gid)
+        if upper and not stat.S_ISLNK(st.st_mode):
+            _upper_check(child.path)
+        if stat.S_ISDIR(st.st_mode):
+            opaque = upper and _xattr(child.path, OPAQUE_XATTR) == b"y"
+            nodes[path] = Node(path, "d", mode, *ids, mtime, child.path, opaque=opaque)
+        elif stat.S_ISREG(st.st_mode):
+            inode = (st.st_dev, st.st_ino) if st.st_nlink > 1 else None
+            nodes[path] = Node(path, "f", mode, *ids, mtime, child.path, size=st.st_size,
+                               inode=inode)
+        elif stat.S_ISLNK(st.st_mode):
+            nodes[path] = Node(path, "s", 0o777, *ids, mtime, child.path,
+                               os.readlink(child.path))
+        elif upper and stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+            nodes[path] = Node(path, "w", 0o600, 0, 0, mtime, child.path)
+        elif stat.S_ISSOCK(st.st_mode):
+            continue
+        else:
+            raise ImgadmError("InvalidImageFile", f"{child.path}: a device node or FIFO "
+                              "cannot go into an image")
     return nodes
 
 

@@ -39,6 +39,7 @@ from liveforge.util.archive import (
 )
 from liveforge.util.errors import BuildError
 from liveforge.util.hashing import stream_digest
+from liveforge.util.walk import walk_tree
 
 SMALL = 1 << 20            # files up to this size are read in one call
 
@@ -204,22 +205,15 @@ def tree_image(directory: Path, name: str) -> Image:
     directories are 0755 and files 0644 (0755 when executable), whatever the umask made on
     disk. Anything but a directory or a regular file is an error."""
     entries = [ImageEntry("d", name, 0o755, 0, 0)]
-    pending = [(directory, name)]
-    while pending:
-        path, prefix = pending.pop()
-        with os.scandir(path) as listing:
-            children = list(listing)
-        for child in children:
-            member = f"{prefix}/{child.name}"
-            if child.is_dir(follow_symlinks=False):
-                entries.append(ImageEntry("d", member, 0o755, 0, 0))
-                pending.append((Path(child.path), member))
-            elif child.is_file(follow_symlinks=False):
-                executable = child.stat(follow_symlinks=False).st_mode & 0o111
-                entries.append(ImageEntry("f", member, 0o755 if executable else 0o644, 0, 0,
-                                          source=Path(child.path)))
-            else:
-                raise BuildError(f"{child.path}: not a directory or a regular file")
+    for member, child, st in walk_tree(directory, f"{name}/"):
+        if stat.S_ISDIR(st.st_mode):
+            entries.append(ImageEntry("d", member, 0o755, 0, 0))
+        elif stat.S_ISREG(st.st_mode):
+            executable = st.st_mode & 0o111
+            entries.append(ImageEntry("f", member, 0o755 if executable else 0o644, 0, 0,
+                                      source=Path(child.path)))
+        else:
+            raise BuildError(f"{child.path}: not a directory or a regular file")
     return Image(tuple(sorted(entries, key=lambda entry: entry.path)))
 
 
@@ -230,29 +224,21 @@ def merged_image(trees: Iterable[Path]) -> Image:
     tree stay hard links. Anything else (a FIFO, a device) is an error."""
     found: dict[str, tuple[ImageEntry, tuple[int, int, int] | None]] = {}
     for index, tree in enumerate(trees):
-        pending = [(os.fspath(tree), "")]
-        while pending:
-            directory, prefix = pending.pop()
-            with os.scandir(directory) as listing:
-                children = list(listing)
-            for child in children:
-                path = prefix + child.name
-                st = child.stat(follow_symlinks=False)
-                mode = stat.S_IMODE(st.st_mode)
-                inode = None
-                if stat.S_ISDIR(st.st_mode):
-                    entry = ImageEntry("d", path, mode, 0, 0)
-                    pending.append((child.path, path + "/"))
-                elif stat.S_ISLNK(st.st_mode):
-                    entry = ImageEntry("s", path, 0o777, 0, 0, os.readlink(child.path))
-                elif stat.S_ISREG(st.st_mode):
-                    entry = ImageEntry("f", path, mode, 0, 0, source=Path(child.path))
-                    if st.st_nlink > 1:
-                        inode = (index, st.st_dev, st.st_ino)
-                else:
-                    raise BuildError(f"{child.path}: not a directory, a regular file or a "
-                                     "symbolic link")
-                found[path] = (entry, inode)
+        for path, child, st in walk_tree(tree):
+            mode = stat.S_IMODE(st.st_mode)
+            inode = None
+            if stat.S_ISDIR(st.st_mode):
+                entry = ImageEntry("d", path, mode, 0, 0)
+            elif stat.S_ISLNK(st.st_mode):
+                entry = ImageEntry("s", path, 0o777, 0, 0, os.readlink(child.path))
+            elif stat.S_ISREG(st.st_mode):
+                entry = ImageEntry("f", path, mode, 0, 0, source=Path(child.path))
+                if st.st_nlink > 1:
+                    inode = (index, st.st_dev, st.st_ino)
+            else:
+                raise BuildError(f"{child.path}: not a directory, a regular file or a "
+                                 "symbolic link")
+            found[path] = (entry, inode)
     entries = []
     first: dict[tuple[int, int, int], str] = {}  # a hard-linked file -> its first path left
     for path in sorted(found):
