@@ -106,21 +106,27 @@ def _digest(records: Records, without: frozenset[bytes] = frozenset()) -> str:
     return total.hexdigest()
 
 
-def _git_top(where: str, known: dict[str, bool] | None) -> str | None:
-    """The git work tree holding ``where``, found by looking for ``.git`` upwards; None outside
-    git. ``known`` remembers, per directory, whether it holds a ``.git``."""
-    while True:  # path, then each of its parents
-        found = known.get(where) if known is not None else None
-        if found is None:
-            found = os.path.exists(os.path.join(where, ".git"))
-            if known is not None:
-                known[where] = found
-        if found:
-            return where
+def _git_top(where: str, tops: dict[str, str | None] | None) -> str | None:
+    """The git work tree holding directory ``where``, found by looking for ``.git`` upwards;
+    None outside git. ``tops`` remembers the answer for every directory looked at."""
+    seen: list[str] = []
+    top: str | None = None
+    while True:  # where, then each of its parents
+        if tops is not None and where in tops:
+            top = tops[where]
+            break
+        seen.append(where)
+        if os.path.exists(os.path.join(where, ".git")):
+            top = where
+            break
         parent = os.path.dirname(where) or "."
         if parent == where or where == ".":
-            return None
+            break
         where = parent
+    if tops is not None:
+        for directory in seen:
+            tops[directory] = top
+    return top
 
 
 # -- in git -----------------------------------------------------------------------------------
@@ -282,8 +288,8 @@ class TreeHasher:
         self._lock = RLock()
         self.trees: dict[str, Any] = {}
         self.dirty = False
-        # directory -> holds a .git; kept until save(), the end of one plan
-        self._git_dirs: dict[str, bool] = {}
+        # directory -> the git work tree holding it; kept until save(), the end of one plan
+        self._git_tops: dict[str, str | None] = {}
         # while planning (see planning()): work tree -> git's answers, and the trees to ask for
         self._answers: dict[str, list[_GitAnswer]] | None = None
         self._hints: list[str] = []
@@ -306,7 +312,7 @@ class TreeHasher:
             self._hints = [os.fspath(t) for t in trees]
             self._pending = {}
             for hint in self._hints:
-                top = _git_top(hint, self._git_dirs) if os.path.isdir(hint) else None
+                top = _git_top(hint, self._git_tops) if os.path.isdir(hint) else None
                 if top is not None and top not in self._pending:
                     where = self._common(top, hint[len(top) + 1:])
                     self._pending[top] = (where, _ask(top, where))
@@ -314,7 +320,7 @@ class TreeHasher:
     def save(self) -> None:
         """End the plan (see planning()) and write the cache if it changed."""
         with self._lock:
-            self._git_dirs.clear()
+            self._git_tops.clear()
             self._answers = None
             self._hints = []
             for _where, query in self._pending.values():  # asked, never needed
@@ -355,7 +361,7 @@ class TreeHasher:
         # a hash without some files is an entry of its own: its records are not kept
         entry_key = key if not without else key + "\0without:" + "/".join(sorted(without))
         skip = frozenset(os.fsencode(name) for name in without)
-        top = _git_top(key, self._git_dirs)
+        top = _git_top(key, self._git_tops)
         old = self.trees.get(entry_key)
         entry = self._hash_plain(key, old, skip) if top is None else \
             self._hash_git(key, top, old, skip)
@@ -428,7 +434,7 @@ class TreeHasher:
         for hint in self._hints:
             if hint == top:
                 specs.append("")
-            elif hint.startswith(top + "/") and _git_top(hint, self._git_dirs) == top:
+            elif hint.startswith(top + "/") and _git_top(hint, self._git_tops) == top:
                 specs.append(hint[len(top) + 1:])
         return os.path.commonpath(specs) if "" not in specs else ""
 
