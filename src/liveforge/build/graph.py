@@ -125,7 +125,8 @@ class Plan:
 def plan(ws: Workspace) -> Plan:
     """Compute every step's inputs and whether (and why) it is stale."""
     # git looks at the trees (once per work tree) while the steps are made and ordered
-    ws.hasher.planning(spec.path for spec in ws.components.values() if spec.path is not None)
+    ws.hasher.planning((spec.path for spec in ws.components.values() if spec.path is not None),
+                       remember=True)
     try:
         steps = make_steps(ws)
         order = topological(ws, steps)

@@ -211,6 +211,16 @@ def _ask(top: str, where: str) -> GitQuery:
                     *([where] if where else []))
 
 
+def _pairs(value: Any) -> list[list[str]]:
+    """The questions a cache keeps (see :meth:`TreeHasher.ask_ahead`): [work tree, directory]
+    pairs of strings; anything else is none."""
+    if not isinstance(value, list) or not all(
+            isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) for x in p)
+            for p in value):
+        return []
+    return value
+
+
 def _span(paths: list[bytes], pre: bytes) -> tuple[int, int]:
     """The slice of the sorted ``paths`` that start with ``pre`` (empty, or ending in "/")."""
     if not pre:
@@ -295,18 +305,43 @@ class TreeHasher:
         self._hints: list[str] = []
         # work tree -> the directory asked about and git's status query, started by planning()
         self._pending: dict[str, tuple[str, GitQuery]] = {}
+        # the questions (work tree, directory) the last plan asked, as the cache keeps them, and
+        # those asked again ahead of this plan (see ask_ahead())
+        self.asked: list[list[str]] = []
+        self._ahead: dict[tuple[str, str], GitQuery] = {}
         if cache_file is not None:
             try:
                 cache = json.loads(read_bytes(cache_file))
                 if cache.get("format") == CACHE_FORMAT:
                     self.trees = cache["trees"]
+                    self.asked = _pairs(cache.get("asked"))
             except (OSError, ValueError, AttributeError, KeyError):
                 self.trees = {}
 
-    def planning(self, trees: Iterable[Path] = ()) -> None:
+    def ask_ahead(self) -> None:
+        """Ask git now the questions the last plan asked (the cache keeps them): git then works
+        while the caller loads what it needs to plan, and the next plan that asks the same
+        question takes its answer. Only for a plan that follows at once (see
+        :meth:`forget_ahead`)."""
+        with self._lock:
+            for top, where in self.asked:
+                if (top, where) not in self._ahead and os.path.isabs(top) and os.path.isdir(top):
+                    self._ahead[(top, where)] = _ask(top, where)
+
+    def forget_ahead(self) -> None:
+        """Stop the questions asked ahead and not yet taken: their answers are no longer fresh
+        (the caller waited) or not needed."""
+        with self._lock:
+            for query in self._ahead.values():
+                query.close()
+            self._ahead = {}
+
+    def planning(self, trees: Iterable[Path] = (), remember: bool = False) -> None:
         """Until save(): git is asked once per work tree, about all of ``trees`` in it and the
         trees inside them (one plan hashes many trees, and nothing changes them meanwhile).
-        The questions are asked at once: git answers while the caller does other work."""
+        The questions are asked at once: git answers while the caller does other work.
+        ``remember``: the cache keeps the questions, for :meth:`ask_ahead` (the plan of a
+        build, which the next run makes again)."""
         with self._lock:
             self._answers = {}
             self._hints = [os.fspath(t) for t in trees]
@@ -315,7 +350,12 @@ class TreeHasher:
                 top = _git_top(hint, self._git_tops) if os.path.isdir(hint) else None
                 if top is not None and top not in self._pending:
                     where = self._common(top, hint[len(top) + 1:])
-                    self._pending[top] = (where, _ask(top, where))
+                    query = self._ahead.pop((top, where), None)
+                    self._pending[top] = (where, query or _ask(top, where))
+            asked = [[top, where] for top, (where, _) in sorted(self._pending.items())]
+            if remember and asked != self.asked:
+                self.asked = asked
+                self.dirty = True
 
     def save(self) -> None:
         """End the plan (see planning()) and write the cache if it changed."""
@@ -326,11 +366,13 @@ class TreeHasher:
             for _where, query in self._pending.values():  # asked, never needed
                 query.close()
             self._pending = {}
+            self.forget_ahead()
             if self.cache_file is None or not self.dirty:
                 return
             self.cache_file.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(self.cache_file, json.dumps(
-                {"format": CACHE_FORMAT, "trees": self.trees}, separators=(",", ":")))
+                {"format": CACHE_FORMAT, "trees": self.trees, "asked": self.asked},
+                separators=(",", ":")))
             self.dirty = False
 
     def hash_all(self, trees: Iterable[Path], without: Iterable[str] = ()) -> list[str]:
