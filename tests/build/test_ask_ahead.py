@@ -33,25 +33,25 @@ def ws(tmp_path: Path, capsys) -> Path:  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def git_log(tmp_path: Path) -> tuple[dict[str, str], Path]:
-    """(environment with the logging git first on PATH, the log)."""
+    """(environment with the logging git first on PATH, the log folder: a file per git command
+    and event, so that commands running side by side never mix their lines)."""
     real = shutil.which("git")
     assert real is not None
     bindir = tmp_path / "bin"
     bindir.mkdir()
     log = tmp_path / "git.log"
+    log.mkdir()
     wrapper = bindir / "git"
-    wrapper.write_text(f'#!/bin/sh\necho "start $*" >> {log}\n"{real}" "$@"\nrc=$?\n'
-                       f'echo "done $*" >> {log}\nexit $rc\n')
+    wrapper.write_text(f'#!/bin/sh\necho "$*" > {log}/$$.start\n"{real}" "$@"\nrc=$?\n'
+                       f'echo "$*" > {log}/$$.done\nexit $rc\n')
     wrapper.chmod(0o755)
     return {"PATH": f"{bindir}:{os.environ['PATH']}"}, log
 
 
 def statuses(log: Path, what: str = "start") -> list[str]:
-    """The work trees ``git status`` was started (or ended) in, in order."""
-    if not log.exists():
-        return []
-    return [line.split()[2] for line in log.read_text().splitlines()
-            if line.startswith(what + " ") and " status " in line]
+    """The work trees ``git status`` was started (or ended) in."""
+    commands = [f.read_text() for f in log.glob(f"*.{what}")]
+    return [c.split()[1] for c in commands if " status " in c]
 
 
 def finished(json_lines: str) -> set[str]:
