@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import IO
 
 from liveforge.util.errors import BuildError, FetchError, LiveforgeError
+from liveforge.util.paths import shown
 from liveforge.util.proc import signal_group, spawn, wait_group
 from liveforge.util.scratch import make_temp_dir, remove_leftovers, remove_temp, replace_tree
 from liveforge.util.walk import walk_tree
@@ -368,7 +369,8 @@ def same_entry(a: str, b: str) -> bool:
 def collisions(src: Path, dst: Path, owners: Mapping[str, str]) -> list[str]:
     """What :func:`merge_tree` of ``src`` over ``dst`` would replace with something else, among
     the entries of ``dst`` that ``owners`` (path -> who delivered it; files and links, never
-    directories) says another delivered: ``"<path> (also delivered by <who>)"``, sorted. The
+    directories) says another delivered: ``"<path> (also delivered by <who>)"``, sorted (a
+    name that is not printable UTF-8 shown quoted, with escapes). The
     same entry twice (:func:`same_entry`) is no collision; a file and a directory at one path
     are, either way round (a directory is whose files it holds); a directory merged through a
     link to a directory (proto's ``bin -> usr/bin``) is not."""
@@ -393,7 +395,8 @@ def collisions(src: Path, dst: Path, owners: Mapping[str, str]) -> list[str]:
                 who = None
         if who is not None:
             found.append((rel, who))
-    return [f"{p} (also delivered by {w})" for p, w in sorted(found)]
+    return [f"{p if p.isprintable() else shown(p)} (also delivered by {w})"
+            for p, w in sorted(found)]
 
 
 def refuse_collisions(who: str, dst: Path, clashes: list[str]) -> None:
