@@ -12,7 +12,7 @@ from liveforge.build.config import license_problem
 from liveforge.build.insight.bom import Bom, Component, ShippedFile
 from liveforge.build.insight.sbom import cyclonedx_json, read_spdx, spdx_json
 from liveforge.build.insight.timeline import read_events, svg, text, timeline
-from liveforge.build.kinds.base import Origin
+from liveforge.build.kinds.base.origin import Origin
 from liveforge.util.errors import BuildError, LiveforgeError
 
 STAMP = "20261129T101500Z"

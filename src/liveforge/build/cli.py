@@ -55,9 +55,12 @@ class Ctx:
     def root(self) -> Path:
         return Path(self.args.C or ".")
 
-    def workspace(self) -> Workspace:
+    def workspace(self, plan_ahead: bool = False) -> Workspace:
+        """The workspace; ``plan_ahead``: the verb plans a build at once (see
+        :class:`Workspace`)."""
         return Workspace(self.root, known_kinds(), jobs=self.args.jobs,
-                         offline=self.args.offline, cache_mode=self.cache_mode)
+                         offline=self.args.offline, cache_mode=self.cache_mode,
+                         plan_ahead=plan_ahead)
 
     @property
     def cache_mode(self) -> str | None:
@@ -67,8 +70,8 @@ class Ctx:
             return "off"
         return "readonly" if self.args.cache_readonly else None
 
-    def locked(self) -> _Locked:
-        return _Locked(self.workspace(), self.args.wait)
+    def locked(self, plan_ahead: bool = False) -> _Locked:
+        return _Locked(self.workspace(plan_ahead), self.args.wait)
 
     def buildstamp(self) -> str:
         return buildstamp_now()
@@ -101,7 +104,7 @@ def cmd_world(ctx: Ctx) -> int:
     from liveforge.build.verbs.world import world
 
     stamp = ctx.buildstamp()
-    with ctx.locked() as ws, ctx.event_log(ws, stamp) as reporter:
+    with ctx.locked(plan_ahead=True) as ws, ctx.event_log(ws, stamp) as reporter:
         world(ws, reporter, stamp)
     return 0
 
@@ -118,7 +121,7 @@ def cmd_build(ctx: Ctx) -> int:
     if a.strap:
         target = f"{target}:strap"
     stamp = ctx.buildstamp()
-    with ctx.locked() as ws, ctx.event_log(ws, stamp) as reporter:
+    with ctx.locked(plan_ahead=True) as ws, ctx.event_log(ws, stamp) as reporter:
         build_one(ws, reporter, stamp, target, a.no_deps, package=package, variant=a.variant)
     return 0
 
@@ -132,7 +135,7 @@ def cmd_shell(ctx: Ctx) -> int:
 def cmd_status(ctx: Ctx) -> int:
     from liveforge.build.verbs.status import print_status, status
 
-    rows = status(ctx.workspace())
+    rows = status(ctx.workspace(plan_ahead=True))
     if ctx.args.json:
         import json
 
@@ -172,7 +175,7 @@ def cmd_live(ctx: Ctx) -> int:
     from liveforge.build.verbs.live import live
 
     stamp = ctx.buildstamp()
-    with ctx.locked() as ws, ctx.event_log(ws, stamp) as reporter:
+    with ctx.locked(plan_ahead=True) as ws, ctx.event_log(ws, stamp) as reporter:
         live(ws, reporter, stamp, strict=ctx.args.strict, root_tarball=ctx.args.root_tarball)
     return 0
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from liveforge.build.kinds import get_kind
 from liveforge.build.kinds.base import MAIN
@@ -109,16 +109,6 @@ def prepare_areas(ws: Workspace) -> None:
         ensure_proto(ws.proto_strap)
 
 
-@dataclass(slots=True)
-class RunResult:
-    """What a run of steps did: the steps built, those failed (with why) and their logs."""
-
-    built: list[str] = field(default_factory=list)
-    restored: list[str] = field(default_factory=list)  # from the build cache
-    failed: dict[str, str] = field(default_factory=dict)
-    logs: dict[str, Path] = field(default_factory=dict)
-
-
 @dataclass(frozen=True, slots=True)
 class Plan:
     """Every step, in dependency order, with its inputs and why it is stale."""
@@ -134,15 +124,26 @@ class Plan:
 
 def plan(ws: Workspace) -> Plan:
     """Compute every step's inputs and whether (and why) it is stale."""
-    steps = make_steps(ws)
-    order = topological(ws, steps)
+    # git looks at the trees (once per work tree) while the steps are made and ordered
+    ws.hasher.planning((spec.path for spec in ws.components.values() if spec.path is not None),
+                       remember=True)
+    try:
+        steps = make_steps(ws)
+        order = topological(ws, steps)
+        inputs, reasons = assess(ws, steps, order)
+    finally:
+        ws.hasher.save()
+    return Plan(steps=steps, order=order, inputs=inputs, reasons=reasons)
+
+
+def assess(ws: Workspace, steps: dict[str, Step], order: list[str]
+           ) -> tuple[dict[str, Inputs], dict[str, list[str]]]:
+    """Every step's inputs, and why it is stale (an empty list: up to date), in ``order``."""
     inputs: dict[str, Inputs] = {}
     reasons: dict[str, list[str]] = {}
     areas = (proto_identity(ws.proto_strap), proto_identity(ws.proto))
     envs: dict[tuple[str, ...], dict[str, str]] = {}  # a component's env list -> its env
     root = str(ws.root)  # stamp paths as ws.stamp_path's, without a Path for each
-    ws.hasher.planning(spec.path for spec in ws.components.values() if spec.path is not None)
-    # while git looks at the trees: the stamps and the settings' hashes
     recorded = {name: read_stamp(f"{root}/0-{steps[name].stamp_name}-stamp") for name in order}
     settings = {c: settings_hash(spec.settings) for c, spec in ws.components.items()}
     for name in order:
@@ -161,5 +162,4 @@ def plan(ws: Workspace) -> Plan:
             why += [f"dependency {d} is rebuilt" for d in step.deps if reasons[d]
                     and f"dependency {d} changed" not in why]
         reasons[name] = why
-    ws.hasher.save()
-    return Plan(steps=steps, order=order, inputs=inputs, reasons=reasons)
+    return inputs, reasons

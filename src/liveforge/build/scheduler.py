@@ -12,11 +12,13 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from liveforge.build.graph import Plan, RunResult, Step
-from liveforge.build.kinds.base import BuildContext, Cancelled, Kind
+from liveforge.build.graph import Plan, Step
+from liveforge.build.kinds.base import Cancelled, Kind
+from liveforge.build.kinds.base.context import BuildContext
 from liveforge.build.running import finished, forget_dead, started
 from liveforge.build.stamps import read_stamp, write_stamp
 from liveforge.build.stepcache import open_cache
@@ -50,6 +52,17 @@ def installed_deps(ws: Workspace, plan: Plan, step: Step, built: Collection[str]
             deps[dep] = (read_stamp(ws.stamp_path(plan.steps[dep].stamp_name)) or {}).get(
                 "hash", "")
     return deps
+
+
+@dataclass(slots=True)
+class RunResult:
+    """What a run of steps did: the steps built, those failed (with why) and their logs."""
+
+    built: list[str] = field(default_factory=list)
+    restored: list[str] = field(default_factory=list)  # from the build cache
+    failed: dict[str, str] = field(default_factory=dict)
+    logs: dict[str, Path] = field(default_factory=dict)
+
 
 
 def run_steps(ws: Workspace, plan: Plan, targets: Collection[str], reporter: Reporter,

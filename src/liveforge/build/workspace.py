@@ -22,7 +22,7 @@ from liveforge.util.treehash import TreeHasher
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from liveforge.build.config import Kind
 
@@ -44,27 +44,37 @@ class Workspace:
     """A platform's definition and build state, rooted at ``root``."""
 
     def __init__(self, root: Path, kinds: Mapping[str, Kind], *, jobs: int | None = None,
-                 offline: bool = False, cache_mode: str | None = None):
+                 offline: bool = False, cache_mode: str | None = None,
+                 plan_ahead: bool = False):
         """``kinds``: the known kinds (``liveforge.build.kinds.known_kinds()``), which check
         their components' settings as platform.toml is loaded. The run's settings from the
         command line: ``jobs`` (``-j``: parallel jobs, over MAX_JOBS) and ``offline``
         (``--offline``: any download is an error) and ``cache_mode`` (the build cache:
         ``readonly`` with ``--cache-readonly``, ``off`` with ``--no-cache``; None: as
-        CACHE_MODE says)."""
+        CACHE_MODE says). ``plan_ahead``: a plan of the build follows at once (``world``,
+        ``status``...), so git is asked about the source trees now, while the rest loads (see
+        :meth:`TreeHasher.ask_ahead`)."""
         self.root = root.resolve()
         self.toml_path = self.root / PLATFORM_FILE
         if not self.toml_path.is_file():
             raise InputError(f"no {PLATFORM_FILE} here: not a liveforge workspace", self.root)
-        self.platform, self.components = load_platform(self.toml_path, kinds)
-        self.projects = load_projects(self.root / PROJECTS_FILE)
-        config = self.root / BUILD_CONFIG_FILE
-        self.build_config = parse_keyvalue(config) if config.is_file() else {}
-        env_file = self.root / BUILD_ENV_FILE
-        self.build_env = parse_keyvalue(env_file) if env_file.is_file() else {}
+        self._hasher: TreeHasher | None = None
+        if plan_ahead:
+            self.hasher.ask_ahead()
+        try:
+            self.platform, self.components = load_platform(self.toml_path, kinds)
+            self.projects = load_projects(self.root / PROJECTS_FILE)
+            config = self.root / BUILD_CONFIG_FILE
+            self.build_config = parse_keyvalue(config) if config.is_file() else {}
+            env_file = self.root / BUILD_ENV_FILE
+            self.build_env = parse_keyvalue(env_file) if env_file.is_file() else {}
+        except BaseException:
+            if self._hasher is not None:
+                self._hasher.forget_ahead()
+            raise
         self.jobs_override = jobs
         self.offline = offline
         self.cache_mode = cache_mode
-        self._hasher: TreeHasher | None = None
 
     @property
     def hasher(self) -> TreeHasher:
@@ -170,18 +180,22 @@ class Workspace:
     # -- the lock ---------------------------------------------------------------------------
     def lock(self, wait: bool = False) -> WorkspaceLock:
         """Hold the workspace lock (``with ws.lock():``); fail at once naming the holder's PID
-        unless ``wait``."""
-        return WorkspaceLock(self.root, wait)
+        unless ``wait``. When another run holds it, what git was asked ahead is not used: the
+        run ends, or its answer is no longer fresh when the wait ends (git is asked again)."""
+        return WorkspaceLock(self.root, wait,
+                             self._hasher.forget_ahead if self._hasher is not None else None)
 
 
 class WorkspaceLock:
     """The workspace lock as a context manager (a class: contextlib is not imported for it)."""
 
-    __slots__ = ("root", "wait", "fd")
+    __slots__ = ("root", "wait", "when_busy", "fd")
 
-    def __init__(self, root: Path, wait: bool):
+    def __init__(self, root: Path, wait: bool, when_busy: Callable[[], None] | None = None):
+        """``when_busy``: called when another run holds the lock (before failing or waiting)."""
         self.root = root
         self.wait = wait
+        self.when_busy = when_busy
         self.fd = -1
 
     def __enter__(self) -> None:
@@ -192,6 +206,8 @@ class WorkspaceLock:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
+                if self.when_busy is not None:
+                    self.when_busy()
                 holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
                 if not self.wait:
                     raise LockError(

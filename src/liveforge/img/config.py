@@ -18,7 +18,8 @@ from liveforge.img.errors import ImgadmError
 from liveforge.util.fileio import read_bytes, write_atomic
 
 DEFAULT_SOURCE = "https://images.smartos.org"
-DEFAULT_POOLS = {"zones": "/zones"}
+DEFAULT_POOL = "zones"  # the pool of an image or a VM that names none
+DEFAULT_POOLS = {DEFAULT_POOL: "/" + DEFAULT_POOL}
 SOURCE_TYPES = ("imgapi",)
 
 

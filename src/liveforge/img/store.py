@@ -47,7 +47,7 @@ from liveforge.util.fileio import read_bytes, write_atomic
 from liveforge.util.hashing import file_digest
 from liveforge.util.scratch import remove_tree
 
-DEFAULT_POOL = "zones"
+DEFAULT_POOL = imgconfig.DEFAULT_POOL
 PARTIAL = "-partial"
 HOLDER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}\Z")
 

@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from liveforge.img.config import DEFAULT_POOL
 from liveforge.img.errors import ImgadmError
 
 UPPER = ("disk", "upper")  # under the zonepath: the container's own layer
@@ -84,7 +85,7 @@ def get(uuid: str) -> Vm:
     try:
         data = json.loads(proc.stdout)
         return Vm(uuid=str(data["uuid"]), brand=str(data["brand"]), state=str(data["state"]),
-                  image_uuid=data.get("image_uuid"), pool=str(data.get("zpool") or "zones"),
+                  image_uuid=data.get("image_uuid"), pool=str(data.get("zpool") or DEFAULT_POOL),
                   zonepath=Path(data["zonepath"]))
     except (ValueError, KeyError, TypeError) as exc:
         raise ImgadmError("VmadmFailed", f"vmadm get {uuid}: not a VM object ({exc})") from None

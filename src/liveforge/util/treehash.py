@@ -106,21 +106,27 @@ def _digest(records: Records, without: frozenset[bytes] = frozenset()) -> str:
     return total.hexdigest()
 
 
-def _git_top(where: str, known: dict[str, bool] | None) -> str | None:
-    """The git work tree holding ``where``, found by looking for ``.git`` upwards; None outside
-    git. ``known`` remembers, per directory, whether it holds a ``.git``."""
-    while True:  # path, then each of its parents
-        found = known.get(where) if known is not None else None
-        if found is None:
-            found = os.path.exists(os.path.join(where, ".git"))
-            if known is not None:
-                known[where] = found
-        if found:
-            return where
+def _git_top(where: str, tops: dict[str, str | None] | None) -> str | None:
+    """The git work tree holding directory ``where``, found by looking for ``.git`` upwards;
+    None outside git. ``tops`` remembers the answer for every directory looked at."""
+    seen: list[str] = []
+    top: str | None = None
+    while True:  # where, then each of its parents
+        if tops is not None and where in tops:
+            top = tops[where]
+            break
+        seen.append(where)
+        if os.path.exists(os.path.join(where, ".git")):
+            top = where
+            break
         parent = os.path.dirname(where) or "."
         if parent == where or where == ".":
-            return None
+            break
         where = parent
+    if tops is not None:
+        for directory in seen:
+            tops[directory] = top
+    return top
 
 
 # -- in git -----------------------------------------------------------------------------------
@@ -205,6 +211,16 @@ def _ask(top: str, where: str) -> GitQuery:
                     *([where] if where else []))
 
 
+def _pairs(value: Any) -> list[list[str]]:
+    """The questions a cache keeps (see :meth:`TreeHasher.ask_ahead`): [work tree, directory]
+    pairs of strings; anything else is none."""
+    if not isinstance(value, list) or not all(
+            isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) for x in p)
+            for p in value):
+        return []
+    return value
+
+
 def _span(paths: list[bytes], pre: bytes) -> tuple[int, int]:
     """The slice of the sorted ``paths`` that start with ``pre`` (empty, or ending in "/")."""
     if not pre:
@@ -282,49 +298,81 @@ class TreeHasher:
         self._lock = RLock()
         self.trees: dict[str, Any] = {}
         self.dirty = False
-        # directory -> holds a .git; kept until save(), the end of one plan
-        self._git_dirs: dict[str, bool] = {}
+        # directory -> the git work tree holding it; kept until save(), the end of one plan
+        self._git_tops: dict[str, str | None] = {}
         # while planning (see planning()): work tree -> git's answers, and the trees to ask for
         self._answers: dict[str, list[_GitAnswer]] | None = None
         self._hints: list[str] = []
         # work tree -> the directory asked about and git's status query, started by planning()
         self._pending: dict[str, tuple[str, GitQuery]] = {}
+        # the questions (work tree, directory) the last plan asked, as the cache keeps them, and
+        # those asked again ahead of this plan (see ask_ahead())
+        self.asked: list[list[str]] = []
+        self._ahead: dict[tuple[str, str], GitQuery] = {}
         if cache_file is not None:
             try:
                 cache = json.loads(read_bytes(cache_file))
                 if cache.get("format") == CACHE_FORMAT:
                     self.trees = cache["trees"]
+                    self.asked = _pairs(cache.get("asked"))
             except (OSError, ValueError, AttributeError, KeyError):
                 self.trees = {}
 
-    def planning(self, trees: Iterable[Path] = ()) -> None:
+    def ask_ahead(self) -> None:
+        """Ask git now the questions the last plan asked (the cache keeps them): git then works
+        while the caller loads what it needs to plan, and the next plan that asks the same
+        question takes its answer. Only for a plan that follows at once (see
+        :meth:`forget_ahead`)."""
+        with self._lock:
+            for top, where in self.asked:
+                if (top, where) not in self._ahead and os.path.isabs(top) and os.path.isdir(top):
+                    self._ahead[(top, where)] = _ask(top, where)
+
+    def forget_ahead(self) -> None:
+        """Stop the questions asked ahead and not yet taken: their answers are no longer fresh
+        (the caller waited) or not needed."""
+        with self._lock:
+            for query in self._ahead.values():
+                query.close()
+            self._ahead = {}
+
+    def planning(self, trees: Iterable[Path] = (), remember: bool = False) -> None:
         """Until save(): git is asked once per work tree, about all of ``trees`` in it and the
         trees inside them (one plan hashes many trees, and nothing changes them meanwhile).
-        The questions are asked at once: git answers while the caller does other work."""
+        The questions are asked at once: git answers while the caller does other work.
+        ``remember``: the cache keeps the questions, for :meth:`ask_ahead` (the plan of a
+        build, which the next run makes again)."""
         with self._lock:
             self._answers = {}
             self._hints = [os.fspath(t) for t in trees]
             self._pending = {}
             for hint in self._hints:
-                top = _git_top(hint, self._git_dirs) if os.path.isdir(hint) else None
+                top = _git_top(hint, self._git_tops) if os.path.isdir(hint) else None
                 if top is not None and top not in self._pending:
                     where = self._common(top, hint[len(top) + 1:])
-                    self._pending[top] = (where, _ask(top, where))
+                    query = self._ahead.pop((top, where), None)
+                    self._pending[top] = (where, query or _ask(top, where))
+            asked = [[top, where] for top, (where, _) in sorted(self._pending.items())]
+            if remember and asked != self.asked:
+                self.asked = asked
+                self.dirty = True
 
     def save(self) -> None:
         """End the plan (see planning()) and write the cache if it changed."""
         with self._lock:
-            self._git_dirs.clear()
+            self._git_tops.clear()
             self._answers = None
             self._hints = []
             for _where, query in self._pending.values():  # asked, never needed
                 query.close()
             self._pending = {}
+            self.forget_ahead()
             if self.cache_file is None or not self.dirty:
                 return
             self.cache_file.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(self.cache_file, json.dumps(
-                {"format": CACHE_FORMAT, "trees": self.trees}, separators=(",", ":")))
+                {"format": CACHE_FORMAT, "trees": self.trees, "asked": self.asked},
+                separators=(",", ":")))
             self.dirty = False
 
     def hash_all(self, trees: Iterable[Path], without: Iterable[str] = ()) -> list[str]:
@@ -355,7 +403,7 @@ class TreeHasher:
         # a hash without some files is an entry of its own: its records are not kept
         entry_key = key if not without else key + "\0without:" + "/".join(sorted(without))
         skip = frozenset(os.fsencode(name) for name in without)
-        top = _git_top(key, self._git_dirs)
+        top = _git_top(key, self._git_tops)
         old = self.trees.get(entry_key)
         entry = self._hash_plain(key, old, skip) if top is None else \
             self._hash_git(key, top, old, skip)
@@ -428,7 +476,7 @@ class TreeHasher:
         for hint in self._hints:
             if hint == top:
                 specs.append("")
-            elif hint.startswith(top + "/") and _git_top(hint, self._git_dirs) == top:
+            elif hint.startswith(top + "/") and _git_top(hint, self._git_tops) == top:
                 specs.append(hint[len(top) + 1:])
         return os.path.commonpath(specs) if "" not in specs else ""
 

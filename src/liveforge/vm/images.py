@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from liveforge.img.config import DEFAULT_POOL
 from liveforge.img.manifest import Manifest
-
-DEFAULT_POOL = "zones"
 
 
 def used_by(vm: dict[str, Any]) -> list[str]:

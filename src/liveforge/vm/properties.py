@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from liveforge.img.config import DEFAULT_POOL
+
 BRANDS = ("bhyve", "joyent", "joyent-minimal", "kvm", "lx")
 OS = ("joyent", "joyent-minimal", "lx")        # containers
 HVM = ("bhyve", "kvm")                          # QEMU guests
@@ -249,7 +251,7 @@ TABLE: tuple[Prop, ...] = (
     P("zlog_max_size", "integer", {OS: "CRU"}, min=0, max=9223372036854775807),
     P("zone_dataset_uuid", "uuid", {HVM: "CR"}),
     P("zonename", "string", {ALL: "CR"}, adjust="zonename"),
-    P("zpool", "zpool", {ALL: "CR"}, default="zones"),
+    P("zpool", "zpool", {ALL: "CR"}, default=DEFAULT_POOL),
 )
 
 BY_NAME: dict[str, Prop] = {p.name: p for p in TABLE}

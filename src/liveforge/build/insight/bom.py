@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from liveforge.build.kinds import get_kind
-from liveforge.build.kinds.base import Origin
+from liveforge.build.kinds.base.origin import Origin
 from liveforge.util.hashing import file_digests
 
 TYPE_CHECKING = False  # typing's, without importing typing

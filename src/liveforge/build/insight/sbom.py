@@ -31,7 +31,7 @@ from typing import Any
 from liveforge import __version__
 from liveforge.build.buildstamp import stamp_epoch
 from liveforge.build.insight.bom import Bom, Component, ShippedFile
-from liveforge.build.kinds.base import Origin
+from liveforge.build.kinds.base.origin import Origin
 from liveforge.util.errors import BuildError, LiveforgeError
 from liveforge.util.fileio import write_atomic
 

@@ -54,7 +54,9 @@ from pathlib import Path
 from typing import Any
 
 from liveforge.build.config import LICENSE_FIELD, ComponentSpec, workspace_path_problem
-from liveforge.build.kinds.base import MAIN, BuildContext, Kind, Origin, make_fetcher
+from liveforge.build.kinds.base import MAIN, Kind, make_fetcher
+from liveforge.build.kinds.base.context import BuildContext
+from liveforge.build.kinds.base.origin import Origin
 from liveforge.build.workspace import Workspace
 from liveforge.util.errors import InputError
 from liveforge.util.events import Reporter

@@ -13,7 +13,7 @@ expression, for the SBOM; no build input).
 from __future__ import annotations
 
 from liveforge.build.config import LICENSE_FIELD
-from liveforge.build.kinds.base import MAIN, Kind, Origin
+from liveforge.build.kinds.base import MAIN, Kind
 from liveforge.util.errors import BuildError
 from liveforge.util.fields import Field, read_table
 
@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from liveforge.build.config import ComponentSpec
-    from liveforge.build.kinds.base import BuildContext
+    from liveforge.build.kinds.base.context import BuildContext
+    from liveforge.build.kinds.base.origin import Origin
     from liveforge.build.workspace import Workspace
 
 
@@ -59,6 +60,7 @@ class MakeKind(Kind):
     def origins(self, ws: Workspace, spec: ComponentSpec) -> list[Origin]:
         """The project itself: its git commit and remote when it is a checkout, else its tree
         hash as the version; the licence platform.toml declares."""
+        from liveforge.build.kinds.base.origin import Origin
         from liveforge.util.git import git_value
 
         path = ws.component_path(spec)

@@ -2,36 +2,39 @@
 
 from __future__ import annotations
 
-from liveforge.build.graph import Plan, RunResult, dependencies, plan, prepare_areas
+from liveforge.build.graph import Plan, dependencies, plan, prepare_areas
 from liveforge.build.workspace import Workspace
 from liveforge.util.depgraph import closure
 from liveforge.util.errors import BuildError, UsageError
 from liveforge.util.events import Reporter
 
+TYPE_CHECKING = False  # typing's, without importing typing
+if TYPE_CHECKING:
+    from liveforge.build.scheduler import RunResult
 
-def world(ws: Workspace, reporter: Reporter, buildstamp: str) -> RunResult:
+
+def world(ws: Workspace, reporter: Reporter, buildstamp: str) -> None:
     """Build every stale step; a failure raises BuildError after running steps finish."""
     prepare_areas(ws)
     p = plan(ws)
     stale = p.stale()
     if not stale:
         reporter.info(f"all {len(p.order)} components are up to date")
-        return RunResult()
+        return
     for name in stale:
         reporter.emit("stale", component=name, why=p.reasons[name])
     from liveforge.build.scheduler import run_steps  # only now: a no-op run needs no threads
 
-    result = run_steps(ws, p, stale, reporter, buildstamp)
-    finish(result)
-    return result
+    finish(run_steps(ws, p, stale, reporter, buildstamp))
 
 
 def build_one(ws: Workspace, reporter: Reporter, buildstamp: str, target: str,
               no_deps: bool, package: str | None = None,
-              variant: str | None = None) -> RunResult:
+              variant: str | None = None) -> None:
     """Build one step (always), its stale dependencies first unless ``no_deps``; dependents
     are not rebuilt. ``package`` (of ``COMPONENT:PACKAGE``) and ``variant`` narrow the build
-    to one package of the component (see :class:`~liveforge.build.kinds.base.BuildContext`)."""
+    to one package of the component (see
+    :class:`~liveforge.build.kinds.base.context.BuildContext`)."""
     prepare_areas(ws)
     p = plan(ws)
     name = resolve_target(p, target)
@@ -40,9 +43,7 @@ def build_one(ws: Workspace, reporter: Reporter, buildstamp: str, target: str,
         wanted |= {n for n in closure(dependencies(p.steps), [name]) if p.reasons[n]}
     from liveforge.build.scheduler import run_steps
 
-    result = run_steps(ws, p, wanted, reporter, buildstamp, package, variant)
-    finish(result)
-    return result
+    finish(run_steps(ws, p, wanted, reporter, buildstamp, package, variant))
 
 
 def resolve_target(p: Plan, target: str) -> str:

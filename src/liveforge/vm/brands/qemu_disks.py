@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from liveforge.img.config import DEFAULT_POOL
 from liveforge.img.errors import ImgadmError
 from liveforge.img.store import ImageStore
 from liveforge.util.errors import LiveforgeError
@@ -28,7 +29,6 @@ from liveforge.util.scratch import make_temp_dir, remove_temp
 
 MIB = 1024 * 1024
 DISKS_DIR = "disks"
-DEFAULT_POOL = "zones"
 
 
 class QemuError(LiveforgeError):

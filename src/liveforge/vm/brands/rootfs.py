@@ -22,6 +22,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from liveforge.img.config import DEFAULT_POOL
 from liveforge.util.errors import LiveforgeError
 from liveforge.vm import linux
 
@@ -44,7 +45,7 @@ def image_lowers(vm: dict[str, Any]) -> list[Path]:
 
 
 def _pool(vm: dict[str, Any]) -> str:
-    return str(vm.get("zpool") or "zones")  # imgadm's default pool
+    return str(vm.get("zpool") or DEFAULT_POOL)
 
 
 def mounted(path: Path) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from liveforge.img.config import DEFAULT_POOL
 from liveforge.vm import images
 from liveforge.vm.errors import InvalidPayload
 from liveforge.vm.properties import BRANDS
@@ -25,7 +26,7 @@ def checked(payload: dict[str, Any], brand: str, action: str) -> Result:
     bad one: that is reported as zpool's bad value) and the host's nic tags."""
     pool = payload.get("zpool")
     if not (isinstance(pool, str) and ZPOOL_RE.match(pool)):
-        pool = images.DEFAULT_POOL
+        pool = DEFAULT_POOL
     return check(payload, brand, action, images.lookup(pool), nic_tags)
 
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from liveforge.build.kinds.base import BuildContext
+from liveforge.build.kinds.base.context import BuildContext
 from liveforge.build.kinds.extra.package import Package, VariantOptions
 from liveforge.util.errors import BuildError
 from liveforge.util.fetch import Fetcher

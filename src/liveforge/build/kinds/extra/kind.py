@@ -34,7 +34,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from liveforge.build.config import ComponentSpec
-from liveforge.build.kinds.base import MAIN, STRAP, BuildContext, Kind, Origin
+from liveforge.build.kinds.base import MAIN, STRAP, Kind
+from liveforge.build.kinds.base.context import BuildContext
+from liveforge.build.kinds.base.origin import Origin
 from liveforge.build.kinds.extra.build import Variant, build_variant, toolchain_env
 from liveforge.build.kinds.extra.package import (
     PACKAGE_FILE,
