@@ -26,7 +26,7 @@ from liveforge.build.units import deliver, fresh_unit
 from liveforge.build.workspace import Workspace
 from liveforge.util.errors import LiveforgeError
 from liveforge.util.events import Reporter
-from liveforge.util.proc import ProcessGroup, log_tail
+from liveforge.util.proc import ProcessGroup, log_bytes, log_tail
 
 T = TypeVar("T")
 
@@ -128,11 +128,16 @@ def run_steps(ws: Workspace, plan: Plan, targets: Collection[str], reporter: Rep
             # the log says why: a liveforge error's message, or a bug's traceback
             why = f"==> error: {exc}\n" if isinstance(exc, LiveforgeError) else \
                 traceback.format_exc()
-            with open(log_path, "ab") as log:
-                log.write(why.encode())
+            try:
+                with open(log_path, "ab") as log:
+                    log.write(log_bytes(why))
+            except OSError:
+                pass  # a full disk: the report to the main thread still says why
         finally:
-            finished(ws, name)
-        done.put((name, error, time.monotonic() - began, restored))
+            try:
+                finished(ws, name)
+            finally:  # whatever happened, the main thread hears of the step: it never hangs
+                done.put((name, error, time.monotonic() - began, restored))
 
     reporter.begin(len(wanted))
     try:
