@@ -245,11 +245,6 @@ def test_a_name_that_is_not_utf8_is_shown_escaped(tmp_path: Path, www: tuple[Pat
     assert step_stamps(root) == []
 
 
-@pytest.mark.xfail(strict=True, reason="an extra step merges each package into proto/ during "
-                   "the step (later packages build against it), so the engine's check at "
-                   "delivery compares the unit with what the step itself already put there; "
-                   "refusing it needs the other steps' owners of the area in the BuildContext, "
-                   "or a private area for the step to build against")
 def test_an_extra_package_over_another_steps_file_is_refused(
         tmp_path: Path, www: tuple[Path, str], capsys: pytest.CaptureFixture[str]) -> None:
     root = collide_workspace(tmp_path / "ws", www, {"a": write("etc/x.conf", "from one")})

@@ -22,7 +22,7 @@ from liveforge.build.kinds.base.context import BuildContext
 from liveforge.build.running import finished, forget_dead, started
 from liveforge.build.stamps import read_stamp, write_stamp
 from liveforge.build.stepcache import open_cache
-from liveforge.build.units import deliver, fresh_unit
+from liveforge.build.units import deliver, fresh_unit, owners
 from liveforge.build.workspace import Workspace
 from liveforge.util.errors import LiveforgeError
 from liveforge.util.events import Reporter
@@ -36,7 +36,8 @@ def context_for(ws: Workspace, step: Step, reporter: Reporter, log, log_path: Pa
                 deps: dict[str, str] | None = None, unit: Path | None = None) -> BuildContext:
     return BuildContext(ws=ws, spec=step.spec, phase=step.phase, log=log, log_path=log_path,
                         jobs=ws.max_jobs, reporter=reporter, procs=procs, package=package,
-                        variant=variant, deps={} if deps is None else deps, unit=unit)
+                        variant=variant, deps={} if deps is None else deps, unit=unit,
+                        owners=lambda: owners(ws, step))
 
 
 def installed_deps(ws: Workspace, plan: Plan, step: Step, built: Collection[str]

@@ -50,6 +50,20 @@ def _owners_path(ws: Workspace, step: Step) -> Path:
     return units_dir(ws) / f"{step.stamp_name}.json"
 
 
+def owners(ws: Workspace, step: Step) -> dict[str, str]:
+    """The entries of the step's staging area that other steps delivered: path -> step."""
+    area = ws.proto if step.phase == MAIN else ws.proto_strap
+    mine = _owners_path(ws, step)
+    found: dict[str, str] = {}
+    for record in sorted(units_dir(ws).glob("*.json")):
+        data = read_json(record)
+        if record == mine or not isinstance(data, dict) or data.get("area") != area.name:
+            continue
+        for path in data.get("paths", []):
+            found[path] = str(data.get("step"))
+    return found
+
+
 def deliver(ws: Workspace, step: Step, unit: Path) -> None:
     """Merge the unit into its staging area and manifest.d/; an entry another step delivered
     with different content (:func:`~liveforge.util.unpack.collisions`) is an error naming
@@ -59,14 +73,7 @@ def deliver(ws: Workspace, step: Step, unit: Path) -> None:
     paths = tree_paths(tree)
     mine = _owners_path(ws, step)
     with _delivering:
-        owners: dict[str, str] = {}
-        for record in sorted(units_dir(ws).glob("*.json")):
-            data = read_json(record)
-            if record == mine or not isinstance(data, dict) or data.get("area") != area.name:
-                continue
-            for path in data.get("paths", []):
-                owners[path] = str(data.get("step"))
-        refuse_collisions(step.name, area, collisions(tree, area, owners))
+        refuse_collisions(step.name, area, collisions(tree, area, owners(ws, step)))
         merge_tree(tree, area, move=True)
         write_atomic(mine, json.dumps({"step": step.name, "area": area.name, "paths": paths})
                      + "\n")

@@ -80,16 +80,18 @@ def compiler_id(cc: str) -> str:
 
 
 def install_against(stage: Path, against: Path, package: str,
-                    delivered: dict[str, tuple[str, str]]) -> None:
+                    delivered: dict[str, tuple[str, str]], owned: Mapping[str, str]) -> None:
     """Merge a variant's staging folder into the area built against, refusing an entry that
-    another package of the step put there with different content, as the engine refuses one
+    another package of the step, or another step (``owned``: path -> step, see
+    :meth:`BuildContext.owned`), put there with different content, as the engine refuses one
     of another step (:func:`~liveforge.util.unpack.collisions`). The variants of one package
     may replace each other's files: the 64-bit install goes over the 32-bit one.
     ``delivered`` (path -> package, variant folder) is what the step's packages put there so
     far; this one's entries are added."""
     variant = stage.name
-    others = {p: f"package {name} ({folder})" for p, (name, folder) in delivered.items()
-              if name != package}
+    others = dict(owned)
+    others.update({p: f"package {name} ({folder})" for p, (name, folder) in delivered.items()
+                   if name != package})
     refuse_collisions(f"extra package {package} ({variant})", against,
                       collisions(stage, against, others))
     merge_tree(stage, against)
@@ -242,12 +244,13 @@ class ExtraKind(Kind):
         portable = self.package_hashes(ws, spec, strap) if ctx.parts is not None else {}
         stages: list[Path] = []
         delivered: dict[str, tuple[str, str]] = {}
+        owned = ctx.owned()
         for name in wanted:
             pkg = packages[name]
             forced = force_all or name == requested
             stages += self.build_package(ctx, fetcher, pkg, strap, hashes[name], forced,
                                          only_variant if name == requested else None,
-                                         portable.get(name, ""), delivered)
+                                         portable.get(name, ""), delivered, owned)
         for stage in stages:
             merge_tree(stage, target)
         if not strap:
@@ -255,7 +258,8 @@ class ExtraKind(Kind):
 
     def build_package(self, ctx: BuildContext, fetcher: Fetcher, pkg: Package, strap: bool,
                       digest: str, forced: bool, only_variant: str | None,
-                      portable: str, delivered: dict[str, tuple[str, str]]) -> list[Path]:
+                      portable: str, delivered: dict[str, tuple[str, str]],
+                      owned: Mapping[str, str]) -> list[Path]:
         """Build the package's variants of this phase unless its stamp is current; return
         its staging folders (the step's output, also when nothing was built). Each is also
         delivered into the area built against at once, in build order, so that dependents
@@ -271,7 +275,7 @@ class ExtraKind(Kind):
                 all(s.is_dir() for s in stages):
             ctx.note(f"{pkg.name}: up to date")
             for stage in stages:
-                install_against(stage, against, pkg.name, delivered)
+                install_against(stage, against, pkg.name, delivered, owned)
             return stages
         stamp.unlink(missing_ok=True)
         for v, stage in zip(variants, stages, strict=True):
@@ -286,7 +290,7 @@ class ExtraKind(Kind):
                               against)
                 if ctx.parts is not None and not forced and portable:
                     ctx.parts.store(part, stage)
-            install_against(stage, against, pkg.name, delivered)  # later ones build on it
+            install_against(stage, against, pkg.name, delivered, owned)  # later ones build on it
         if only_variant is None:
             stamp.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(stamp, json.dumps({"hash": digest, "package": pkg.name,
