@@ -11,7 +11,7 @@ from liveforge import __version__
 from liveforge.build.buildstamp import buildstamp_now
 from liveforge.build.kinds import known_kinds
 from liveforge.build.workspace import Workspace
-from liveforge.util.errors import InputErrors, LiveforgeError, UsageError
+from liveforge.util.errors import InputErrors, LiveforgeError, UsageError, os_error_text
 from liveforge.util.events import Reporter, make_reporter
 
 TYPE_CHECKING = False  # typing's, without importing typing
@@ -585,6 +585,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 128 + signum
     except BrokenPipeError:
         os._exit(1)
+    except OSError as exc:  # what the system refused (a full disk): one line naming the file
+        print(f"liveforge: error: {os_error_text(exc)}", file=sys.stderr)
+        return 1
     finally:
         restore_signals()
 

@@ -24,7 +24,7 @@ from liveforge.build.stamps import read_stamp, write_stamp
 from liveforge.build.stepcache import open_cache
 from liveforge.build.units import deliver, fresh_unit, owners
 from liveforge.build.workspace import Workspace
-from liveforge.util.errors import LiveforgeError
+from liveforge.util.errors import LiveforgeError, os_error_text
 from liveforge.util.events import Reporter
 from liveforge.util.proc import ProcessGroup, log_bytes, log_tail
 
@@ -128,6 +128,7 @@ def run_steps(ws: Workspace, plan: Plan, targets: Collection[str], reporter: Rep
             error = exc
             # the log says why: a liveforge error's message, or a bug's traceback
             why = f"==> error: {exc}\n" if isinstance(exc, LiveforgeError) else \
+                f"==> error: {os_error_text(exc)}\n" if isinstance(exc, OSError) else \
                 traceback.format_exc()
             try:
                 with open(log_path, "ab") as log:
@@ -169,6 +170,7 @@ def run_steps(ws: Workspace, plan: Plan, targets: Collection[str], reporter: Rep
             else:
                 failed = True
                 msg = str(error) if isinstance(error, LiveforgeError) else \
+                    os_error_text(error) if isinstance(error, OSError) else \
                     f"internal error: {error!r} (traceback in the log)"
                 result.failed[name] = msg
                 tail = getattr(error, "tail", "") or log_tail(result.logs[name])

@@ -46,9 +46,14 @@ def settings_hash(settings: dict[str, Any]) -> str:
 
 
 def read_stamp(path: str | Path) -> dict[str, Any] | None:
-    """The stamp's recorded inputs, or None when there is no (readable) stamp."""
+    """The stamp's recorded inputs, or None when there is no (readable) stamp: a file of
+    another shape than :func:`write_stamp` writes is none either (it is never trusted)."""
     data = read_json(path)
-    if not isinstance(data, dict) or "hash" not in data:
+    if not isinstance(data, dict) or not isinstance(data.get("hash"), str):
+        return None
+    inputs = data.get("inputs")
+    if not isinstance(inputs, dict) or not all(isinstance(inputs.get(part), dict)
+                                               for part in ("own", "env", "deps")):
         return None
     return data
 

@@ -65,3 +65,14 @@ class FetchError(LiveforgeError):
 
 class MissingToolError(LiveforgeError):
     """A host tool is missing; the message carries the apt-get line that installs it."""
+
+
+def os_error_text(exc: OSError) -> str:
+    """An error of the system (a full disk, a directory where a file belongs) as one line: the
+    file or files it names, and why."""
+    why = exc.strerror or str(exc)
+    if exc.filename is None:
+        return why
+    if exc.filename2 is None:
+        return f"{exc.filename}: {why}"
+    return f"{exc.filename} -> {exc.filename2}: {why}"

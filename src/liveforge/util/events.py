@@ -215,6 +215,21 @@ class _Seen(Reporter):
         self.names.add(event)
 
 
+class _LogReporter(JsonReporter):
+    """The JSON lines of an :class:`EventLog`; a write the file system refuses (a full disk)
+    is an error naming the log."""
+
+    def __init__(self, out: TextIO, path: Path):
+        super().__init__(out=out, verbose=1)
+        self.path = path
+
+    def _emit(self, event: str, fields: dict[str, Any]) -> None:
+        try:
+            super()._emit(event, fields)
+        except OSError as error:
+            raise OSError(error.errno, error.strerror, str(self.path)) from None
+
+
 class EventLog:
     """``with EventLog(reporter, path, keep) as r``: ``r`` reports to ``reporter`` and also
     writes every event to a temporary beside ``path`` as the JSON lines of ``--json``. At the
@@ -242,15 +257,21 @@ class EventLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         remove_leftovers(self.path.parent)
         self.handle = open(self.temporary, "w", encoding="utf-8")
-        return Fanout(self.reporter, JsonReporter(out=self.handle, verbose=1), self.seen)
+        return Fanout(self.reporter, _LogReporter(self.handle, self.path), self.seen)
 
     def __exit__(self, *exc: object) -> None:
         import os
 
         if self.handle is None:
             return
-        self.handle.close()
-        self.handle = None
+        handle, self.handle = self.handle, None
+        try:
+            handle.close()
+        except OSError as error:  # a full disk: the log is not kept
+            os.unlink(self.temporary)
+            if exc[0] is None:  # else the error that ended the run is the one to report
+                raise OSError(error.errno, error.strerror, str(self.path)) from None
+            return
         if not self.keep or self.seen.names & set(self.keep):
             os.replace(self.temporary, self.path)
         else:

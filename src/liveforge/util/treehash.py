@@ -221,6 +221,17 @@ def _pairs(value: Any) -> list[list[str]]:
     return value
 
 
+def _entry_ok(entry: Any) -> bool:
+    """Whether a cached tree entry has the shape this module writes: its hash, and each file's
+    record: its stat signature and then its mode and object id (only the signature of what is
+    not source, nothing for a file deleted)."""
+    return (isinstance(entry, dict) and isinstance(entry.get("hash"), str)
+            and isinstance(entry.get("subs"), dict) and isinstance(entry.get("files"), dict)
+            and all(type(r) is list and (len(r) in (0, 5) or len(r) == 7 and type(r[5]) is str
+                                             and type(r[6]) is str)
+                    for r in entry["files"].values()))
+
+
 def _span(paths: list[bytes], pre: bytes) -> tuple[int, int]:
     """The slice of the sorted ``paths`` that start with ``pre`` (empty, or ending in "/")."""
     if not pre:
@@ -312,7 +323,7 @@ class TreeHasher:
         if cache_file is not None:
             try:
                 cache = json.loads(read_bytes(cache_file))
-                if cache.get("format") == CACHE_FORMAT:
+                if cache.get("format") == CACHE_FORMAT and isinstance(cache["trees"], dict):
                     self.trees = cache["trees"]
                     self.asked = _pairs(cache.get("asked"))
             except (OSError, ValueError, AttributeError, KeyError):
@@ -369,10 +380,13 @@ class TreeHasher:
             self.forget_ahead()
             if self.cache_file is None or not self.dirty:
                 return
-            self.cache_file.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(self.cache_file, json.dumps(
-                {"format": CACHE_FORMAT, "trees": self.trees, "asked": self.asked},
-                separators=(",", ":")))
+            try:  # a cache: one that cannot be written (a full disk) is hashed again
+                self.cache_file.parent.mkdir(parents=True, exist_ok=True)
+                write_atomic(self.cache_file, json.dumps(
+                    {"format": CACHE_FORMAT, "trees": self.trees, "asked": self.asked},
+                    separators=(",", ":")))
+            except OSError:
+                return
             self.dirty = False
 
     def hash_all(self, trees: Iterable[Path], without: Iterable[str] = ()) -> list[str]:
@@ -405,6 +419,8 @@ class TreeHasher:
         skip = frozenset(os.fsencode(name) for name in without)
         top = _git_top(key, self._git_tops)
         old = self.trees.get(entry_key)
+        if old is not None and not _entry_ok(old):
+            old = None  # torn or edited: hashed again, never trusted into a crash
         entry = self._hash_plain(key, old, skip) if top is None else \
             self._hash_git(key, top, old, skip)
         if entry is not old:
