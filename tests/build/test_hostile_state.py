@@ -90,3 +90,15 @@ def test_a_stamp_that_is_a_directory_is_one_line_naming_it(ws: Path) -> None:
     assert proc.returncode == 1
     assert proc.stderr.splitlines()[-1:] == [f"liveforge: error: {stamp}: Is a directory"]
     assert "Traceback" not in proc.stderr
+
+
+def test_a_state_directory_that_is_a_file_fails_the_step_without_a_traceback(ws: Path) -> None:
+    (ws / "plain" / "src" / "a.txt").write_text("plain, changed\n")
+    building = ws / ".liveforge" / "building"
+    building.rmdir()
+    building.write_text("not a directory\n")
+    proc = cli(ws, "world", stamp="20250101T000000Z")
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert f"==> plain FAILED: {building}: File exists" in proc.stderr.splitlines()
+    assert building.read_text() == "not a directory\n"

@@ -43,7 +43,12 @@ def started(ws: Workspace, step: str) -> None:
 
 
 def finished(ws: Workspace, step: str) -> None:
-    (_dir(ws) / step).unlink(missing_ok=True)
+    """Remove the record; one that cannot be (``.liveforge`` is not a directory, a full disk)
+    is left: once this process ends it counts no more."""
+    try:
+        (_dir(ws) / step).unlink(missing_ok=True)
+    except OSError:
+        pass
 
 
 def _records(ws: Workspace) -> dict[str, bool]:
