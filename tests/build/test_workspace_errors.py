@@ -38,6 +38,7 @@ def assert_one_error(proc: subprocess.CompletedProcess[str], expected: str, code
     assert "Traceback" not in proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, proc.stderr
+    assert expected in lines[0], proc.stderr
     assert expected in lines[0], lines[0]
 
 
@@ -147,3 +148,12 @@ def test_debug_configure_names_platform(root: Path) -> None:
 
     assert Workspace(root, known_kinds()).platform_dirname("20260101T000000Z") == \
         "platform-debug-20260101T000000Z"
+
+
+def test_clone_failure_says_what_git_said_first(root: Path) -> None:
+    """git ends some complaints with advice ("... and the repository exists."): the error is
+    git's first complaint, not the advice's last line."""
+    (root / "configure-projects").write_text(f"c:main:file://{root}/no-such-repo\n")
+    proc = cli(root, "configure")
+    assert_one_error(proc, f"cannot clone file://{root}/no-such-repo into {root}/projects/c: "
+                     f"'{root}/no-such-repo' does not appear to be a git repository", code=1)

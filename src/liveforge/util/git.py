@@ -67,12 +67,20 @@ def git_value(repo: Path, *args: str) -> str:
     return proc.stdout.strip() if proc.returncode == 0 else ""
 
 
+def complaint(output: str, code: int) -> str:
+    """What a failed git command says, on one line: its first ``fatal:`` or ``error:`` line
+    (git may add advice after it), else its last line, else its exit status."""
+    lines = output.strip().splitlines()
+    for line in lines:
+        if line.startswith(("fatal: ", "error: ")):
+            return line.split(": ", 1)[1]
+    return lines[-1] if lines else f"exit status {code}"
+
+
 def _failed(repo: Path | str, args: tuple[str, ...], code: int, output: str) -> GitError:
-    detail = output.strip().splitlines()
     if "--" in args:  # the command, not every path it was given
         args = args[:args.index("--")]
-    return GitError(f"git {' '.join(args)} failed in {repo}: "
-                    f"{detail[-1] if detail else 'exit status ' + str(code)}")
+    return GitError(f"git {' '.join(args)} failed in {repo}: {complaint(output, code)}")
 
 
 def is_repo(path: Path) -> bool:
@@ -108,8 +116,8 @@ def clone(url: str, dest: Path) -> None:
     remove_tree(tmp)
     proc = _run(["clone", "--quiet", url, str(tmp)], text=True)
     if proc.returncode != 0:
-        detail = proc.stderr.strip().splitlines()
-        raise GitError(f"cannot clone {url} into {dest}: {detail[-1] if detail else ''}")
+        raise GitError(f"cannot clone {url} into {dest}: "
+                       f"{complaint(proc.stderr, proc.returncode)}")
     tmp.rename(dest)
 
 

@@ -19,9 +19,8 @@ def update(ws: Workspace, reporter: Reporter, buildstamp: str) -> list[str]:
         before = gitrepo.head(repo)
         proc = gitrepo.git(repo, "pull", "--rebase", "--quiet", check=False)
         if proc.returncode != 0:
-            detail = (proc.stderr or proc.stdout).strip().splitlines()
-            raise LiveforgeError(f"git pull --rebase failed in projects/{project.path}: "
-                                 f"{detail[-1] if detail else 'exit ' + str(proc.returncode)}")
+            why = gitrepo.complaint(proc.stderr or proc.stdout, proc.returncode)
+            raise LiveforgeError(f"git pull --rebase failed in projects/{project.path}: {why}")
         after = gitrepo.head(repo)
         if after != before:
             changed.append(f"projects/{project.path}")
