@@ -12,7 +12,8 @@ from pathlib import Path
 def cli(root: Path, *args: str, stamp: str | None = None, env: Mapping[str, str] | None = None,
         unset: Iterable[str] = (), pythonpath: bool = False, timeout: float | None = 120,
         check: bool = False, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """Run liveforge on the workspace ``root``; its output is captured as text.
+    """Run liveforge on the workspace ``root``; its output is captured as text (bytes that are
+    not UTF-8, a path's, as :func:`os.fsdecode` has them).
 
     The child's environment is this process's without the variables named in ``unset``, with
     ``BUILDSTAMP=stamp`` if a stamp is given and ``PYTHONPATH`` set to this process's
@@ -26,7 +27,8 @@ def cli(root: Path, *args: str, stamp: str | None = None, env: Mapping[str, str]
         environ["PYTHONPATH"] = os.pathsep.join(sys.path)
     environ.update(env or {})
     proc = subprocess.run([sys.executable, "-m", "liveforge.build.cli", "-C", str(root), *args],
-                          capture_output=True, text=True, env=environ, timeout=timeout, cwd=cwd)
+                          capture_output=True, text=True, errors="surrogateescape",
+                          env=environ, timeout=timeout, cwd=cwd)
     if check and proc.returncode != 0:
         raise AssertionError(f"liveforge {' '.join(args)} failed ({proc.returncode}):\n"
                              f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")

@@ -55,11 +55,14 @@ def not_utf8(path: Path, line: int, byte: int, column: int) -> InputError:
 
 def write_atomic(path: Path, data: str | bytes) -> None:
     """Write ``data`` to a temporary file beside ``path``, fsync, and rename it into place; on
-    any failure the temporary is removed (a killed run's is a leftover: scratch.py)."""
+    any failure the temporary is removed (a killed run's is a leftover: scratch.py). Text is
+    written as UTF-8, a file name in it that is not UTF-8 as its bytes (as :func:`os.fsdecode`
+    has them)."""
     tmp = path.with_name(tmp_name(path.name))
-    mode = "wb" if isinstance(data, bytes) else "w"
+    if isinstance(data, str):
+        data = data.encode(errors="surrogateescape")
     try:
-        with open(tmp, mode) as handle:
+        with open(tmp, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
