@@ -102,3 +102,34 @@ def test_non_utf8_manifest_is_a_file_line_error(ws: Path,
         f"liveforge: {manifest}:6: not UTF-8 text (byte 0xff in column 7)",
         f"liveforge: {manifest}:7: 'f' entry needs exactly 5 fields (type path mode owner group), "
         "got 2"])
+
+
+@pytest.mark.parametrize("owner", ["99999999999999999999", "4294967295", "²", "１"])
+def test_an_owner_that_is_no_id_is_refused(ws: Path, capsys: pytest.CaptureFixture[str],
+                                           owner: str) -> None:
+    """A numeric owner is a 32-bit id in ASCII digits ((uid_t)-1 is none): a bigger one made a
+    boot archive cpio cannot read, and a digit int() cannot read crashed."""
+    manifest = ws / "manifest.d/base"
+    manifest.write_text(BASE + f"d usr 0755 {owner} {owner}\n")
+    code, err = live(ws, capsys)
+    assert (code, err.splitlines()) == (2, [
+        f"liveforge: {manifest}:6: usr: unknown owner {owner!r} (not in {ws}/proto/etc/passwd)",
+        f"liveforge: {manifest}:6: usr: unknown group {owner!r} (not in {ws}/proto/etc/group)"])
+    assert not (ws / "output").exists()
+
+
+def test_the_largest_ids_and_an_account_beyond_them(ws: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    (ws / "proto/etc/passwd").write_text("root:x:0:0::/:/bin/sh\nbig:x:4294967296:0::/:/bin/sh\n")
+    manifest = ws / "manifest.d/base"
+    manifest.write_text(BASE.replace("root bin", "root root") +
+                        "d usr 0755 4294967294 4294967294\nd var 0755 big root\n")
+    code, err = live(ws, capsys)
+    assert (code, err.splitlines()) == (2, [
+        f"liveforge: {manifest}:7: var: unknown owner 'big' (not in {ws}/proto/etc/passwd)"])
+    manifest.write_text(BASE.replace("root bin", "root root") +
+                        "d usr 0755 4294967294 4294967294\n")
+    assert live(ws, capsys, "--root-tarball") == (0, "")
+    for shipped in (read_platform(ws / "output/platform-latest"),
+                    read_platform(next((ws / "output").glob("platform-*-root.tgz")))):
+        assert (shipped["usr"].uid, shipped["usr"].gid) == (4294967294, 4294967294)

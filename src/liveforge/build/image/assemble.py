@@ -216,9 +216,18 @@ def _read_ids(search: SearchPath, name: str) -> tuple[dict[str, int], str | None
     with open(found[0], encoding="utf-8", errors="replace") as handle:
         for line in handle:
             fields = line.rstrip("\n").split(":")
-            if len(fields) >= 3 and fields[0] and fields[2].isdigit():
-                ids.setdefault(fields[0], int(fields[2]))
+            if len(fields) >= 3 and fields[0] and (number := id_number(fields[2])) is not None:
+                ids.setdefault(fields[0], number)
     return ids, str(found[0])
+
+
+def id_number(text: str) -> int | None:
+    """The user or group id ``text`` names in ASCII digits, None when it names none: an id is
+    32 bits, and the largest of them is (uid_t)-1, no one."""
+    if not (text.isascii() and text.isdigit()):
+        return None
+    number = int(text)
+    return number if number < 0xFFFFFFFF else None
 
 
 class _Ids:
@@ -237,8 +246,9 @@ class _Ids:
                 where: str | None) -> int | str:
         if name in table:
             return table[name]
-        if name.isdigit():
-            return int(name)
+        number = id_number(name)
+        if number is not None:
+            return number
         if where is None:
             return f"unknown {what} {name!r}: no {file} in the search path"
         return f"unknown {what} {name!r} (not in {where})"
