@@ -102,3 +102,15 @@ def test_a_state_directory_that_is_a_file_fails_the_step_without_a_traceback(ws:
     assert "Traceback" not in proc.stderr, proc.stderr
     assert f"==> plain FAILED: {building}: File exists" in proc.stderr.splitlines()
     assert building.read_text() == "not a directory\n"
+
+
+RECORDS = ["² 5\n".encode(), b"99999999999999999999 5\n", b"1\n", b"\xff\xfe"]
+
+
+@pytest.mark.parametrize("record", RECORDS, ids=range(len(RECORDS)))
+def test_a_running_record_of_another_shape_is_no_running_step(ws: Path, record: bytes) -> None:
+    (ws / ".liveforge" / "building" / "comp").write_bytes(record)
+    assert "up to date" in clean_run(ws, "status").splitlines()[1]
+    (ws / "projects" / "comp" / "src" / "a.txt").write_text("comp, changed\n")
+    clean_run(ws, "world")
+    assert not (ws / ".liveforge" / "building" / "comp").exists()   # the next build's

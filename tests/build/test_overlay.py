@@ -44,3 +44,13 @@ def test_non_utf8_registry_names_its_line(tmp_path: Path, name: str) -> None:
     with pytest.raises(InputError) as info:
         add_driver(tmp_path, "vioif", [])
     assert str(info.value) == f"{tmp_path / name}:2: not UTF-8 text (byte 0xff in column 9)"
+
+
+@pytest.mark.parametrize("major", ["²", "١٢"])
+def test_a_major_in_digits_that_are_not_ascii_names_its_line(tmp_path: Path, major: str) -> None:
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/name_to_major").write_text(f"sd 91\nzfs {major}\n")
+    with pytest.raises(InputError) as info:
+        add_driver(tmp_path, "vioif", [])
+    assert str(info.value) == \
+        f"{tmp_path}/etc/name_to_major:2: expected 'NAME MAJOR', got 'zfs {major}'"

@@ -66,7 +66,7 @@ def _records(ws: Workspace) -> dict[str, bool]:
                 pid, start = handle.read().split()
         except (OSError, ValueError):
             pid = start = ""
-        records[name] = pid.isdigit() and process_start(int(pid)) == start
+        records[name] = pid.isascii() and pid.isdigit() and process_start(int(pid)) == start
     return records
 
 

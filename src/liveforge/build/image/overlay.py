@@ -32,7 +32,7 @@ def read_majors(path: Path) -> dict[str, int]:
         fields = _fields(line)
         if not fields:
             continue
-        if len(fields) != 2 or not fields[1].isdigit():
+        if len(fields) != 2 or not (fields[1].isascii() and fields[1].isdigit()):
             raise InputError(f"expected 'NAME MAJOR', got {line.strip()!r}", path, number)
         majors[fields[0]] = int(fields[1])
     return majors
