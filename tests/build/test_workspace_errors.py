@@ -157,3 +157,15 @@ def test_clone_failure_says_what_git_said_first(root: Path) -> None:
     proc = cli(root, "configure")
     assert_one_error(proc, f"cannot clone file://{root}/no-such-repo into {root}/projects/c: "
                      f"'{root}/no-such-repo' does not appear to be a git repository", code=1)
+
+
+@pytest.mark.parametrize("jobs", ["x", "1.5", "²"])
+def test_max_jobs_that_is_not_a_number_names_its_file(root: Path, jobs: str) -> None:
+    (root / "configure-build").write_text(f"MAX_JOBS={jobs}\n")
+    assert_one_error(cli(root, "configure"),
+                     f"liveforge: error: {root}/configure-build: MAX_JOBS={jobs!r} is not a number")
+    (root / "configure-build").unlink()
+    cli(root, "configure", check=True)
+    (root / "build.env").write_text(f"MAX_JOBS={jobs}\n")
+    assert_one_error(cli(root, "world"),
+                     f"liveforge: error: {root}/build.env: MAX_JOBS={jobs!r} is not a number")

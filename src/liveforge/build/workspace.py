@@ -29,6 +29,14 @@ if TYPE_CHECKING:
 LOCK_FILE = ".liveforge.lock"
 
 
+def jobs_value(text: str, where: Path | None) -> int:
+    """MAX_JOBS's value ``text``, as ``where`` (a file, or None: the environment) gives it."""
+    try:
+        return max(1, int(text))
+    except ValueError:
+        raise InputError(f"MAX_JOBS={text!r} is not a number", where) from None
+
+
 def default_max_jobs() -> int:
     """Parallel jobs when neither -j nor MAX_JOBS says: one per CPU, at most one per 2 GiB."""
     cpus = os.cpu_count() or 1
@@ -156,12 +164,10 @@ class Workspace:
     def max_jobs(self) -> int:
         if self.jobs_override:
             return self.jobs_override
-        for source in (os.environ.get("MAX_JOBS"), self.build_env.get("MAX_JOBS")):
+        for source, where in ((os.environ.get("MAX_JOBS"), None),
+                              (self.build_env.get("MAX_JOBS"), self.root / BUILD_ENV_FILE)):
             if source:
-                try:
-                    return max(1, int(source))
-                except ValueError:
-                    raise InputError(f"MAX_JOBS={source!r} is not a number") from None
+                return jobs_value(source, where)
         return default_max_jobs()
 
     def platform_dirname(self, stamp: str) -> str:

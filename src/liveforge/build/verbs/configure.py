@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from liveforge.build.config import BUILD_ENV_FILE, PROJECTS_FILE, Project
+from liveforge.build.config import BUILD_CONFIG_FILE, BUILD_ENV_FILE, PROJECTS_FILE, Project
 from liveforge.build.kinds import get_kind
 from liveforge.build.kinds.base import STRAP
-from liveforge.build.workspace import Workspace, default_max_jobs
+from liveforge.build.workspace import Workspace, default_max_jobs, jobs_value
 from liveforge.util import git as gitrepo
 from liveforge.util.errors import InputError
 from liveforge.util.events import Reporter
@@ -83,7 +83,9 @@ def setup_project(ws: Workspace, project: Project, reporter: Reporter) -> None:
 
 def write_build_env(ws: Workspace, opts: ConfigureOptions) -> None:
     values = dict(ws.build_config)
-    jobs = ws.jobs_override or int(values.get("MAX_JOBS", 0) or 0) or default_max_jobs()
+    jobs = ws.jobs_override or default_max_jobs()
+    if not ws.jobs_override and values.get("MAX_JOBS"):
+        jobs = jobs_value(values["MAX_JOBS"], ws.root / BUILD_CONFIG_FILE)
     values.update({
         "DEBUG": "yes" if opts.debug else "no",
         "FORCE_STRAP_REBUILD": "yes" if opts.force_strap else "no",
