@@ -21,6 +21,7 @@ from liveforge.build.image.assemble import resolve
 from liveforge.build.image.lint import diff, format_diff
 from liveforge.build.image.manifest import combine
 from liveforge.build.image.platform import gitstatus, write_platform
+from liveforge.util.errors import InputError
 from tests.support.manifests import generate, write_proto
 
 STAMP = "20240102T030405Z"
@@ -369,3 +370,25 @@ def test_gitstatus(tmp_path: Path) -> None:
     nested.mkdir(parents=True)
     assert gitstatus([nested], tmp_path)[0]["warning"] == \
         "projects/local/plain is not a git checkout"
+
+
+def test_diff_of_a_tarball_whose_hard_link_leads_nowhere_names_it(tmp_path: Path) -> None:
+    """A hard link to no earlier member (``../../x``): one line naming the tarball."""
+    import io
+    import tarfile
+
+    from liveforge.build.cli import main
+
+    tarball = tmp_path / "odd.tgz"
+    with tarfile.open(tarball, "w:gz") as archive:
+        for name, kind, target in (("a", tarfile.REGTYPE, ""), ("h", tarfile.LNKTYPE, "../../x")):
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname, info.size = kind, target, int(kind == tarfile.REGTYPE)
+            archive.addfile(info, io.BytesIO(b"a"))
+    other = tmp_path / "other.tgz"
+    with tarfile.open(other, "w:gz"):
+        pass
+    with pytest.raises(InputError) as info:
+        diff(other, tarball)
+    assert str(info.value) == f"{tarball}: hard link 'h' to '../../x', no member before it"
+    assert main(["manifest", "diff", str(other), str(tarball)]) == 2

@@ -37,7 +37,7 @@ from liveforge.util.archive import (
     tar_header,
     tar_pad,
 )
-from liveforge.util.errors import BuildError
+from liveforge.util.errors import BuildError, InputError
 from liveforge.util.hashing import stream_digest
 from liveforge.util.walk import walk_tree
 
@@ -279,7 +279,10 @@ def read_tar(path: Path) -> dict[str, Member]:
                 members[name] = Member(name, "s", info.mode, info.uid, info.gid, info.linkname,
                                        mtime=int(info.mtime))
             elif info.islnk():
-                first = members[info.linkname]
+                first = members.get(info.linkname.rstrip("/"))
+                if first is None:
+                    raise InputError(f"hard link {name!r} to {info.linkname!r}, no member "
+                                     "before it", path)
                 members[name] = Member(name, "h", info.mode, info.uid, info.gid, info.linkname,
                                        first.sha256, first.size, int(info.mtime))
             elif info.isfile():
