@@ -576,6 +576,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"liveforge {args.verb}: {exc}", file=sys.stderr)
         return exc.exit_code
     except LiveforgeError as exc:
+        tail = getattr(exc, "tail", "")  # a tool's last words (a BuildError's)
+        if tail:
+            print(f"--- last lines of its output ---\n{tail.rstrip()}\n---", file=sys.stderr)
         print(f"liveforge: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt as exc:

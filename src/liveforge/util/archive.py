@@ -317,11 +317,16 @@ def sink_outputs() -> Iterator[list[tuple[int, Sink]]]:
 def gzip_file(source: Path, target: Path, level: int = GZIP_LEVEL) -> None:
     """Compress the file ``source`` into ``target`` (created or truncated, then fsynced) as the
     archives are: mtime 0 and no name in the header, so the same content gives the same
-    bytes."""
-    with sink_outputs() as outputs, open(source, "rb") as handle:
-        sink = open_sink(target, "gzip", level, outputs)
-        while data := handle.read(CHUNK):
-            sink.write(data)
+    bytes. A write the file system refuses (a full disk) is an error naming ``target``."""
+    try:
+        with sink_outputs() as outputs, open(source, "rb") as handle:
+            sink = open_sink(target, "gzip", level, outputs)
+            while data := handle.read(CHUNK):
+                sink.write(data)
+    except OSError as exc:
+        if exc.filename is not None:
+            raise
+        raise OSError(exc.errno, exc.strerror, str(target)) from None
 
 
 def tar_end(sink: Sink) -> None:

@@ -72,8 +72,11 @@ def build_usb(platform_dir: Path, stamp: str, out_dir: Path, *, arch: str,
                     MediaFile(marker, marker_name(stamp))]
         size = partition_size(sum(f.source.stat().st_size for f in contents))
         image = work / "usb.img"
-        with open(image, "wb") as handle:
-            handle.truncate(PARTITION_START + size)
+        try:  # allocated, not sparse: a full disk fails here, not inside mkfs or mcopy
+            with open(image, "wb") as handle:
+                os.posix_fallocate(handle.fileno(), 0, PARTITION_START + size)
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror, str(image)) from None
         partition_disk(tools, image, size, job.epoch, env)
         fat.mkfs(tools, image, label=LABEL, vol_id=fat.volume_id(job.epoch), env=env,
                  fat32=True, offset_sectors=PARTITION_START // fat.SECTOR,
