@@ -19,6 +19,7 @@ import pytest
 
 from liveforge.img.store import ImageStore
 from liveforge.img.view import mount_view, unmount_view
+from tests.support.disks import small_disk
 from tests.support.images import imgadm, tree_content
 from tests.support.imgapi import TOKEN, Server, imgapi, put_image
 
@@ -379,18 +380,12 @@ def test_publish_refuses_a_file_that_is_not_the_manifests(tmp_path: Path, imgadm
 def test_a_full_disk_during_the_download(tmp_path: Path, imgadm_root: Path,
                                          images: Images) -> None:
     child = images["child"][2]
-    downloads = imgadm_root / "var" / "imgadm" / "downloads"
-    downloads.mkdir(parents=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(downloads)],
-                   check=True)
-    try:
+    with small_disk(imgadm_root / "var" / "imgadm" / "downloads", "64k"):
         with source(tmp_path, images) as server:
             use_sources(imgadm_root, server.url)
             message = error_line(imgadm(imgadm_root, "import", child["uuid"]), "DownloadError")
         assert "cannot write " in message and message.endswith("No space left on device")
         assert_nothing_installed(imgadm_root)
-    finally:
-        subprocess.run(["umount", str(downloads)], check=True)
 
 
 def test_import_of_a_zvol_renames_its_verified_download_into_the_pool(
