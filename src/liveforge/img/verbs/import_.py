@@ -6,7 +6,7 @@ it installed): find the first source with an *active* manifest; walk the ``origi
 the first installed ancestor (each origin looked for in the same source first); download every
 missing image at once (up to five at a time, base first, an origin under its own lock: the
 import of a sibling shares its download) into ``var/imgadm/downloads/``; install
-them in ancestry order, base first. A tree image with compression ``none`` is unpacked into its
+them in ancestry order, base first. A tree image (compressed or not) is unpacked into its
 ``-partial`` layer while it downloads (:mod:`liveforge.img.follow`), so that its install is a
 rename and a record. An import installs the whole ancestry or nothing: should an
 install fail or the user press Ctrl-C, the images this run installed are deleted again. What the
@@ -188,8 +188,8 @@ def download_all(ctx: Context, store: ImageStore, chain: list[Wanted], directory
 def fetch(store: ImageStore, wanted: Wanted, dest: Path, pool: str, bars: ByteProgress,
           cancel: threading.Event, streams: list[Streamed],
           unpacked: dict[str, tuple[int, int]]) -> None:
-    """Download one image's file; a plain tar is unpacked into its ``-partial`` layer at the
-    same time (the caller holds the image's lock)."""
+    """Download one image's file; a tree image's tar is unpacked into its ``-partial`` layer
+    at the same time (the caller holds the image's lock)."""
     m = wanted.manifest
     advance = bars.add(f"{m.uuid[:8]} {m.label}", wanted.size)
     if not streamable(m):
@@ -220,6 +220,7 @@ def install_all(ctx: Context, store: ImageStore, chain: list[Wanted], files: dic
     try:
         for wanted in chain:
             m = wanted.manifest
+            ctx.debug("install", uuid=m.uuid, unpacked_while_downloading=m.uuid in unpacked)
             try:
                 store.install(m, files[m.uuid], wanted.client.url, pool, verified=True,
                               take=True, unpacked=unpacked.get(m.uuid))
