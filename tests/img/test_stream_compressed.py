@@ -142,6 +142,28 @@ def test_a_compressed_ancestry_is_unpacked_while_it_downloads_as_an_install_woul
     assert os.listdir(imgadm_root / "var" / "imgadm" / "downloads") == []
 
 
+def test_from_a_slow_source_the_layer_fills_as_the_file_comes(
+        tmp_path: Path, imgadm_root: Path, packed: Callable[[str], Images],
+        trees: tuple[Path, Path]) -> None:
+    """A source sending 200 kB/s (a network slower than the unpacking): most of the base's
+    files are in its layer while a good part of the download is still to come."""
+    images = packed("xz")
+    base, child = images["base"][2], images["child"][2]
+    size = base["files"][0]["size"]
+    partial = imgadm_root / "var" / "imgadm" / "downloads" / f"{base['uuid']}.file.partial"
+    layer = imgadm_root / "zones" / f"{base['uuid']}-partial"
+    with source(tmp_path, images, {"rate": 200_000}) as server:
+        use_sources(imgadm_root, server.url)
+        proc = start_import(imgadm_root, child["uuid"])
+        wait_for(lambda: (layer / "bin" / "busybox").exists() or proc.poll() is not None)
+        had = partial.stat().st_size
+        assert had < size * 9 // 10, (had, size)  # busybox is the tar's first big member
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+    assert streamed(err) == {base["uuid"]: True, child["uuid"]: True}
+    assert child_view(imgadm_root, child["uuid"], tmp_path) == tree_content(trees[1])
+
+
 @pytest.mark.parametrize("compression", ("gzip", "xz", "zstd"))
 def test_a_dropped_connection_resumes_the_compressed_stream(
         compression: str, tmp_path: Path, imgadm_root: Path,
