@@ -179,6 +179,42 @@ def test_two_steps_delivering_one_file_differently_collide(tmp_path: Path, capsy
     assert not (ws / "manifest.d" / "c.manifest").exists()
 
 
+COLLIDE_DIR = """\
+world:
+\t@true
+install:
+\tmkdir -p "$(DESTDIR)/etc/shared.conf"
+\techo inside > "$(DESTDIR)/etc/shared.conf/part"
+manifest:
+\techo 'd etc/shared.conf 0755 root root' > "$(DESTDIR)/$(DESTNAME)"
+"""
+
+
+@pytest.mark.parametrize("later", ["directory", "file"])
+def test_a_file_and_a_directory_of_two_steps_collide(tmp_path: Path, later: str,
+                                                     capsys) -> None:  # type: ignore[no-untyped-def]
+    """A directory over another step's file was merged silently (the file replaced); a file
+    over a directory failed half-way through the merge."""
+    ws = make_workspace(tmp_path / "ws", {"a": [], "b": ["a"]})
+    from tests.support.cli import cli
+    assert cli(ws, "configure").returncode == 0
+    file_, dir_ = COLLIDE.format(text="plain"), COLLIDE_DIR
+    first, second = (file_, dir_) if later == "directory" else (dir_, file_)
+    (ws / "projects" / "a" / "Makefile").write_text(first)
+    (ws / "projects" / "b" / "Makefile").write_text(second)
+    code, events = run(ws, "world", capsys=capsys)
+    assert code != 0 and built(events) == {"a"}
+    failed = [e for e in events if e["event"] == "fail"]
+    assert "b delivers into proto/ with different content: etc/shared.conf (also delivered " \
+           "by a)" in failed[0]["error"]
+    shared = ws / "proto" / "etc" / "shared.conf"
+    if later == "directory":
+        assert shared.is_file() and shared.read_text() == "plain\n"
+    else:
+        assert (shared / "part").read_text() == "inside\n"
+    assert not (ws / "0-b-stamp").exists()
+
+
 def test_credentials_from_the_environment_or_netrc(tmp_path: Path) -> None:
     from liveforge.util.blobstore import credentials
 

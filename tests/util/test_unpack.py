@@ -12,6 +12,7 @@ import pytest
 
 from liveforge.util.unpack import (
     UnsafeArchiveError,
+    collisions,
     install_deb,
     merge_tree,
     unpack_source,
@@ -110,6 +111,44 @@ def test_merge_tree_never_writes_through_an_escaping_link(tmp_path: Path) -> Non
     with pytest.raises(UnsafeArchiveError):
         merge_tree(src, proto)
     assert not (outside / "passwd").exists()
+
+
+def test_collisions_compare_bytes_modes_links_and_kinds_of_owned_entries(tmp_path: Path
+                                                                          ) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    for root in (src, dst):
+        (root / "d").mkdir(parents=True)
+    def both(name: str, a: bytes, b: bytes, mode_a: int = 0o644, mode_b: int = 0o644) -> None:
+        for root, data, mode in ((src, a, mode_a), (dst, b, mode_b)):
+            (root / name).write_bytes(data)
+            os.chmod(root / name, mode)
+    both("same", b"x" * 100000, b"x" * 100000)
+    both("bytes", b"x" * 100000, b"x" * 99999 + b"y")
+    both("mode", b"x", b"x", 0o755, 0o644)
+    both("unowned", b"mine", b"stale, from no one")
+    os.link(dst / "same", src / "d" / "hard")
+    os.link(dst / "same", dst / "d" / "hard")
+    for root in (src, dst):
+        (root / "ln").symlink_to("same")
+    (src / "ln2").symlink_to("same")
+    (dst / "ln2").symlink_to("bytes")
+    os.mkfifo(src / "fifo")
+    (dst / "fifo").write_bytes(b"")
+    (src / "dir").mkdir()
+    (src / "dir" / "f").write_bytes(b"f")
+    (dst / "dir").write_bytes(b"a file where src has a directory")
+    (dst / "real").mkdir()
+    (dst / "via").symlink_to("real")
+    (src / "via").mkdir()
+    (src / "via" / "f").write_bytes(b"merged through the link")
+    (src / os.fsdecode(b"caf\xe9")).write_bytes(b"1")
+    (dst / os.fsdecode(b"caf\xe9")).write_bytes(b"2")
+    owners = {p: "X" for p in ("same", "bytes", "mode", "d/hard", "ln", "ln2", "fifo", "dir",
+                               "via", os.fsdecode(b"caf\xe9"))}
+    assert collisions(src, dst, owners) == [
+        f"{p} (also delivered by X)" for p in ("bytes", "'caf\\udce9'", "dir", "fifo", "ln2",
+                                               "mode")]
+    assert collisions(src, dst, {}) == []
 
 
 @pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="dpkg-deb is not installed")

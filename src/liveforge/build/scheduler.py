@@ -22,11 +22,11 @@ from liveforge.build.kinds.base.context import BuildContext
 from liveforge.build.running import finished, forget_dead, started
 from liveforge.build.stamps import read_stamp, write_stamp
 from liveforge.build.stepcache import open_cache
-from liveforge.build.units import deliver, fresh_unit
+from liveforge.build.units import deliver, fresh_unit, owners
 from liveforge.build.workspace import Workspace
 from liveforge.util.errors import LiveforgeError
 from liveforge.util.events import Reporter
-from liveforge.util.proc import ProcessGroup, log_tail
+from liveforge.util.proc import ProcessGroup, log_bytes, log_tail
 
 T = TypeVar("T")
 
@@ -36,7 +36,8 @@ def context_for(ws: Workspace, step: Step, reporter: Reporter, log, log_path: Pa
                 deps: dict[str, str] | None = None, unit: Path | None = None) -> BuildContext:
     return BuildContext(ws=ws, spec=step.spec, phase=step.phase, log=log, log_path=log_path,
                         jobs=ws.max_jobs, reporter=reporter, procs=procs, package=package,
-                        variant=variant, deps={} if deps is None else deps, unit=unit)
+                        variant=variant, deps={} if deps is None else deps, unit=unit,
+                        owners=lambda: owners(ws, step))
 
 
 def installed_deps(ws: Workspace, plan: Plan, step: Step, built: Collection[str]
@@ -128,11 +129,16 @@ def run_steps(ws: Workspace, plan: Plan, targets: Collection[str], reporter: Rep
             # the log says why: a liveforge error's message, or a bug's traceback
             why = f"==> error: {exc}\n" if isinstance(exc, LiveforgeError) else \
                 traceback.format_exc()
-            with open(log_path, "ab") as log:
-                log.write(why.encode())
+            try:
+                with open(log_path, "ab") as log:
+                    log.write(log_bytes(why))
+            except OSError:
+                pass  # a full disk: the report to the main thread still says why
         finally:
-            finished(ws, name)
-        done.put((name, error, time.monotonic() - began, restored))
+            try:
+                finished(ws, name)
+            finally:  # whatever happened, the main thread hears of the step: it never hangs
+                done.put((name, error, time.monotonic() - began, restored))
 
     reporter.begin(len(wanted))
     try:

@@ -13,7 +13,6 @@ workspace, so it is never cached.
 
 from __future__ import annotations
 
-import filecmp
 import json
 import os
 import threading
@@ -23,7 +22,7 @@ from liveforge.build.kinds.base import MAIN, UNIT_MANIFESTS, UNIT_TREE
 from liveforge.util.errors import BuildError
 from liveforge.util.fileio import read_json, write_atomic
 from liveforge.util.scratch import remove_tree
-from liveforge.util.unpack import merge_tree
+from liveforge.util.unpack import collisions, merge_tree, refuse_collisions, tree_paths
 
 TYPE_CHECKING = False  # typing's, without importing typing
 if TYPE_CHECKING:
@@ -51,45 +50,30 @@ def _owners_path(ws: Workspace, step: Step) -> Path:
     return units_dir(ws) / f"{step.stamp_name}.json"
 
 
-def _tree_paths(tree: Path) -> list[str]:
-    """Every path under ``tree`` that is not a directory (files and symlinks), sorted."""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(tree):
-        rel = os.path.relpath(dirpath, tree)
-        links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
-        for name in filenames + links:
-            found.append(name if rel == "." else f"{rel}/{name}")
-    return sorted(found)
-
-
-def _same(a: str, b: str) -> bool:
-    if os.path.islink(a) or os.path.islink(b):
-        return os.path.islink(a) and os.path.islink(b) and os.readlink(a) == os.readlink(b)
-    return os.path.isfile(b) and filecmp.cmp(a, b, shallow=False)
+def owners(ws: Workspace, step: Step) -> dict[str, str]:
+    """The entries of the step's staging area that other steps delivered: path -> step."""
+    area = ws.proto if step.phase == MAIN else ws.proto_strap
+    mine = _owners_path(ws, step)
+    found: dict[str, str] = {}
+    for record in sorted(units_dir(ws).glob("*.json")):
+        data = read_json(record)
+        if record == mine or not isinstance(data, dict) or data.get("area") != area.name:
+            continue
+        for path in data.get("paths", []):
+            found[path] = str(data.get("step"))
+    return found
 
 
 def deliver(ws: Workspace, step: Step, unit: Path) -> None:
-    """Merge the unit into its staging area and manifest.d/; a file another step delivered
-    with different content is an error naming both steps (nothing is merged then)."""
+    """Merge the unit into its staging area and manifest.d/; an entry another step delivered
+    with different content (:func:`~liveforge.util.unpack.collisions`) is an error naming
+    both steps (nothing is merged then)."""
     area = ws.proto if step.phase == MAIN else ws.proto_strap
     tree = unit / UNIT_TREE
-    paths = _tree_paths(tree)
+    paths = tree_paths(tree)
     mine = _owners_path(ws, step)
     with _delivering:
-        owners: dict[str, str] = {}
-        for record in sorted(units_dir(ws).glob("*.json")):
-            data = read_json(record)
-            if record == mine or not isinstance(data, dict) or data.get("area") != area.name:
-                continue
-            for path in data.get("paths", []):
-                owners[path] = str(data.get("step"))
-        clashes = [f"{p} (also delivered by {owners[p]})" for p in paths if p in owners
-                   and os.path.lexists(area / p) and not _same(str(tree / p), str(area / p))]
-        if clashes:
-            more = f" and {len(clashes) - 3} more" if len(clashes) > 3 else ""
-            raise BuildError(f"{step.name} delivers into {area.name}/ what another step "
-                             f"delivered with different content: {', '.join(clashes[:3])}"
-                             f"{more}")
+        refuse_collisions(step.name, area, collisions(tree, area, owners(ws, step)))
         merge_tree(tree, area, move=True)
         write_atomic(mine, json.dumps({"step": step.name, "area": area.name, "paths": paths})
                      + "\n")

@@ -28,14 +28,16 @@ import signal
 import stat
 import subprocess
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from liveforge.util.errors import FetchError, LiveforgeError
+from liveforge.util.errors import BuildError, FetchError, LiveforgeError
+from liveforge.util.paths import shown
 from liveforge.util.proc import signal_group, spawn, wait_group
 from liveforge.util.scratch import make_temp_dir, remove_leftovers, remove_temp, replace_tree
+from liveforge.util.walk import walk_tree
 
 
 class UnsafeArchiveError(LiveforgeError):
@@ -328,6 +330,81 @@ def merge_tree(src: Path, dst: Path, *, move: bool = False) -> None:
             else:
                 shutil.copy2(source, tmp, follow_symlinks=False)
             os.replace(tmp, target)
+
+
+def tree_paths(tree: Path) -> list[str]:
+    """Every path under ``tree`` that is not a directory (files and symlinks), sorted: what
+    :func:`merge_tree` delivers from it."""
+    return sorted(rel for rel, _, st in walk_tree(tree) if not stat.S_ISDIR(st.st_mode))
+
+
+def same_entry(a: str, b: str) -> bool:
+    """Whether two entries are the same, links not followed: symlinks with one target, regular
+    files with one mode and the same bytes (other kinds: one type, mode and device)."""
+    try:
+        sa, sb = os.lstat(a), os.lstat(b)
+    except OSError:
+        return False
+    if stat.S_IFMT(sa.st_mode) != stat.S_IFMT(sb.st_mode):
+        return False
+    if stat.S_ISLNK(sa.st_mode):
+        return os.readlink(a) == os.readlink(b)
+    if stat.S_IMODE(sa.st_mode) != stat.S_IMODE(sb.st_mode):
+        return False
+    if not stat.S_ISREG(sa.st_mode):
+        return stat.S_ISDIR(sa.st_mode) or sa.st_rdev == sb.st_rdev
+    if (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino):
+        return True
+    if sa.st_size != sb.st_size:
+        return False
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        while True:
+            chunk = fa.read(1 << 20)
+            if chunk != fb.read(1 << 20):
+                return False
+            if not chunk:
+                return True
+
+
+def collisions(src: Path, dst: Path, owners: Mapping[str, str]) -> list[str]:
+    """What :func:`merge_tree` of ``src`` over ``dst`` would replace with something else, among
+    the entries of ``dst`` that ``owners`` (path -> who delivered it; files and links, never
+    directories) says another delivered: ``"<path> (also delivered by <who>)"``, sorted (a
+    name that is not printable UTF-8 shown quoted, with escapes). The
+    same entry twice (:func:`same_entry`) is no collision; a file and a directory at one path
+    are, either way round (a directory is whose files it holds); a directory merged through a
+    link to a directory (proto's ``bin -> usr/bin``) is not."""
+    found: list[tuple[str, str]] = []
+    for rel, _, st in walk_tree(src):
+        target = os.path.join(dst, rel)
+        try:
+            there = os.lstat(target).st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        who: str | None
+        if stat.S_ISDIR(st.st_mode):
+            if stat.S_ISDIR(there) or (stat.S_ISLNK(there) and os.path.isdir(target)):
+                continue
+            who = owners.get(rel)
+        elif stat.S_ISDIR(there):
+            inside = rel + "/"
+            who = next((w for p, w in sorted(owners.items()) if p.startswith(inside)), None)
+        else:
+            who = owners.get(rel)
+            if who is not None and same_entry(os.path.join(src, rel), target):
+                who = None
+        if who is not None:
+            found.append((rel, who))
+    return [f"{p if p.isprintable() else shown(p)} (also delivered by {w})"
+            for p, w in sorted(found)]
+
+
+def refuse_collisions(who: str, dst: Path, clashes: list[str]) -> None:
+    """The one error for :func:`collisions`: ``who`` and ``dst`` with the first three."""
+    if clashes:
+        more = f" and {len(clashes) - 3} more" if len(clashes) > 3 else ""
+        raise BuildError(f"{who} delivers into {dst.name}/ with different content: "
+                         f"{', '.join(clashes[:3])}{more}")
 
 
 def install_deb(deb: Path, dest: Path, workdir: Path) -> list[Entry]:

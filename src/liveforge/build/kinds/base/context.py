@@ -8,11 +8,11 @@ from pathlib import Path
 
 from liveforge.build.kinds.base import MAIN, UNIT_MANIFESTS, UNIT_TREE, Cancelled, make_fetcher
 from liveforge.util.errors import BuildError
-from liveforge.util.proc import ProcessGroup
+from liveforge.util.proc import ProcessGroup, log_bytes
 
 TYPE_CHECKING = False  # typing's, without importing typing
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
     from typing import IO
 
     from liveforge.build.config import ComponentSpec
@@ -43,12 +43,19 @@ class BuildContext:
     deps: Mapping[str, str] = field(default_factory=dict)  # dependency step -> its input hash
     unit: Path | None = None     # the step's own output folder (see ``stage``)
     parts: PartCache | None = None  # the build cache of parts of the output; None: no cache
+    owners: Callable[[], Mapping[str, str]] | None = None  # the engine's: see owned()
 
     @property
     def area(self) -> Path:
         """The staging area the step builds against: proto/, or proto.strap/ in the strap
         phase. A step reads its dependencies' files there and never installs into it."""
         return self.ws.proto if self.phase == MAIN else self.ws.proto_strap
+
+    def owned(self) -> Mapping[str, str]:
+        """The entries of :attr:`area` that other steps delivered (path -> step): what a kind
+        that installs into the area during its build must not replace with something else
+        (the engine refuses it when it delivers the step's own staging tree)."""
+        return self.owners() if self.owners is not None else {}
 
     @property
     def stage(self) -> Path:
@@ -85,7 +92,7 @@ class BuildContext:
         return env
 
     def note(self, text: str) -> None:
-        self.log.write(f"==> {text}\n".encode())
+        self.log.write(log_bytes(f"==> {text}\n"))
         self.log.flush()
 
     def run(self, argv: Sequence[str | os.PathLike[str]], cwd: Path | None = None,

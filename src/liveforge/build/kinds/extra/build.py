@@ -19,7 +19,7 @@ from liveforge.build.kinds.base.context import BuildContext
 from liveforge.build.kinds.extra.package import Package, VariantOptions
 from liveforge.util.errors import BuildError
 from liveforge.util.fetch import Fetcher
-from liveforge.util.proc import log_tail
+from liveforge.util.proc import log_bytes, log_tail
 from liveforge.util.scratch import make_temp_dir, remove_leftovers, remove_temp, replace_tree
 from liveforge.util.unpack import unpack_source
 
@@ -87,15 +87,15 @@ def apply_patches(ctx: BuildContext, pkg: Package, tree: Path) -> None:
                 ["patch", "-p1", "--batch", "--forward", "--no-backup-if-mismatch",
                  "-r", str(rej_path), "-i", str(patch)],
                 cwd=tree, capture_output=True, check=False)
+            ctx.log.write(proc.stdout + proc.stderr)
             output = (proc.stdout + proc.stderr).decode(errors="replace")
-            ctx.log.write(output.encode())
             ctx.log.flush()
             if proc.returncode != 0:
                 rejected = rej_path.read_text(errors="replace") if rej_path.is_file() else ""
                 report = f"patch {patch} does not apply to {pkg.name}\n"
                 if rejected:
                     report += f"--- rejected hunks of {patch.name} ---\n{rejected}"
-                ctx.log.write(report.encode())
+                ctx.log.write(log_bytes(report))
                 ctx.log.flush()
                 raise BuildError(f"extra package {pkg.name}: patch {patch} does not apply",
                                  ctx.log_path, tail=output.rstrip() + "\n" + report)

@@ -54,7 +54,7 @@ from liveforge.util.hashing import file_digest, json_digest
 from liveforge.util.keyvalue import substitute
 from liveforge.util.paths import path_problem
 from liveforge.util.scratch import remove_tree
-from liveforge.util.unpack import merge_tree
+from liveforge.util.unpack import collisions, merge_tree, refuse_collisions, tree_paths
 
 SETTINGS = {"kind", "path", "env", "manifest"}
 STRAP_FORMAT = 1
@@ -77,6 +77,26 @@ def compiler_id(cc: str) -> str:
         except OSError:
             _compilers[cc] = "missing"
     return _compilers[cc]
+
+
+def install_against(stage: Path, against: Path, package: str,
+                    delivered: dict[str, tuple[str, str]], owned: Mapping[str, str]) -> None:
+    """Merge a variant's staging folder into the area built against, refusing an entry that
+    another package of the step, or another step (``owned``: path -> step, see
+    :meth:`BuildContext.owned`), put there with different content, as the engine refuses one
+    of another step (:func:`~liveforge.util.unpack.collisions`). The variants of one package
+    may replace each other's files: the 64-bit install goes over the 32-bit one.
+    ``delivered`` (path -> package, variant folder) is what the step's packages put there so
+    far; this one's entries are added."""
+    variant = stage.name
+    others = dict(owned)
+    others.update({p: f"package {name} ({folder})" for p, (name, folder) in delivered.items()
+                   if name != package})
+    refuse_collisions(f"extra package {package} ({variant})", against,
+                      collisions(stage, against, others))
+    merge_tree(stage, against)
+    for path in tree_paths(stage):
+        delivered[path] = (package, variant)
 
 
 class ExtraKind(Kind):
@@ -223,12 +243,14 @@ class ExtraKind(Kind):
         # package's inputs as planned (the engine adds the component's dependencies)
         portable = self.package_hashes(ws, spec, strap) if ctx.parts is not None else {}
         stages: list[Path] = []
+        delivered: dict[str, tuple[str, str]] = {}
+        owned = ctx.owned()
         for name in wanted:
             pkg = packages[name]
             forced = force_all or name == requested
             stages += self.build_package(ctx, fetcher, pkg, strap, hashes[name], forced,
                                          only_variant if name == requested else None,
-                                         portable.get(name, ""))
+                                         portable.get(name, ""), delivered, owned)
         for stage in stages:
             merge_tree(stage, target)
         if not strap:
@@ -236,11 +258,12 @@ class ExtraKind(Kind):
 
     def build_package(self, ctx: BuildContext, fetcher: Fetcher, pkg: Package, strap: bool,
                       digest: str, forced: bool, only_variant: str | None,
-                      portable: str = "") -> list[Path]:
+                      portable: str, delivered: dict[str, tuple[str, str]],
+                      owned: Mapping[str, str]) -> list[Path]:
         """Build the package's variants of this phase unless its stamp is current; return
         its staging folders (the step's output, also when nothing was built). Each is also
         delivered into the area built against at once, in build order, so that dependents
-        build against it."""
+        build against it (see :func:`install_against`)."""
         state = self.state(ctx.ws, ctx.spec)
         phase = STRAP if strap else MAIN
         stamp = state / "stamps" / phase / f"{pkg.name}.json"
@@ -252,7 +275,7 @@ class ExtraKind(Kind):
                 all(s.is_dir() for s in stages):
             ctx.note(f"{pkg.name}: up to date")
             for stage in stages:
-                merge_tree(stage, against)
+                install_against(stage, against, pkg.name, delivered, owned)
             return stages
         stamp.unlink(missing_ok=True)
         for v, stage in zip(variants, stages, strict=True):
@@ -267,7 +290,7 @@ class ExtraKind(Kind):
                               against)
                 if ctx.parts is not None and not forced and portable:
                     ctx.parts.store(part, stage)
-            merge_tree(stage, against)  # at once: later packages build against it
+            install_against(stage, against, pkg.name, delivered, owned)  # later ones build on it
         if only_variant is None:
             stamp.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(stamp, json.dumps({"hash": digest, "package": pkg.name,
