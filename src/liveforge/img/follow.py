@@ -180,3 +180,31 @@ class Streamed:
             return None
         st = os.lstat(self.layer)
         return st.st_dev, st.st_ino
+
+
+class Unpackings:
+    """The unpackings an import started, so that a failure or Ctrl-C stops them all: once
+    :meth:`abort_all` has begun, none starts any more (a download worker that gets there late
+    would leave its ``-partial`` layer behind a process that is exiting)."""
+
+    def __init__(self, cancel: threading.Event):
+        self.cancel = cancel
+        self.lock = threading.Lock()
+        self.started: list[Streamed] = []
+
+    def start(self, stream: Streamed) -> bool:
+        """Start ``stream``; False (not started) when the import is being cancelled."""
+        with self.lock:
+            if self.cancel.is_set():
+                return False
+            self.started.append(stream)
+            stream.start()
+            return True
+
+    def abort_all(self) -> None:
+        """Cancel the import: no unpacking starts from now on, each started one is aborted."""
+        with self.lock:
+            self.cancel.set()
+            started = list(self.started)
+        for stream in started:
+            stream.abort()
