@@ -35,6 +35,7 @@ from tests.img.test_import import (
     wait_for,
 )
 from tests.img.test_stream import child_view, partial_layers
+from tests.support.disks import small_disk
 from tests.support.images import imgadm, tree_content, write_image
 from tests.support.imgapi import imgapi, put_image
 
@@ -340,10 +341,7 @@ def test_an_earlier_runs_wrong_bytes_are_not_installed(
 def test_a_full_pool_while_unpacking_a_zstd_stream(tmp_path: Path, imgadm_root: Path,
                                                    packed: Callable[[str], Images]) -> None:
     images = packed("zstd")
-    pool = imgadm_root / "zones"
-    pool.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(pool)], check=True)
-    try:
+    with small_disk(imgadm_root / "zones", "64k") as pool:
         with source(tmp_path, images) as server:
             use_sources(imgadm_root, server.url)
             proc = imgadm(imgadm_root, "import", images["child"][2]["uuid"], timeout=60)
@@ -351,8 +349,6 @@ def test_a_full_pool_while_unpacking_a_zstd_stream(tmp_path: Path, imgadm_root: 
         assert "Traceback" not in proc.stderr
         assert "No space left on device" in proc.stderr.splitlines()[-1], proc.stderr
         assert ImageStore(imgadm_root).list() == [] and os.listdir(pool) == []
-    finally:
-        subprocess.run(["umount", str(pool)], check=True)
 
 
 @pytest.mark.parametrize("compression", COMPRESSED)
