@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,31 @@ def statuses(log: Path, what: str = "start") -> list[str]:
     return [c.split()[1] for c in commands if " status " in c]
 
 
+@pytest.fixture
+def locked(ws: Path) -> Iterator[Callable[[], None]]:
+    """Another process holds the workspace lock; the test gets the function that lets go
+    (called at the end of the test at the latest)."""
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys; from pathlib import Path\n"
+        "from liveforge.build.kinds import known_kinds\n"
+        "from liveforge.build.workspace import Workspace\n"
+        f"ws = Workspace(Path({str(ws)!r}), known_kinds())\n"
+        "with ws.lock():\n    print('locked', flush=True); sys.stdin.readline()\n")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def release() -> None:
+        if holder.poll() is None:
+            assert holder.stdin is not None
+            holder.stdin.close()
+            holder.wait(timeout=30)
+
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        yield release
+    finally:
+        release()
+
+
 def waits_for_a_lock(pid: int) -> bool:
     """Whether process ``pid`` is blocked waiting for a file lock (``/proc/locks`` lists a
     blocked request as ``N: -> FLOCK ADVISORY WRITE <pid> ...``)."""
@@ -92,38 +118,23 @@ def test_a_change_is_seen_by_the_run_started_after_it(ws: Path) -> None:
 
 
 def test_a_run_that_waited_for_the_lock_asks_git_again(
-        ws: Path, git_log: tuple[dict[str, str], Path]) -> None:
+        ws: Path, git_log: tuple[dict[str, str], Path], locked: Callable[[], None]) -> None:
     """What git said before the wait is stale: a change made while the run waited for the
     lock is built (with the answer from before the wait, ``a`` would look unchanged)."""
-    env, log = git_log
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from pathlib import Path\n"
-        "from liveforge.build.kinds import known_kinds\n"
-        "from liveforge.build.workspace import Workspace\n"
-        f"ws = Workspace(Path({str(ws)!r}), known_kinds())\n"
-        "with ws.lock():\n    print('locked', flush=True); sys.stdin.readline()\n")],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    waiting = None
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
-        waiting = subprocess.Popen(
-            [sys.executable, "-m", "liveforge.build.cli", "-C", str(ws), "--wait", "--json",
-             "world"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, **env})
-        deadline = time.monotonic() + 60
-        while not waits_for_a_lock(waiting.pid):  # having asked its questions ahead
-            assert time.monotonic() < deadline and waiting.poll() is None
-            time.sleep(0.05)
-        time.sleep(1.5)  # git would have answered them (in milliseconds) by now
-        (ws / "projects" / "a" / "src" / "a.txt").write_text("a, changed while it waited\n")
-        time.sleep(0.2)
-        assert waiting.poll() is None  # still waiting for the lock
-    finally:
-        assert holder.stdin is not None
-        holder.stdin.write("\n")
-        holder.stdin.close()
-        holder.wait(timeout=30)
-    assert waiting is not None
+    env, _ = git_log
+    waiting = subprocess.Popen(
+        [sys.executable, "-m", "liveforge.build.cli", "-C", str(ws), "--wait", "--json",
+         "world"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, **env})
+    deadline = time.monotonic() + 60
+    while not waits_for_a_lock(waiting.pid):  # having asked its questions ahead
+        assert time.monotonic() < deadline and waiting.poll() is None
+        time.sleep(0.05)
+    time.sleep(1.5)  # git would have answered them (in milliseconds) by now
+    (ws / "projects" / "a" / "src" / "a.txt").write_text("a, changed while it waited\n")
+    time.sleep(0.2)
+    assert waiting.poll() is None  # still waiting for the lock
+    locked()
     out, err = waiting.communicate(timeout=120)
     assert waiting.returncode == 0, err
     assert finished(out) == {"a", "b"}
@@ -131,24 +142,12 @@ def test_a_run_that_waited_for_the_lock_asks_git_again(
 
 
 def test_a_busy_workspace_fails_at_once_and_leaves_no_git_behind(
-        ws: Path, git_log: tuple[dict[str, str], Path]) -> None:
-    env, log = git_log
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys; from pathlib import Path\n"
-        "from liveforge.build.kinds import known_kinds\n"
-        "from liveforge.build.workspace import Workspace\n"
-        f"ws = Workspace(Path({str(ws)!r}), known_kinds())\n"
-        "with ws.lock():\n    print('locked', flush=True); sys.stdin.readline()\n")],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
-        proc = cli(ws, "world", env=env)
-        assert proc.returncode == 1 and "in use by liveforge PID" in proc.stderr
-        assert "Traceback" not in proc.stderr
-    finally:
-        assert holder.stdin is not None
-        holder.stdin.close()
-        holder.wait(timeout=30)
+        ws: Path, git_log: tuple[dict[str, str], Path], locked: Callable[[], None]) -> None:
+    env, _ = git_log
+    proc = cli(ws, "world", env=env)
+    assert proc.returncode == 1 and "in use by liveforge PID" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    locked()
     # the questions asked ahead were stopped and reaped before the run ended
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert not [line for line in ps.splitlines() if "status" in line and str(ws) in line]

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import functools
 import os
-import subprocess
 from pathlib import Path
 
 from liveforge.build.image.archive import read_cpio, read_tar
 from tests.support.cli import cli
+from tests.support.disks import small_disk
 from tests.support.workspaces import LIVE_STAMP, live_workspace
 
 STAMP = LIVE_STAMP
@@ -90,17 +90,7 @@ def test_platform_latest_that_is_a_directory_is_a_clear_error(tmp_path: Path) ->
 
 def test_a_full_disk_is_one_clear_error_and_leaves_the_previous_platform(
         tmp_path: Path) -> None:
-    import pytest
-
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2M", "tmpfs", str(disk)],
-                             capture_output=True, text=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    try:
+    with small_disk(tmp_path / "disk", "2M") as disk:
         ws = live_workspace(tmp_path / "ws", tmp_path / "upstream")
         (ws / "output").symlink_to(disk)
         built = lf(ws, "live")
@@ -117,8 +107,6 @@ def test_a_full_disk_is_one_clear_error_and_leaves_the_previous_platform(
                 f"liveforge: error: no space left on {ws / 'output'}: writing "
                 f"platform-{stamp} needs more room; the previous outputs are as they were"]
             assert tree(disk) == before
-    finally:
-        subprocess.run(["umount", str(disk)], check=True)
 
 
 def test_the_platform_layout_follows_the_workspaces_arch(tmp_path: Path) -> None:

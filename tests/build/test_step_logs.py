@@ -4,12 +4,10 @@ is full when the step's failure is written to its log. Neither may crash the run
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
-import pytest
-
 from tests.support.cli import cli
+from tests.support.disks import small_disk
 
 MAKEFILE = """\
 world:
@@ -60,20 +58,10 @@ def test_a_workspace_whose_path_is_not_utf8_builds(tmp_path: Path) -> None:
 
 def test_a_full_disk_when_a_failure_is_logged_fails_the_run_without_hanging(
         tmp_path: Path) -> None:
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2M", "tmpfs", str(disk)],
-                             capture_output=True, text=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    try:
+    with small_disk(tmp_path / "disk", "2M") as disk:
         root = workspace(disk / "ws", FILLS_THE_DISK)
         proc = cli(root, "world", timeout=60)  # a hang is a TimeoutExpired: the test fails
         assert proc.returncode == 1
         assert "Traceback" not in proc.stderr
         assert "build failed: a" in proc.stderr
         assert not (root / "0-a-stamp").exists()
-    finally:
-        subprocess.run(["umount", str(disk)], check=True)

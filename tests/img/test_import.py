@@ -19,6 +19,7 @@ import pytest
 
 from liveforge.img.store import ImageStore
 from liveforge.img.view import mount_view, unmount_view
+from tests.support.disks import small_disk
 from tests.support.images import imgadm, tree_content
 from tests.support.imgapi import TOKEN, Server, imgapi, put_image
 
@@ -379,18 +380,12 @@ def test_publish_refuses_a_file_that_is_not_the_manifests(tmp_path: Path, imgadm
 def test_a_full_disk_during_the_download(tmp_path: Path, imgadm_root: Path,
                                          images: Images) -> None:
     child = images["child"][2]
-    downloads = imgadm_root / "var" / "imgadm" / "downloads"
-    downloads.mkdir(parents=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(downloads)],
-                   check=True)
-    try:
+    with small_disk(imgadm_root / "var" / "imgadm" / "downloads", "64k"):
         with source(tmp_path, images) as server:
             use_sources(imgadm_root, server.url)
             message = error_line(imgadm(imgadm_root, "import", child["uuid"]), "DownloadError")
         assert "cannot write " in message and message.endswith("No space left on device")
         assert_nothing_installed(imgadm_root)
-    finally:
-        subprocess.run(["umount", str(downloads)], check=True)
 
 
 def test_import_of_a_zvol_renames_its_verified_download_into_the_pool(
@@ -466,28 +461,33 @@ def test_import_from_the_source_given_with_S(tmp_path: Path, imgadm_root: Path,
         'imgadm import: error (Usage): invalid source URL "ftp://nowhere"')
 
 
-def test_ctrl_c_during_the_install_then_the_download_is_reused(tmp_path: Path,
-                                                               imgadm_root: Path) -> None:
+def test_ctrl_c_once_the_download_verified_then_it_is_reused(tmp_path: Path,
+                                                             imgadm_root: Path) -> None:
+    """Ctrl-C after the file is downloaded and verified, while its unpacking (thousands of
+    small files: slower than the download) still runs: nothing installed, the verified
+    download kept and used as it is by the next import."""
+    import io
     import tarfile
 
-    big = tmp_path / "big.bin"
-    with open(big, "wb") as out:
-        for _ in range(96):
-            out.write(os.urandom(1 << 20))
-    image = tmp_path / "big.tar.gz"  # compressed: unpacked by the install, after the download
+    image = tmp_path / "many.tar.gz"
+    contents = {f"d{n // 500:02d}/f{n:05d}": os.urandom(16) * 32 for n in range(8000)}
     with tarfile.open(image, "w:gz", compresslevel=1) as tar:
-        tar.add(big, "big.bin")
+        for name, data in contents.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
     uuid = "0f5e3d2c-1b0a-4978-8695-a4b3c2d1e0f9"
     pool = imgadm_root / "zones"
     download = imgadm_root / "var" / "imgadm" / "downloads" / f"{uuid}.file"
     with imgapi(tmp_path / "served") as server:
-        put_image(server.directory, {"uuid": uuid, "name": "big", "version": "1",
+        put_image(server.directory, {"uuid": uuid, "name": "many", "version": "1",
                                      "type": "zone-dataset", "os": "linux"}, image, "gzip")
         use_sources(imgadm_root, server.url)
         proc = subprocess.Popen([sys.executable, "-m", "liveforge.img.cli", "import", uuid],
                                 env=dict(os.environ, IMGADM_ROOT=str(imgadm_root)),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        wait_for(lambda: (pool / f"{uuid}-partial").exists() or proc.poll() is not None)
+        wait_for(lambda: download.exists() or proc.poll() is not None, timeout=60)
+        assert (pool / f"{uuid}-partial").is_dir()  # still unpacking
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == 130, (out, err)
@@ -497,7 +497,9 @@ def test_ctrl_c_during_the_install_then_the_download_is_reused(tmp_path: Path,
         again = imgadm(imgadm_root, "import", uuid)
         assert again.returncode == 0, again.stderr
         assert len(server.file_requests(uuid)) == 1  # the kept download was used
-    assert (pool / uuid / "big.bin").read_bytes() == big.read_bytes()
+    for name in ("d00/f00000", "d07/f03999", "d15/f07999"):
+        assert (pool / uuid / name).read_bytes() == contents[name]
+    assert sum(len(files) for _, _, files in os.walk(pool / uuid)) == len(contents)
     assert not download.exists()
 
 

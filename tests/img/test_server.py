@@ -276,3 +276,18 @@ def test_a_bad_configuration_is_one_line(tmp_path: Path, config: dict[str, Any],
     assert proc.returncode == 2
     assert proc.stderr.startswith(f"imgapi: error: {conf}: {message}")
     assert proc.stderr.count("\n") == 1
+
+
+def test_the_rate_fault_paces_every_download(tmp_path: Path) -> None:
+    import time
+
+    data = os.urandom(300_000)
+    with imgapi(tmp_path / "images", {"faults": {"rate": 200_000}}) as server:
+        put_image(server.directory, manifest(1), data)
+        url = f"{server.url}/images/{uuid(1)}/file"
+        for headers, want in (({}, data), ({"Range": "bytes=100000-"}, data[100000:])):
+            start = time.monotonic()
+            r = httpx.get(url, headers=headers, timeout=30)
+            took = time.monotonic() - start
+            assert r.content == want
+            assert len(want) / 200_000 - 0.2 <= took < len(want) / 200_000 + 3

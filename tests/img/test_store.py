@@ -20,6 +20,7 @@ from liveforge.img.manifest import validate
 from liveforge.img.store import ImageStore
 from liveforge.img.view import mount_view, unmount_view
 from liveforge.util.hashing import file_digest
+from tests.support.disks import small_disk
 from tests.support.images import imgadm, manifest_for, tree_content, write_image
 
 Images = dict[str, tuple[Path, Path, dict]]
@@ -196,18 +197,13 @@ def test_interrupted_install_removes_its_partial(sig: signal.Signals, imgadm_roo
 
 
 def test_full_disk_leaves_nothing(tmp_path: Path, imgadm_root: Path, images: Images) -> None:
-    pool = imgadm_root / "zones"
-    pool.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(pool)], check=True)
-    try:
+    with small_disk(imgadm_root / "zones", "256k") as pool:
         manifest, file, _ = images["base"]  # busybox alone is over a megabyte
         proc = imgadm(imgadm_root, "install", "-m", str(manifest), "-f", str(file))
         assert proc.returncode == 1
         assert "No space left on device" in proc.stderr and "Traceback" not in proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1
         assert os.listdir(pool) == []
-    finally:
-        subprocess.run(["umount", str(pool)], check=True)
 
 
 # -- dependants -------------------------------------------------------------------------------

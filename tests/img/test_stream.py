@@ -22,6 +22,7 @@ from tests.img.test_import import (
     use_sources,
     wait_for,
 )
+from tests.support.disks import small_disk
 from tests.support.images import imgadm, tree_content
 from tests.support.imgapi import imgapi, put_image
 
@@ -154,10 +155,7 @@ def test_an_earlier_runs_wrong_bytes_are_not_installed(tmp_path: Path,
 def test_a_full_pool_while_unpacking(tmp_path: Path, imgadm_root: Path,
                                      plain_images: Images) -> None:
     child = plain_images["child"][2]
-    pool = imgadm_root / "zones"
-    pool.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(pool)], check=True)
-    try:
+    with small_disk(imgadm_root / "zones", "64k") as pool:
         with source(tmp_path, plain_images) as server:
             use_sources(imgadm_root, server.url)
             proc = imgadm(imgadm_root, "import", child["uuid"])
@@ -165,5 +163,3 @@ def test_a_full_pool_while_unpacking(tmp_path: Path, imgadm_root: Path,
         assert "Traceback" not in proc.stderr
         assert "No space left on device" in proc.stderr.splitlines()[-1], proc.stderr
         assert ImageStore(imgadm_root).list() == [] and os.listdir(pool) == []
-    finally:
-        subprocess.run(["umount", str(pool)], check=True)

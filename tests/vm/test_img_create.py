@@ -28,6 +28,7 @@ import pytest
 from liveforge.img.store import ImageStore
 from liveforge.img.view import mount_view, unmount_view
 from liveforge.util.hashing import file_digest
+from tests.support.disks import small_disk
 from tests.support.images import imgadm, tree_content
 from tests.support.imgapi import TOKEN, imgapi, put_image
 from tests.vm.conftest import IMAGE_UUID, Vms, zlogin
@@ -380,10 +381,7 @@ def noisy_vm(vm_env):
 @pytest.mark.parametrize("compression", ["none", "gzip", "bzip2", "xz", "zstd"])
 def test_a_full_disk_leaves_nothing(noisy_vm, vm_env, tmp_path, compression):
     vm = noisy_vm
-    small = tmp_path / "small"
-    small.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(small)], check=True)
-    try:
+    with small_disk(tmp_path / "small", "1m") as small:
         proc = create(vm_env, vm["uuid"], "-c", compression, "-o", str(small), "-m", "name=f",
                       "-m", "version=1", timeout=60)
         assert proc.returncode == 1
@@ -392,8 +390,6 @@ def test_a_full_disk_leaves_nothing(noisy_vm, vm_env, tmp_path, compression):
         assert f"writing the image into {small}: " in line[0]
         assert "No space left on device" in line[0]
         assert listing(small) == []
-    finally:
-        subprocess.run(["umount", str(small)], check=True)
 
 
 def test_a_vm_with_a_quota_file_system(vms, vm_env, tmp_path):

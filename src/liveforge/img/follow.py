@@ -1,17 +1,23 @@
-"""Unpacking an uncompressed tree image while it downloads.
+"""Unpacking a tree image while it downloads.
 
 An import writes an image's file to ``<uuid>.file.partial`` (kept for a resume); for a tree
-image with compression ``none`` a :class:`Streamed` unpacks that same file into the layer
-``<pool>/<uuid>-partial`` as its bytes arrive, with the one tar reader of
-:func:`liveforge.img.layer.read_layer` (random-access mode over :class:`Growing`, the member
-data copied in the kernel once it is there), so that the install only has to rename the layer
-and record it. Nothing is trusted before the download is verified: the layer is handed to
+image a :class:`Streamed` unpacks that same file into the layer ``<pool>/<uuid>-partial`` as
+its bytes arrive, with the one tar reader of :func:`liveforge.img.layer.read_layer` over
+:class:`Growing`, so that the install only has to rename the layer and record it. A plain tar
+(compression ``none``) is read in random-access mode, the member data copied in the kernel
+once it is there; a compressed one (gzip, bzip2, xz, zstd, told by its magic bytes, which must
+agree with the manifest's ``files[0].compression``) goes through the one decompressing reader,
+:func:`liveforge.util.archive.open_decompressed`, which reads the file's bytes once, in order:
+a resumed download only appends to them, so the stream stays whole across a dropped
+connection.
+
+Nothing is trusted before the download is verified: the layer is handed to
 :meth:`liveforge.img.store.ImageStore.install` (as its directory's identity) only when the
 download's size and SHA-1 matched and the client never discarded bytes it had written (a
 restart from zero, an earlier run's bytes that were not this file's). In every other case the
 layer is removed (a failed download, Ctrl-C) or set aside so that the install unpacks the
-verified file as it always does (a bad member, a full disk: the install meets the same error
-and reports it; a file an earlier run left and that was used as it is).
+verified file as it always does (a bad member, a corrupt stream, a full disk: the install meets
+the same error and reports it; a file an earlier run left and that was used as it is).
 """
 
 from __future__ import annotations
@@ -33,9 +39,8 @@ class Stopped(Exception):
 
 
 def streamable(manifest: Manifest) -> bool:
-    """A tree image whose file is a plain tar: unpacked while it downloads."""
-    return (manifest.is_tree and manifest.file is not None
-            and manifest.file.compression == "none")
+    """A tree image (its file a tar, compressed or not): unpacked while it downloads."""
+    return manifest.is_tree and manifest.file is not None
 
 
 class Growing(io.RawIOBase):
@@ -117,6 +122,7 @@ class Streamed:
     def __init__(self, manifest: Manifest, download: Path, layer: Path):
         assert manifest.file is not None
         self.manifest = manifest
+        self.compression = manifest.file.compression
         self.layer = layer
         self.stop = threading.Event()
         self.reader = Growing(download.with_name(download.name + ".partial"),
@@ -138,7 +144,8 @@ class Streamed:
         try:
             with self.reader:
                 self.layer.mkdir(0o755)
-                read_layer(self.final, self.layer, str(self.final), source=self.reader)
+                read_layer(self.final, self.layer, str(self.final), source=self.reader,
+                           compression=self.compression)
         except BaseException:  # Stopped, or what the install will meet again
             self.failed = True
             self._remove()
@@ -173,3 +180,31 @@ class Streamed:
             return None
         st = os.lstat(self.layer)
         return st.st_dev, st.st_ino
+
+
+class Unpackings:
+    """The unpackings an import started, so that a failure or Ctrl-C stops them all: once
+    :meth:`abort_all` has begun, none starts any more (a download worker that gets there late
+    would leave its ``-partial`` layer behind a process that is exiting)."""
+
+    def __init__(self, cancel: threading.Event):
+        self.cancel = cancel
+        self.lock = threading.Lock()
+        self.started: list[Streamed] = []
+
+    def start(self, stream: Streamed) -> bool:
+        """Start ``stream``; False (not started) when the import is being cancelled."""
+        with self.lock:
+            if self.cancel.is_set():
+                return False
+            self.started.append(stream)
+            stream.start()
+            return True
+
+    def abort_all(self) -> None:
+        """Cancel the import: no unpacking starts from now on, each started one is aborted."""
+        with self.lock:
+            self.cancel.set()
+            started = list(self.started)
+        for stream in started:
+            stream.abort()

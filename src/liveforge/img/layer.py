@@ -15,11 +15,12 @@ tree as tar hard links (the first path of a group carries the data). Device node
 are refused (an image holds none); sockets are left out (nothing a socket file means survives
 its process). The tar writer is :mod:`liveforge.util.archive`'s.
 
-:func:`read_layer` unpacks an image file (compression told by its magic bytes) into a layer
-directory with :mod:`liveforge.util.unpack`'s checks (no ``..``, absolute names, links
-leading out, devices) and turns the ``.wh.`` entries into overlayfs whiteouts, so the layer
-directories of an ancestry stack up as one overlayfs mount. A zvol's file is its disk (raw or
-qcow2) as shipped, decompressed by :func:`read_disk` when it was compressed.
+:func:`read_layer` unpacks an image file (compression told by its magic bytes, which must agree
+with the manifest's) into a layer directory with :mod:`liveforge.util.unpack`'s checks (no
+``..``, absolute names, links leading out, devices) and turns the ``.wh.`` entries into
+overlayfs whiteouts, so the layer directories of an ancestry stack up as one overlayfs mount.
+A zvol's file is its disk (raw or qcow2) as shipped, decompressed by :func:`read_disk` when it
+was compressed.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import lzma
 import os
 import stat
 import tarfile
+import zlib
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +41,7 @@ from liveforge.util.archive import (
     CHUNK,
     COMPRESSIONS,
     Sink,
+    file_compression,
     open_decompressed,
     open_sink,
     sink_outputs,
@@ -271,22 +274,28 @@ def write_disk(disk: Path, out: Path, compression: str = "none") -> LayerFile:
 # -- reading ----------------------------------------------------------------------------------
 
 def read_layer(file: Path, dest: Path, label: str = "", *,
-               source: io.RawIOBase | None = None) -> list[Entry]:
+               source: io.RawIOBase | None = None, compression: str | None = None) -> list[Entry]:
     """Unpack the image file ``file`` into the existing, empty directory ``dest`` as a layer:
     member checks as for any archive, owners kept, ``.wh.`` entries as overlayfs whiteouts.
     A bad member is ``InvalidImageFile``, a corrupt compressed stream ``UncompressionError``;
-    the caller removes ``dest`` then. ``source``: the uncompressed file's bytes from a
-    seekable reader instead (a download being written, :mod:`liveforge.img.follow`)."""
+    the caller removes ``dest`` then. ``source``: the file's bytes from a seekable reader
+    instead (a download being written, :mod:`liveforge.img.follow`). ``compression``: what the
+    manifest says (``files[0].compression``): the file's magic bytes must say the same, else
+    ``UncompressionError``."""
     label = label or str(file)
     try:
+        if compression is not None:
+            found = file_compression(file, cast(BinaryIO, source))
+            if found != compression:
+                raise ImgadmError("UncompressionError", f"{label}: files[0].compression says "
+                                  f"{compression!r}, the file's magic bytes say {found!r}")
         # an uncompressed file is read in random-access mode, its members' data copied in the
         # kernel (see copy_member_data); a compressed one as a stream, with a 1 MiB buffer
         # (tarfile's default, 10 KiB, halves the unpacking speed)
-        with (nullcontext(cast(BinaryIO, source)) if source is not None
-              else open_decompressed(file)) as raw, \
-                tarfile.open(fileobj=raw, mode="r:" if source is not None
-                             or isinstance(raw, io.BufferedReader) else "r|",
-                             bufsize=1 << 20) as tar:
+        raw = open_decompressed(file, cast(BinaryIO, source))
+        plain = raw is source or isinstance(raw, io.BufferedReader)
+        with (nullcontext(raw) if raw is source else raw), \
+                tarfile.open(fileobj=raw, mode="r:" if plain else "r|", bufsize=1 << 20) as tar:
             return extract_tar(tar, dest, label, allow_absolute_symlinks=True, whiteouts=True,
                                keep_owners=True)
     except tarfile.TarError as exc:
@@ -295,7 +304,7 @@ def read_layer(file: Path, dest: Path, label: str = "", *,
         if isinstance(exc, ImgadmError):
             raise
         raise ImgadmError("InvalidImageFile", str(exc)) from None
-    except (EOFError, lzma.LZMAError) as exc:
+    except (EOFError, lzma.LZMAError, zlib.error) as exc:
         raise ImgadmError("UncompressionError", f"{label}: {exc or 'truncated'}") from None
     except OSError as exc:
         if exc.errno is not None:  # the disk, not the stream (a decoder's error has none)
@@ -312,5 +321,5 @@ def read_disk(file: Path, dest: Path, label: str = "") -> None:
                 out.write(data)
             out.flush()
             os.fsync(out.fileno())
-    except (EOFError, lzma.LZMAError) as exc:
+    except (EOFError, lzma.LZMAError, zlib.error) as exc:
         raise ImgadmError("UncompressionError", f"{label}: {exc or 'truncated'}") from None

@@ -371,7 +371,8 @@ class ImageStore:
                     pass
                 elif manifest.is_tree:
                     partial.mkdir(0o755)
-                    read_layer(file, partial, str(file))
+                    read_layer(file, partial, str(file), compression=manifest.file.compression
+                               if manifest.file is not None else None)
                 elif not (take and _move_disk(manifest, file, partial)):
                     read_disk(file, partial, str(file))
                 if not manifest.is_tree:

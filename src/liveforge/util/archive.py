@@ -11,7 +11,8 @@ program), so reading files and compressing overlap. The gzip stream has mtime 0,
 and OS byte 255, so its bytes depend on the input only; bzip2 and xz streams are deterministic
 by themselves, zstd is written without a checksum or a size.
 
-:func:`open_decompressed` reads any of them back, telling the compression by its magic bytes.
+:func:`open_decompressed` reads any of them back, telling the compression by its magic bytes,
+from the file or from a reader of its bytes (a download still being written).
 """
 
 from __future__ import annotations
@@ -349,16 +350,45 @@ def compression_of(head: bytes) -> str:
     return "none"
 
 
-class _ZstdReader:
-    """The output of ``zstd -dc FILE`` as a readable stream; closing stops the program."""
+FEED = 1 << 16             # bytes a thread hands zstd at a time from a reader of the file
 
-    def __init__(self, path: Path):
+
+class _ZstdReader:
+    """The output of ``zstd -dc`` as a readable stream: of the file ``path``, or with ``source``
+    of the bytes a thread of its own reads from ``source`` and writes to the program's standard
+    input. Closing stops the program, then waits for that thread (its read of ``source`` in
+    progress, if one is)."""
+
+    def __init__(self, path: Path, source: BinaryIO | None = None):
         if shutil.which("zstd") is None:
             raise MissingToolError("zstd is needed to read zstd files: apt-get install zstd")
-        self.proc = subprocess.Popen(["zstd", "-dcq", "--", str(path)], stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(
+            ["zstd", "-dcq", "--", str(path)] if source is None else ["zstd", "-dcq"],
+            stdin=subprocess.DEVNULL if source is None else subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         assert self.proc.stdout is not None
         self.stream: IO[bytes] = self.proc.stdout
+        self.fed: BaseException | None = None  # why the feeding thread stopped early
+        self.feeder: threading.Thread | None = None
+        if source is not None:
+            self.feeder = threading.Thread(target=self._feed, args=(source,), daemon=True,
+                                           name="zstd-feed")
+            self.feeder.start()
+
+    def _feed(self, source: BinaryIO) -> None:
+        """Copy ``source`` to zstd's input, then close it (zstd ends at the end of its input)."""
+        stdin = self.proc.stdin
+        assert stdin is not None
+        try:
+            while data := source.read(FEED):
+                stdin.write(data)
+        except BaseException as exc:  # reported by the reading thread
+            self.fed = exc
+        finally:
+            try:
+                stdin.close()
+            except OSError:  # zstd has gone: what was left to flush is not wanted
+                pass
 
     def read(self, size: int = -1) -> bytes:
         data = self.stream.read(size)
@@ -367,15 +397,24 @@ class _ZstdReader:
         return data
 
     def _check(self) -> None:
+        """The end of zstd's output: its error, or the feeding thread's (a read of ``source``
+        that failed ends zstd's input early, which zstd may take for the end of the data)."""
         assert self.proc.stderr is not None
         err = self.proc.stderr.read().decode(errors="replace").strip()
-        if self.proc.wait() != 0:
+        status = self.proc.wait()
+        if status == 0 and self.feeder is not None:
+            self.feeder.join()  # it has closed zstd's input: it is ending
+        if self.fed is not None and not isinstance(self.fed, BrokenPipeError):
+            raise self.fed
+        if status != 0:
             raise OSError(f"zstd: {err or f'exit status {self.proc.returncode}'}")
 
     def close(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
+        if self.feeder is not None:
+            self.feeder.join()  # a write to the killed zstd fails at once
         self.stream.close()
         assert self.proc.stderr is not None
         self.proc.stderr.close()
@@ -387,20 +426,38 @@ class _ZstdReader:
         self.close()
 
 
-def open_decompressed(path: Path) -> BinaryIO:
+def file_compression(path: Path, source: BinaryIO | None = None) -> str:
+    """The compression of the file ``path`` told by its magic bytes; with ``source`` (a
+    seekable reader of the file's bytes) read from there, which is left at its start."""
+    if source is None:
+        with open(path, "rb") as handle:
+            return compression_of(handle.read(6))
+    head = source.read(6)
+    source.seek(0)
+    return compression_of(head)
+
+
+def open_decompressed(path: Path, source: BinaryIO | None = None) -> BinaryIO:
     """``path`` opened for reading its decompressed bytes (gzip, bzip2, xz, zstd or none, told
-    by the magic bytes). A corrupt stream raises ``OSError``/``EOFError``/``lzma.LZMAError``
-    while it is read."""
-    with open(path, "rb") as handle:
-        kind = compression_of(handle.read(6))
+    by the magic bytes). A corrupt stream raises ``OSError``/``EOFError``/``lzma.LZMAError``/
+    ``zlib.error`` while it is read.
+
+    ``source``: the file's bytes from this seekable reader instead (a file still being written,
+    say, whose reads wait for its bytes): its first bytes are read for the magic, then all of
+    them once, in order, by the decompressor (zstd's from a thread that feeds the program; a
+    failed read of ``source`` is raised by the reader). An uncompressed file is ``source``
+    itself. Closing the result does not close ``source``; ``path`` only names the file."""
+    kind = file_compression(path, source)
     if kind == "gzip":
         import gzip
 
+        if source is not None:
+            return gzip.GzipFile(mode="rb", fileobj=source)  # type: ignore[return-value]
         return gzip.open(path, "rb")  # type: ignore[return-value]
     if kind == "bzip2":
-        return bz2.open(path, "rb")  # type: ignore[return-value]
+        return bz2.BZ2File(source if source is not None else path, "rb")  # type: ignore[return-value]
     if kind == "xz":
-        return lzma.open(path, "rb")  # type: ignore[return-value]
+        return lzma.LZMAFile(source if source is not None else path, "rb")  # type: ignore[return-value]
     if kind == "zstd":
-        return _ZstdReader(path)  # type: ignore[return-value]
-    return open(path, "rb")
+        return _ZstdReader(path, source)  # type: ignore[return-value]
+    return source if source is not None else open(path, "rb")

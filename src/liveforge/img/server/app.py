@@ -21,6 +21,7 @@ import hmac
 import json
 import os
 import re
+import time
 import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -262,8 +263,10 @@ class ImgapiApp:
                      close_at: int | None, stall_at: int | None, size: int) -> str:
         """Send bytes first..last of the file, with the faults of this download."""
         offset = first
+        rate = self.faults.rate
+        started = time.monotonic()
         while offset <= last and not gone.is_set():
-            count = min(CHUNK, last + 1 - offset)
+            count = min(CHUNK if not rate else max(rate // 20, 1), last + 1 - offset)
             if close_at is not None:
                 count = min(count, max(close_at - out.sent, 0))
                 if count == 0:
@@ -286,6 +289,9 @@ class ImgapiApp:
                 data = bytes(flipped)
             offset += len(data)
             await out.body(data, more=True)
+            if rate:  # the time these bytes take at the rate, less the time they took
+                await asyncio.sleep(max(0.0, (offset - first) / rate
+                                        - (time.monotonic() - started)))
         if gone.is_set():
             return " (client went away)"
         await out.body(b"\0" if self.faults.wrong_size else b"")

@@ -9,6 +9,8 @@ Set in the server's configuration as ``"faults": {...}`` (every key optional)::
     stall_first        the first N downloads of a file ...
     stall_after        ... stop sending after this many bytes (default 0) ...
     stall_seconds      ... for this long (default 3600), then go on
+    rate               every download is sent at no more than this many bytes a second (a
+                       source behind a slower network than loopback; 0: as fast as it goes)
     wrong_sha1         true: every download has one byte changed (same size, other SHA-1)
     wrong_size         true: every download has one byte more than the manifest says
     no_content_length  true: file bodies are sent chunked, without Content-Length
@@ -24,7 +26,7 @@ from typing import Any
 from liveforge.util.errors import InputError
 
 INT_KEYS = ("error_first", "close_first", "close_after", "stall_first", "stall_after",
-            "stall_seconds")
+            "stall_seconds", "rate")
 BOOL_KEYS = ("wrong_sha1", "wrong_size", "no_content_length")
 
 
@@ -36,6 +38,7 @@ class Faults:
     stall_first: int = 0
     stall_after: int = 0
     stall_seconds: int = 3600
+    rate: int = 0
     wrong_sha1: bool = False
     wrong_size: bool = False
     no_content_length: bool = False

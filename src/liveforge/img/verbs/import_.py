@@ -6,7 +6,7 @@ it installed): find the first source with an *active* manifest; walk the ``origi
 the first installed ancestor (each origin looked for in the same source first); download every
 missing image at once (up to five at a time, base first, an origin under its own lock: the
 import of a sibling shares its download) into ``var/imgadm/downloads/``; install
-them in ancestry order, base first. A tree image with compression ``none`` is unpacked into its
+them in ancestry order, base first. A tree image (compressed or not) is unpacked into its
 ``-partial`` layer while it downloads (:mod:`liveforge.img.follow`), so that its install is a
 rename and a record. An import installs the whole ancestry or nothing: should an
 install fail or the user press Ctrl-C, the images this run installed are deleted again. What the
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from liveforge.img.errors import ImgadmError
-from liveforge.img.follow import Streamed, streamable
+from liveforge.img.follow import Streamed, Unpackings, streamable
 from liveforge.img.manifest import Manifest, is_uuid
 from liveforge.img.store import DEFAULT_POOL, ImageStore
 from liveforge.img.verbs.base import Context
@@ -140,8 +140,8 @@ def download_all(ctx: Context, store: ImageStore, chain: list[Wanted], directory
     directory.mkdir(parents=True, exist_ok=True)
     files = {w.manifest.uuid: directory / f"{w.manifest.uuid}.file" for w in chain}
     unpacked: dict[str, tuple[int, int]] = {}
-    streams: list[Streamed] = []
     cancel = threading.Event()
+    streams = Unpackings(cancel)
     todo: queue.Queue[Wanted] = queue.Queue()
     for wanted in chain:
         todo.put(wanted)
@@ -178,31 +178,27 @@ def download_all(ctx: Context, store: ImageStore, chain: list[Wanted], directory
                 bars.line(f"Downloaded image {wanted.manifest.uuid} ({mib(wanted.size)})",
                           ctx.out)
         except BaseException:
-            cancel.set()
-            for stream in list(streams):  # no -partial layer stays behind
-                stream.abort()
+            streams.abort_all()  # no -partial layer stays behind
             raise
     return files, unpacked
 
 
 def fetch(store: ImageStore, wanted: Wanted, dest: Path, pool: str, bars: ByteProgress,
-          cancel: threading.Event, streams: list[Streamed],
+          cancel: threading.Event, streams: Unpackings,
           unpacked: dict[str, tuple[int, int]]) -> None:
-    """Download one image's file; a plain tar is unpacked into its ``-partial`` layer at the
-    same time (the caller holds the image's lock)."""
+    """Download one image's file; a tree image's tar is unpacked into its ``-partial`` layer
+    at the same time (the caller holds the image's lock)."""
     m = wanted.manifest
     advance = bars.add(f"{m.uuid[:8]} {m.label}", wanted.size)
     if not streamable(m):
         wanted.client.download(m, dest, advance, cancel)
         return
     stream = Streamed(m, dest, store.fresh_partial(m, pool))
-    streams.append(stream)
-    stream.start()
-    try:
-        if cancel.is_set():
-            from liveforge.img.client import Cancelled
+    if not streams.start(stream):  # the import is being cancelled
+        from liveforge.img.client import Cancelled
 
-            raise Cancelled(m.uuid)
+        raise Cancelled(m.uuid)
+    try:
         fresh = wanted.client.download(m, dest, advance, cancel, stream.discard)
     except BaseException:
         stream.abort()
@@ -220,6 +216,7 @@ def install_all(ctx: Context, store: ImageStore, chain: list[Wanted], files: dic
     try:
         for wanted in chain:
             m = wanted.manifest
+            ctx.debug("install", uuid=m.uuid, unpacked_while_downloading=m.uuid in unpacked)
             try:
                 store.install(m, files[m.uuid], wanted.client.url, pool, verified=True,
                               take=True, unpacked=unpacked.get(m.uuid))
