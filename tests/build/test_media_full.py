@@ -4,19 +4,17 @@ that could not be written), nothing is left half-written, and with room the medi
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.support.cli import cli
+from tests.support.disks import small_disk
 from tests.support.workspaces import LIVE_STAMP, live_workspace
 
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
     tmp = tmp_path_factory.mktemp("media-full")
     root = live_workspace(tmp / "ws", tmp / "upstream")
     cli(root, "live", stamp=LIVE_STAMP, check=True)
@@ -31,12 +29,7 @@ CASES = [("iso", "1m"), ("usb", "1m"), ("usb", "3m")]
 @pytest.mark.parametrize(("verb", "size"), CASES)
 def test_a_medium_on_a_full_disk_says_why(platform: Path, verb: str, size: str) -> None:
     out = platform / f"output-{verb}"
-    out.mkdir(exist_ok=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(out)],
-                             capture_output=True, text=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    try:
+    with small_disk(out, size):
         full = cli(platform, verb)
         assert full.returncode == 1
         assert "Traceback" not in full.stderr, full.stderr
@@ -44,7 +37,5 @@ def test_a_medium_on_a_full_disk_says_why(platform: Path, verb: str, size: str) 
         assert full.stderr.splitlines()[-1].startswith("liveforge: error: ")
         assert "liveforge: error: No space left on device" not in full.stderr  # names nothing
         assert os.listdir(out) == []
-    finally:
-        subprocess.run(["umount", str(out)], check=True)
     cli(platform, verb, check=True)
     assert len(os.listdir(out)) == (1 if verb == "iso" else 2)
