@@ -158,3 +158,16 @@ def test_a_plain_command_line_is_parsed_as_the_whole_parser_would(
         with pytest.raises(SystemExit) as whole:
             parser().parse_args(words)
         assert (narrowed.value.code, got) == (whole.value.code, capsys.readouterr())
+
+
+@pytest.mark.parametrize("args", [("a:strap",), ("a", "--strap"), ("a:pkg",), ("a:",),
+                                  ("a", "--variant", "32")])
+def test_build_of_what_a_make_component_has_not_is_refused(ws: Path,
+                                                           args: tuple[str, ...]) -> None:
+    """A make component has one phase and no packages: asking for its strap phase or one of
+    its packages built the whole component and said it was done."""
+    proc = cli(ws, "build", *args)
+    assert proc.returncode == 2, proc.stdout
+    what = "no strap phase" if "strap" in " ".join(args) else "no packages"
+    assert proc.stderr.splitlines() == [f"liveforge build: component 'a' (make) has {what}"]
+    assert not (ws / "0-a-stamp").exists()

@@ -38,6 +38,9 @@ def build_one(ws: Workspace, reporter: Reporter, buildstamp: str, target: str,
     prepare_areas(ws)
     p = plan(ws)
     name = resolve_target(p, target)
+    kind = p.steps[name].kind
+    if (package is not None or variant) and not kind.has_packages:
+        raise UsageError(f"component {p.steps[name].spec.name!r} ({kind.name}) has no packages")
     wanted = {name}
     if not no_deps:
         wanted |= {n for n in closure(dependencies(p.steps), [name]) if p.reasons[n]}
@@ -51,7 +54,9 @@ def resolve_target(p: Plan, target: str) -> str:
         return target
     component = target.split(":", 1)[0]
     if ":" in target and component in p.steps:
-        return component  # COMPONENT:PACKAGE; the package goes to the kind as an option
+        step = p.steps[component]
+        raise UsageError(f"component {component!r} ({step.kind.name}) has no "
+                         f"{target.split(':', 1)[1]} phase")
     raise UsageError(f"no component {target!r} (components: {', '.join(sorted(p.steps))})")
 
 

@@ -71,6 +71,7 @@ class Kind(Protocol):
 
     name: str
     version: int = 1  # part of every cache key: raise it when the kind's output changes
+    has_packages: bool = False  # a build may be narrowed to one package (COMPONENT:PACKAGE)
 
     def validate(self, spec: ComponentSpec) -> list[tuple[str | None, str]]:
         """Problems with the component's platform.toml table: (key or None, message)."""

@@ -101,6 +101,7 @@ def install_against(stage: Path, against: Path, package: str,
 
 class ExtraKind(Kind):
     name = "extra"
+    has_packages = True
 
     # -- the plan ---------------------------------------------------------------------------
     def validate(self, spec: ComponentSpec) -> list[tuple[str | None, str]]:
