@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -241,3 +242,41 @@ def test_non_utf8_package_toml_names_its_line(tmp_path: Path,
     with pytest.raises(InputErrors) as info:
         load_packages(root / "projects/extra")
     assert str(info.value) == f"{toml}:2: not UTF-8 text (byte 0xe9 in column 30)"
+
+
+def _package_toml_a_folder(comp: Path) -> Path:
+    (comp / "app/package.toml").unlink()
+    (comp / "app/package.toml").mkdir()
+    return comp / "app/package.toml"
+
+
+def _patches_a_file(comp: Path) -> Path:
+    for patch in (comp / "app/Patches").iterdir():
+        patch.unlink()
+    (comp / "app/Patches").rmdir()
+    (comp / "app/Patches").write_text("0001-greeting.patch\n")
+    return comp / "app/Patches"
+
+
+def _a_patch_a_folder(comp: Path) -> Path:
+    (comp / "app/Patches/0002-more.patch").mkdir()
+    return comp / "app/Patches/0002-more.patch"
+
+
+@pytest.mark.parametrize(("change", "problem"), [
+    (_package_toml_a_folder, "package.toml is not a file"),
+    (_patches_a_file, "Patches is not a folder of patches"),
+    (_a_patch_a_folder, "a patch is a file, not a folder")])
+def test_a_folder_where_a_file_belongs_and_the_other_way_round(
+        tmp_path: Path, www: tuple[Path, str], capsys: pytest.CaptureFixture[str],
+        change: Callable[[Path], Path], problem: str) -> None:
+    """The package (or patch) was left out and the build said it was done."""
+    root = extra_workspace(tmp_path / "ws", www)
+    where = change(root / "projects/extra")
+    with pytest.raises(InputErrors) as info:
+        load_packages(root / "projects/extra")
+    assert str(info.value) == f"{where}: {problem}"
+    code, text = world(root, capsys)
+    assert code == 2
+    assert f"liveforge: {where}: {problem}" in text.splitlines()
+    assert no_stamps(root)

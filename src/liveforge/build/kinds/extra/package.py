@@ -40,6 +40,7 @@ documentation above all follow that table.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -160,6 +161,8 @@ def _in_table(err: Callable[[str, str, str], None], table: str
 def load_package(directory: Path) -> Package:
     """Parse ``directory/package.toml``; every problem is reported as file:line."""
     path = directory / PACKAGE_FILE
+    if not path.is_file():
+        raise InputError(f"{PACKAGE_FILE} is not a file", path)
     data, lines = read_toml(path)
     errors: list[InputError] = []
 
@@ -210,9 +213,12 @@ def load_package(directory: Path) -> Package:
         err("build = \"commands\" needs a [commands] table with build and install", "", "build")
     if top["patches"] is None:
         pdir = directory / "Patches"
-        patches = sorted((p for p in pdir.iterdir() if p.is_file() and not
-                          p.name.startswith(".")), key=lambda p: p.name) \
-            if pdir.is_dir() else []
+        patches = sorted((p for p in pdir.iterdir() if not p.name.startswith(".")),
+                         key=lambda p: p.name) if pdir.is_dir() else []
+        if os.path.lexists(pdir) and not pdir.is_dir():
+            errors.append(InputError("Patches is not a folder of patches", pdir))
+        errors += [InputError("a patch is a file, not a folder", p) for p in patches
+                   if not p.is_file()]
     else:
         patches = [directory / p for p in top["patches"]]
         for p, rel in zip(patches, top["patches"], strict=True):
@@ -285,7 +291,7 @@ def load_packages(component: Path) -> dict[str, Package]:
     errors: list[InputError] = []
     if not component.is_dir():
         raise InputError("component folder does not exist", component)
-    for sub in sorted(p for p in component.iterdir() if (p / PACKAGE_FILE).is_file()):
+    for sub in sorted(p for p in component.iterdir() if os.path.lexists(p / PACKAGE_FILE)):
         try:
             pkg = load_package(sub)
         except InputErrors as exc:
