@@ -169,3 +169,20 @@ def test_max_jobs_that_is_not_a_number_names_its_file(root: Path, jobs: str) -> 
     (root / "build.env").write_text(f"MAX_JOBS={jobs}\n")
     assert_one_error(cli(root, "world"),
                      f"liveforge: error: {root}/build.env: MAX_JOBS={jobs!r} is not a number")
+
+
+@pytest.mark.parametrize("makefile", ["/etc/passwd", "../../etc/passwd", "src/../../x", ""])
+def test_a_makefile_outside_the_component_is_refused(root: Path, makefile: str) -> None:
+    (root / "platform.toml").write_text(GOOD.replace(
+        'path = "projects/b"', f'path = "projects/b"\nmakefile = "{makefile}"'))
+    assert_one_error(cli(root, "world"), f"{root}/platform.toml:11: component 'b': makefile "
+                     f"must be a file inside the component, not {makefile!r}")
+    assert not (root / "0-a-stamp").exists()
+
+
+@pytest.mark.parametrize("target", ["", "-f/etc/passwd", "--eval=x", "two words"])
+def test_a_target_that_is_no_make_target_is_refused(root: Path, target: str) -> None:
+    (root / "platform.toml").write_text(GOOD.replace(
+        'path = "projects/b"', f'path = "projects/b"\ntargets = ["world", "{target}"]'))
+    assert_one_error(cli(root, "world"), f"{root}/platform.toml:11: component 'b': targets "
+                     f"must be a list of make targets, not {target!r}")

@@ -12,6 +12,8 @@ expression, for the SBOM; no build input).
 
 from __future__ import annotations
 
+import os
+
 from liveforge.build.config import LICENSE_FIELD
 from liveforge.build.kinds.base import MAIN, Kind
 from liveforge.util.errors import BuildError
@@ -28,13 +30,28 @@ if TYPE_CHECKING:
     from liveforge.build.workspace import Workspace
 
 
+def _check_makefile(value: str) -> list[tuple[str, str | None]]:
+    """``make -f`` reads it in the component's directory: a file inside it."""
+    normal = os.path.normpath(value) if value else ".."
+    if value.startswith("/") or normal == ".." or normal.startswith("../"):
+        return [(f"makefile must be a file inside the component, not {value!r}", None)]
+    return []
+
+
+def _check_targets(value: list[str]) -> list[tuple[str, str | None]]:
+    """Each a make target: not empty, no blank, not an option (``-f...``, ``--eval=``)."""
+    return [(f"targets must be a list of make targets, not {target!r}", target)
+            for target in value if not target or target.startswith("-")
+            or any(c.isspace() for c in target)]
+
+
 # a make component's table (kind, path and env are read by config; named here as known)
 FIELDS = (
     Field("kind", "any"),
     Field("path", "any"),
     Field("env", "any"),
-    Field("makefile", "str"),
-    Field("targets", "strlist", ["world", "install"]),
+    Field("makefile", "str", None, _check_makefile),
+    Field("targets", "strlist", ["world", "install"], _check_targets),
     LICENSE_FIELD,
 )
 
@@ -50,7 +67,7 @@ class MakeKind(Kind):
         def report(message: str, key: str, item: object) -> None:
             if message.startswith("unknown key"):
                 message = f"unknown setting {key!r} for kind \"make\""
-            elif key == "targets":
+            elif key == "targets" and not message.startswith("targets must be a list of make"):
                 message = "targets must be a list of make targets"
             problems.append((key, message))
 
