@@ -186,3 +186,15 @@ def test_a_target_that_is_no_make_target_is_refused(root: Path, target: str) -> 
         'path = "projects/b"', f'path = "projects/b"\ntargets = ["world", "{target}"]'))
     assert_one_error(cli(root, "world"), f"{root}/platform.toml:11: component 'b': targets "
                      f"must be a list of make targets, not {target!r}")
+
+
+@pytest.mark.parametrize("path", [".", "..", "projects/.."])
+def test_a_component_that_holds_the_workspace_is_refused(root: Path, path: str) -> None:
+    """Its source would hold the proto area, the logs and the stamps: stale after every
+    build, forever."""
+    (root / "platform.toml").write_text(GOOD.replace('path = "projects/b"', f'path = "{path}"'))
+    for cwd in (None, root):
+        proc = cli(Path(".") if cwd else root, "status", cwd=cwd)
+        assert_one_error(proc, f"platform.toml:10: component 'b': path {path!r} holds the "
+                         "workspace (its build outputs would be the component's source: "
+                         "always stale)")

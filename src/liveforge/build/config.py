@@ -332,6 +332,10 @@ def load_platform(path: Path, kinds: Mapping[str, Kind]
                     lines.key(f"components.{cname}", "path"))
             else:
                 cpath = Path(os.path.normpath(os.path.join(root_dir, table["path"])))
+                if Path(os.path.abspath(root_dir)).is_relative_to(os.path.abspath(cpath)):
+                    err(f"component {cname!r}: path {table['path']!r} holds the workspace (its "
+                        "build outputs would be the component's source: always stale)",
+                        lines.key(f"components.{cname}", "path"))
         settings = {k: v for k, v in table.items() if k not in ("depends",)}
         components[cname] = ComponentSpec(
             name=cname, kind=kind, path=cpath, depends=tuple(depends), env=tuple(env),
