@@ -114,3 +114,23 @@ def test_a_running_record_of_another_shape_is_no_running_step(ws: Path, record: 
     (ws / "projects" / "comp" / "src" / "a.txt").write_text("comp, changed\n")
     clean_run(ws, "world")
     assert not (ws / ".liveforge" / "building" / "comp").exists()   # the next build's
+
+
+@pytest.mark.parametrize("replace", ["symlink", "fifo", "directory"])
+def test_a_lock_file_that_is_not_a_plain_file_is_refused_and_left_alone(
+        ws: Path, tmp_path: Path, replace: str) -> None:
+    """The lock is opened, truncated and written with the run's PID: through a symbolic link
+    that wrote a file outside the workspace."""
+    import os
+
+    lock = ws / ".liveforge.lock"
+    lock.unlink()
+    victim = tmp_path / "precious"
+    victim.write_text("precious\n")
+    {"symlink": lambda: lock.symlink_to(victim), "fifo": lambda: os.mkfifo(lock),
+     "directory": lock.mkdir}[replace]()
+    proc = cli(ws, "world", stamp=LIVE_STAMP)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        f"liveforge: error: {lock}: the workspace lock is not a plain file"]
+    assert victim.read_text() == "precious\n"

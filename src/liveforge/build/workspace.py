@@ -205,9 +205,22 @@ class WorkspaceLock:
         self.fd = -1
 
     def __enter__(self) -> None:
+        import errno
         import fcntl
+        import stat
 
-        fd = self.fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        path = self.root / LOCK_FILE
+        try:  # never through a link: the PID is written into the file
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+        except OSError as exc:
+            if exc.errno not in (errno.ELOOP, errno.EISDIR):
+                raise
+            fd = -1
+        if fd < 0 or not stat.S_ISREG(os.fstat(fd).st_mode):
+            if fd >= 0:
+                os.close(fd)
+            raise LockError(f"{path}: the workspace lock is not a plain file")
+        self.fd = fd
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
