@@ -142,6 +142,37 @@ def test_cyclonedx_is_valid_and_deterministic() -> None:
     assert made == cyclonedx_json(bom(["bin/app"]))
 
 
+def test_cyclonedx_is_converted_once_per_spdx_document(tmp_path: Path) -> None:
+    """The CycloneDX view is kept beside the SPDX document it names by digest: converted
+    again only when that document is another, or the kept view is not a whole one."""
+    import hashlib
+
+    from liveforge.build.insight.sbom import CYCLONEDX_FILE, MADE_FROM, SPDX_FILE, cyclonedx_of
+
+    platform = tmp_path / "platform"
+    platform.mkdir()
+    spdx = platform / SPDX_FILE
+    spdx.write_text(spdx_json(bom(["bin/app", "lib/libx.so"])))
+    kept = platform / CYCLONEDX_FILE
+    assert cyclonedx_of(platform, keep=False) == cyclonedx_json(
+        bom(["bin/app", "lib/libx.so"]), made_from=hashlib.sha256(spdx.read_bytes()).hexdigest())
+    assert not kept.exists()                     # ``sbom`` writes nothing
+    made = cyclonedx_of(platform, keep=True)     # ``report`` keeps it
+    assert kept.read_text() == made
+    assert {"name": MADE_FROM, "value": hashlib.sha256(spdx.read_bytes()).hexdigest()} in \
+        json.loads(made)["metadata"]["properties"]
+    inode = kept.stat().st_ino
+    assert cyclonedx_of(platform, keep=True) == made and kept.stat().st_ino == inode
+    # another SPDX document (a rebuild of the stamp): converted again, from it
+    spdx.write_text(spdx_json(bom(["bin/app", "lib/liby.so"])))
+    again = cyclonedx_of(platform, keep=True)
+    assert "lib/liby.so" in again and "lib/libx.so" not in again and kept.read_text() == again
+    # a torn or foreign view is converted again, never trusted
+    for broken in (again[: len(again) // 2], "[]", '{"metadata": {"properties": 5}}'):
+        kept.write_text(broken)
+        assert cyclonedx_of(platform, keep=True) == again == kept.read_text()
+
+
 def test_an_unknown_licence_id_is_an_error_naming_the_component() -> None:
     with pytest.raises(BuildError, match="component 'comp_1': license 'Not-A-Licence': "
                        "Not-A-Licence is not an SPDX license id"):

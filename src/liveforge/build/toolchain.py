@@ -1,7 +1,7 @@
 """The host's identity as far as a build step's output can depend on it: the architecture, the
-distribution release, and the version of each compiler and binutils command a kind says its
-steps may call. Part of every cache key, so two hosts whose toolchains differ never share an
-entry.
+distribution release, the C library, and the version of each compiler and binutils command a
+kind says its steps may call. Part of every cache key, so two hosts whose toolchains differ
+never share an entry.
 
 A command's version is the first line of ``COMMAND --version``; it is asked once per binary and
 kept in ``toolchain.json`` beside the step cache, keyed by the binary's path, size, inode and
@@ -24,8 +24,9 @@ _memory: dict[str, str] = {}
 
 
 def host_identity() -> dict[str, str]:
-    """The architecture and the distribution release (``ID`` and ``VERSION_ID`` of
-    os-release)."""
+    """The architecture, the distribution release (``ID`` and ``VERSION_ID`` of os-release)
+    and the C library (``glibc 2.36``: what programs built here link against; a release's
+    point updates keep its ``VERSION_ID``)."""
     release: dict[str, str] = {}
     for path in ("/etc/os-release", "/usr/lib/os-release"):
         try:
@@ -37,8 +38,13 @@ def host_identity() -> dict[str, str]:
             if sep and key in ("ID", "VERSION_ID"):
                 release[key] = value.strip().strip('"')
         break
+    try:
+        libc = os.confstr("CS_GNU_LIBC_VERSION") or "unknown"
+    except (ValueError, OSError):  # not glibc
+        libc = "unknown"
     return {"arch": os.uname().machine,
-            "release": f"{release.get('ID', 'unknown')} {release.get('VERSION_ID', '')}".strip()}
+            "release": f"{release.get('ID', 'unknown')} {release.get('VERSION_ID', '')}".strip(),
+            "libc": libc}
 
 
 def tool_versions(commands: list[str], memo: Path | None) -> dict[str, str]:

@@ -33,7 +33,7 @@ from liveforge.build.buildstamp import stamp_epoch
 from liveforge.build.insight.bom import Bom, Component, ShippedFile
 from liveforge.build.kinds.base.origin import Origin
 from liveforge.util.errors import BuildError, LiveforgeError
-from liveforge.util.fileio import write_atomic
+from liveforge.util.fileio import read_bytes, write_atomic
 
 SPDX_FILE = "sbom.spdx.json"
 CYCLONEDX_FILE = "sbom.cdx.json"
@@ -277,9 +277,38 @@ def _origin(pkg: Any, texts: dict[str, str]) -> Origin:
 
 # -- CycloneDX ----------------------------------------------------------------------------------
 
-def cyclonedx_json(bom: Bom) -> str:
+# the metadata property of a CycloneDX document that names the SPDX document it was made from
+MADE_FROM = "liveforge:spdx-sha256"
+
+
+def cyclonedx_of(platform: Path, keep: bool) -> str:
+    """The platform's SBOM as CycloneDX: the document kept in its :data:`CYCLONEDX_FILE` while
+    that says (:data:`MADE_FROM`) it was made from the platform's SPDX document as it is, else
+    converted from it (``keep``: and kept). The conversion of a big platform takes long
+    (cyclonedx-python-lib's model), the platform's SPDX document never changes: it is done
+    once."""
+    try:
+        digest = hashlib.sha256(read_bytes(platform / SPDX_FILE)).hexdigest()
+    except OSError:
+        digest = ""  # read_spdx says what is wrong
+    kept = platform / CYCLONEDX_FILE
+    try:
+        text = read_bytes(kept).decode()
+        properties = json.loads(text)["metadata"]["properties"]
+        if digest and {"name": MADE_FROM, "value": digest} in properties:
+            return text
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    text = cyclonedx_json(read_spdx(platform / SPDX_FILE), made_from=digest)
+    if keep:
+        write_atomic(kept, text)
+    return text
+
+
+def cyclonedx_json(bom: Bom, made_from: str = "") -> str:
     """``bom`` as CycloneDX 1.6 JSON (cyclonedx-python-lib), each component with its origins'
-    data and its files as nested components of type file."""
+    data and its files as nested components of type file; ``made_from``: the sha256 of the
+    SPDX document it is made from (see :func:`cyclonedx_of`)."""
     import uuid
 
     from cyclonedx.model import (
@@ -287,6 +316,7 @@ def cyclonedx_json(bom: Bom) -> str:
         ExternalReferenceType,
         HashAlgorithm,
         HashType,
+        Property,
         XsUri,
     )
     from cyclonedx.model.bom import Bom as CdxBom
@@ -340,6 +370,7 @@ def cyclonedx_json(bom: Bom) -> str:
     serial = uuid.uuid5(uuid.NAMESPACE_URL, f"{NAMESPACE}/{bom.platform}-{bom.stamp}")
     cdx = CdxBom(serial_number=serial, metadata=BomMetaData(
         timestamp=created(bom.stamp), component=platform,
+        properties=[Property(name=MADE_FROM, value=made_from)] if made_from else None,
         tools=ToolRepository(components=[CdxComponent(
             name="liveforge", version=__version__, type=ComponentType.APPLICATION,
             bom_ref="tool:liveforge")])))

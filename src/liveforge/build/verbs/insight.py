@@ -14,7 +14,7 @@ from liveforge.build.insight import graph as graphs
 from liveforge.build.insight import size as sizes
 from liveforge.build.insight import timeline as timelines
 from liveforge.build.insight.bom import Bom
-from liveforge.build.insight.sbom import CYCLONEDX_FILE, SPDX_FILE, cyclonedx_json, read_spdx
+from liveforge.build.insight.sbom import CYCLONEDX_FILE, SPDX_FILE, cyclonedx_of, read_spdx
 from liveforge.build.verbs.status import status
 from liveforge.build.workspace import Workspace
 from liveforge.util.errors import LiveforgeError, UsageError
@@ -41,8 +41,10 @@ def load_bom(platform: Path) -> Bom:
 
 
 def sbom_text(platform: Path, fmt: str) -> str:
-    bom = load_bom(platform)  # a missing or broken SBOM is an error here
-    return (platform / SPDX_FILE).read_text() if fmt == "spdx" else cyclonedx_json(bom)
+    if fmt == "spdx":
+        load_bom(platform)  # a missing or broken SBOM is an error here
+        return (platform / SPDX_FILE).read_text()
+    return cyclonedx_of(platform, keep=False)
 
 
 def measure(ws: Workspace, platform: Path) -> sizes.Sizes:
@@ -128,7 +130,7 @@ def report(ws: Workspace, platform: Path) -> Path:
     if previous is not None:
         diff = sizes.size_diff(sizes.measure(previous, load_bom(previous), ws.platform.arch),
                                measured, "component")
-    write_atomic(platform / CYCLONEDX_FILE, cyclonedx_json(bom))
+    cyclonedx_of(platform, keep=True)
     page = Page(bom=bom, sizes=measured, rows=rows, durations=durations(ws, rows),
                 graph_svg=graphs.render(graph_dot(ws, None)), timeline_svg=timeline_svg,
                 size_svg=size_svg, previous=previous.name if previous else None, diff=diff,
