@@ -294,6 +294,17 @@ def test_a_small_platform_sbom_size_and_timeline(tmp_path: Path, compression: st
         assert bad.returncode == 1 and "not an SPDX document" in bad.stderr, bad.stderr
     lint = cli(root, "manifest", "lint", pythonpath=True).stdout
     assert "component 'comp' (comp): license NOASSERTION: no license declared" in lint
+    if compression == "gzip":  # a live that built nothing: its timeline names the last build
+        (root / "plain" / ".liveforgeignore").write_text("build/\n")  # (its make's output)
+        built, later = "20300101T000000Z", "20991231T235959Z"
+        assert cli(root, "world", stamp=built, pythonpath=True).returncode == 0
+        assert cli(root, "live", stamp=later, pythonpath=True).returncode == 0
+        none = cli(root, "timeline", pythonpath=True)
+        assert none.returncode == 1 and "Traceback" not in none.stderr
+        assert f"nothing was built for {later} (its steps were up to date); the latest " \
+            f"build recorded before it is {built}: 'liveforge timeline {built}'" \
+            in none.stderr, none.stderr
+        assert "*plain" in cli(root, "timeline", built, pythonpath=True).stdout
 
 
 def test_a_declared_deb_licence_beats_the_copyright_file_and_rebuilds_nothing(

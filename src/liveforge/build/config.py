@@ -13,7 +13,7 @@ from pathlib import Path
 
 from liveforge.util.errors import InputError, InputErrors
 from liveforge.util.fields import Field, read_table
-from liveforge.util.fileio import read_bytes, read_text
+from liveforge.util.fileio import optional_file, read_bytes, read_text
 from liveforge.util.toml import Lines, read_toml
 
 TYPE_CHECKING = False  # typing's, without importing typing
@@ -356,7 +356,7 @@ def load_platform(path: Path, kinds: Mapping[str, Kind]
 
 def load_projects(path: Path) -> list[Project]:
     """Parse configure-projects (absent file: no projects)."""
-    if not path.is_file():
+    if not optional_file(path):
         return []
     projects: list[Project] = []
     errors: list[InputError] = []

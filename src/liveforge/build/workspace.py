@@ -16,6 +16,7 @@ from liveforge.build.config import (
     load_projects,
 )
 from liveforge.util.errors import InputError, LockError
+from liveforge.util.fileio import optional_file
 from liveforge.util.keyvalue import parse_keyvalue
 from liveforge.util.toml import Lines
 from liveforge.util.treehash import TreeHasher
@@ -73,9 +74,9 @@ class Workspace:
             self.platform, self.components = load_platform(self.toml_path, kinds)
             self.projects = load_projects(self.root / PROJECTS_FILE)
             config = self.root / BUILD_CONFIG_FILE
-            self.build_config = parse_keyvalue(config) if config.is_file() else {}
+            self.build_config = parse_keyvalue(config) if optional_file(config) else {}
             env_file = self.root / BUILD_ENV_FILE
-            self.build_env = parse_keyvalue(env_file) if env_file.is_file() else {}
+            self.build_env = parse_keyvalue(env_file) if optional_file(env_file) else {}
         except BaseException:
             if self._hasher is not None:
                 self._hasher.forget_ahead()

@@ -27,6 +27,17 @@ def read_bytes(path: str | Path) -> bytes:
     return b"".join(chunks)
 
 
+def optional_file(path: Path) -> bool:
+    """Whether the optional input ``path`` is there: False when it is missing, True when it is
+    a file (or a link to one); anything else (a directory, a dangling link) is an
+    :class:`InputError` naming it, never an input silently left out."""
+    if path.is_file():
+        return True
+    if not os.path.lexists(path):
+        return False
+    raise InputError("not a file (an input liveforge reads must be one, or be absent)", path)
+
+
 def read_json(path: str | Path) -> Any:
     """The JSON value a file holds; None when the file is missing or unreadable or is not JSON
     (a stamp or cache that is gone or torn means "build again", not an error)."""

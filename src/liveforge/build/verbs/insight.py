@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from html import escape as html_escape
 from pathlib import Path
 
 from liveforge.build.graph import dependencies, make_steps
@@ -56,7 +57,22 @@ def step_deps(ws: Workspace) -> dict[str, tuple[str, ...]]:
 
 
 def build_timeline(ws: Workspace, stamp: str) -> timelines.Timeline:
-    events = timelines.read_events(ws.log_dir / f"build.{stamp}.jsonl")
+    """The timeline of the build of ``stamp``. A run that built nothing (a ``live`` of a new
+    stamp whose steps were all up to date) records no events: the error names the latest
+    build recorded before it."""
+    from liveforge.build.buildstamp import STAMP_RE
+
+    log = ws.log_dir / f"build.{stamp}.jsonl"
+    if not log.is_file():
+        earlier = sorted(s for p in ws.log_dir.glob("build.*.jsonl")
+                         if STAMP_RE.match(s := p.name[len("build."):-len(".jsonl")])
+                         and s < stamp)
+        if earlier:
+            raise LiveforgeError(
+                f"no event log {log}: nothing was built for {stamp} (its steps were up to "
+                f"date); the latest build recorded before it is {earlier[-1]}: "
+                f"'liveforge timeline {earlier[-1]}'")
+    events = timelines.read_events(log)
     return timelines.timeline(events, step_deps(ws), stamp)
 
 
@@ -118,7 +134,7 @@ def report(ws: Workspace, platform: Path) -> Path:
         line = build_timeline(ws, bom.stamp)
         timeline_svg = timelines.svg(line)
     except LiveforgeError as exc:
-        timeline_svg = f"<p>{exc}</p>"
+        timeline_svg = f"<p>{html_escape(str(exc))}</p>"
     parts = {str(r["name"]): r for r in measured.rows("component")}
     size_svg = stacked_bars(
         "the boot archive by component", [
