@@ -125,10 +125,14 @@ def hvm_roots() -> Iterator[tuple[Path, Path]]:
 
 @pytest.fixture
 def hvm_vmadm(hvm_roots: tuple[Path, Path]) -> Run:
-    """``vmadm ARGS`` on the ``hvm_roots``."""
-    env = dict(os.environ, VMADM_ROOT=str(hvm_roots[0]), IMGADM_ROOT=str(hvm_roots[1]),
-               VMADM_NICTAGS=str(hvm_roots[0].parent / "nictags.json"))
-    return _runner("liveforge.vm.cli", env)
+    """``vmadm ARGS`` on the ``hvm_roots``, in the environment of the moment of the call (a
+    test may change it between calls)."""
+    def run(*args: str, input: str | None = None, check: bool = False
+            ) -> subprocess.CompletedProcess[str]:
+        env = dict(os.environ, VMADM_ROOT=str(hvm_roots[0]), IMGADM_ROOT=str(hvm_roots[1]),
+                   VMADM_NICTAGS=str(hvm_roots[0].parent / "nictags.json"))
+        return _runner("liveforge.vm.cli", env)(*args, input=input, check=check)
+    return run
 
 
 @pytest.fixture
