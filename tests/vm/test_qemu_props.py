@@ -6,6 +6,8 @@ a disk's MBR and a CD's El Torito image) that print which one booted to both ser
 from __future__ import annotations
 
 import json
+import socket
+import struct
 import time
 from pathlib import Path
 
@@ -154,3 +156,48 @@ def test_com_values_are_validated(value: str, good: bool, vmadm: Run) -> None:
     assert proc.returncode == (0 if good else 1), proc.stderr
     if not good:
         assert json.loads(proc.stderr)["bad_values"] == ["com2"]
+
+
+def spice_link(port: int) -> tuple[bytes, int]:
+    """A SPICE client's first step on 127.0.0.1:``port`` (a link message for the main
+    channel): the reply's magic and its error code (0: go on, to the password)."""
+    mess = struct.pack("<IBBIII", 0, 1, 0, 0, 0, 18)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"REDQ" + struct.pack("<III", 2, 2, len(mess)) + mess)
+        reply = b""
+        while len(reply) < 20:
+            data = sock.recv(4096)
+            if not data:
+                break
+            reply += data
+    return reply[:4], struct.unpack("<I", reply[16:20])[0]
+
+
+def test_spice_listens_with_its_password_or_none(hvm_roots: tuple[Path, Path]) -> None:
+    vm_root, _ = hvm_roots
+    vm = vm_object(brand="kvm", disks=[{"size": 1}], spice_port=0, spice_password="s3cret",
+                   spice_opts="image-compression=off")
+    vmdir = vm_root / str(vm["uuid"])
+    vmdir.mkdir()
+    runtime = QemuRuntime(warn=pytest.fail)
+    runtime.install(vm, vmdir)
+    runtime.start(vm, vmdir)
+    spice = runtime.info(vm, vmdir, ["spice"])["spice"]
+    assert (spice["enabled"], spice["host"], spice["auth"]) == (True, "127.0.0.1", "spice")
+    assert spice_link(spice["port"]) == (b"REDQ", 0)
+    runtime.update(vm, vmdir, {"spice_password": "other"})  # live
+    (pid,) = qemu_pids(vmdir)
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+    assert argv[argv.index("-spice") + 1] == (f"port={spice['port']},addr=127.0.0.1,"
+                                              f"image-compression=off")
+    assert "s3cret" not in " ".join(argv)  # given through QMP, not on the command line
+    runtime.stop(vm, vmdir, timeout=0, force=True)
+
+    vm.update(spice_password="", spice_port=-1)
+    runtime.start(vm, vmdir)
+    assert runtime.info(vm, vmdir, ["spice"])["spice"]["enabled"] is False
+    runtime.stop(vm, vmdir, timeout=0, force=True)
+    vm.update(spice_port=0)
+    runtime.start(vm, vmdir)
+    assert runtime.info(vm, vmdir, ["spice"])["spice"]["auth"] == "none"
+    runtime.destroy(vm, vmdir)

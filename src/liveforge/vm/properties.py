@@ -48,7 +48,6 @@ QEMU_OPTS = ("it replaces QEMU's whole generated command line, with the QMP sock
              "console and disks vmadm runs the VM by; use qemu_extra_opts")
 BHYVE_EXTRA_OPTS = ("its options are bhyve's, and bhyve VMs run as QEMU guests here; "
                     "there is no QEMU equivalent to pass them to")
-SPICE = "SPICE is not set up for QEMU guests here (VNC is: vnc_port)"
 PCI = "PCI passthrough is not available to guests here"
 
 
@@ -233,9 +232,9 @@ TABLE: tuple[Prop, ...] = (
     P("set_internal_metadata", "flat-object", {ALL: "U"}),
     P("set_routes", "flat-object", {ALL: "U"}),
     P("set_tags", "flat-object", {ALL: "U"}),
-    P("spice_opts", "string", {KVM: "CRU"}, ignored=SPICE),
-    P("spice_password", "string", {KVM: "CRU"}, ignored=SPICE),
-    P("spice_port", "integer", {KVM: "CRU"}, min=-1, ignored=SPICE),
+    P("spice_opts", "string", {KVM: "CRU"}),
+    P("spice_password", "string", {KVM: "CRU"}, live=True),
+    P("spice_port", "integer", {KVM: "CRU"}, min=-1, max=65535),
     P("tags", "flat-object", {ALL: "CR"}),
     P("tmpfs", "integer", {OS: "CRU"}, min=0, keep_zero=True, adjust="tmpfs"),
     P("transition", "flat-object", {ALL: "R"}),
@@ -249,7 +248,7 @@ TABLE: tuple[Prop, ...] = (
     P("vga", "string", {KVM: "CRU"}),
     P("virtio_txburst", "integer", {KVM: "CRU"}, min=0),
     P("virtio_txtimer", "integer", {KVM: "CRU"}, min=0),
-    P("vnc_password", "string", {HVM: "CRU"}),
+    P("vnc_password", "string", {HVM: "CRU"}, live=True),
     P("vnc_port", "integer", {HVM: "CRU"}, min=-1),
     P("zfs_data_compression", "string", {OS: "CRU"}, default="off"),
     P("zfs_data_recsize", "integer", {OS: "CRU"}, min=0),

@@ -15,8 +15,9 @@ then SIGKILL). ``reboot`` resets the machine (QMP ``system_reset``).
 
 ``update`` applies live what QEMU can change while running: a disk's ``size`` grows (QMP
 ``block_resize``; ``qemu-img resize`` when stopped), a new disk is created, ``vnc_password`` is
-set. ``ram``, ``vcpus``, ``cpu_type``, ``bootrom``, ``boot``, ``nics`` and ``vnc_port`` are read
-at the next start.
+set, and so is ``spice_password`` (where SPICE runs). ``ram``, ``vcpus``, ``cpu_type``,
+``bootrom``, ``boot``, ``nics``, ``vnc_port``, ``spice_port``, ``spice_opts``, ``com1``/``com2``
+and ``qemu_extra_opts`` are read at the next start.
 
 ``console`` relays the serial console to this terminal; ``info`` answers QMP queries by kind.
 """
@@ -122,6 +123,9 @@ class QemuRuntime:
         with qmp.Qmp(run.qmp) as monitor:
             if vm.get("vnc_password"):
                 monitor.command("set_password", protocol="vnc", password=str(vm["vnc_password"]))
+            if vm.get("spice_password") and qemu_argv.spice_on(vm):
+                monitor.command("set_password", protocol="spice",
+                                password=str(vm["spice_password"]))
             monitor.command("cont")
             if qemu_argv.boot_orders(vm)[1] is not None:
                 boot_once_used(vm, disks, taps, monitor)
@@ -180,6 +184,9 @@ class QemuRuntime:
             if running and "vnc_password" in changed and changed["vnc_password"]:
                 qmp.ask(run.qmp, "set_password", protocol="vnc",
                         password=str(changed["vnc_password"]))
+            if running and changed.get("spice_password") and qemu_argv.spice_on(vm):
+                qmp.ask(run.qmp, "set_password", protocol="spice",
+                        password=str(changed["spice_password"]))
 
     def destroy(self, vm: dict[str, Any], vmdir: Path) -> None:
         with file_lock(vmdir / LOCK):

@@ -9,12 +9,15 @@ letters first, then the order's others; once the guest runs, the devices get the
 indexes back, so a reset boots by the order, and the VM's ``boot`` loses its ``once=``),
 ``nics`` (taps, qemu_net), ``vga`` (kvm: std, cirrus, vmware, qxl, none), ``vnc_port`` (-1: no
 VNC; 0 or absent: the first free port from 5900; N >= 5900: that port; on 127.0.0.1, with
-``vnc_password`` if set), ``uuid`` (the guest's SMBIOS uuid), ``com1``/``com2`` (bhyve: the
-guest's serial ports COM1 and COM2: ``/dev/zconsole`` is the VM's console, the default of
-COM1; any other absolute path P is a unix socket QEMU listens on at ``<vmdir>/root/P``, as a
-bhyve zone's path is in the zone's root; COM2 exists only when set), ``qemu_extra_opts`` (kvm:
-QEMU arguments appended to the command line, split as a POSIX shell splits words, no shell
-run). Refused or accepted but not applied: the property table's ``refused`` and ``ignored``.
+``vnc_password`` if set), ``spice_port`` (kvm: -1 or absent: no SPICE; 0: a free port; N:
+that port; on 127.0.0.1, with ``spice_password`` if set, else without a password, and
+``spice_opts`` added to QEMU's ``-spice`` options), ``uuid`` (the guest's SMBIOS uuid),
+``com1``/``com2`` (bhyve: the guest's serial ports COM1 and COM2: ``/dev/zconsole`` is the VM's
+console, the default of COM1; any other absolute path P is a unix socket QEMU listens on at
+``<vmdir>/root/P``, as a bhyve zone's path is in the zone's root; COM2 exists only when set),
+``qemu_extra_opts`` (kvm: QEMU arguments appended to the command line, split as a POSIX shell
+splits words, no shell run). Refused or accepted but not applied: the property table's
+``refused`` and ``ignored``.
 
 Every VM also gets: its console (the port that is ``/dev/zconsole``, COM1 by default) on the
 unix socket ``run/serial.sock``, also written to ``run/console.log``; QMP on ``run/qmp.sock``; a
@@ -258,8 +261,7 @@ def device_id(key: tuple[str, int]) -> str:
 
 def com_ports(vm: dict[str, Any], vmdir: Path) -> list[tuple[str, Path | None]]:
     """The guest's serial ports in order (COM1, COM2): each port's property and its socket
-    path, None for the console; a port that is not set and has no default is left out (a
-    COM2 alone is COM1, so an unset COM1 is the console)."""
+    path, None for the console; COM1 is the console unless set, COM2 is left out unless set."""
     ports: list[tuple[str, Path | None]] = []
     seen: dict[str, str] = {}
     for name in COM_PORTS:
@@ -321,6 +323,35 @@ def vnc_option(vm: dict[str, Any]) -> str | None:
     option = (f"{VNC_HOST}:0,to={VNC_AUTO_RANGE}" if port == 0
               else f"{VNC_HOST}:{port - VNC_BASE}")
     return option + (",password=on" if vm.get("vnc_password") else "")
+
+
+def spice_on(vm: dict[str, Any]) -> bool:
+    """Whether the VM has SPICE (``spice_port`` neither -1 nor absent)."""
+    return vm.get("spice_port") not in (None, -1)
+
+
+def spice_option(vm: dict[str, Any]) -> str | None:
+    """``-spice``'s options, None without SPICE."""
+    if not spice_on(vm):
+        return None
+    port = vm.get("spice_port")
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
+        raise QemuError(f"spice_port: {port!r} is not -1 (none), 0 (any free port) or a port")
+    option = f"port={port or free_port()},addr={VNC_HOST}"
+    if not vm.get("spice_password"):
+        option += ",disable-ticketing=on"  # else the password is set through QMP
+    if vm.get("spice_opts"):
+        option += f",{vm['spice_opts']}"
+    return option
+
+
+def free_port() -> int:
+    """A TCP port free on VNC_HOST now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind((VNC_HOST, 0))
+        return int(sock.getsockname()[1])
 
 
 def vga(vm: dict[str, Any]) -> str:
@@ -407,7 +438,9 @@ def argv(vm: dict[str, Any], vmdir: Path, disks: list[Disk], taps: list[Tap],
             device += f",bootindex={indexes[('nic', tap.index)]}"
         args += ["-device", device]
     vnc = vnc_option(vm)
-    args += ["-display", "none"] + (["-vnc", vnc] if vnc else [])
+    spice = spice_option(vm)
+    args += ["-display", "none"] + (["-vnc", vnc] if vnc else []) + (
+        ["-spice", spice] if spice else [])
     args += serial_options(ports, run)
     args += ["-chardev", f"socket,id=qmp,path={opt(run.qmp)},server=on,wait=off",
              "-mon", "chardev=qmp,mode=control",
