@@ -197,7 +197,11 @@ def test_spice_listens_with_its_password_or_none(hvm_roots: tuple[Path, Path]) -
     runtime.start(vm, vmdir)
     assert runtime.info(vm, vmdir, ["spice"])["spice"]["enabled"] is False
     runtime.stop(vm, vmdir, timeout=0, force=True)
-    vm.update(spice_port=0)
-    runtime.start(vm, vmdir)
+    # what is not applied is named at start: ignored, or refused but in an older VM's object
+    vm.update(spice_port=0, pci_devices=[{"path": "/dev/ppt0"}], qemu_opts="-m 64")
+    warned: list[str] = []
+    QemuRuntime(warn=warned.append).start(vm, vmdir)
     assert runtime.info(vm, vmdir, ["spice"])["spice"]["auth"] == "none"
+    assert [w.split(" (")[0] for w in warned] == ["pci_devices is not applied here",
+                                                   "qemu_opts is not applied here"]
     runtime.destroy(vm, vmdir)

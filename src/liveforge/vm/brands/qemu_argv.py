@@ -57,9 +57,9 @@ VNC_HOST = "127.0.0.1"
 VNC_BASE = 5900
 VNC_AUTO_RANGE = 99  # an automatic VNC port is one of 5900..5999
 UNIX_PATH_MAX = 107  # bytes in a unix socket's path (sun_path less its NUL)
-# properties of the real tool this runtime accepts but does not apply: name -> why (a
-# warning at start when set)
-UNSUPPORTED = {p.name: p.ignored for p in TABLE if p.ignored}
+# properties of the real tool this runtime does not apply: name -> why (a warning at start
+# when set: accepted but ignored, or refused now but kept in an older VM's object)
+UNSUPPORTED = {p.name: p.ignored or p.refused for p in TABLE if p.ignored or p.refused}
 ZCONSOLE = "/dev/zconsole"  # a serial port that is the VM's console
 COM_PORTS = ("com1", "com2")
 COM_DEFAULTS = {"com1": ZCONSOLE}
