@@ -70,3 +70,55 @@ def vm_object(uuid: str | None = None, **props: object) -> dict[str, object]:
 def qemu_pids(vmdir: Path) -> list[int]:
     """Pids of QEMU processes whose command line names ``vmdir``."""
     return qemu_processes_mentioning(f"{vmdir}/")
+
+
+def boot_sector(text: str) -> bytes:
+    """A 512-byte boot sector (a disk's MBR, or a CD's no-emulation boot image) whose real-mode
+    code writes ``COM1 <text>`` to the first serial port and ``COM2 <text>`` to the second,
+    again and again (a reader that connects late still sees it)."""
+    base = 0x7C00  # where the BIOS loads it; the code runs with DS = 0
+    messages = [f"COM{n} {text}\r\n".encode() + b"\0" for n in (1, 2)]
+    # layout: main (36 bytes), print (9 bytes), then the messages
+    main_len, print_len = 36, 9
+    msg1 = base + main_len + print_len
+    msg2 = msg1 + len(messages[0])
+
+    def le(value: int) -> bytes:
+        return (value & 0xFFFF).to_bytes(2, "little")
+
+    code = b"\x31\xc0\x8e\xd8"                                  # xor ax,ax; mov ds,ax
+    again = len(code)
+    for msg, port in ((msg1, 0x3F8), (msg2, 0x2F8)):
+        code += b"\xbe" + le(msg) + b"\xba" + le(port)          # mov si,msg; mov dx,port
+        code += b"\xe8" + le(main_len - (len(code) + 3))        # call print
+    code += b"\xb9\x00\x01"                                     # mov cx,0x100
+    outer = len(code)
+    code += b"\x51\xb9\xff\xff\xe2\xfe\x59"                     # push cx; mov cx,-1; loop $; pop cx
+    code += b"\xe2" + bytes([(outer - (len(code) + 2)) & 0xFF])  # loop outer
+    code += b"\xeb" + bytes([(again - (len(code) + 2)) & 0xFF])  # jmp again
+    assert len(code) == main_len, len(code)
+    code += b"\xac\x84\xc0\x74\x03\xee\xeb\xf8\xc3"              # print: lodsb; test al,al;
+    code += messages[0] + messages[1]                           # jz ret; out dx,al; jmp print
+    assert len(code) <= 510
+    return code.ljust(510, b"\0") + b"\x55\xaa"
+
+
+def boot_disk(path: Path, text: str) -> Path:
+    """A 1 MiB raw disk whose MBR is ``boot_sector(text)``."""
+    with open(path, "wb") as handle:
+        handle.write(boot_sector(text))
+        handle.truncate(MIB)
+    return path
+
+
+def boot_cd(path: Path, text: str) -> Path:
+    """An El Torito CD image (no emulation) whose boot image is ``boot_sector(text)``."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tree:
+        Path(tree, "boot.img").write_bytes(boot_sector(text).ljust(2048, b"\0"))
+        subprocess.run(["xorriso", "-as", "mkisofs", "-quiet", "-o", str(path), "-b", "boot.img",
+                        "-no-emul-boot", "-boot-load-size", "4", tree],
+                       check=True, capture_output=True)
+    return path

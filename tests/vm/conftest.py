@@ -97,6 +97,44 @@ def vmadm(roots: tuple[Path, Path]) -> Run:
     return _runner("liveforge.vm.cli", env)
 
 
+# the nic tag of the ``hvm_vmadm`` fixture's host: a bridge of this run
+HVM_BRIDGE = f"lfh{os.getpid() % 100000}"
+
+
+@pytest.fixture
+def hvm_roots() -> Iterator[tuple[Path, Path]]:
+    """(VMADM_ROOT, IMGADM_ROOT) for HVM VMs: short paths (a VM's unix sockets live under the
+    first), a nic-tag file beside them naming HVM_BRIDGE as ``admin``; afterwards any QEMU
+    left there is killed, and the bridge removed."""
+    import shutil
+    import tempfile
+
+    from tests.support.hvm import qemu_pids
+
+    base = Path(tempfile.mkdtemp(prefix="lfvm.", dir="/tmp"))
+    (base / "zones").mkdir()
+    (base / "nictags.json").write_text(json.dumps({"admin": HVM_BRIDGE}))
+    try:
+        yield base / "zones", base / "img"
+    finally:
+        for pid in qemu_pids(base / "zones"):
+            os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(base, ignore_errors=True)
+        subprocess.run(["ip", "link", "del", HVM_BRIDGE], capture_output=True)
+
+
+@pytest.fixture
+def hvm_vmadm(hvm_roots: tuple[Path, Path]) -> Run:
+    """``vmadm ARGS`` on the ``hvm_roots``, in the environment of the moment of the call (a
+    test may change it between calls)."""
+    def run(*args: str, input: str | None = None, check: bool = False
+            ) -> subprocess.CompletedProcess[str]:
+        env = dict(os.environ, VMADM_ROOT=str(hvm_roots[0]), IMGADM_ROOT=str(hvm_roots[1]),
+                   VMADM_NICTAGS=str(hvm_roots[0].parent / "nictags.json"))
+        return _runner("liveforge.vm.cli", env)(*args, input=input, check=check)
+    return run
+
+
 @pytest.fixture
 def jsoncheck() -> Run:
     """``json ARGS`` (``python -m liveforge.vm.jsoncheck``)."""

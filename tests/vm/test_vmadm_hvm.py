@@ -8,46 +8,23 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from liveforge.img.store import ImageStore
 from tests.support.hvm import MIB, install_zvol, qemu_pids
+from tests.vm.conftest import HVM_BRIDGE
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
-BRIDGE = f"lfh{os.getpid() % 100000}"
 
 
 @pytest.fixture
-def hvm_roots() -> Iterator[tuple[Path, Path]]:
-    """(VMADM_ROOT, IMGADM_ROOT), short paths: a VM's unix sockets live under the first."""
-    base = Path(tempfile.mkdtemp(prefix="lfvm.", dir="/tmp"))
-    (base / "zones").mkdir()
-    (base / "nictags.json").write_text(json.dumps({"admin": BRIDGE}))
-    try:
-        yield base / "zones", base / "img"
-    finally:
-        for pid in qemu_pids(base / "zones"):
-            os.kill(pid, signal.SIGKILL)
-        shutil.rmtree(base, ignore_errors=True)
-        subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True)
-
-
-@pytest.fixture
-def vmadm(hvm_roots: tuple[Path, Path]) -> Run:
-    def run(*args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
-        env = dict(os.environ, VMADM_ROOT=str(hvm_roots[0]), IMGADM_ROOT=str(hvm_roots[1]),
-                   VMADM_NICTAGS=str(hvm_roots[0].parent / "nictags.json"))
-        return subprocess.run([sys.executable, "-m", "liveforge.vm.cli", *args], input=input,
-                              capture_output=True, text=True, env=env, timeout=120)
-    return run
+def vmadm(hvm_vmadm: Run) -> Run:
+    return hvm_vmadm
 
 
 def test_a_bhyve_vm_from_create_to_delete(vmadm: Run, hvm_roots: tuple[Path, Path]) -> None:
@@ -74,7 +51,7 @@ def test_a_bhyve_vm_from_create_to_delete(vmadm: Run, hvm_roots: tuple[Path, Pat
     assert info["status"]["status"] == "running"
     assert info["vnc"]["host"] == "127.0.0.1" and 5900 <= info["vnc"]["port"] < 6000
     tap = "t" + uuid.replace("-", "")[:8] + "i0"
-    assert Path(f"/sys/class/net/{tap}/master").resolve().name == BRIDGE
+    assert Path(f"/sys/class/net/{tap}/master").resolve().name == HVM_BRIDGE
 
     saved = json.loads((vm_root / uuid / "config.json").read_text())
     assert [d["path"] for d in saved["disks"]] == [

@@ -12,7 +12,9 @@ The rows are the real tool's property table for the five brands liveforge runs, 
 notes add: create's defaults (``default``, per brand where they differ, and ``adjust``: a
 default computed from other properties or a clamp, named in ``liveforge.vm.defaults``), the
 checks of a few enumerations (``validator``), ``nics.*.nic_tag`` required in a NIC, and which
-properties a running VM takes at once (``live``)."""
+properties a running VM takes at once (``live``), and what this runtime does not do: a
+property ``refused`` is a bad value on create and update (the reason is vmadm's error), one
+``ignored`` is accepted and stored, and a start warns that it is not applied."""
 
 from __future__ import annotations
 
@@ -41,6 +43,13 @@ ZERO_UUID = "00000000-0000-0000-0000-000000000000"
 IMAGE_TYPES = {"joyent": ("zone-dataset",), "joyent-minimal": ("zone-dataset",),
                "lx": ("lx-dataset",), "kvm": ("zvol",), "bhyve": ("zvol",)}
 
+# what this runtime refuses or ignores, and why (the table's ``refused`` and ``ignored``)
+QEMU_OPTS = ("it replaces QEMU's whole generated command line, with the QMP socket, pid file, "
+             "console and disks vmadm runs the VM by; use qemu_extra_opts")
+BHYVE_EXTRA_OPTS = ("its options are bhyve's, and bhyve VMs run as QEMU guests here; "
+                    "there is no QEMU equivalent to pass them to")
+PCI = "PCI passthrough is not available to guests here"
+
 
 class _Unset:
     """The default of a property that has none (``None`` is a value: JSON's null)."""
@@ -68,6 +77,8 @@ class Prop:
     check_as: str | None = None                # elements checked as this array's
     keep_zero: bool = False                    # 0 is a value, not "unset"
     live: bool = False                         # an update reaches a running VM at once
+    refused: str = ""                          # why a value is refused here (a bad value)
+    ignored: str = ""                          # why a value is accepted but not applied
 
     def allows(self, brand: str, action: str) -> bool:
         return action in self.allowed.get(brand, "")
@@ -97,13 +108,13 @@ TABLE: tuple[Prop, ...] = (
     P("alias", "string", {ALL: "CRU"}),
     P("archive_on_delete", "boolean", {ALL: "CRU"}, default=False),
     P("autoboot", "boolean", {ALL: "CRU"}, default=True),
-    P("bhyve_extra_opts", "string", {BHYVE: "CRU"}),
+    P("bhyve_extra_opts", "string", {BHYVE: "CRU"}, refused=BHYVE_EXTRA_OPTS),
     P("billing_id", "string", {ALL: "CRU"}, default=ZERO_UUID),
     P("boot", "string", {HVM: "CRU"}, default="order=cd", validator="boot"),
     P("bootrom", "string", {BHYVE: "CRU"}, default="bios", validator="bootrom"),
     P("brand", "string", {ALL: "CR"}, required={ALL: "CR"}),
-    P("com1", "string", {BHYVE: "CRU"}),
-    P("com2", "string", {BHYVE: "CRU"}),
+    P("com1", "string", {BHYVE: "CRU"}, validator="com"),
+    P("com2", "string", {BHYVE: "CRU"}, validator="com"),
     P("cpu_cap", "integer", {ALL: "CRU"}, min=0, live=True),
     P("cpu_shares", "integer", {ALL: "CRU"}, min=0, default=100, adjust="cpu_shares",
       live=True),
@@ -198,11 +209,11 @@ TABLE: tuple[Prop, ...] = (
     P("owner_uuid", "string", {ALL: "CRU"}, default=ZERO_UUID),
     P("package_name", "string", {NOT_BHYVE: "CRU"}),
     P("package_version", "string", {NOT_BHYVE: "CRU"}),
-    P("pci_devices", "object-array", {BHYVE: "CRU"}),
+    P("pci_devices", "object-array", {BHYVE: "CRU"}, ignored=PCI),
     P("pci_devices.*.path", "string", {BHYVE: "AU"}),
     P("pci_devices.*.pci_slot", "string", {BHYVE: "AU"}),
     P("qemu_extra_opts", "string", {KVM: "CRU"}),
-    P("qemu_opts", "string", {KVM: "CRU"}),
+    P("qemu_opts", "string", {KVM: "CRU"}, refused=QEMU_OPTS),
     P("quota", "integer", {ALL: "CRU"}, min=0, default={b: 1 if b == "bhyve" else 10
                                                        for b in BRANDS}, live=True),
     P("ram", "integer", {ALL: "CRU"}, min=0, default=256, live=True),
@@ -222,8 +233,8 @@ TABLE: tuple[Prop, ...] = (
     P("set_routes", "flat-object", {ALL: "U"}),
     P("set_tags", "flat-object", {ALL: "U"}),
     P("spice_opts", "string", {KVM: "CRU"}),
-    P("spice_password", "string", {KVM: "CRU"}),
-    P("spice_port", "integer", {KVM: "CRU"}, min=-1),
+    P("spice_password", "string", {KVM: "CRU"}, live=True),
+    P("spice_port", "integer", {KVM: "CRU"}, min=-1, max=65535),
     P("tags", "flat-object", {ALL: "CR"}),
     P("tmpfs", "integer", {OS: "CRU"}, min=0, keep_zero=True, adjust="tmpfs"),
     P("transition", "flat-object", {ALL: "R"}),
@@ -237,7 +248,7 @@ TABLE: tuple[Prop, ...] = (
     P("vga", "string", {KVM: "CRU"}),
     P("virtio_txburst", "integer", {KVM: "CRU"}, min=0),
     P("virtio_txtimer", "integer", {KVM: "CRU"}, min=0),
-    P("vnc_password", "string", {HVM: "CRU"}),
+    P("vnc_password", "string", {HVM: "CRU"}, live=True),
     P("vnc_port", "integer", {HVM: "CRU"}, min=-1),
     P("zfs_data_compression", "string", {OS: "CRU"}, default="off"),
     P("zfs_data_recsize", "integer", {OS: "CRU"}, min=0),
@@ -334,6 +345,10 @@ def _notes(p: Prop) -> str:
         notes.append("0 is a value")
     if p.live:
         notes.append("live")
+    if p.refused:
+        notes.append(f"refused here: {p.refused}")
+    if p.ignored:
+        notes.append(f"accepted, not applied (a warning at start): {p.ignored}")
     return ", ".join(notes)
 
 

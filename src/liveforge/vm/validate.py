@@ -3,7 +3,8 @@
 ``check`` sorts each key of a create or update payload into ``bad_properties`` (unknown, or
 not allowed for this brand and action), ``bad_values`` (wrong type or range, a failed check:
 an element's property named with a wildcard, ``nics.*.mtu``, a disk's source rule with its
-index, ``disks.0.image_size``) and ``missing_properties`` (the brand's required list), and
+index, ``disks.0.image_size``, a value of a property this runtime refuses: ``refused``) and
+``missing_properties`` (the brand's required list), and
 gives the payload with its good values normalised (``"true"`` -> true, ``"1024"`` -> 1024, a
 comma string -> a list, ``''``/null for an integer -> None: unset)."""
 
@@ -53,6 +54,13 @@ def _guest_block_size(value: str) -> bool:
     return len(parts) <= 2 and all(p.isdigit() and int(p) in BLOCK_SIZES for p in parts)
 
 
+def _com(value: str) -> bool:
+    """A serial port: the console, or an absolute path (without ``..``) in the VM's root."""
+    parts = value.split("/")
+    return value == "/dev/zconsole" or (
+        value.startswith("/") and ".." not in parts and bool(parts[-1]) and "\0" not in value)
+
+
 def _one_of(*choices: str) -> Callable[[Any], bool]:
     return lambda value: value in choices
 
@@ -62,6 +70,7 @@ def _one_of(*choices: str) -> Callable[[Any], bool]:
 VALIDATORS: dict[str, Callable[[Any], bool]] = {
     "boot": lambda value: BOOT_RE.match(value) is not None,
     "bootrom": _one_of("bios", "uefi"),
+    "com": _com,
     "media": _one_of("disk", "cdrom"),
     "disk_model": _one_of("virtio", "ide", "scsi", "ahci", "nvme"),
     "nic_model": _one_of("virtio", "e1000", "rtl8139"),
@@ -179,7 +188,7 @@ def check(payload: dict[str, Any], brand: str, action: str, images: Images,
             found.properties.add(key)
             continue
         value = value_of(p, raw)
-        if value is BAD:
+        if value is BAD or (p.refused and value not in (None, "")):
             found.values.add(key)
             continue
         if p.type == "object-array":

@@ -24,7 +24,8 @@ class Runtime(Protocol):
         Leaves nothing behind when it fails."""
 
     def start(self, vm: dict[str, Any], vmdir: Path) -> None:
-        """Start the VM; returns once it runs, its process outliving vmadm."""
+        """Start the VM; returns once it runs, its process outliving vmadm. It may change ``vm``
+        (what a start uses up: an HVM's ``boot`` loses its ``once=``): the caller saves it."""
 
     def state(self, vm: dict[str, Any], vmdir: Path) -> str:
         """``running``, ``stopped``, ``stopping`` or ``failed``, read from the real process."""

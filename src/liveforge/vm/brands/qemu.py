@@ -15,8 +15,9 @@ then SIGKILL). ``reboot`` resets the machine (QMP ``system_reset``).
 
 ``update`` applies live what QEMU can change while running: a disk's ``size`` grows (QMP
 ``block_resize``; ``qemu-img resize`` when stopped), a new disk is created, ``vnc_password`` is
-set. ``ram``, ``vcpus``, ``cpu_type``, ``bootrom``, ``boot``, ``nics`` and ``vnc_port`` are read
-at the next start.
+set, and so is ``spice_password`` (where SPICE runs). ``ram``, ``vcpus``, ``cpu_type``,
+``bootrom``, ``boot``, ``nics``, ``vnc_port``, ``spice_port``, ``spice_opts``, ``com1``/``com2``
+and ``qemu_extra_opts`` are read at the next start.
 
 ``console`` relays the serial console to this terminal; ``info`` answers QMP queries by kind.
 """
@@ -98,13 +99,16 @@ class QemuRuntime:
 
     def launch(self, vm: dict[str, Any], vmdir: Path, run: RunPaths) -> None:
         """QEMU started (paused), its NICs attached, the guest set going."""
-        for name in qemu_argv.UNSUPPORTED:
+        for name, why in qemu_argv.UNSUPPORTED.items():
             if vm.get(name) not in (None, "", [], -1):
-                self.warn(f"{name} is not supported here: ignored")
+                self.warn(f"{name} is not applied here ({why}): ignored")
         disks = installed_disks(vm, vmdir)
         taps = qemu_net.taps(vm)
         argv = qemu_argv.argv(vm, vmdir, disks, taps, qemu_argv.accelerator())
         run.dir.mkdir(parents=True)
+        for _, sock in qemu_argv.com_ports(vm, vmdir):
+            if sock is not None:
+                sock.parent.mkdir(parents=True, exist_ok=True)
         try:
             proc = subprocess.run(argv, capture_output=True, text=True, errors="replace",
                                   stdin=subprocess.DEVNULL, timeout=START_TIMEOUT)
@@ -119,7 +123,12 @@ class QemuRuntime:
         with qmp.Qmp(run.qmp) as monitor:
             if vm.get("vnc_password"):
                 monitor.command("set_password", protocol="vnc", password=str(vm["vnc_password"]))
+            if vm.get("spice_password") and qemu_argv.spice_on(vm):
+                monitor.command("set_password", protocol="spice",
+                                password=str(vm["spice_password"]))
             monitor.command("cont")
+            if qemu_argv.boot_orders(vm)[1] is not None:
+                boot_once_used(vm, disks, taps, monitor)
 
     def state(self, vm: dict[str, Any], vmdir: Path) -> str:
         run = run_paths(vmdir)
@@ -175,6 +184,9 @@ class QemuRuntime:
             if running and "vnc_password" in changed and changed["vnc_password"]:
                 qmp.ask(run.qmp, "set_password", protocol="vnc",
                         password=str(changed["vnc_password"]))
+            if running and changed.get("spice_password") and qemu_argv.spice_on(vm):
+                qmp.ask(run.qmp, "set_password", protocol="spice",
+                        password=str(changed["spice_password"]))
 
     def destroy(self, vm: dict[str, Any], vmdir: Path) -> None:
         with file_lock(vmdir / LOCK):
@@ -184,7 +196,7 @@ class QemuRuntime:
     def destroy_locked(self, vm: dict[str, Any], vmdir: Path) -> None:
         if qemu_pid(run_paths(vmdir)) is not None:
             self.stop_locked(vm, vmdir, 0, force=True)
-        for name in (qemu_disks.DISKS_DIR, qemu_argv.FIRMWARE_DIR, "run"):
+        for name in (qemu_disks.DISKS_DIR, qemu_argv.FIRMWARE_DIR, qemu_argv.COM_ROOT, "run"):
             remove_tree(vmdir / name)
 
     def reboot(self, vm: dict[str, Any], vmdir: Path, timeout: float = 0,
@@ -224,6 +236,9 @@ class QemuRuntime:
         run = run_paths(vmdir)
         if qemu_pid(run) is None:
             raise QemuError(f"VM {vm['uuid']} is not running")
+        if not qemu_argv.has_console(vm):
+            raise QemuError(f"VM {vm['uuid']} has no console: neither com1 nor com2 is "
+                            f"{qemu_argv.ZCONSOLE}")
         relay_console(run.serial, f"VM {vm['uuid']} serial console (^] to leave)")
         return 0
 
@@ -290,6 +305,25 @@ def clean_run(run: RunPaths) -> None:
     failed start go; the console log stays until the next start."""
     for path in (run.stopping, run.pid, run.qmp, run.serial, run.failed):
         path.unlink(missing_ok=True)
+
+
+def boot_once_used(vm: dict[str, Any], disks: list[qemu_disks.Disk], taps: list[qemu_argv.Tap],
+                   monitor: qmp.Qmp) -> None:
+    """After the first boot of a start with ``boot``'s ``once=`` began: the devices get the
+    order's boot indexes (read at the machine's next reset: a reboot boots by the order), and
+    the VM object loses its ``once=`` (the caller saves it)."""
+    first = qemu_argv.first_boot_indexes(vm, disks, taps)
+    then = qemu_argv.boot_indexes(qemu_argv.boot_order(vm), disks, taps)
+    changed = [key for key in first.keys() | then.keys() if first.get(key) != then.get(key)]
+    for key in sorted(changed):  # first unset (an index is used once at a time), then set
+        if key in first:
+            monitor.command("qom-set", path=f"/machine/peripheral/{qemu_argv.device_id(key)}",
+                            property="bootindex", value=-1)
+    for key in sorted(changed):
+        if key in then:
+            monitor.command("qom-set", path=f"/machine/peripheral/{qemu_argv.device_id(key)}",
+                            property="bootindex", value=then[key])
+    vm["boot"] = qemu_argv.without_once(vm)
 
 
 # -- disks -----------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from liveforge.vm.errors import VmadmError
 from liveforge.vm.net import nictags_file
 from liveforge.vm.store import VmStore
 from liveforge.vm.verbs.common import say
-from liveforge.vm.verbs.validate import brand_of, checked, unknown_nic_tags
+from liveforge.vm.verbs.validate import brand_of, checked, refuse, unknown_nic_tags
 
 
 def prepare(payload: dict[str, Any]) -> dict[str, Any]:
@@ -29,6 +29,7 @@ def prepare(payload: dict[str, Any]) -> dict[str, Any]:
         if tags:
             raise VmadmError(f'Invalid nic tag "{tags[0]}" (the nic tags are those of '
                              f'{nictags_file()})')
+    refuse(result)
     if result.bad_values:
         raise VmadmError(f"Invalid value(s) for: {','.join(result.bad_values)}")
     if result.missing_properties:
@@ -57,7 +58,10 @@ def create(store: VmStore, payload: dict[str, Any]) -> str:
                 store.save(vm)
             store.set_status(uuid, None)
             if vm["autoboot"]:
+                config = dict(vm)
                 rt.start(vm, vmdir)
+                if vm != config:  # what the start used up (boot's once=)
+                    store.save(vm)
     except BaseException:
         try:
             if installed:

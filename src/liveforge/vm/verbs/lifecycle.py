@@ -20,7 +20,10 @@ def start(store: VmStore, uuid: str) -> None:
             return
         if store.status(uuid) is not None:  # not installed: nothing to start
             raise VmadmError(f"Cannot start VM {uuid}: its state is '{now}'")
+        before = dict(vm)
         runtime(vm["brand"]).start(vm, store.vmdir(uuid))
+        if vm != before:  # what the start used up (boot's once=)
+            store.save(vm)
     say(f"Successfully started VM {uuid}")
 
 

@@ -15,7 +15,7 @@ from liveforge.vm.errors import VmadmError
 from liveforge.vm.properties import prop
 from liveforge.vm.store import VmStore
 from liveforge.vm.verbs.common import say, state
-from liveforge.vm.verbs.validate import checked
+from liveforge.vm.verbs.validate import checked, refuse
 
 
 def update(store: VmStore, uuid: str, payload: dict[str, Any]) -> None:
@@ -24,6 +24,7 @@ def update(store: VmStore, uuid: str, payload: dict[str, Any]) -> None:
         result = checked(payload, vm["brand"], "update")
         for name in result.bad_properties:
             say(f'Warning: ignoring property "{name}": not updatable for {vm["brand"]} VMs')
+        refuse(result)
         if result.bad_values:
             raise VmadmError(f"Invalid value(s) for: {','.join(result.bad_values)}")
         new = changes.apply(vm, result.payload)

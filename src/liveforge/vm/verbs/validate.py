@@ -6,8 +6,8 @@ from typing import Any
 
 from liveforge.img.config import DEFAULT_POOL
 from liveforge.vm import images
-from liveforge.vm.errors import InvalidPayload
-from liveforge.vm.properties import BRANDS
+from liveforge.vm.errors import InvalidPayload, VmadmError
+from liveforge.vm.properties import BRANDS, prop
 from liveforge.vm.validate import ZPOOL_RE, Result, check
 from liveforge.vm.verbs.common import say
 
@@ -52,3 +52,12 @@ def validate(action: str, payload: dict[str, Any], brand: str | None) -> None:
     if not result.ok:
         raise InvalidPayload("invalid payload", result.errors())
     say(f"VALID '{action}' payload for {brand} brand VMs.")
+
+
+def refuse(result: Result) -> None:
+    """Raise the error of the first property of a payload that this runtime refuses (the
+    table's ``refused``: its reason), if any."""
+    for name in result.bad_values:
+        row = prop(name)
+        if row is not None and row.refused:
+            raise VmadmError(f"Invalid value(s) for: {name}: not supported here: {row.refused}")
