@@ -65,3 +65,12 @@ def test_a_full_disk_when_a_failure_is_logged_fails_the_run_without_hanging(
         assert "Traceback" not in proc.stderr
         assert "build failed: a" in proc.stderr
         assert not (root / "0-a-stamp").exists()
+
+
+def test_an_error_names_a_path_that_is_not_utf8_by_its_bytes(tmp_path: Path) -> None:
+    root = tmp_path / os.fsdecode(b"ws-\xff")
+    root.mkdir()
+    proc = cli(root, "status")  # no platform.toml: an error naming the workspace
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    # the output holds the byte 0xff itself (read back as its surrogate), not "\udcff" text
+    assert os.fsdecode(b"ws-\xff") in proc.stderr and "\\udcff" not in proc.stderr

@@ -551,8 +551,18 @@ def terminal_width() -> int:
     return columns if columns > 0 else 80
 
 
+def raw_names() -> None:
+    """A name that is not UTF-8 reaches the terminal as the bytes the file system has, not as
+    Python's ``\\udcXX`` escapes (the process's own standard streams only)."""
+    for stream in (sys.__stdout__, sys.__stderr__):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="surrogateescape")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else argv
+    raw_names()
     try:
         args = parse(words)
     except SystemExit as exc:
