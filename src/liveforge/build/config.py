@@ -259,6 +259,11 @@ def workspace_path_problem(path: str) -> str | None:
     return None
 
 
+def holds(directory: str, path: str) -> bool:
+    """Whether ``directory`` is ``path`` or one of its parents (both absolute, normalized)."""
+    return path == directory or path.startswith(directory.rstrip("/") + "/")
+
+
 def load_platform(path: Path, kinds: Mapping[str, Kind]
                   ) -> tuple[PlatformSpec, dict[str, ComponentSpec]]:
     """Parse and check platform.toml; every problem is reported as file:line. ``kinds``: the
@@ -267,6 +272,7 @@ def load_platform(path: Path, kinds: Mapping[str, Kind]
     errors: list[InputError] = []
     root = path.parent
     root_dir = str(root)
+    abs_root = os.path.abspath(root_dir)
 
     def err(msg: str, line: int | None) -> None:
         errors.append(InputError(msg, path, line))
@@ -331,8 +337,9 @@ def load_platform(path: Path, kinds: Mapping[str, Kind]
                 err(f"component {cname!r}: path must be a string",
                     lines.key(f"components.{cname}", "path"))
             else:
-                cpath = Path(os.path.normpath(os.path.join(root_dir, table["path"])))
-                if Path(os.path.abspath(root_dir)).is_relative_to(os.path.abspath(cpath)):
+                normal = os.path.normpath(os.path.join(root_dir, table["path"]))
+                cpath = Path(normal)
+                if holds(os.path.abspath(normal), abs_root):
                     err(f"component {cname!r}: path {table['path']!r} holds the workspace (its "
                         "build outputs would be the component's source: always stale)",
                         lines.key(f"components.{cname}", "path"))
