@@ -26,7 +26,8 @@ from liveforge.build.units import deliver, fresh_unit, owners
 from liveforge.build.workspace import Workspace
 from liveforge.util.errors import LiveforgeError, os_error_text
 from liveforge.util.events import Reporter
-from liveforge.util.proc import ProcessGroup, log_bytes, log_tail
+from liveforge.util.fileio import text_bytes
+from liveforge.util.proc import ProcessGroup, log_tail
 
 T = TypeVar("T")
 
@@ -132,7 +133,7 @@ def run_steps(ws: Workspace, plan: Plan, targets: Collection[str], reporter: Rep
                 traceback.format_exc()
             try:
                 with open(log_path, "ab") as log:
-                    log.write(log_bytes(why))
+                    log.write(text_bytes(why))
             except OSError:
                 pass  # a full disk: the report to the main thread still says why
         finally:

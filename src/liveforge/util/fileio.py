@@ -64,6 +64,16 @@ def not_utf8(path: Path, line: int, byte: int, column: int) -> InputError:
     return InputError(f"not UTF-8 text (byte 0x{byte:02x} in column {column})", path, line)
 
 
+def text_bytes(text: str) -> bytes:
+    """``text`` as UTF-8 bytes, a file name in it that is not UTF-8 as the bytes the file system
+    has (as :func:`os.fsdecode` gave them); any other character UTF-8 cannot hold as a
+    backslash escape: writing text never fails on it (a log, a JSON file, a report)."""
+    try:
+        return text.encode(errors="surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode(errors="backslashreplace")
+
+
 def write_atomic(path: Path, data: str | bytes) -> None:
     """Write ``data`` to a temporary file beside ``path``, fsync, and rename it into place; on
     any failure the temporary is removed (a killed run's is a leftover: scratch.py). Text is
@@ -71,7 +81,7 @@ def write_atomic(path: Path, data: str | bytes) -> None:
     has them)."""
     tmp = path.with_name(tmp_name(path.name))
     if isinstance(data, str):
-        data = data.encode(errors="surrogateescape")
+        data = text_bytes(data)
     try:
         with open(tmp, "wb") as handle:
             handle.write(data)

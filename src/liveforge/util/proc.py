@@ -280,16 +280,6 @@ def text_tail(text: str, lines: int = TAIL_LINES) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def log_bytes(text: str) -> bytes:
-    """``text`` as a log holds it: a file name the file system gave as bytes that are not UTF-8
-    is written as those bytes, any other character UTF-8 cannot hold as a backslash escape
-    (writing a log never fails on its text)."""
-    try:
-        return text.encode(errors="surrogateescape")
-    except UnicodeEncodeError:
-        return text.encode(errors="backslashreplace")
-
-
 def log_tail(path: Path, lines: int = TAIL_LINES) -> str:
     """The last ``lines`` lines of a log file (read from its last 64 KiB); "" when it cannot be
     read."""

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from liveforge.build.kinds.base import MAIN, UNIT_MANIFESTS, UNIT_TREE, Cancelled, make_fetcher
 from liveforge.util.errors import BuildError
-from liveforge.util.proc import ProcessGroup, log_bytes
+from liveforge.util.fileio import text_bytes
+from liveforge.util.proc import ProcessGroup
 
 TYPE_CHECKING = False  # typing's, without importing typing
 if TYPE_CHECKING:
@@ -92,7 +93,7 @@ class BuildContext:
         return env
 
     def note(self, text: str) -> None:
-        self.log.write(log_bytes(f"==> {text}\n"))
+        self.log.write(text_bytes(f"==> {text}\n"))
         self.log.flush()
 
     def run(self, argv: Sequence[str | os.PathLike[str]], cwd: Path | None = None,

@@ -19,7 +19,8 @@ from liveforge.build.kinds.base.context import BuildContext
 from liveforge.build.kinds.extra.package import Package, VariantOptions
 from liveforge.util.errors import BuildError
 from liveforge.util.fetch import Fetcher
-from liveforge.util.proc import log_bytes, log_tail
+from liveforge.util.fileio import text_bytes
+from liveforge.util.proc import log_tail
 from liveforge.util.scratch import make_temp_dir, remove_leftovers, remove_temp, replace_tree
 from liveforge.util.unpack import unpack_source
 
@@ -95,7 +96,7 @@ def apply_patches(ctx: BuildContext, pkg: Package, tree: Path) -> None:
                 report = f"patch {patch} does not apply to {pkg.name}\n"
                 if rejected:
                     report += f"--- rejected hunks of {patch.name} ---\n{rejected}"
-                ctx.log.write(log_bytes(report))
+                ctx.log.write(text_bytes(report))
                 ctx.log.flush()
                 raise BuildError(f"extra package {pkg.name}: patch {patch} does not apply",
                                  ctx.log_path, tail=output.rstrip() + "\n" + report)
